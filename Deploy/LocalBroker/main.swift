@@ -1,0 +1,87 @@
+import CRdKafka
+import Foundation
+import OrchardMessages
+
+// orchard-local-broker: hosts librdkafka's mock cluster, which speaks the real Kafka protocol over
+// TCP (including consumer groups and offset commits) and keeps nothing on disk. It creates every
+// Orchard topic, prints the bootstrap address and writes it to --bootstrap-file, then runs until
+// SIGTERM or SIGINT. For local runs and tests only: production points at a real Kafka cluster.
+
+var bootstrapFile: String?
+var brokers: Int32 = 1
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--bootstrap-file": bootstrapFile = arguments.popFirst()
+    case "--brokers": brokers = arguments.popFirst().flatMap(Int32.init) ?? 1
+    default:
+        FileHandle.standardError.write(Data("usage: orchard-local-broker [--bootstrap-file PATH] [--brokers N]\n".utf8))
+        exit(2)
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("orchard-local-broker: \(message)\n".utf8))
+    exit(1)
+}
+
+// The mock cluster lives inside a client instance; this one is never used to produce.
+let conf = rd_kafka_conf_new()
+_ = rd_kafka_conf_set(conf, "log_level", "3", nil, 0)
+var error = [CChar](repeating: 0, count: 512)
+guard let host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &error, error.count) else {
+    fail("cannot create host client: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+}
+guard let cluster = rd_kafka_mock_cluster_new(host, brokers) else { fail("cannot start the mock cluster") }
+for topic in Topics.all {
+    let err = rd_kafka_mock_topic_create(cluster, topic.name, Int32(topic.partitions), 1)
+    guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+        fail("cannot create topic \(topic.name): \(String(cString: rd_kafka_err2str(err)))")
+    }
+}
+let bootstrap = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+if let bootstrapFile {
+    do { try (bootstrap + "\n").write(toFile: bootstrapFile, atomically: true, encoding: .utf8) } catch {
+        fail("cannot write \(bootstrapFile): \(error)")
+    }
+}
+FileHandle.standardOutput.write(Data("orchard-local-broker: listening on \(bootstrap) with \(Topics.all.count) topics\n".utf8))
+FileHandle.standardOutput.synchronizeFile()
+
+// The mock brokers write responses without TCP_NODELAY, so a response split over two writes waits for
+// the client's delayed ACK (40 ms on Linux): a 40-50 ms tail on request/reply. The brokers live in this
+// process, so set TCP_NODELAY on each of its TCP sockets as connections arrive.
+let nodelay = Thread {
+    var done = Set<Int32>()
+    while true {
+        if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            var seen = Set<Int32>()
+            for entry in entries {
+                guard let fd = Int32(entry) else { continue }
+                seen.insert(fd)
+                if done.contains(fd) { continue }
+                var on: Int32 = 1
+                // Fails harmlessly (ENOTSOCK, EOPNOTSUPP) on everything but TCP sockets.
+                _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+                done.insert(fd)
+            }
+            done.formIntersection(seen)
+        }
+        usleep(20_000)
+    }
+}
+nodelay.start()
+
+let stop = DispatchSemaphore(value: 0)
+var sources: [any DispatchSourceSignal] = []
+for sig in [SIGTERM, SIGINT] {
+    signal(sig, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+    source.setEventHandler { stop.signal() }
+    source.resume()
+    sources.append(source)
+}
+stop.wait()
+rd_kafka_mock_cluster_destroy(cluster)
+rd_kafka_destroy(host)
+print("orchard-local-broker: stopped")

@@ -1,0 +1,94 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let serviceDependencies: [Target.Dependency] = [
+    "OrchardServiceKit", "OrchardMessaging", "OrchardStorage", "OrchardMessages",
+]
+
+let package = Package(
+    name: "orchard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "checkin-gateway", targets: ["CheckinGateway"]),
+        .executable(name: "token-service", targets: ["TokenService"]),
+        .executable(name: "profile-signer", targets: ["ProfileSigner"]),
+        .executable(name: "abm-sync", targets: ["ABMSync"]),
+        .executable(name: "user-enrollment-auth", targets: ["UserEnrollmentAuth"]),
+        .executable(name: "orchard-local-broker", targets: ["LocalBroker"]),
+        .executable(name: "orchard-bench", targets: ["OrchardBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // C libraries, reached through thin module maps and one C shim for OpenSSL's macros.
+        .systemLibrary(name: "CRdKafka", path: "Shared/CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
+        .target(name: "COrchardCrypto", path: "Shared/COrchardCrypto",
+                linkerSettings: [.linkedLibrary("crypto")]),
+
+        // Shared modules.
+        .target(name: "OrchardCrypto", dependencies: ["COrchardCrypto"], path: "Shared/Crypto"),
+        .target(name: "OrchardStorage", dependencies: [
+            "CLibPQ",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], path: "Shared/Storage"),
+        .target(name: "OrchardObservability", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], path: "Shared/Observability"),
+        .target(name: "OrchardMessaging", dependencies: [
+            "CRdKafka", "OrchardStorage", "OrchardObservability",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Shared/Messaging"),
+        .target(name: "OrchardMessages", dependencies: ["OrchardMessaging"], path: "Shared/Messages"),
+        .target(name: "OrchardServiceKit", dependencies: [
+            "OrchardMessaging", "OrchardStorage", "OrchardObservability",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Shared/ServiceKit"),
+
+        // The five services.
+        .executableTarget(name: "CheckinGateway", dependencies: serviceDependencies + ["OrchardCrypto"],
+                          path: "Services/CheckinGateway"),
+        .executableTarget(name: "TokenService", dependencies: serviceDependencies + ["OrchardCrypto"],
+                          path: "Services/TokenService"),
+        .executableTarget(name: "ProfileSigner", dependencies: serviceDependencies + ["OrchardCrypto"],
+                          path: "Services/ProfileSigner"),
+        .executableTarget(name: "ABMSync", dependencies: serviceDependencies, path: "Services/ABMSync"),
+        .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies,
+                          path: "Services/UserEnrollmentAuth"),
+
+        // Local stack and benchmarks.
+        .executableTarget(name: "LocalBroker", dependencies: ["CRdKafka", "OrchardMessages"],
+                          path: "Deploy/LocalBroker"),
+        .executableTarget(name: "OrchardBench", dependencies: [
+            "OrchardMessaging", "OrchardMessages", "OrchardStorage",
+        ], path: "Benchmarks/OrchardBench"),
+
+        // Tests.
+        .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
+        .testTarget(name: "StorageTests", dependencies: ["OrchardStorage"], path: "Tests/StorageTests"),
+        .testTarget(name: "MessagingTests", dependencies: [
+            "OrchardMessaging", "OrchardMessages", "OrchardStorage",
+        ], path: "Tests/MessagingTests"),
+        .testTarget(name: "ServiceKitTests", dependencies: [
+            "OrchardServiceKit",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], path: "Tests/ServiceKitTests"),
+        .testTarget(name: "DeployTests", dependencies: [.product(name: "Yams", package: "Yams")],
+                    path: "Tests/DeployTests"),
+    ]
+)

@@ -1,0 +1,6 @@
+import OrchardStorage
+
+/// This service's schema. The messaging outbox and inbox tables are added by the service kit.
+enum ABMSyncMigrations {
+    static let all: [Migration] = []
+}

@@ -1,0 +1,6 @@
+import OrchardStorage
+
+/// This service's schema. The messaging outbox and inbox tables are added by the service kit.
+enum CheckinGatewayMigrations {
+    static let all: [Migration] = []
+}

@@ -1,0 +1,21 @@
+import OrchardMessages
+import OrchardMessaging
+import OrchardServiceKit
+
+// token-service: issues and checks security tokens and pairing tokens. It talks to no device;
+// it answers requests from orchard.token-requests.v1.
+let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
+    name: "token-service", defaultPort: 8081, schema: "token_service", migrations: TokenServiceMigrations.all))
+
+let ttlSeconds = (try? runtime.configuration.environment.int("ORCHARD_SECURITY_TOKEN_TTL_SECONDS", default: 300,
+                                                            range: 10...3600)) ?? 300
+let issuer = SecurityTokenIssuer(database: runtime.database, outbox: runtime.outbox, timeToLive: .seconds(ttlSeconds),
+                                 service: runtime.definition.name)
+
+var routes = MessageRouter()
+routes.respond(RequestResponder(IssueSecurityToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await issuer.issue(request, correlationID: message.correlationID)
+})
+let requests = runtime.consumer(topics: [IssueSecurityToken.topic], handler: routes.handler)
+
+await runtime.run(router: runtime.makeRouter(), services: [requests])

@@ -1,0 +1,60 @@
+import COrchardCrypto
+import Foundation
+
+/// Hashes used for token storage and fingerprints.
+public enum Digest {
+    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        _ = orc_sha256(data, data.count, &out)
+        return out
+    }
+
+    public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        _ = orc_hmac_sha256(key, key.count, data, data.count, &out)
+        return out
+    }
+
+    /// Compares two byte strings in time that depends only on their lengths.
+    public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+/// Cryptographically secure random bytes from OpenSSL's DRBG.
+public enum SecureRandom {
+    public static func bytes(_ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        guard orc_random_bytes(&out, count) == 1 else { throw CryptoError.openssl("random generation") }
+        return out
+    }
+
+    /// A URL-safe random token of `byteCount` bytes (default 256 bits).
+    public static func token(byteCount: Int = 32) throws -> String {
+        base64URL(try bytes(byteCount))
+    }
+}
+
+extension Array where Element == UInt8 {
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Base64 without padding, with the URL-safe alphabet.
+public func base64URL(_ bytes: [UInt8]) -> String {
+    var s = Data(bytes).base64EncodedString()
+    s = s.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    while s.hasSuffix("=") { s.removeLast() }
+    return s
+}

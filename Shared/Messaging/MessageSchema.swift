@@ -1,0 +1,88 @@
+import Foundation
+
+/// A typed Kafka message: the Swift type fixes its topic, its `type` header and its schema version.
+/// Adding an optional field keeps the version; any other change is a new version (and topic suffix).
+/// Unknown fields are ignored on decode, so older readers keep working.
+public protocol MessageSchema: Codable, Sendable {
+    static var topic: String { get }
+    static var type: String { get }
+    static var version: Int { get }
+    /// The partitioning key: the device or enrollment it concerns, so one device's messages stay in order.
+    var key: String { get }
+}
+
+/// A message that expects an answer from another service while a caller waits.
+public protocol RequestSchema: MessageSchema {
+    associatedtype Reply: Codable & Sendable
+}
+
+/// JSON with ISO 8601 dates, the wire format of every Orchard message.
+public enum MessageCodec {
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601WithFractions
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601WithOptionalFractions
+        return try decoder.decode(type, from: Data(bytes))
+    }
+
+    /// Decodes a consumed message as `T`, checking its type and version headers.
+    /// A mismatch or malformed body is a `MessageRejected`: retrying cannot fix it.
+    public static func decode<T: MessageSchema>(_ type: T.Type, from message: ConsumedMessage) throws -> T {
+        guard message.headers[Header.type] == T.type else {
+            throw MessageRejected("expected type \(T.type), got \(message.headers[Header.type] ?? "none")")
+        }
+        guard message.headers[Header.version] == String(T.version) else {
+            throw MessageRejected("\(T.type): unsupported version \(message.headers[Header.version] ?? "none")")
+        }
+        do {
+            return try decode(T.self, from: message.value)
+        } catch {
+            throw MessageRejected("\(T.type): malformed body: \(error)")
+        }
+    }
+
+    /// The outgoing form of a typed message, with its standard headers.
+    public static func outgoing<T: MessageSchema>(_ value: T, correlationID: String? = nil,
+                                                  headers extra: [String: String] = [:]) throws -> OutgoingMessage {
+        var headers = extra
+        headers[Header.type] = T.type
+        headers[Header.version] = String(T.version)
+        headers[Header.messageID] = headers[Header.messageID] ?? UUID().uuidString.lowercased()
+        if let correlationID { headers[Header.correlationID] = correlationID }
+        return OutgoingMessage(topic: T.topic, key: value.key, value: try encode(value), headers: headers)
+    }
+}
+
+extension JSONEncoder.DateEncodingStrategy {
+    static let iso8601WithFractions = JSONEncoder.DateEncodingStrategy.custom { date, encoder in
+        var container = encoder.singleValueContainer()
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        try container.encode(formatter.string(from: date))
+    }
+}
+
+extension JSONDecoder.DateDecodingStrategy {
+    static let iso8601WithOptionalFractions = JSONDecoder.DateDecodingStrategy.custom { decoder in
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        let withFractions = ISO8601DateFormatter()
+        withFractions.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = withFractions.date(from: text) ?? ISO8601DateFormatter().date(from: text) { return date }
+        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
+    }
+}
+
+extension KafkaProducer {
+    /// Publishes a typed message and waits for the broker's acknowledgement.
+    @discardableResult
+    public func publish<T: MessageSchema>(_ value: T, correlationID: String? = nil) async throws -> DeliveryReport {
+        try await send(MessageCodec.outgoing(value, correlationID: correlationID))
+    }
+}

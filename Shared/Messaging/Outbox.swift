@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import OrchardStorage
+import ServiceLifecycle
+
+/// The transactional outbox and inbox: a service writes the events announcing a state change in the
+/// same transaction as the change (`Outbox.append`), and records every message it has applied in the
+/// same transaction as its effect (`Inbox.firstDelivery`), so neither a crash nor a redelivery makes
+/// the database and Kafka diverge.
+public enum MessagingTables {
+    /// The migration that creates `outbox` and `processed_messages` in a service's schema.
+    public static func migration(version: Int) -> Migration {
+        Migration(version, "messaging outbox and inbox", """
+            CREATE TABLE outbox (
+                id bigserial PRIMARY KEY,
+                topic text NOT NULL,
+                message_key text,
+                headers jsonb NOT NULL,
+                payload bytea NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                claimed_until timestamptz);
+            CREATE TABLE processed_messages (
+                message_id text PRIMARY KEY,
+                processed_at timestamptz NOT NULL DEFAULT now());
+            CREATE INDEX processed_messages_at ON processed_messages (processed_at);
+            """)
+    }
+}
+
+public enum Outbox {
+    /// Adds a typed message to the outbox inside the caller's transaction.
+    public static func append<T: MessageSchema>(_ value: T, correlationID: String?, on connection: Connection) throws {
+        let message = try MessageCodec.outgoing(value, correlationID: correlationID)
+        let headers = String(decoding: try JSONEncoder().encode(message.headers), as: UTF8.self)
+        try connection.query("INSERT INTO outbox (topic, message_key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
+                             [.text(message.topic), .optionalText(message.key), .text(headers), .bytes(message.value)])
+    }
+}
+
+public enum Inbox {
+    /// Records that the message was applied; false means it was applied before (a redelivery),
+    /// and the caller should skip its effect. Call inside the transaction that applies it.
+    public static func firstDelivery(of message: ConsumedMessage, on connection: Connection) throws -> Bool {
+        let id = message.messageID ?? "\(message.topic)/\(message.partition)/\(message.offset)"
+        return !(try connection.query(
+            "INSERT INTO processed_messages (message_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING message_id",
+            [.text(id)]).isEmpty)
+    }
+}
+
+/// Publishes outbox rows to Kafka in id order and deletes them once the broker acknowledged them.
+/// Rows are claimed for 30 s with SKIP LOCKED, so replicas share the work without publishing a row
+/// twice in normal operation; after a crash a claim expires and the row is published again (at least once).
+public final class OutboxPublisher: Service, Sendable {
+    private let database: Database
+    private let producer: KafkaProducer
+    private let logger: Logger
+    private let wake = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
+    private let pollInterval: Duration
+
+    public init(database: Database, producer: KafkaProducer, logger: Logger, pollInterval: Duration = .milliseconds(500)) {
+        self.database = database
+        self.producer = producer
+        self.logger = logger
+        self.pollInterval = pollInterval
+    }
+
+    /// Publishes soon instead of at the next poll; call after committing a transaction that appended.
+    public func notify() {
+        wake.withLockedValue { c in c?.resume(); c = nil }
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let published = try await self.publishBatch()
+                    if published > 0 { continue }
+                } catch {
+                    self.logger.warning("outbox publish failed: \(error)")
+                }
+                await self.sleepUntilWoken()
+            }
+        }
+        _ = try? await publishBatch()
+    }
+
+    /// Publishes up to 200 rows; returns how many.
+    @discardableResult
+    public func publishBatch() async throws -> Int {
+        let rows = try await database.transaction { c in
+            try c.query("""
+                UPDATE outbox SET claimed_until = now() + interval '30 seconds'
+                WHERE id IN (SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
+                             ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
+                RETURNING id, topic, message_key, headers::text AS headers, payload
+                """)
+        }
+        guard !rows.isEmpty else { return 0 }
+        let messages: [(Int, OutgoingMessage)] = rows.compactMap { row in
+            guard let id = row.int("id"), let topic = row.string("topic"), let payload = row.bytes("payload") else {
+                return nil
+            }
+            let headers = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("headers") ?? "{}").utf8))) ?? [:]
+            return (id, OutgoingMessage(topic: topic, key: row.string("message_key"), value: payload, headers: headers))
+        }.sorted { $0.0 < $1.0 }
+        // Produce all, then await all: the idempotent producer keeps per-partition order.
+        var delivered: [Int] = []
+        var firstError: (any Error)?
+        await withTaskGroup(of: (Int, (any Error)?).self) { group in
+            for (id, message) in messages {
+                group.addTask {
+                    do { try await self.producer.send(message); return (id, nil) } catch { return (id, error) }
+                }
+            }
+            for await (id, error) in group {
+                if let error { firstError = firstError ?? error } else { delivered.append(id) }
+            }
+        }
+        if !delivered.isEmpty {
+            let ids = "{" + delivered.map(String.init).joined(separator: ",") + "}"
+            try await database.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [.text(ids)])
+        }
+        if let firstError { throw firstError }
+        return delivered.count
+    }
+
+    private func sleepUntilWoken() async {
+        let interval = pollInterval
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    self.wake.withLockedValue { $0?.resume(); $0 = c }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: interval) }
+            await group.next()
+            self.notify()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+
+/// Writes one JSON object per line to standard error: time, level, service, message and metadata
+/// (the correlation id travels as metadata key `correlation-id`).
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let service: String
+
+    public init(label: String, service: String, level: Logger.Level) {
+        self.label = label
+        self.service = service
+        self.logLevel = level
+    }
+
+    /// Installs the handler for the whole process.
+    public static func bootstrap(service: String, level: Logger.Level) {
+        LoggingSystem.bootstrap { JSONLogHandler(label: $0, service: service, level: level) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var object: [String: Any] = [
+            "time": Self.timestamp(),
+            "level": event.level.rawValue,
+            "service": service,
+            "logger": label,
+            "message": event.message.description,
+        ]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
+            object[key] = value.description
+        }
+        if event.level >= .error { object["source"] = "\(event.file):\(event.line)" }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        data.append(0x0A)
+        FileHandle.standardError.write(data)
+    }
+
+    private static func timestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrchardMessaging
+import OrchardObservability
+import OrchardStorage
+
+/// `/healthz` (the process is up), `/readyz` (Kafka and PostgreSQL answer) and `/metrics`.
+public enum HealthRoutes {
+    public static func add<Context: RequestContext>(to router: Router<Context>, database: Database,
+                                                    producer: KafkaProducer) {
+        router.get("healthz") { _, _ in
+            jsonResponse(.ok, ["status": "ok"])
+        }
+        router.get("readyz") { _, _ in
+            async let kafka = producer.isBrokerReachable()
+            async let postgres = database.ping()
+            let (k, p) = await (kafka, postgres)
+            return jsonResponse(k && p ? .ok : .serviceUnavailable,
+                                ["kafka": k ? "ok" : "unreachable", "postgres": p ? "ok" : "unreachable"])
+        }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.shared.render())))
+        }
+    }
+}
+
+/// A small JSON object response.
+public func jsonResponse(_ status: HTTPResponse.Status, _ object: [String: String]) -> Response {
+    let body = object.sorted { $0.key < $1.key }
+        .map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",")
+    return Response(status: status, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: "{\(body)}")))
+}
+
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,56 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrchardObservability
+
+/// Gives every request a correlation id (the caller's `X-Correlation-ID`, or a new one), puts it in
+/// the request's log metadata and the response headers, and records request counts and latencies.
+public struct ObservabilityMiddleware<Context: RequestContext>: RouterMiddleware {
+    public static var headerName: HTTPField.Name { HTTPField.Name("X-Correlation-ID")! }
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let supplied = request.headers[Self.headerName].flatMap { isSafeCorrelationID($0) ? $0 : nil }
+        let correlationID = supplied ?? UUID().uuidString.lowercased()
+        context.logger[metadataKey: "correlation-id"] = .string(correlationID)
+        let started = DispatchTime.now()
+        var status = 500
+        defer {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+            let route = context.endpointPath ?? "unmatched"
+            MetricsRegistry.shared.increment("orchard_http_requests_total",
+                                             labels: ["route": route, "method": request.method.rawValue, "status": String(status)],
+                                             help: "HTTP requests served")
+            MetricsRegistry.shared.observe("orchard_http_request_seconds", seconds, labels: ["route": route],
+                                           help: "HTTP request latency")
+        }
+        do {
+            var response = try await next(request, context)
+            response.headers[Self.headerName] = correlationID
+            status = Int(response.status.code)
+            return response
+        } catch let error as any HTTPResponseError {
+            status = Int(error.status.code)
+            if status >= 500 { context.logger.error("request failed: \(error)") }
+            throw error
+        } catch {
+            context.logger.error("request failed: \(error)")
+            throw error
+        }
+    }
+}
+
+/// Correlation ids end up in logs and headers: accept only short, plain tokens from clients.
+func isSafeCorrelationID(_ text: String) -> Bool {
+    !text.isEmpty && text.count <= 128 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+}
+
+extension RequestContext {
+    /// The request's correlation id, set by `ObservabilityMiddleware`.
+    public var correlationID: String {
+        logger[metadataKey: "correlation-id"]?.description ?? UUID().uuidString.lowercased()
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import OrchardMessaging
+import OrchardObservability
+import OrchardStorage
+import ServiceLifecycle
+
+/// What makes one Orchard service: its name, default port, database schema and migrations.
+public struct ServiceDefinition: Sendable {
+    public let name: String
+    public let defaultPort: Int
+    public let schema: String
+    public let migrations: [Migration]
+
+    public init(name: String, defaultPort: Int, schema: String, migrations: [Migration]) {
+        self.name = name
+        self.defaultPort = defaultPort
+        self.schema = schema
+        self.migrations = migrations
+    }
+}
+
+/// The wiring every service shares: configuration, logging, PostgreSQL (migrated), Kafka producer,
+/// the outbox publisher, optional request/reply client, health routes and graceful shutdown.
+public final class ServiceRuntime: Sendable {
+    public let definition: ServiceDefinition
+    public let configuration: ServiceConfiguration
+    public let logger: Logger
+    public let database: Database
+    public let producer: KafkaProducer
+    public let outbox: OutboxPublisher
+    public let requests: RequestClient?
+
+    private init(definition: ServiceDefinition, configuration: ServiceConfiguration, logger: Logger,
+                 database: Database, producer: KafkaProducer, outbox: OutboxPublisher, requests: RequestClient?) {
+        self.definition = definition
+        self.configuration = configuration
+        self.logger = logger
+        self.database = database
+        self.producer = producer
+        self.outbox = outbox
+        self.requests = requests
+    }
+
+    /// Reads configuration, sets up logging, connects and migrates. Exits the process with a clear
+    /// message when configuration is invalid.
+    public static func bootstrap(_ definition: ServiceDefinition, needsRequests: Bool = false) async -> ServiceRuntime {
+        let configuration: ServiceConfiguration
+        do {
+            configuration = try ServiceConfiguration(service: definition.name, defaultPort: definition.defaultPort)
+        } catch {
+            FileHandle.standardError.write(Data("\(definition.name): configuration error: \(error)\n".utf8))
+            exit(2)
+        }
+        JSONLogHandler.bootstrap(service: definition.name, level: configuration.logLevel)
+        var logger = Logger(label: definition.name)
+        logger[metadataKey: "instance"] = .string(configuration.instanceID)
+        do {
+            let database = try Database(conninfo: configuration.databaseURL, schema: definition.schema,
+                                        maxConnections: configuration.databasePoolSize)
+            let applied = try await retrying("migrate \(definition.schema)", logger: logger) {
+                try await database.migrate(definition.migrations + [MessagingTables.migration(version: 1_000_000)])
+            }
+            if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": "\(applied)"]) }
+            let producer = try KafkaProducer(settings: configuration.kafka)
+            let requests: RequestClient? = needsRequests
+                ? try await retrying("open reply channel", logger: logger) {
+                    try RequestClient(settings: configuration.kafka, producer: producer,
+                                      instanceID: configuration.instanceID, logger: logger)
+                }
+                : nil
+            let outbox = OutboxPublisher(database: database, producer: producer, logger: logger)
+            return ServiceRuntime(definition: definition, configuration: configuration, logger: logger,
+                                  database: database, producer: producer, outbox: outbox, requests: requests)
+        } catch {
+            logger.critical("start-up failed: \(error)")
+            exit(1)
+        }
+    }
+
+    /// A router with the health routes and the correlation-id middleware installed.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: ObservabilityMiddleware())
+        HealthRoutes.add(to: router, database: database, producer: producer)
+        return router
+    }
+
+    /// A consumer-group member of this service (group `orchard.<service>` unless named).
+    public func consumer(topics: [String], group: String? = nil, handler: @escaping KafkaConsumer.Handler) -> KafkaConsumer {
+        KafkaConsumer(settings: configuration.kafka, groupID: group ?? "orchard.\(definition.name)", topics: topics,
+                      deadLetters: producer, logger: logger, handler: handler)
+    }
+
+    /// Serves HTTP and runs the given services until SIGTERM or SIGINT, then shuts down gracefully:
+    /// in-flight requests finish, consumers commit their offsets, the producer flushes.
+    public func run(router: Router<BasicRequestContext>, services: [any Service]) async {
+        var app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort),
+                                 serverName: definition.name),
+            logger: logger)
+        app.addServices(outbox)
+        app.addServices(services)
+        logger.info("listening", metadata: ["port": "\(configuration.httpPort)"])
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            logger.error("service stopped with error: \(error)")
+        }
+        producer.flush()
+        await database.shutdown()
+        logger.info("stopped")
+    }
+}
+
+/// Retries a start-up step while its dependency comes up (containers start in any order): about 60 s.
+func retrying<T>(_ what: String, logger: Logger, attempts: Int = 30,
+                 _ body: () async throws -> T) async throws -> T {
+    var attempt = 1
+    while true {
+        do {
+            return try await body()
+        } catch {
+            if attempt >= attempts { throw error }
+            logger.warning("\(what) failed (attempt \(attempt)), retrying: \(error)")
+            try await Task.sleep(for: .seconds(2))
+            attempt += 1
+        }
+    }
+}
