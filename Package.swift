@@ -82,13 +82,13 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
-            "OrchardMessaging", "OrchardMessages", "OrchardStorage",
+            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
             "OrchardServiceKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
-        .testTarget(name: "DeployTests", dependencies: [.product(name: "Yams", package: "Yams")],
+        .testTarget(name: "DeployTests", dependencies: ["OrchardMessages", .product(name: "Yams", package: "Yams")],
                     path: "Tests/DeployTests"),
     ]
 )

@@ -100,7 +100,14 @@ switch mode {
 case "respond":
     var router = MessageRouter()
     router.respond(RequestResponder(BenchEcho.self, producer: producer, logger: logger) { request, _ in
-        BenchEcho.Reply(id: request.id, payload: request.payload, responder: instance)
+        // "sleep:N" answers after N ms: lets tests provoke a late reply.
+        if request.payload.hasPrefix("sleep:"), let ms = Int(request.payload.dropFirst(6)) {
+            try await Task.sleep(for: .milliseconds(min(ms, 10_000)))
+        }
+        if request.payload == "refuse" {
+            throw RequestRefused(code: "bench.refused", message: "refused on request", httpStatus: 403)
+        }
+        return BenchEcho.Reply(id: request.id, payload: request.payload, responder: instance)
     })
     let consumer = KafkaConsumer(settings: settings, groupID: "orchard.bench-responder", topics: [BenchEcho.topic],
                                  deadLetters: producer, logger: logger, handler: router.handler)

@@ -44,6 +44,8 @@ public struct ServiceConfiguration: Sendable {
     public let kafka: KafkaSettings
     public let requestTimeout: Duration
     public let logLevel: Logger.Level
+    /// The key-encryption key for secrets at rest (32 bytes), when configured.
+    public let keyEncryptionKey: [UInt8]?
     public let environment: EnvironmentReader
 
     public init(service: String, defaultPort: Int, environment: EnvironmentReader = EnvironmentReader()) throws {
@@ -68,5 +70,13 @@ public struct ServiceConfiguration: Sendable {
             throw ConfigurationError("ORCHARD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }
         logLevel = parsed
+        if let kek = environment.optional("ORCHARD_KEK") {
+            guard let bytes = Data(base64Encoded: kek), bytes.count == 32 else {
+                throw ConfigurationError("ORCHARD_KEK must be 32 bytes in base64 (head -c 32 /dev/urandom | base64)")
+            }
+            keyEncryptionKey = Array(bytes)
+        } else {
+            keyEncryptionKey = nil
+        }
     }
 }

@@ -9,15 +9,15 @@ public final class Connection: @unchecked Sendable {
 
     init(conninfo: String, searchPath: String?) throws {
         guard let conn = PQconnectdb(conninfo) else { throw PostgresError(message: "out of memory", sqlState: nil) }
+        // From here on deinit owns conn, also when init throws.
         self.conn = conn
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
-            PQfinish(conn)
             throw PostgresError(message: "cannot connect to PostgreSQL: \(message)", sqlState: nil)
         }
         var setup = "SET TIME ZONE 'UTC'"
         if let searchPath { setup += "; SET search_path TO \(searchPath), public" }
-        do { try executeScript(setup) } catch { PQfinish(conn); throw error }
+        try executeScript(setup)
     }
 
     deinit { PQfinish(conn) }

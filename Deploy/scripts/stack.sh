@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Shared by run-local.sh and test.sh: installs what Orchard needs and starts PostgreSQL, the local
+# Kafka broker and the five services as local processes. Source it; it defines functions only.
+
+ORCHARD_SERVICES=(checkin-gateway token-service profile-signer abm-sync user-enrollment-auth)
+ORCHARD_PIDS=()
+
+log() { printf '\033[1m[orchard]\033[0m %s\n' "$*" >&2; }
+
+# Debian packages for building and running, installed only when missing.
+install_dependencies() {
+  local needed=(librdkafka-dev libpq-dev libssl-dev postgresql pkg-config openssl)
+  local missing=()
+  for p in "${needed[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+# Runs a command as the PostgreSQL owner: `postgres` when we are root (PostgreSQL refuses root).
+as_pg_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DIR PORT: a cluster in DIR (created on first use) listening on 127.0.0.1:PORT.
+# Sets ORCHARD_DATABASE_URL.
+start_postgres() {
+  local dir=$1 port=$2 bin
+  bin=$(pg_bin)
+  [ -n "$bin" ] || { log "PostgreSQL binaries not found under /usr/lib/postgresql"; return 1; }
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$dir"
+    # PostgreSQL runs as `postgres`; it must be able to reach the directory.
+    if ! runuser -u postgres -- test -w "$dir"; then
+      dir=$(mktemp -d /tmp/orchard-pg.XXXXXX); chown postgres:postgres "$dir"
+      log "project directory not reachable by user postgres; using $dir"
+    fi
+  fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg_owner "$bin/initdb" -D "$dir/data" -U orchard --auth=trust -E UTF8 >/dev/null
+  fi
+  # A cluster left running by an earlier, killed session is stopped first.
+  as_pg_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && as_pg_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
+  as_pg_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+  ORCHARD_PG_DIR=$dir
+  as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U orchard -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='orchard'" | grep -q 1 ||
+    as_pg_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U orchard orchard
+  export ORCHARD_DATABASE_URL="postgres://orchard@127.0.0.1:$port/orchard"
+  log "PostgreSQL on 127.0.0.1:$port (data in $dir/data)"
+}
+
+stop_postgres() {
+  if [ -n "${ORCHARD_PG_DIR:-}" ]; then
+    as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+  fi
+  ORCHARD_PG_DIR=""
+}
+
+# start_broker BIN_DIR STATE_DIR: the embedded mock Kafka cluster. Sets KAFKA_BOOTSTRAP_SERVERS.
+start_broker() {
+  local bin=$1 state=$2
+  rm -f "$state/kafka.bootstrap"
+  "$bin/orchard-local-broker" --bootstrap-file "$state/kafka.bootstrap" > >(sed -u 's/^/[kafka] /') 2>&1 &
+  ORCHARD_PIDS+=($!)
+  for _ in $(seq 1 100); do [ -s "$state/kafka.bootstrap" ] && break; sleep 0.1; done
+  [ -s "$state/kafka.bootstrap" ] || { log "the local broker did not start"; return 1; }
+  export KAFKA_BOOTSTRAP_SERVERS=$(cat "$state/kafka.bootstrap")
+  log "Kafka (local mock cluster) on $KAFKA_BOOTSTRAP_SERVERS"
+}
+
+# start_services BIN_DIR FIRST_PORT: the five services on consecutive ports; waits for /readyz.
+start_services() {
+  local bin=$1 port=$2 name
+  for name in "${ORCHARD_SERVICES[@]}"; do
+    ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$name-local" "$bin/$name" \
+      > >(sed -u "s/^/[$name] /") 2>&1 &
+    ORCHARD_PIDS+=($!)
+    eval "export ORCHARD_URL_$(echo "$name" | tr 'a-z-' 'A-Z_')=http://127.0.0.1:$port"
+    port=$((port + 1))
+  done
+  port=$2
+  for name in "${ORCHARD_SERVICES[@]}"; do
+    local ok=""
+    for _ in $(seq 1 120); do
+      if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ok=1; break; fi
+      sleep 0.5
+    done
+    [ -n "$ok" ] || { log "$name did not become ready on port $port"; return 1; }
+    log "$name ready on http://127.0.0.1:$port"
+    port=$((port + 1))
+  done
+}
+
+# Stops services first (they commit offsets and flush), then the broker, then PostgreSQL.
+# Runs from EXIT traps, where `set -e` still applies: no command here may fail.
+stop_stack() {
+  local pid
+  for pid in "${ORCHARD_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${ORCHARD_PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  ORCHARD_PIDS=()
+  stop_postgres
+}

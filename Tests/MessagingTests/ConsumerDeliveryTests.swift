@@ -1,0 +1,70 @@
+import Foundation
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+import XCTest
+
+/// A consumer process is killed and stopped mid-stream; every event is applied exactly once in the end.
+final class ConsumerDeliveryTests: XCTestCase {
+    func testNoMessageLostNoneAppliedTwiceAcrossCrashAndStop() async throws {
+        let stream = "s\(UUID().uuidString.prefix(8).lowercased())"
+        let total = 3000
+        let settings = try TestStack.settings("test-emit-\(stream)")
+        let producer = try KafkaProducer(settings: settings)
+        let db = try Database(conninfo: try TestStack.require("ORCHARD_DATABASE_URL"), schema: "bench", maxConnections: 2)
+        let environment = ["ORCHARD_KAFKA_SESSION_TIMEOUT_MS": "3000"]
+        func applied() async throws -> (rows: Int, distinct: Int) {
+            let row = try await db.query("""
+                SELECT count(*) AS n, count(DISTINCT sequence) AS d FROM applied_events WHERE stream = $1
+                """, [.text(stream)]).first
+            return (row?.int("n") ?? 0, row?.int("d") ?? 0)
+        }
+
+        var consumer = try ChildProcess("orchard-bench", ["apply", "--stream", stream, "--delay-ms", "2"], environment: environment)
+        // One malformed message in the middle of the stream.
+        for i in 0..<total {
+            if i == total / 2 {
+                try await producer.send(OutgoingMessage(topic: BenchEvent.topic, key: stream, value: Array("not json \(stream)".utf8),
+                                                        headers: [Header.type: BenchEvent.type, Header.version: "1"]))
+            }
+            try await producer.publish(BenchEvent(sequence: i, stream: stream))
+        }
+
+        // Crash: no chance to commit what it had handled.
+        var reached = try await eventually(timeout: 90) { (try? await applied().rows) ?? 0 >= 400 }
+        XCTAssertTrue(reached, "first consumer made no progress: \(consumer.log)")
+        consumer.kill()
+        XCTAssertTrue(consumer.waitForExit())
+        let atCrash = try await applied()
+        XCTAssertLessThan(atCrash.distinct, total, "the crash must happen mid-stream")
+
+        // Graceful stop mid-stream: finishes in-flight work, commits, leaves the group.
+        consumer = try ChildProcess("orchard-bench", ["apply", "--stream", stream, "--delay-ms", "2"], environment: environment)
+        reached = try await eventually(timeout: 90) { (try? await applied().distinct) ?? 0 >= atCrash.distinct + 400 }
+        XCTAssertTrue(reached, "second consumer made no progress: \(consumer.log)")
+        consumer.terminate()
+        XCTAssertTrue(consumer.waitForExit(), "SIGTERM must stop the consumer")
+        XCTAssertTrue(consumer.log.contains("apply stopped"), consumer.log)
+        let atStop = try await applied()
+        XCTAssertLessThan(atStop.distinct, total, "the stop must happen mid-stream")
+
+        consumer = try ChildProcess("orchard-bench", ["apply", "--stream", stream], environment: environment)
+        defer { consumer.terminate(); _ = consumer.waitForExit() }
+        reached = try await eventually(timeout: 120) { (try? await applied().distinct) ?? 0 >= total }
+        let progress = try await applied()
+        XCTAssertTrue(reached, "not every event was applied: \(progress)")
+        try await Task.sleep(for: .seconds(1))
+        let final = try await applied()
+        XCTAssertEqual(final.distinct, total, "no message lost")
+        XCTAssertEqual(final.rows, total, "none applied twice")
+
+        // The malformed message went to the dead-letter topic with its reason, and blocked nothing.
+        let letters = try await collect(topic: KafkaConsumer.deadLetterTopic, settings: settings) { seen in
+            seen.contains { String(decoding: $0.value, as: UTF8.self) == "not json \(stream)" }
+        }
+        let letter = try XCTUnwrap(letters.first { String(decoding: $0.value, as: UTF8.self) == "not json \(stream)" })
+        XCTAssertEqual(letter.headers["original-topic"], BenchEvent.topic)
+        XCTAssertTrue(letter.headers["dead-letter-reason"]?.contains("malformed") == true, "\(letter.headers)")
+        await db.shutdown()
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import OrchardCrypto
+import OrchardMessages
+@testable import OrchardMessaging
+import OrchardStorage
+import XCTest
+
+/// Request/reply between OS processes through the local broker.
+final class RequestReplyTests: XCTestCase {
+    nonisolated(unsafe) static var responder: ChildProcess?
+
+    override class func setUp() {
+        responder = try? ChildProcess("orchard-bench", ["respond"])
+    }
+
+    override class func tearDown() {
+        responder?.terminate()
+        _ = responder?.waitForExit()
+    }
+
+    func client(_ instance: String) throws -> RequestClient {
+        let settings = try TestStack.settings(instance)
+        return try RequestClient(settings: settings, producer: try KafkaProducer(settings: settings),
+                                 instanceID: instance, logger: TestStack.logger)
+    }
+
+    /// The bench responder joins its group a few seconds after start; wait for its first answer.
+    func waitForResponder(_ client: RequestClient) async throws {
+        let answered = try await eventually(timeout: 60) {
+            (try? await client.request(BenchEcho(id: "warm", payload: ""), timeout: .seconds(1), correlationID: "warm")) != nil
+        }
+        XCTAssertTrue(answered, "bench responder never answered: \(Self.responder?.log ?? "not started")")
+    }
+
+    func testTokenServiceInAnotherProcessIssuesASecurityToken() async throws {
+        let requests = try client("test-token-\(UUID().uuidString)")
+        let udid = "00008301-\(UUID().uuidString.prefix(8))TEST"
+        let reply = try await requests.request(IssueSecurityToken(watchUDID: udid), timeout: .seconds(15),
+                                               correlationID: "test-\(udid)")
+        XCTAssertNotNil(UUID(uuidString: reply.securityToken), "the security token is a UUID string")
+        XCTAssertGreaterThan(reply.expiresAt, Date().addingTimeInterval(60))
+        XCTAssertLessThan(reply.expiresAt, Date().addingTimeInterval(3600))
+
+        // token-service stored a hash bound to the watch, never the token itself.
+        let db = try Database(conninfo: try TestStack.require("ORCHARD_DATABASE_URL"), schema: "token_service",
+                              maxConnections: 1)
+        let rows = try await db.query("SELECT watch_udid, token_hash FROM security_tokens WHERE watch_udid = $1", [.text(udid)])
+        XCTAssertEqual(rows.count, 1)
+        XCTAssertEqual(rows.first?.bytes("token_hash"), Digest.sha256(Array(reply.securityToken.utf8)))
+        let leaked = try await db.query("SELECT count(*) AS n FROM security_tokens WHERE encode(token_hash, 'escape') LIKE $1",
+                                        [.text("%\(reply.securityToken)%")])
+        XCTAssertEqual(leaked.first?.int("n"), 0)
+        await db.shutdown()
+
+        // …and announced it on the activity topic, through its outbox, with our correlation id.
+        let events = try await collect(topic: ActivityRecorded.topic, settings: try TestStack.settings("test-activity")) { seen in
+            seen.contains { $0.key == udid }
+        }
+        let event = try XCTUnwrap(events.first { $0.key == udid })
+        XCTAssertEqual(event.correlationID, "test-\(udid)")
+        let activity = try MessageCodec.decode(ActivityRecorded.self, from: event)
+        XCTAssertEqual(activity.action, "security-token.issued")
+        XCTAssertEqual(activity.outcome, .succeeded)
+        XCTAssertEqual(activity.service, "token-service")
+        XCTAssertFalse(String(decoding: event.value, as: UTF8.self).contains(reply.securityToken), "no token in the audit trail")
+    }
+
+    func testRefusalTravelsBackWithItsStatus() async throws {
+        let requests = try client("test-refused-\(UUID().uuidString)")
+        do {
+            _ = try await requests.request(IssueSecurityToken(watchUDID: "not a udid!"), timeout: .seconds(15),
+                                           correlationID: "refused")
+            XCTFail("expected a refusal")
+        } catch let refused as RequestRefused {
+            XCTAssertEqual(refused.code, "invalid-udid")
+            XCTAssertEqual(refused.httpStatus, 400)
+        }
+    }
+
+    func testDeadlinePassesThenLateReplyIsDropped() async throws {
+        let requests = try client("test-deadline-\(UUID().uuidString)")
+        try await waitForResponder(requests)
+        let started = Date()
+        do {
+            _ = try await requests.request(BenchEcho(id: "slow", payload: "sleep:1500"), timeout: .milliseconds(300),
+                                           correlationID: "slow")
+            XCTFail("expected a timeout")
+        } catch is RequestTimedOut {
+            XCTAssertLessThan(Date().timeIntervalSince(started), 1.2, "the caller is answered at its deadline")
+        }
+        // The late reply arrives while the next request waits; it must not be taken for that one's reply.
+        let next = try await requests.request(BenchEcho(id: "next", payload: "sleep:1500"), timeout: .seconds(10),
+                                              correlationID: "next")
+        XCTAssertEqual(next.id, "next")
+        do {
+            _ = try await requests.request(BenchEcho(id: "r", payload: "refuse"), timeout: .seconds(10), correlationID: "r")
+            XCTFail("expected a refusal")
+        } catch let refused as RequestRefused {
+            XCTAssertEqual(refused.httpStatus, 403)
+        }
+    }
+
+    func testRepliesReachTheReplicaThatAsked() async throws {
+        // Two requester replicas sharing one reply partition, and a third on another partition.
+        let partitions = UInt32(Topics.all.first { $0.name == RequestClient.replyTopic }!.partitions)
+        let base = "replica-\(UUID().uuidString.prefix(6))"
+        let first = "\(base)-0"
+        var sharing = "", other = ""
+        for i in 1..<500 where sharing.isEmpty || other.isEmpty {
+            let candidate = "\(base)-\(i)"
+            if stableHash(candidate) % partitions == stableHash(first) % partitions { sharing = sharing.isEmpty ? candidate : sharing }
+            else if other.isEmpty { other = candidate }
+        }
+        let clients = try [first, sharing, other].map { try client($0) }
+        try await waitForResponder(clients[0])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (c, requests) in clients.enumerated() {
+                for i in 0..<100 {
+                    group.addTask {
+                        let id = "\(c)-\(i)"
+                        let reply = try await requests.request(BenchEcho(id: id, payload: "p\(id)"), timeout: .seconds(15),
+                                                               correlationID: id)
+                        XCTAssertEqual(reply.id, id)
+                        XCTAssertEqual(reply.payload, "p\(id)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Hummingbird
+import HummingbirdTesting
+import OrchardObservability
+@testable import OrchardServiceKit
+import XCTest
+
+final class ConfigurationTests: XCTestCase {
+    let minimal = ["ORCHARD_DATABASE_URL": "postgres://x@127.0.0.1/x", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"]
+
+    func testDefaultsAndOverrides() throws {
+        var env = minimal
+        env["ORCHARD_HTTP_PORT"] = "9999"
+        env["ORCHARD_KAFKA_FETCH_WAIT_MAX_MS"] = "0"
+        env["ORCHARD_INSTANCE_ID"] = "gw-1"
+        let config = try ServiceConfiguration(service: "checkin-gateway", defaultPort: 8080, environment: EnvironmentReader(env))
+        XCTAssertEqual(config.httpPort, 9999)
+        XCTAssertEqual(config.kafka.fetchWaitMaxMs, 0)
+        XCTAssertEqual(config.kafka.lingerMs, 0)
+        XCTAssertEqual(config.instanceID, "gw-1")
+        XCTAssertEqual(config.requestTimeout, .milliseconds(5000))
+        XCTAssertEqual(try ServiceConfiguration(service: "s", defaultPort: 8081, environment: EnvironmentReader(minimal)).httpPort, 8081)
+    }
+
+    func testMissingOrMalformedSettingsNameTheVariable() {
+        XCTAssertThrowsError(try ServiceConfiguration(service: "s", defaultPort: 1, environment: EnvironmentReader([:]))) {
+            XCTAssertEqual("\($0)", "ORCHARD_DATABASE_URL is required")
+        }
+        var env = minimal
+        env["ORCHARD_HTTP_PORT"] = "eighty"
+        XCTAssertThrowsError(try ServiceConfiguration(service: "s", defaultPort: 1, environment: EnvironmentReader(env))) {
+            XCTAssertTrue("\($0)".contains("ORCHARD_HTTP_PORT"), "\($0)")
+        }
+        env = minimal
+        env["ORCHARD_LOG_LEVEL"] = "loud"
+        XCTAssertThrowsError(try ServiceConfiguration(service: "s", defaultPort: 1, environment: EnvironmentReader(env)))
+    }
+}
+
+final class MiddlewareTests: XCTestCase {
+    func testCorrelationIDIsEchoedOrCreatedAndHostileOnesReplaced() async throws {
+        let router = Router()
+        router.add(middleware: ObservabilityMiddleware())
+        router.get("echo") { _, context in context.correlationID }
+        router.get("fail") { _, _ -> String in throw HTTPError(.badRequest, message: "bad thing") }
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/echo", method: .get, headers: [ObservabilityMiddleware<BasicRequestContext>.headerName: "abc-123"]) { r in
+                XCTAssertEqual(r.headers[ObservabilityMiddleware<BasicRequestContext>.headerName], "abc-123")
+                XCTAssertEqual(String(buffer: r.body), "abc-123")
+            }
+            try await client.execute(uri: "/echo", method: .get, headers: [ObservabilityMiddleware<BasicRequestContext>.headerName: "evil\"\n{}"]) { r in
+                let id = try XCTUnwrap(r.headers[ObservabilityMiddleware<BasicRequestContext>.headerName])
+                XCTAssertNotNil(UUID(uuidString: id), "a hostile id is replaced by a new one")
+            }
+            try await client.execute(uri: "/fail", method: .get) { r in
+                XCTAssertEqual(r.status, .badRequest)
+                XCTAssertTrue(String(buffer: r.body).contains("bad thing"))
+            }
+        }
+        XCTAssertTrue(MetricsRegistry.shared.render().contains(#"orchard_http_requests_total{method="GET",route="/fail",status="400"}"#),
+                      MetricsRegistry.shared.render())
+    }
+
+    func testMetricsExposition() {
+        let registry = MetricsRegistry()
+        registry.increment("orchard_x_total", labels: ["a": "q\"uote"], help: "X things")
+        registry.observe("orchard_y_seconds", 0.003)
+        let text = registry.render()
+        XCTAssertTrue(text.contains("# TYPE orchard_x_total counter"))
+        XCTAssertTrue(text.contains(#"orchard_x_total{a="q\"uote"} 1"#), text)
+        XCTAssertTrue(text.contains(#"orchard_y_seconds_bucket{le="0.0025"} 0"#), text)
+        XCTAssertTrue(text.contains(#"orchard_y_seconds_bucket{le="0.005"} 1"#), text)
+        XCTAssertTrue(text.contains("orchard_y_seconds_count 1"), text)
+    }
+
+    func testJSONStringEscaping() {
+        XCTAssertEqual(jsonString("a\"b\\c\n\u{01}"), #""a\"b\\c\n\u0001""#)
+    }
+}
+
+/// HTTP against the five running services started by Deploy/test.sh.
+final class RunningServicesTests: XCTestCase {
+    static let services = ["CHECKIN_GATEWAY", "TOKEN_SERVICE", "PROFILE_SIGNER", "ABM_SYNC", "USER_ENROLLMENT_AUTH"]
+
+    func get(_ url: String) async throws -> (Int, String, [AnyHashable: Any]) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+        let http = response as! HTTPURLResponse
+        return (http.statusCode, String(decoding: data, as: UTF8.self), http.allHeaderFields)
+    }
+
+    func testEveryServiceIsHealthyReadyAndMeasured() async throws {
+        for name in Self.services {
+            let base = try TestStack.require("ORCHARD_URL_\(name)")
+            let health = try await get("\(base)/healthz")
+            XCTAssertEqual(health.0, 200, name)
+            let ready = try await get("\(base)/readyz")
+            XCTAssertEqual(ready.0, 200, "\(name): \(ready.1)")
+            XCTAssertEqual(ready.1, #"{"kafka":"ok","postgres":"ok"}"#)
+            let metrics = try await get("\(base)/metrics")
+            XCTAssertEqual(metrics.0, 200)
+            XCTAssertTrue(metrics.1.contains("orchard_http_requests_total"), "\(name) metrics: \(metrics.1.prefix(300))")
+            let missing = try await get("\(base)/no-such-thing")
+            XCTAssertEqual(missing.0, 404, name)
+        }
+    }
+}
+
+enum TestStack {
+    static func require(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            XCTFail("\(name) is not set: run the tests with ./Deploy/test.sh")
+            throw XCTSkip("no test stack")
+        }
+        return value
+    }
+}

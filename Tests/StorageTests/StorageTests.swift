@@ -1,0 +1,168 @@
+import Foundation
+import OrchardStorage
+import XCTest
+
+/// Against the real PostgreSQL started by Deploy/test.sh (ORCHARD_DATABASE_URL).
+final class StorageTests: XCTestCase {
+    var url: String!
+
+    override func setUpWithError() throws {
+        guard let url = ProcessInfo.processInfo.environment["ORCHARD_DATABASE_URL"] else {
+            XCTFail("ORCHARD_DATABASE_URL is not set: run the tests with ./Deploy/test.sh")
+            throw XCTSkip("no database")
+        }
+        self.url = url
+    }
+
+    /// A fresh schema per test, so tests do not see each other's rows.
+    func makeDatabase(maxConnections: Int = 4) async throws -> Database {
+        let schema = "storage_test_\(UUID().uuidString.prefix(8).lowercased())"
+        let db = try Database(conninfo: url, schema: schema, maxConnections: maxConnections)
+        try await db.migrate([Migration(1, "things", """
+            CREATE TABLE things (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, blob bytea,
+                                 flag boolean, at timestamptz)
+            """)])
+        return db
+    }
+
+    func testParametersAreNeverSQL() async throws {
+        let db = try await makeDatabase()
+        let hostile = "x'); DROP TABLE things; --"
+        try await db.query("INSERT INTO things (name) VALUES ($1)", [.text(hostile)])
+        let rows = try await db.query("SELECT name FROM things WHERE name = $1", [.text(hostile)])
+        XCTAssertEqual(rows.first?.string("name"), hostile)
+        let value1 = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(value1, 1)
+        await db.shutdown()
+    }
+
+    func testTypesRoundTrip() async throws {
+        let db = try await makeDatabase()
+        let blob: [UInt8] = [0, 1, 2, 0xFE, 0xFF, 0x5C, 0x78]
+        let at = Date(timeIntervalSince1970: 1_795_000_000.25)
+        try await db.query("INSERT INTO things (name, blob, flag, at) VALUES ($1, $2, $3, $4)",
+                           [.text("ünïcode ✓"), .bytes(blob), .bool(true), .timestamp(at)])
+        try await db.query("INSERT INTO things (name, blob) VALUES ($1, $2)", [.text("empty"), .bytes([])])
+        let rows = try await db.query("SELECT * FROM things WHERE name = $1", [.text("ünïcode ✓")])
+        let row = try XCTUnwrap(rows.first)
+        XCTAssertEqual(row.bytes("blob"), blob)
+        XCTAssertEqual(row.bool("flag"), true)
+        XCTAssertEqual(try XCTUnwrap(row.date("at")).timeIntervalSince1970, at.timeIntervalSince1970, accuracy: 0.001)
+        let emptyRows = try await db.query("SELECT blob, flag FROM things WHERE name = 'empty'")
+        let empty = try XCTUnwrap(emptyRows.first)
+        XCTAssertEqual(empty.bytes("blob"), [])
+        XCTAssertTrue(empty.isNull("flag"))
+        await db.shutdown()
+    }
+
+    func testTransactionRollsBackOnError() async throws {
+        let db = try await makeDatabase()
+        struct Boom: Error {}
+        do {
+            try await db.transaction { c in
+                try c.query("INSERT INTO things (name) VALUES ('kept?')")
+                throw Boom()
+            }
+            XCTFail("expected the error")
+        } catch is Boom {}
+        let value2 = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(value2, 0)
+        // The connection went back to the pool clean and keeps working.
+        try await db.query("INSERT INTO things (name) VALUES ('after')")
+        let value3 = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(value3, 1)
+        await db.shutdown()
+    }
+
+    func testUniqueViolationCarriesSQLState() async throws {
+        let db = try await makeDatabase()
+        try await db.query("INSERT INTO things (name) VALUES ('a')")
+        do {
+            try await db.query("INSERT INTO things (name) VALUES ('a')")
+            XCTFail("expected a unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+        do {
+            try await db.query("SELEKT 1")
+            XCTFail("expected a syntax error")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "42601")
+        }
+        await db.shutdown()
+    }
+
+    func testPoolServesMoreTasksThanConnections() async throws {
+        let db = try await makeDatabase(maxConnections: 3)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<60 {
+                group.addTask { try await db.query("INSERT INTO things (name) VALUES ($1)", [.text("t\(i)")]) }
+            }
+            try await group.waitForAll()
+        }
+        let value4 = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(value4, 60)
+        let sessions = try await db.query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = ''")
+        XCTAssertNotNil(sessions.first?.int("n"))
+        await db.shutdown()
+    }
+
+    func testConcurrentMigrationsApplyOnce() async throws {
+        let schema = "storage_migrate_\(UUID().uuidString.prefix(8).lowercased())"
+        let migrations = [
+            Migration(1, "create", "CREATE TABLE counter (n integer NOT NULL); INSERT INTO counter VALUES (0)"),
+            Migration(2, "bump", "UPDATE counter SET n = n + 1"),
+        ]
+        // Five "replicas" start at once, each with its own pool.
+        let url: String = self.url
+        let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<5 {
+                group.addTask {
+                    let db = try Database(conninfo: url, schema: schema, maxConnections: 1)
+                    let applied = try await db.migrate(migrations)
+                    await db.shutdown()
+                    return applied
+                }
+            }
+            var all: [[Int]] = []
+            for try await a in group { all.append(a) }
+            return all
+        }
+        XCTAssertEqual(applied.filter { !$0.isEmpty }, [[1, 2]], "exactly one replica applies the migrations")
+        let db = try Database(conninfo: url, schema: schema, maxConnections: 1)
+        let value5 = try await db.query("SELECT n FROM counter").first?.int("n")
+        XCTAssertEqual(value5, 1)
+        let value6 = try await db.migrate(migrations + [Migration(3, "again", "UPDATE counter SET n = n + 10")])
+        XCTAssertEqual(value6, [3])
+        let value7 = try await db.query("SELECT n FROM counter").first?.int("n")
+        XCTAssertEqual(value7, 11)
+        await db.shutdown()
+    }
+
+    func testFailedMigrationLeavesNothingHalfApplied() async throws {
+        let db = try await makeDatabase()
+        do {
+            try await db.migrate([Migration(2, "broken", "CREATE TABLE half (x int); SELECT no_such_function()")])
+            XCTFail("expected failure")
+        } catch is PostgresError {}
+        let half = try await db.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'half'",
+                                      [.text(db.schema)])
+        XCTAssertEqual(half.first?.int("n"), 0)
+        let value8 = try await db.query("SELECT max(version) AS v FROM schema_migrations").first?.int("v")
+        XCTAssertEqual(value8, 1)
+        await db.shutdown()
+    }
+
+    func testBadConnectionStringIsAClearError() async throws {
+        let db = try Database(conninfo: "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", schema: "x", maxConnections: 1)
+        do {
+            try await db.query("SELECT 1")
+            XCTFail("expected a connection error")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("cannot connect"), error.message)
+        }
+        XCTAssertThrowsError(try Database(conninfo: url, schema: "bad; DROP", maxConnections: 1))
+        await db.shutdown()
+    }
+}
