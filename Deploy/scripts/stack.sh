@@ -3,6 +3,8 @@
 # Kafka broker and the five services as local processes. Source it; it defines functions only.
 
 ORCHARD_SERVICES=(checkin-gateway token-service profile-signer abm-sync user-enrollment-auth)
+# The mock broker holds every fetch for fetch.wait.max.ms even when data is waiting (docs/decisions.md).
+export ORCHARD_KAFKA_FETCH_WAIT_MAX_MS=${ORCHARD_KAFKA_FETCH_WAIT_MAX_MS:-1}
 ORCHARD_PIDS=()
 
 log() { printf '\033[1m[orchard]\033[0m %s\n' "$*" >&2; }

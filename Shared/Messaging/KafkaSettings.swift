@@ -6,8 +6,10 @@ public struct KafkaSettings: Sendable {
     public var clientID: String
     /// Producer batching delay; 0 sends at once.
     public var lingerMs: Int = 0
-    /// How long a fetch may wait for data on the broker; lower means faster replies but more idle fetches.
-    public var fetchWaitMaxMs: Int = 1
+    /// How long a fetch may wait on the broker. A real Kafka broker answers as soon as data arrives, so a
+    /// high value costs no latency there; librdkafka's mock broker holds every fetch this long, so the
+    /// local scripts set 1 ms.
+    public var fetchWaitMaxMs: Int = 100
     /// How soon a crashed consumer's partitions move to another member.
     public var sessionTimeoutMs: Int = 10_000
     /// Any other librdkafka property, passed through as is.

@@ -32,6 +32,9 @@ public struct ObservabilityMiddleware<Context: RequestContext>: RouterMiddleware
             response.headers[Self.headerName] = correlationID
             status = Int(response.status.code)
             return response
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            status = 404
+            throw HTTPError(.notFound, message: "no route for \(request.method.rawValue) \(request.uri.path)")
         } catch let error as any HTTPResponseError {
             status = Int(error.status.code)
             if status >= 500 { context.logger.error("request failed: \(error)") }

@@ -60,7 +60,7 @@ public struct ServiceConfiguration: Sendable {
         var kafka = KafkaSettings(bootstrapServers: try environment.string("KAFKA_BOOTSTRAP_SERVERS"),
                                   clientID: instanceID)
         kafka.lingerMs = try environment.int("ORCHARD_KAFKA_LINGER_MS", default: 0, range: 0...1000)
-        kafka.fetchWaitMaxMs = try environment.int("ORCHARD_KAFKA_FETCH_WAIT_MAX_MS", default: 1, range: 0...1000)
+        kafka.fetchWaitMaxMs = try environment.int("ORCHARD_KAFKA_FETCH_WAIT_MAX_MS", default: 100, range: 0...1000)
         kafka.sessionTimeoutMs = try environment.int("ORCHARD_KAFKA_SESSION_TIMEOUT_MS", default: 10_000,
                                                      range: 1000...300_000)
         self.kafka = kafka

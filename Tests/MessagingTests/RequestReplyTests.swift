@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import OrchardCrypto
 import OrchardMessages
 @testable import OrchardMessaging
@@ -127,5 +130,28 @@ final class RequestReplyTests: XCTestCase {
             }
             try await group.waitForAll()
         }
+    }
+}
+
+/// A service process stops cleanly on SIGTERM: it leaves the consumer group, flushes and exits 0.
+final class ServiceShutdownTests: XCTestCase {
+    func testTokenServiceStopsGracefullyOnSIGTERM() async throws {
+        let port = 18190 + Int.random(in: 0..<9)
+        let service = try ChildProcess("token-service", [], environment: [
+            "ORCHARD_HTTP_PORT": String(port), "ORCHARD_INSTANCE_ID": "token-service-shutdown-test",
+        ])
+        let ready = try await eventually(timeout: 60) {
+            guard let (_, response) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!) else {
+                return false
+            }
+            return (response as? HTTPURLResponse)?.statusCode == 200
+        }
+        XCTAssertTrue(ready, service.log)
+        service.terminate()
+        XCTAssertTrue(service.waitForExit(timeout: 30), "token-service did not stop within 30 s of SIGTERM")
+        XCTAssertEqual(service.process.terminationStatus, 0, service.log)
+        XCTAssertTrue(service.log.contains(#""message":"consumer stopped""#), service.log)
+        XCTAssertTrue(service.log.contains(#""message":"stopped""#), service.log)
+        XCTAssertTrue(service.log.contains(#""service":"token-service""#), "JSON log lines name the service")
     }
 }

@@ -17,6 +17,7 @@ enum TestStack {
     static func settings(_ client: String) throws -> KafkaSettings {
         var s = KafkaSettings(bootstrapServers: try require("KAFKA_BOOTSTRAP_SERVERS"), clientID: client)
         s.sessionTimeoutMs = 3000
+        s.fetchWaitMaxMs = Int(ProcessInfo.processInfo.environment["ORCHARD_KAFKA_FETCH_WAIT_MAX_MS"] ?? "") ?? 1
         return s
     }
 

@@ -105,6 +105,8 @@ final class RunningServicesTests: XCTestCase {
             XCTAssertTrue(metrics.1.contains("orchard_http_requests_total"), "\(name) metrics: \(metrics.1.prefix(300))")
             let missing = try await get("\(base)/no-such-thing")
             XCTAssertEqual(missing.0, 404, name)
+            let body = try JSONSerialization.jsonObject(with: Data(missing.1.utf8)) as? [String: [String: String]]
+            XCTAssertEqual(body?["error"]?["message"], "no route for GET /no-such-thing", "\(name): \(missing.1)")
         }
     }
 }
