@@ -52,6 +52,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/Messaging"),
         .target(name: "OrchardMessages", dependencies: ["OrchardMessaging"], path: "Shared/Messages"),
+        .target(name: "AppleProtocol", path: "Shared/AppleProtocol"),
         .target(name: "OrchardServiceKit", dependencies: [
             "OrchardMessaging", "OrchardStorage", "OrchardObservability",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -88,6 +89,8 @@ let package = Package(
             "OrchardServiceKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
+        .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", .product(name: "Yams", package: "Yams")],
+                    path: "Tests/AppleProtocolTests", exclude: []),
         .testTarget(name: "DeployTests", dependencies: ["OrchardMessages", .product(name: "Yams", package: "Yams")],
                     path: "Tests/DeployTests"),
     ]

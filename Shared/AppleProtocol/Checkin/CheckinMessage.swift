@@ -1,0 +1,79 @@
+import Foundation
+
+/// The identifiers every check-in and command message carries: the device channel's `UDID`, or a
+/// user enrollment's `EnrollmentID`, plus the user-channel keys.
+public struct EnrollmentIdentity: Sendable, Equatable {
+    public var udid: String?
+    public var enrollmentID: String?
+    public var userID: String?
+
+    /// The enrollment this message belongs to: UDID for device enrollments, EnrollmentID for user enrollments.
+    public var enrollmentKey: String? { udid ?? enrollmentID }
+
+    init(_ r: PlistReader) throws {
+        udid = try r.optionalString("UDID")
+        enrollmentID = try r.optionalString("EnrollmentID")
+        userID = try r.optionalString("UserID")
+        guard let key = enrollmentKey else { throw PlistError("missing UDID or EnrollmentID") }
+        guard key.utf8.count <= 128, key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw PlistError("malformed UDID or EnrollmentID")
+        }
+    }
+}
+
+/// A check-in message (`PUT` to CheckInURL, `application/x-apple-aspen-mdm-checkin`), parsed once from
+/// its plist by `MessageType`. https://developer.apple.com/documentation/devicemanagement/check-in
+public enum CheckinMessage: Sendable, Equatable {
+    case authenticate(Authenticate)
+    case tokenUpdate(TokenUpdate)
+    case checkOut(CheckOut)
+    case setBootstrapToken(SetBootstrapToken)
+    case getBootstrapToken(GetBootstrapToken)
+    case declarativeManagement(DeclarativeManagementCheckin)
+    case getToken(GetToken)
+    case userAuthenticate(UserAuthenticate)
+
+    public static let contentType = "application/x-apple-aspen-mdm-checkin"
+
+    public static func parse(_ body: [UInt8]) throws -> CheckinMessage {
+        let r = PlistReader(try Plist.parseDictionary(body))
+        let type = try r.string("MessageType")
+        switch type {
+        case "Authenticate": return .authenticate(try Authenticate(r))
+        case "TokenUpdate": return .tokenUpdate(try TokenUpdate(r))
+        case "CheckOut": return .checkOut(try CheckOut(r))
+        case "SetBootstrapToken": return .setBootstrapToken(try SetBootstrapToken(r))
+        case "GetBootstrapToken": return .getBootstrapToken(try GetBootstrapToken(r))
+        case "DeclarativeManagement": return .declarativeManagement(try DeclarativeManagementCheckin(r))
+        case "GetToken": return .getToken(try GetToken(r))
+        case "UserAuthenticate": return .userAuthenticate(try UserAuthenticate(r))
+        default: throw PlistError("unknown MessageType \(type.prefix(64))")
+        }
+    }
+
+    public var identity: EnrollmentIdentity {
+        switch self {
+        case .authenticate(let m): return m.identity
+        case .tokenUpdate(let m): return m.identity
+        case .checkOut(let m): return m.identity
+        case .setBootstrapToken(let m): return m.identity
+        case .getBootstrapToken(let m): return m.identity
+        case .declarativeManagement(let m): return m.identity
+        case .getToken(let m): return m.identity
+        case .userAuthenticate(let m): return m.identity
+        }
+    }
+
+    public var messageType: String {
+        switch self {
+        case .authenticate: return "Authenticate"
+        case .tokenUpdate: return "TokenUpdate"
+        case .checkOut: return "CheckOut"
+        case .setBootstrapToken: return "SetBootstrapToken"
+        case .getBootstrapToken: return "GetBootstrapToken"
+        case .declarativeManagement: return "DeclarativeManagement"
+        case .getToken: return "GetToken"
+        case .userAuthenticate: return "UserAuthenticate"
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// An MDM command: `{CommandUUID, Command: {RequestType, …}}`, as served on the command channel.
+public struct MDMCommand: Sendable, Equatable {
+    public var commandUUID: String
+    public var requestType: String
+    /// The keys of `Command` other than `RequestType`.
+    public var parameters: [String: PlistValue]
+
+    public init(requestType: String, parameters: [String: PlistValue] = [:], commandUUID: String = UUID().uuidString) {
+        self.commandUUID = commandUUID
+        self.requestType = requestType
+        self.parameters = parameters
+    }
+
+    /// The command's plist.
+    public var plist: [UInt8] {
+        var command = parameters
+        command["RequestType"] = .string(requestType)
+        return Plist.xml(["CommandUUID": .string(commandUUID), "Command": .dictionary(command)])
+    }
+
+    /// Reads a command given as a full plist (`CommandUUID` + `Command`), for raw commands from the admin API.
+    public init(plist bytes: [UInt8]) throws {
+        let root = PlistReader(try Plist.parseDictionary(bytes))
+        guard let command = try root.optionalDictionary("Command") else { throw PlistError("missing Command") }
+        let reader = PlistReader(command)
+        requestType = try reader.string("RequestType")
+        commandUUID = try root.optionalString("CommandUUID") ?? UUID().uuidString
+        parameters = command.filter { $0.key != "RequestType" }
+    }
+}
+
+/// Typed builders for the commands Orchard sends itself.
+extension MDMCommand {
+    /// Queries a device's attributes; the answer updates the enrollment's record.
+    public static func deviceInformation(queries: [String] = MDMCommand.standardQueries) -> MDMCommand {
+        MDMCommand(requestType: "DeviceInformation", parameters: ["Queries": .array(queries.map(PlistValue.string))])
+    }
+
+    public static let standardQueries = [
+        "UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber",
+        "IsSupervised", "IsMultiUser", "IMEI",
+    ]
+
+    /// Installs a (possibly signed) configuration profile.
+    public static func installProfile(_ profile: [UInt8]) -> MDMCommand {
+        MDMCommand(requestType: "InstallProfile", parameters: ["Payload": .data(profile)])
+    }
+
+    /// Removes a profile by its `PayloadIdentifier`; the MDM profile's identifier unenrolls the device.
+    public static func removeProfile(identifier: String) -> MDMCommand {
+        MDMCommand(requestType: "RemoveProfile", parameters: ["Identifier": .string(identifier)])
+    }
+
+    public static func deviceLock(message: String? = nil, phoneNumber: String? = nil) -> MDMCommand {
+        var p: [String: PlistValue] = [:]
+        if let message { p["Message"] = .string(message) }
+        if let phoneNumber { p["PhoneNumber"] = .string(phoneNumber) }
+        return MDMCommand(requestType: "DeviceLock", parameters: p)
+    }
+
+    public static func eraseDevice(preserveDataPlan: Bool = false) -> MDMCommand {
+        MDMCommand(requestType: "EraseDevice", parameters: ["PreserveDataPlan": .bool(preserveDataPlan)])
+    }
+
+    /// Needs the UnlockToken the device sent in its TokenUpdate.
+    public static func clearPasscode(unlockToken: [UInt8]) -> MDMCommand {
+        MDMCommand(requestType: "ClearPasscode", parameters: ["UnlockToken": .data(unlockToken)])
+    }
+
+    /// Releases a device waiting in Setup Assistant (`AwaitingConfiguration`).
+    public static func deviceConfigured() -> MDMCommand {
+        MDMCommand(requestType: "DeviceConfigured")
+    }
+
+    /// Turns declarative management on, or asks the device to synchronise declarations.
+    public static func declarativeManagement(tokens: [UInt8]?) -> MDMCommand {
+        MDMCommand(requestType: "DeclarativeManagement", parameters: tokens.map { ["Data": .data($0)] } ?? [:])
+    }
+}

@@ -1,0 +1,44 @@
+/// What a device sends when it asks for an enrollment profile (ADE `url`, Apple Watch
+/// `EnrollmentProfileURL`): a plist CMS-signed by the device's Apple-issued identity.
+/// https://developer.apple.com/documentation/devicemanagement/machineinfo
+public struct MachineInfo: Sendable, Equatable {
+    public var udid: String
+    public var serial: String
+    public var product: String
+    public var version: String
+    public var osVersion: String
+    public var language: String?
+    /// watchOS only: the pairing token the watch got from its iPhone.
+    public var pairingToken: [UInt8]?
+
+    /// Parses the (already signature-checked) plist.
+    public static func parse(_ bytes: [UInt8]) throws -> MachineInfo {
+        let r = PlistReader(try Plist.parseDictionary(bytes))
+        let info = MachineInfo(udid: try r.string("UDID"), serial: try r.string("SERIAL"), product: try r.string("PRODUCT"),
+                               version: try r.string("VERSION"), osVersion: try r.string("OS_VERSION"),
+                               language: try r.optionalString("LANGUAGE"), pairingToken: try r.optionalData("PAIRING_TOKEN"))
+        guard info.udid.count <= 64, info.udid.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw PlistError("malformed UDID")
+        }
+        return info
+    }
+
+    public init(udid: String, serial: String, product: String, version: String, osVersion: String,
+                language: String? = nil, pairingToken: [UInt8]? = nil) {
+        self.udid = udid
+        self.serial = serial
+        self.product = product
+        self.version = version
+        self.osVersion = osVersion
+        self.language = language
+        self.pairingToken = pairingToken
+    }
+
+    public var plist: [UInt8] {
+        var d: [String: PlistValue] = ["UDID": .string(udid), "SERIAL": .string(serial), "PRODUCT": .string(product),
+                                       "VERSION": .string(version), "OS_VERSION": .string(osVersion)]
+        if let language { d["LANGUAGE"] = .string(language) }
+        if let pairingToken { d["PAIRING_TOKEN"] = .data(pairingToken) }
+        return Plist.xml(d)
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+/// The JSON error documents a device understands in a 403 body (`{code, description?, message?, details?}`).
+/// Sent as `application/json` without parameters: one client build matches the media type exactly.
+public struct ErrorDocument: Sendable, Equatable {
+    public var code: String
+    public var description: String?
+    public var details: [String: String]
+
+    /// The watch asked to enroll without a pairing token; it takes the security token to its iPhone.
+    public static func pairingTokenMissing(securityToken: String) -> ErrorDocument {
+        ErrorDocument(code: "com.apple.watch.pairing.token.missing", description: "pairing token required",
+                      details: ["security-token": securityToken])
+    }
+
+    /// Makes the device unenroll (iOS 17, macOS 14, watchOS 10 and later).
+    public static func unrecognizedDevice(_ description: String) -> ErrorDocument {
+        ErrorDocument(code: "com.apple.unrecognized.device", description: description, details: [:])
+    }
+
+    public var json: [UInt8] {
+        var object: [String: Any] = ["code": code]
+        if let description { object["description"] = description }
+        if !details.isEmpty || code == "com.apple.watch.pairing.token.missing" { object["details"] = details }
+        return Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+
+/// A property-list value. Raw plist dictionaries stop here: the protocol types below are built from these.
+public enum PlistValue: Sendable, Equatable, Hashable {
+    case string(String)
+    case integer(Int)
+    case real(Double)
+    case bool(Bool)
+    case data([UInt8])
+    case date(Date)
+    case array([PlistValue])
+    case dictionary([String: PlistValue])
+
+    public var string: String? { if case .string(let v) = self { return v }; return nil }
+    public var integer: Int? { if case .integer(let v) = self { return v }; return nil }
+    public var bool: Bool? { if case .bool(let v) = self { return v }; return nil }
+    public var data: [UInt8]? { if case .data(let v) = self { return v }; return nil }
+    public var array: [PlistValue]? { if case .array(let v) = self { return v }; return nil }
+    public var dictionary: [String: PlistValue]? { if case .dictionary(let v) = self { return v }; return nil }
+
+    public subscript(key: String) -> PlistValue? { dictionary?[key] }
+}
+
+/// A malformed or unexpected property list from a client.
+public struct PlistError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public enum Plist {
+    /// Parses an XML or binary property list whose root must be a dictionary.
+    public static func parseDictionary(_ bytes: [UInt8]) throws -> [String: PlistValue] {
+        guard !bytes.isEmpty else { throw PlistError("empty body") }
+        let object: Any
+        do {
+            object = try PropertyListSerialization.propertyList(from: Data(bytes), options: [], format: nil)
+        } catch {
+            throw PlistError("not a property list")
+        }
+        guard let dictionary = try convert(object, depth: 0).dictionary else { throw PlistError("root is not a dictionary") }
+        return dictionary
+    }
+
+    /// Serialises a dictionary as an XML property list.
+    public static func xml(_ dictionary: [String: PlistValue]) -> [UInt8] {
+        let object = foundationObject(.dictionary(dictionary))
+        // Cannot fail: every value is a plist type.
+        let data = try! PropertyListSerialization.data(fromPropertyList: object, format: .xml, options: 0)
+        return Array(data)
+    }
+
+    private static func convert(_ object: Any, depth: Int) throws -> PlistValue {
+        guard depth < 32 else { throw PlistError("property list nested too deeply") }
+        switch object {
+        case let v as String: return .string(v)
+        case let v as Data: return .data(Array(v))
+        case let v as Date: return .date(v)
+        case let v as Bool where type(of: object) == Bool.self: return .bool(v)
+        case let v as NSNumber:
+            switch String(cString: v.objCType) {
+            case "c", "B": return .bool(v.boolValue)
+            case "d", "f": return .real(v.doubleValue)
+            default: return .integer(v.intValue)
+            }
+        case let v as Int: return .integer(v)
+        case let v as Double: return .real(v)
+        case let v as [Any]: return .array(try v.map { try convert($0, depth: depth + 1) })
+        case let v as [String: Any]:
+            return .dictionary(try v.mapValues { try convert($0, depth: depth + 1) })
+        default: throw PlistError("unsupported property list value")
+        }
+    }
+
+    private static func foundationObject(_ value: PlistValue) -> Any {
+        switch value {
+        case .string(let v): return v
+        case .integer(let v): return NSNumber(value: v)
+        case .real(let v): return NSNumber(value: v)
+        case .bool(let v): return NSNumber(value: v)
+        case .data(let v): return Data(v)
+        case .date(let v): return v
+        case .array(let v): return v.map(foundationObject)
+        case .dictionary(let v): return v.mapValues(foundationObject)
+        }
+    }
+}
+
+/// Reads typed fields out of a plist dictionary with errors that name the key.
+public struct PlistReader: Sendable {
+    public let values: [String: PlistValue]
+    public init(_ values: [String: PlistValue]) { self.values = values }
+
+    public func string(_ key: String) throws -> String {
+        guard let value = values[key] else { throw PlistError("missing \(key)") }
+        guard let s = value.string else { throw PlistError("\(key) must be a string") }
+        guard s.utf8.count <= 4096 else { throw PlistError("\(key) is too long") }
+        return s
+    }
+
+    public func optionalString(_ key: String) throws -> String? {
+        values[key] == nil ? nil : try string(key)
+    }
+
+    public func data(_ key: String) throws -> [UInt8] {
+        guard let value = values[key] else { throw PlistError("missing \(key)") }
+        guard let d = value.data else { throw PlistError("\(key) must be data") }
+        return d
+    }
+
+    public func optionalData(_ key: String) throws -> [UInt8]? { values[key] == nil ? nil : try data(key) }
+
+    public func optionalBool(_ key: String) throws -> Bool? {
+        guard let value = values[key] else { return nil }
+        guard let b = value.bool else { throw PlistError("\(key) must be a boolean") }
+        return b
+    }
+
+    public func optionalDictionary(_ key: String) throws -> [String: PlistValue]? {
+        guard let value = values[key] else { return nil }
+        guard let d = value.dictionary else { throw PlistError("\(key) must be a dictionary") }
+        return d
+    }
+}
