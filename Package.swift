@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C libraries, reached through thin module maps and one C shim for OpenSSL's macros.
@@ -62,11 +64,16 @@ let package = Package(
         ], path: "Shared/ServiceKit"),
 
         // The five services.
-        .executableTarget(name: "CheckinGateway", dependencies: serviceDependencies + ["OrchardCrypto"],
+        .executableTarget(name: "CheckinGateway", dependencies: serviceDependencies + [
+            "OrchardCrypto", "AppleProtocol",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ],
                           path: "Services/CheckinGateway"),
         .executableTarget(name: "TokenService", dependencies: serviceDependencies + ["OrchardCrypto"],
                           path: "Services/TokenService"),
-        .executableTarget(name: "ProfileSigner", dependencies: serviceDependencies + ["OrchardCrypto"],
+        .executableTarget(name: "ProfileSigner", dependencies: serviceDependencies + ["OrchardCrypto", "AppleProtocol"],
                           path: "Services/ProfileSigner"),
         .executableTarget(name: "ABMSync", dependencies: serviceDependencies, path: "Services/ABMSync"),
         .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies,

@@ -1,8 +1,52 @@
+import Foundation
+import OrchardCrypto
+import OrchardMessages
 import OrchardMessaging
 import OrchardServiceKit
 
-// profile-signer: builds and CMS-signs enrollment profiles on request.
+// profile-signer: builds and CMS-signs enrollment profiles, and issues device identities from its own
+// CA (or points devices at a SCEP or ACME server). Answers requests from orchard.profile-requests.v1.
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "profile-signer", defaultPort: 8082, schema: "profile_signer", migrations: ProfileSignerMigrations.all))
+let env = runtime.configuration.environment
 
-await runtime.run(router: runtime.makeRouter(), services: [])
+let builder: ProfileBuilder
+do {
+    guard let kek = runtime.configuration.keyEncryptionKey else {
+        throw ConfigurationError("ORCHARD_KEK is required: profile-signer keeps its CA key encrypted with it")
+    }
+    let source: IdentitySource
+    switch try env.string("ORCHARD_IDENTITY_SOURCE", default: "ca") {
+    case "ca": source = .certificateAuthority
+    case "scep": source = .scep(url: try env.string("ORCHARD_SCEP_URL"), challenge: env.optional("ORCHARD_SCEP_CHALLENGE"))
+    case "acme": source = .acme(directoryURL: try env.string("ORCHARD_ACME_DIRECTORY_URL"))
+    case let other: throw ConfigurationError("ORCHARD_IDENTITY_SOURCE must be ca, scep or acme, not \(other)")
+    }
+    guard let keyType = DeviceKeyPool.KeyType(rawValue: try env.string("ORCHARD_DEVICE_KEY_TYPE", default: "rsa2048")) else {
+        throw ConfigurationError("ORCHARD_DEVICE_KEY_TYPE must be rsa2048 or p256")
+    }
+    let anchors = try env.optional("ORCHARD_ANCHOR_CERTIFICATES").map {
+        try Certificate.parsePEM(Array(try Data(contentsOf: URL(fileURLWithPath: $0))))
+    } ?? []
+    let authorities = try await Authorities.loadOrCreate(
+        database: runtime.database, box: try SecretBox(key: kek),
+        organization: try env.string("ORCHARD_ORGANIZATION", default: "Orchard"))
+    let pool = DeviceKeyPool(type: keyType, target: try env.int("ORCHARD_DEVICE_KEY_POOL_SIZE", default: 32, range: 0...10_000))
+    await pool.startRefill()
+    builder = ProfileBuilder(authorities: authorities, keys: pool, identitySource: source, anchors: anchors,
+                             database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
+} catch {
+    runtime.logger.critical("start-up failed: \(error)")
+    exit(2)
+}
+
+var routes = MessageRouter()
+routes.respond(RequestResponder(BuildEnrollmentProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await builder.build(request, correlationID: message.correlationID)
+})
+routes.respond(RequestResponder(DescribeSigningIdentities.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
+    try builder.describe()
+})
+let requests = runtime.consumer(topics: [BuildEnrollmentProfile.topic], handler: routes.handler)
+
+await runtime.run(router: runtime.makeRouter(), services: [requests])

@@ -7,6 +7,11 @@ public struct CryptoError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(operation) failed: \(detail)" }
 
+    public init(operation: String, detail: String) {
+        self.operation = operation
+        self.detail = detail
+    }
+
     /// Captures and clears OpenSSL's error queue.
     static func openssl(_ operation: String) -> CryptoError {
         guard let message = orc_error_string() else { return CryptoError(operation: operation, detail: "unknown") }

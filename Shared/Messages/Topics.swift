@@ -8,13 +8,13 @@ public enum Topics {
     }
 
     public static let all: [Definition] = [
-        .init(name: "orchard.device-events.v1", partitions: 6,
+        .init(name: DeviceEvent.topic, partitions: 6,
               purpose: "enrolled, token updated, information updated, checked out, unenrolled"),
         .init(name: "orchard.abm-device-events.v1", partitions: 6, purpose: "ABM device assignment changes"),
         .init(name: ActivityRecorded.topic, partitions: 6, purpose: "the audit trail of every major step"),
         .init(name: "orchard.token-requests.v1", partitions: 6, purpose: "security and pairing token requests"),
-        .init(name: "orchard.profile-requests.v1", partitions: 6, purpose: "enrollment profile build-and-sign requests"),
-        .init(name: "orchard.mdm-commands.v1", partitions: 6, purpose: "enqueue MDM commands for enrollments"),
+        .init(name: BuildEnrollmentProfile.topic, partitions: 6, purpose: "enrollment profile build-and-sign requests"),
+        .init(name: EnqueueCommand.topic, partitions: 6, purpose: "enqueue MDM commands for enrollments"),
         .init(name: "orchard.replies.v1", partitions: 12, purpose: "replies, one partition read per requester"),
         .init(name: "orchard.dead-letters.v1", partitions: 3, purpose: "messages no handler could apply"),
         .init(name: BenchEcho.topic, partitions: 6, purpose: "benchmark and integration-test requests"),

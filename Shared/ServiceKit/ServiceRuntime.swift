@@ -81,8 +81,9 @@ public final class ServiceRuntime: Sendable {
     }
 
     /// A router with the health routes and the correlation-id middleware installed.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func makeRouter<Context: RequestContext>(_ context: Context.Type = BasicRequestContext.self) -> Router<Context>
+    where Context.Source == ApplicationRequestContextSource {
+        let router = Router(context: Context.self)
         router.add(middleware: ObservabilityMiddleware())
         HealthRoutes.add(to: router, database: database, producer: producer)
         return router
@@ -96,7 +97,8 @@ public final class ServiceRuntime: Sendable {
 
     /// Serves HTTP and runs the given services until SIGTERM or SIGINT, then shuts down gracefully:
     /// in-flight requests finish, consumers commit their offsets, the producer flushes.
-    public func run(router: Router<BasicRequestContext>, services: [any Service]) async {
+    public func run<Context: RequestContext>(router: Router<Context>, services: [any Service]) async
+    where Context.Source == ApplicationRequestContextSource {
         var app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort),

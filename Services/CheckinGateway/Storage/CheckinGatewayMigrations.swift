@@ -1,6 +1,65 @@
 import OrchardStorage
 
-/// This service's schema. The messaging outbox and inbox tables are added by the service kit.
+/// checkin-gateway's schema: enrollments and their identities, the command queue, push certificate,
+/// declarations, enrollment links, admin API keys and the activity log it serves.
 enum CheckinGatewayMigrations {
-    static let all: [Migration] = []
+    static let all: [Migration] = [
+        Migration(1, "enrollments, identities and links", """
+            CREATE TABLE enrollment_links (
+                id uuid PRIMARY KEY, name text NOT NULL, token_hash bytea NOT NULL UNIQUE,
+                created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+                expires_at timestamptz, max_uses integer, uses integer NOT NULL DEFAULT 0, revoked_at timestamptz);
+            CREATE TABLE trusted_device_cas (
+                fingerprint text PRIMARY KEY, certificate bytea NOT NULL, added_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE issued_identities (
+                fingerprint text PRIMARY KEY, link_id uuid, issued_at timestamptz NOT NULL DEFAULT now(),
+                mdm_payload_identifier text NOT NULL);
+            CREATE TABLE enrollments (
+                id text PRIMARY KEY, udid text, enrollment_kind text NOT NULL, status text NOT NULL,
+                identity_fingerprint text NOT NULL, topic text NOT NULL,
+                serial_number text, os_version text, build_version text, product_name text, model text, device_name text,
+                supervised boolean, push_token bytea, push_magic text, push_token_invalid boolean NOT NULL DEFAULT false,
+                sealed_unlock_token bytea, sealed_bootstrap_token bytea, awaiting_configuration boolean NOT NULL DEFAULT false,
+                mdm_payload_identifier text, paired_with text,
+                created_at timestamptz NOT NULL DEFAULT now(), enrolled_at timestamptz, last_seen_at timestamptz);
+            CREATE UNIQUE INDEX enrollments_identity ON enrollments (identity_fingerprint);
+            """),
+        Migration(2, "command queue", """
+            CREATE TABLE commands (
+                uuid text PRIMARY KEY, request_type text NOT NULL, plist bytea NOT NULL,
+                requested_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE command_queue (
+                id bigserial PRIMARY KEY, enrollment_id text NOT NULL REFERENCES enrollments ON DELETE CASCADE,
+                command_uuid text NOT NULL REFERENCES commands ON DELETE CASCADE, status text NOT NULL,
+                queued_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz, completed_at timestamptz, result bytea,
+                UNIQUE (enrollment_id, command_uuid));
+            -- Only unfinished rows are indexed for the device's next command: finished ones never slow it down.
+            CREATE INDEX command_queue_active ON command_queue (enrollment_id, id) WHERE completed_at IS NULL;
+            CREATE INDEX command_queue_finished ON command_queue (completed_at) WHERE completed_at IS NOT NULL;
+            """),
+        Migration(3, "push, declarations, admin", """
+            CREATE TABLE push_certificate (
+                id integer PRIMARY KEY CHECK (id = 1), certificate bytea NOT NULL, sealed_key bytea NOT NULL,
+                topic text NOT NULL, not_after timestamptz NOT NULL, uploaded_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE declarations (
+                identifier text PRIMARY KEY, type text NOT NULL, payload text NOT NULL, server_token text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE declaration_assignments (
+                enrollment_id text NOT NULL REFERENCES enrollments ON DELETE CASCADE,
+                identifier text NOT NULL REFERENCES declarations ON DELETE CASCADE,
+                PRIMARY KEY (enrollment_id, identifier));
+            CREATE TABLE declaration_status (
+                enrollment_id text PRIMARY KEY REFERENCES enrollments ON DELETE CASCADE, report text NOT NULL,
+                received_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE api_keys (
+                id uuid PRIMARY KEY, name text NOT NULL UNIQUE, key_hash bytea NOT NULL UNIQUE, scopes text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(), revoked_at timestamptz);
+            CREATE TABLE activity_log (
+                id text PRIMARY KEY, occurred_at timestamptz NOT NULL, actor text NOT NULL, action text NOT NULL,
+                device_id text, related_device_ids text NOT NULL, outcome text NOT NULL, detail text,
+                service text NOT NULL, correlation_id text);
+            CREATE INDEX activity_log_device ON activity_log (device_id, occurred_at);
+            CREATE INDEX activity_log_time ON activity_log (occurred_at);
+            """),
+    ]
 }

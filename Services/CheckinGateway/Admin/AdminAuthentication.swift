@@ -1,0 +1,73 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+import OrchardCrypto
+import OrchardStorage
+
+/// The request context of the gateway: which admin key, if any, authenticated the request.
+struct GatewayContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    var adminKey: AdminKey?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+}
+
+/// An API key's identity and what it may do: `admin` (everything) or `read` (GET only).
+struct AdminKey: Sendable {
+    let id: String
+    let name: String
+    let scopes: Set<String>
+
+    var actor: String { "admin:\(name)" }
+}
+
+/// Checks `Authorization: Bearer <key>` against the hashed keys in `api_keys` (cached for 10 s).
+struct AdminAuthentication: RouterMiddleware {
+    typealias Context = GatewayContext
+    let database: Database
+    let cache = NIOLockedValueBox<[String: (AdminKey?, Date)]>([:])
+
+    func handle(_ request: Request, context: GatewayContext,
+                next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count < 512 else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "an API key is required (Authorization: Bearer <key>)")
+        }
+        let hash = Digest.sha256(Array(header.dropFirst(7).utf8)).hexString
+        let key: AdminKey?
+        if let (cached, at) = cache.withLockedValue({ $0[hash] }), Date().timeIntervalSince(at) < 10 {
+            key = cached
+        } else {
+            let row = try await database.query("""
+                SELECT id::text AS id, name, scopes FROM api_keys WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
+                """, [.text(hash)]).first
+            key = row.map { AdminKey(id: $0.string("id") ?? "", name: $0.string("name") ?? "",
+                                     scopes: Set(($0.string("scopes") ?? "").split(separator: ",").map(String.init))) }
+            cache.withLockedValue { c in
+                if c.count > 10_000 { c.removeAll() }
+                c[hash] = (key, Date())
+            }
+        }
+        guard let key else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "unknown or revoked API key")
+        }
+        guard key.scopes.contains("admin") || (request.method == .get && key.scopes.contains("read")) else {
+            throw refuse(.forbidden, "this API key may only read")
+        }
+        var context = context
+        context.adminKey = key
+        return try await next(request, context)
+    }
+}
+
+enum APIKeys {
+    /// Installs the key from ORCHARD_ADMIN_API_KEY as `bootstrap` with the admin scope.
+    static func installBootstrap(_ key: String, database: Database) async throws {
+        try await database.query("""
+            INSERT INTO api_keys (id, name, key_hash, scopes) VALUES (gen_random_uuid(), 'bootstrap', $1, 'admin')
+            ON CONFLICT (name) DO UPDATE SET key_hash = EXCLUDED.key_hash, scopes = 'admin', revoked_at = NULL
+            """, [.bytes(Digest.sha256(Array(key.utf8)))])
+    }
+}

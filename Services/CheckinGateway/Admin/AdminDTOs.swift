@@ -1,0 +1,191 @@
+import Foundation
+import Hummingbird
+import OrchardStorage
+
+/// JSON shapes of the admin API (docs/openapi.yaml). Dates are ISO 8601 strings.
+func isoDate(_ date: Date?) -> String? {
+    date.map { d in
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: d)
+    }
+}
+
+struct EnrollmentLinkInput: Decodable {
+    let name: String
+    let expiresAt: Date?
+    let maxUses: Int?
+}
+
+struct EnrollmentLinkCreated: ResponseEncodable {
+    let id: String
+    let url: String
+    let token: String
+}
+
+struct EnrollmentLinkView: ResponseEncodable {
+    let id: String, name: String, createdBy: String, createdAt: String?, expiresAt: String?
+    let maxUses: Int?, uses: Int, revoked: Bool
+
+    init(_ r: Row) {
+        id = r.string("id") ?? ""; name = r.string("name") ?? ""; createdBy = r.string("created_by") ?? ""
+        createdAt = isoDate(r.date("created_at")); expiresAt = isoDate(r.date("expires_at"))
+        maxUses = r.int("max_uses"); uses = r.int("uses") ?? 0; revoked = !r.isNull("revoked_at")
+    }
+}
+
+struct DeviceView: ResponseEncodable {
+    let id: String, udid: String?, kind: String, status: String, supervised: Bool?
+    let serialNumber: String?, osVersion: String?, buildVersion: String?, productName: String?, model: String?, deviceName: String?
+    let pushTokenValid: Bool, hasUnlockToken: Bool, awaitingConfiguration: Bool
+    let createdAt: String?, enrolledAt: String?, lastSeenAt: String?
+    let pairedWith: [String]
+
+    static let columns = """
+        e.id, e.udid, e.enrollment_kind, e.status, e.supervised, e.serial_number, e.os_version, e.build_version,
+        e.product_name, e.model, e.device_name, (e.push_token IS NOT NULL AND NOT e.push_token_invalid) AS push_ok,
+        (e.sealed_unlock_token IS NOT NULL) AS has_unlock, e.awaiting_configuration, e.created_at, e.enrolled_at,
+        e.last_seen_at, e.paired_with,
+        ARRAY(SELECT p.id FROM enrollments p WHERE p.paired_with = e.id) AS paired_children
+        """
+
+    init(_ r: Row) {
+        id = r.string("id") ?? ""; udid = r.string("udid"); kind = r.string("enrollment_kind") ?? ""
+        status = r.string("status") ?? ""; supervised = r.bool("supervised"); serialNumber = r.string("serial_number")
+        osVersion = r.string("os_version"); buildVersion = r.string("build_version"); productName = r.string("product_name")
+        model = r.string("model"); deviceName = r.string("device_name"); pushTokenValid = r.bool("push_ok") ?? false
+        hasUnlockToken = r.bool("has_unlock") ?? false; awaitingConfiguration = r.bool("awaiting_configuration") ?? false
+        createdAt = isoDate(r.date("created_at")); enrolledAt = isoDate(r.date("enrolled_at")); lastSeenAt = isoDate(r.date("last_seen_at"))
+        var pairs = parseTextArray(r.string("paired_children"))
+        if let parent = r.string("paired_with") { pairs.insert(parent, at: 0) }
+        pairedWith = pairs
+    }
+}
+
+struct CommandInput: Decodable {
+    let type: String
+    let message: String?
+    let phoneNumber: String?
+    let preserveDataPlan: Bool?
+    let identifier: String?
+    let profile: String?
+    let queries: [String]?
+    let plist: String?
+}
+
+struct BulkCommandInput: Decodable {
+    let enrollmentIDs: [String]
+    let command: CommandInput
+}
+
+struct CommandQueued: ResponseEncodable {
+    let commandUUID: String
+    let requestType: String
+    let queuedFor: [String]
+}
+
+struct CommandView: ResponseEncodable {
+    let commandUUID: String, requestType: String, status: String, requestedBy: String
+    let queuedAt: String?, sentAt: String?, completedAt: String?, result: String?
+
+    init(_ r: Row) {
+        commandUUID = r.string("command_uuid") ?? ""; requestType = r.string("request_type") ?? ""; status = r.string("status") ?? ""
+        requestedBy = r.string("requested_by") ?? ""; queuedAt = isoDate(r.date("queued_at")); sentAt = isoDate(r.date("sent_at"))
+        completedAt = isoDate(r.date("completed_at")); result = r.bytes("result").map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+struct DeclarationInput: Decodable {
+    let type: String
+    let payload: JSONObject
+}
+
+/// An arbitrary JSON object, kept as its bytes.
+struct JSONObject: Decodable {
+    let bytes: [UInt8]
+    init(from decoder: any Decoder) throws {
+        let value = try AnyJSON(from: decoder)
+        guard case .object = value else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "payload must be a JSON object"))
+        }
+        bytes = Array(try JSONSerialization.data(withJSONObject: value.foundation, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+}
+
+indirect enum AnyJSON: Decodable {
+    case null, bool(Bool), number(Double), string(String), array([AnyJSON]), object([String: AnyJSON])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([AnyJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: AnyJSON].self)) }
+    }
+
+    var foundation: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let b): return b
+        case .number(let n): return n == n.rounded() && abs(n) < 1e15 ? Int(n) as Any : n
+        case .string(let s): return s
+        case .array(let a): return a.map(\.foundation)
+        case .object(let o): return o.mapValues(\.foundation)
+        }
+    }
+}
+
+struct DeclarationView: ResponseEncodable {
+    let identifier: String, type: String, serverToken: String, updatedAt: String?, payload: String
+}
+
+struct AssignmentInput: Decodable { let identifiers: [String] }
+
+struct DeviceDeclarationsView: ResponseEncodable {
+    let identifiers: [String]
+    let lastStatusReport: String?
+    let lastStatusAt: String?
+}
+
+struct PushCertificateInput: Decodable {
+    let certificate: String?
+    let privateKey: String?
+    let pkcs12: String?
+    let password: String?
+}
+
+struct PushCertificateView: ResponseEncodable {
+    let topic: String
+    let notAfter: String?
+    let subject: String
+    let uploadedAt: String?
+}
+
+struct ActivityView: ResponseEncodable {
+    let id: String, occurredAt: String?, actor: String, action: String, deviceID: String?, relatedDeviceIDs: [String]
+    let outcome: String, detail: String?, service: String, correlationID: String?
+
+    init(_ r: Row) {
+        id = r.string("id") ?? ""; occurredAt = isoDate(r.date("occurred_at")); actor = r.string("actor") ?? ""
+        action = r.string("action") ?? ""; deviceID = r.string("device_id")
+        relatedDeviceIDs = (r.string("related_device_ids") ?? "").split(separator: ",").map(String.init)
+        outcome = r.string("outcome") ?? ""; detail = r.string("detail"); service = r.string("service") ?? ""
+        correlationID = r.string("correlation_id")
+    }
+}
+
+struct APIKeyInput: Decodable { let name: String; let scopes: [String] }
+struct APIKeyCreated: ResponseEncodable { let id: String; let name: String; let key: String; let scopes: [String] }
+struct APIKeyView: ResponseEncodable { let id: String; let name: String; let scopes: [String]; let createdAt: String?; let revoked: Bool }
+
+struct Page<Item: Encodable & Sendable>: ResponseEncodable {
+    let items: [Item]
+}
+
+/// Reads PostgreSQL's text form of a text[] (`{a,b}`); our identifiers never need quoting.
+func parseTextArray(_ text: String?) -> [String] {
+    guard let text, text.count > 2 else { return [] }
+    return text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+}

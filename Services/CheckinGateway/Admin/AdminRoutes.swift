@@ -1,0 +1,307 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardCrypto
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// The admin API under `/admin/v1` (described by docs/openapi.yaml). Every change is written to the
+/// activity log with the API key that made it.
+struct AdminRoutes: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let links: EnrollmentLinks
+    let declarations: DeclarationService
+    let pushCertificates: PushCertificates
+    let pusher: APNsPusher
+    let requests: RequestClient
+    let secrets: SecretBox
+    let requestTimeout: Duration
+
+    func add(to router: Router<GatewayContext>) {
+        let admin = router.group("admin/v1").add(middleware: AdminAuthentication(database: database))
+
+        admin.post("enrollment-links") { request, context -> EnrollmentLinkCreated in
+            let input = try await request.decode(as: EnrollmentLinkInput.self, context: context)
+            let made = try await links.create(name: input.name, expiresAt: input.expiresAt, maxUses: input.maxUses,
+                                              actor: context.adminKey!.actor, correlationID: context.correlationID)
+            return EnrollmentLinkCreated(id: made.id, url: made.url, token: made.token)
+        }
+        admin.get("enrollment-links") { _, _ -> Page<EnrollmentLinkView> in
+            let rows = try await database.query("""
+                SELECT id::text AS id, name, created_by, created_at, expires_at, max_uses, uses, revoked_at
+                FROM enrollment_links ORDER BY created_at DESC LIMIT 500
+                """)
+            return Page(items: rows.map(EnrollmentLinkView.init))
+        }
+        admin.delete("enrollment-links/:id") { _, context -> Response in
+            let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
+            let revoked = try await database.transaction { c -> Bool in
+                let hit = try !c.query("UPDATE enrollment_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL RETURNING id",
+                                       [.text(id)]).isEmpty
+                if hit { try audit(c, context, "enrollment-link.revoked", device: nil, detail: id) }
+                return hit
+            }
+            guard revoked else { throw refuse(.notFound, "no active enrollment link \(id)") }
+            outbox.notify()
+            return emptyResponse(.noContent)
+        }
+
+        admin.get("devices") { request, _ -> Page<DeviceView> in
+            let status = request.uri.queryParameters["status"].map(String.init)
+            let limit = min(Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 100, 1000)
+            let after = request.uri.queryParameters["after"].map(String.init) ?? ""
+            let rows = try await database.query("""
+                SELECT \(DeviceView.columns) FROM enrollments e
+                WHERE ($1::text IS NULL OR e.status = $1) AND e.id > $2 ORDER BY e.id LIMIT $3
+                """, [.optionalText(status), .text(after), .int(limit)])
+            return Page(items: rows.map(DeviceView.init))
+        }
+        admin.get("devices/:id") { _, context -> DeviceView in
+            try await device(context.parameters.require("id"))
+        }
+        admin.get("devices/:id/commands") { _, context -> Page<CommandView> in
+            let id = try context.parameters.require("id")
+            let rows = try await database.query("""
+                SELECT q.command_uuid, c.request_type, q.status, c.requested_by, q.queued_at, q.sent_at, q.completed_at, q.result
+                FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.enrollment_id = $1
+                ORDER BY q.id DESC LIMIT 200
+                """, [.text(id)])
+            return Page(items: rows.map(CommandView.init))
+        }
+        admin.post("devices/:id/commands") { request, context -> CommandQueued in
+            let id = try context.parameters.require("id")
+            let input = try await request.decode(as: CommandInput.self, context: context)
+            return try await enqueue(input, for: [id], context: context)
+        }
+        admin.post("commands") { request, context -> CommandQueued in
+            let input = try await request.decode(as: BulkCommandInput.self, context: context)
+            guard !input.enrollmentIDs.isEmpty, input.enrollmentIDs.count <= 10_000 else {
+                throw refuse(.badRequest, "enrollmentIDs must list 1 to 10000 enrollments")
+            }
+            return try await enqueue(input.command, for: input.enrollmentIDs, context: context)
+        }
+
+        admin.get("declarations") { _, _ -> Page<DeclarationView> in
+            let rows = try await database.query("SELECT identifier, type, server_token, updated_at, payload FROM declarations ORDER BY identifier")
+            return Page(items: rows.map {
+                DeclarationView(identifier: $0.string("identifier") ?? "", type: $0.string("type") ?? "",
+                                serverToken: $0.string("server_token") ?? "", updatedAt: isoDate($0.date("updated_at")),
+                                payload: $0.string("payload") ?? "{}")
+            })
+        }
+        admin.put("declarations/:identifier") { request, context -> Response in
+            let identifier = try context.parameters.require("identifier")
+            let input = try await request.decode(as: DeclarationInput.self, context: context)
+            let devices = try await declarations.upsert(identifier: identifier, type: input.type, payload: input.payload.bytes,
+                                                        actor: context.adminKey!.actor, correlationID: context.correlationID)
+            await pusher.push(devices)
+            return emptyResponse(.noContent)
+        }
+        admin.delete("declarations/:identifier") { _, context -> Response in
+            let identifier = try context.parameters.require("identifier")
+            let deleted = try await database.transaction { c -> Bool in
+                let hit = try !c.query("DELETE FROM declarations WHERE identifier = $1 RETURNING identifier", [.text(identifier)]).isEmpty
+                if hit { try audit(c, context, "declaration.deleted", device: nil, detail: identifier) }
+                return hit
+            }
+            guard deleted else { throw refuse(.notFound, "no declaration \(identifier)") }
+            outbox.notify()
+            return emptyResponse(.noContent)
+        }
+        admin.put("devices/:id/declarations") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            let input = try await request.decode(as: AssignmentInput.self, context: context)
+            let devices = try await declarations.assign(input.identifiers, to: id, actor: context.adminKey!.actor,
+                                                        correlationID: context.correlationID)
+            await pusher.push(devices)
+            return emptyResponse(.noContent)
+        }
+        admin.get("devices/:id/declarations") { _, context -> DeviceDeclarationsView in
+            let id = try context.parameters.require("id")
+            let assigned = try await database.query("SELECT identifier FROM declaration_assignments WHERE enrollment_id = $1 ORDER BY identifier",
+                                                    [.text(id)]).compactMap { $0.string("identifier") }
+            let status = try await database.query("SELECT report, received_at FROM declaration_status WHERE enrollment_id = $1", [.text(id)]).first
+            return DeviceDeclarationsView(identifiers: assigned, lastStatusReport: status?.string("report"),
+                                          lastStatusAt: isoDate(status?.date("received_at")))
+        }
+
+        admin.put("push-certificate") { request, context -> PushCertificateView in
+            let input = try await request.decode(as: PushCertificateInput.self, context: context)
+            let identity = try pushIdentity(input)
+            let saved = try await pushCertificates.save(identity)
+            await pusher.certificateChanged()
+            try await database.transaction { c in
+                try audit(c, context, "push-certificate.uploaded", device: nil, detail: "\(saved.topic), expires \(isoDate(saved.notAfter) ?? "")")
+            }
+            outbox.notify()
+            return PushCertificateView(topic: saved.topic, notAfter: isoDate(saved.notAfter), subject: identity.certificate.subject,
+                                       uploadedAt: isoDate(saved.uploadedAt))
+        }
+        admin.get("push-certificate") { _, _ -> PushCertificateView in
+            guard let cert = try await pushCertificates.load() else { throw refuse(.notFound, "no push certificate uploaded") }
+            return PushCertificateView(topic: cert.topic, notAfter: isoDate(cert.notAfter), subject: cert.identity.certificate.subject,
+                                       uploadedAt: isoDate(cert.uploadedAt))
+        }
+        admin.get("signing-identities") { _, context -> DescribeSigningIdentities.Reply in
+            do {
+                return try await requests.request(DescribeSigningIdentities(), timeout: requestTimeout, correlationID: context.correlationID)
+            } catch is RequestTimedOut {
+                throw refuse(.serviceUnavailable, "profile-signer did not answer in time")
+            }
+        }
+
+        admin.get("activity") { request, _ -> Page<ActivityView> in
+            let q = request.uri.queryParameters
+            let limit = min(Int(q["limit"].map(String.init) ?? "") ?? 100, 1000)
+            let rows = try await database.query("""
+                SELECT * FROM activity_log
+                WHERE ($1::text IS NULL OR device_id = $1 OR related_device_ids LIKE '%' || $1 || '%')
+                  AND ($2::text IS NULL OR action = $2)
+                ORDER BY occurred_at DESC, id LIMIT $3
+                """, [.optionalText(q["deviceID"].map(String.init)), .optionalText(q["action"].map(String.init)), .int(limit)])
+            return Page(items: rows.map(ActivityView.init))
+        }
+
+        admin.post("api-keys") { request, context -> APIKeyCreated in
+            let input = try await request.decode(as: APIKeyInput.self, context: context)
+            guard !input.name.isEmpty, input.name.count <= 100 else { throw refuse(.badRequest, "name must be 1-100 characters") }
+            guard !input.scopes.isEmpty, Set(input.scopes).isSubset(of: ["admin", "read"]) else {
+                throw refuse(.badRequest, "scopes must be admin and/or read")
+            }
+            let key = "orchard_" + (try SecureRandom.token())
+            let id = UUID().uuidString.lowercased()
+            do {
+                try await database.transaction { c in
+                    try c.query("INSERT INTO api_keys (id, name, key_hash, scopes) VALUES ($1::uuid, $2, $3, $4)",
+                                [.text(id), .text(input.name), .bytes(Digest.sha256(Array(key.utf8))), .text(input.scopes.joined(separator: ","))])
+                    try audit(c, context, "api-key.created", device: nil, detail: input.name)
+                }
+            } catch let error as PostgresError where error.isUniqueViolation {
+                throw refuse(.conflict, "an API key named \(input.name) exists")
+            }
+            outbox.notify()
+            return APIKeyCreated(id: id, name: input.name, key: key, scopes: input.scopes)
+        }
+        admin.get("api-keys") { _, _ -> Page<APIKeyView> in
+            let rows = try await database.query("SELECT id::text AS id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY name")
+            return Page(items: rows.map {
+                APIKeyView(id: $0.string("id") ?? "", name: $0.string("name") ?? "",
+                           scopes: ($0.string("scopes") ?? "").split(separator: ",").map(String.init),
+                           createdAt: isoDate($0.date("created_at")), revoked: !$0.isNull("revoked_at"))
+            })
+        }
+        admin.delete("api-keys/:id") { _, context -> Response in
+            let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
+            let revoked = try await database.transaction { c -> Bool in
+                let hit = try !c.query("UPDATE api_keys SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL RETURNING id",
+                                       [.text(id)]).isEmpty
+                if hit { try audit(c, context, "api-key.revoked", device: nil, detail: id) }
+                return hit
+            }
+            guard revoked else { throw refuse(.notFound, "no active API key \(id)") }
+            outbox.notify()
+            return emptyResponse(.noContent)
+        }
+    }
+
+    func device(_ id: String) async throws -> DeviceView {
+        guard let row = try await database.query("SELECT \(DeviceView.columns) FROM enrollments e WHERE e.id = $1", [.text(id)]).first else {
+            throw refuse(.notFound, "no enrollment \(id)")
+        }
+        return DeviceView(row)
+    }
+
+    /// Builds the command an admin asked for, queues it and pushes the devices.
+    func enqueue(_ input: CommandInput, for ids: [String], context: GatewayContext) async throws -> CommandQueued {
+        let actor = context.adminKey!.actor
+        let queued = try await database.transaction { c -> (MDMCommand, [String]) in
+            var queued: [String] = []
+            var last: MDMCommand?
+            // ClearPasscode and Unenroll depend on each device's own data, so each gets its own command.
+            if input.type == "ClearPasscode" || input.type == "Unenroll" {
+                for id in ids {
+                    let command = try perDeviceCommand(c, input.type, enrollmentID: id)
+                    queued += try CommandQueue.enqueue(c, command, enrollmentIDs: [id], requestedBy: actor,
+                                                       correlationID: context.correlationID)
+                    last = command
+                }
+            } else {
+                let command = try build(input)
+                queued = try CommandQueue.enqueue(c, command, enrollmentIDs: ids, requestedBy: actor, correlationID: context.correlationID)
+                last = command
+            }
+            guard let command = last, !queued.isEmpty else {
+                throw refuse(.notFound, "none of the enrollments exists or is enrolled")
+            }
+            return (command, queued)
+        }
+        outbox.notify()
+        await pusher.push(queued.1)
+        return CommandQueued(commandUUID: queued.0.commandUUID, requestType: queued.0.requestType, queuedFor: queued.1)
+    }
+
+    private func perDeviceCommand(_ c: Connection, _ type: String, enrollmentID: String) throws -> MDMCommand {
+        guard let row = try c.query("SELECT sealed_unlock_token, mdm_payload_identifier FROM enrollments WHERE id = $1",
+                                    [.text(enrollmentID)]).first else {
+            throw refuse(.notFound, "no enrollment \(enrollmentID)")
+        }
+        if type == "Unenroll" {
+            guard let identifier = row.string("mdm_payload_identifier") else {
+                throw refuse(.conflict, "enrollment \(enrollmentID) was not enrolled with an Orchard profile; send RemoveProfile with its identifier")
+            }
+            return .removeProfile(identifier: identifier)
+        }
+        guard let sealed = row.bytes("sealed_unlock_token") else {
+            throw refuse(.conflict, "enrollment \(enrollmentID) sent no UnlockToken; ClearPasscode needs one")
+        }
+        return .clearPasscode(unlockToken: try secrets.open(sealed, context: "unlock/\(enrollmentID)"))
+    }
+
+    private func build(_ input: CommandInput) throws -> MDMCommand {
+        switch input.type {
+        case "DeviceInformation": return .deviceInformation(queries: input.queries ?? MDMCommand.standardQueries)
+        case "DeviceLock": return .deviceLock(message: input.message, phoneNumber: input.phoneNumber)
+        case "EraseDevice": return .eraseDevice(preserveDataPlan: input.preserveDataPlan ?? false)
+        case "DeviceConfigured": return .deviceConfigured()
+        case "DeclarativeManagement": return .declarativeManagement(tokens: nil)
+        case "RemoveProfile":
+            guard let identifier = input.identifier, !identifier.isEmpty else { throw refuse(.badRequest, "RemoveProfile needs identifier") }
+            return .removeProfile(identifier: identifier)
+        case "InstallProfile":
+            guard let text = input.profile, let data = Data(base64Encoded: text), !data.isEmpty else {
+                throw refuse(.badRequest, "InstallProfile needs profile (base64)")
+            }
+            return .installProfile(Array(data))
+        case "Raw":
+            guard let text = input.plist, let data = Data(base64Encoded: text) else { throw refuse(.badRequest, "Raw needs plist (base64)") }
+            do { return try MDMCommand(plist: Array(data)) } catch { throw refuse(.badRequest, "Raw plist: \(error)") }
+        default:
+            throw refuse(.badRequest, "unknown command type \(input.type.prefix(64))")
+        }
+    }
+
+    private func pushIdentity(_ input: PushCertificateInput) throws -> SigningIdentity {
+        do {
+            if let p12 = input.pkcs12 {
+                guard let data = Data(base64Encoded: p12) else { throw refuse(.badRequest, "pkcs12 must be base64") }
+                return try PKCS12.parse(Array(data), password: input.password ?? "")
+            }
+            guard let cert = input.certificate, let key = input.privateKey else {
+                throw refuse(.badRequest, "send certificate and privateKey (PEM), or pkcs12 (base64) and password")
+            }
+            guard let certificate = try Certificate.parsePEM(Array(cert.utf8)).first else { throw refuse(.badRequest, "no certificate") }
+            return try SigningIdentity(certificate: certificate, key: try PrivateKey(pem: Array(key.utf8)))
+        } catch let error as CryptoError {
+            throw refuse(.badRequest, "\(error)")
+        }
+    }
+
+    private func audit(_ c: Connection, _ context: GatewayContext, _ action: String, device: String?, detail: String) throws {
+        try Outbox.append(ActivityRecorded(actor: context.adminKey!.actor, action: action, deviceID: device, outcome: .succeeded,
+                                           detail: detail, service: "checkin-gateway"), correlationID: context.correlationID, on: c)
+    }
+}
+
+extension DescribeSigningIdentities.Reply: ResponseEncodable {}

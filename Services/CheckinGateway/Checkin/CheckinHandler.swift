@@ -1,0 +1,158 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardCrypto
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// What a check-in produced: the HTTP answer and the enrollments to push once the transaction committed.
+struct CheckinOutcome: Sendable {
+    var response: Response
+    var push: [String] = []
+}
+
+/// Applies check-in messages. Every branch runs in one transaction with the events it announces
+/// (outbox), so a crash never leaves a state change without its event or the reverse.
+struct CheckinHandler: Sendable {
+    let database: Database
+    let secrets: SecretBox
+    let declarations: DeclarationService
+    let tokens: WatchPairingTokens
+    let pushTopic: @Sendable () async -> String?
+    let service: String
+
+    func handle(_ message: CheckinMessage, signer: Certificate, correlationID: String) async throws -> CheckinOutcome {
+        guard let id = message.identity.enrollmentKey else { throw refuse(.badRequest, "missing UDID or EnrollmentID") }
+        let fingerprint = signer.sha256Fingerprint
+        switch message {
+        case .authenticate(let m):
+            try await authenticate(m, id: id, fingerprint: fingerprint, correlationID: correlationID)
+            return CheckinOutcome(response: emptyResponse())
+        case .tokenUpdate(let m):
+            return try await tokenUpdate(m, id: id, fingerprint: fingerprint, correlationID: correlationID)
+        case .checkOut:
+            try await database.transaction { c in
+                _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint, allowCheckedOut: true)
+                try c.query("UPDATE enrollments SET status = 'checked-out' WHERE id = $1", [.text(id)])
+                try Outbox.append(DeviceEvent(kind: .checkedOut, enrollmentID: id), correlationID: correlationID, on: c)
+                try record(c, "device.checked-out", device: id, correlationID: correlationID)
+            }
+            return CheckinOutcome(response: emptyResponse())
+        case .setBootstrapToken(let m):
+            let sealed = try m.bootstrapToken.flatMap { $0.isEmpty ? nil : try secrets.seal($0, context: "bootstrap/\(id)") }
+            try await database.transaction { c in
+                _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+                try c.query("UPDATE enrollments SET sealed_bootstrap_token = $2 WHERE id = $1",
+                            [.text(id), sealed.map(SQLValue.bytes) ?? .null])
+                try record(c, sealed == nil ? "bootstrap-token.deleted" : "bootstrap-token.escrowed", device: id,
+                           correlationID: correlationID)
+            }
+            return CheckinOutcome(response: emptyResponse())
+        case .getBootstrapToken:
+            let sealed = try await database.transaction { c -> [UInt8]? in
+                _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+                return try c.query("SELECT sealed_bootstrap_token FROM enrollments WHERE id = $1", [.text(id)]).first?
+                    .bytes("sealed_bootstrap_token")
+            }
+            var body: [String: PlistValue] = [:]
+            if let sealed { body["BootstrapToken"] = .data(try secrets.open(sealed, context: "bootstrap/\(id)")) }
+            return CheckinOutcome(response: bytesResponse(Plist.xml(body), contentType: "application/xml"))
+        case .declarativeManagement(let m):
+            _ = try await database.transaction { c in try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint) }
+            return CheckinOutcome(response: try await declarations.respond(to: m, enrollmentID: id, correlationID: correlationID))
+        case .getToken(let m):
+            let enrollment = try await database.transaction { c in
+                try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+            }
+            guard m.tokenServiceType == GetToken.watchPairing else {
+                throw refuse(.badRequest, "unsupported TokenServiceType \(m.tokenServiceType.prefix(64))")
+            }
+            let data = try await tokens.pairingToken(for: m, phone: enrollment, correlationID: correlationID)
+            return CheckinOutcome(response: bytesResponse(GetToken.response(tokenData: data), contentType: "application/xml"))
+        case .userAuthenticate:
+            return CheckinOutcome(response: Response(status: .gone, headers: [.contentLength: "0"]))
+        }
+    }
+
+    private func authenticate(_ m: Authenticate, id: String, fingerprint: String, correlationID: String) async throws {
+        if let topic = await pushTopic(), topic != m.topic {
+            throw refuse(.forbidden, "Topic \(m.topic.prefix(80)) is not this server's push topic")
+        }
+        let kind = m.identity.udid == nil ? "user" : "device"
+        try await database.transaction { c in
+            if let other = try c.query("SELECT id FROM enrollments WHERE identity_fingerprint = $1 AND id <> $2",
+                                       [.text(fingerprint), .text(id)]).first?.string("id") {
+                throw refuse(.forbidden, "this identity belongs to enrollment \(other)")
+            }
+            let issued = try c.query("SELECT mdm_payload_identifier FROM issued_identities WHERE fingerprint = $1",
+                                     [.text(fingerprint)]).first
+            let existing = try c.query("SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE",
+                                       [.text(id)]).first
+            // Re-enrollment brings a new identity; an enrolled device may switch only to one Orchard just issued.
+            if let existing, existing.string("identity_fingerprint") != fingerprint,
+               existing.string("status") == "enrolled", issued == nil {
+                throw refuse(.forbidden, "enrollment \(id) is bound to another identity")
+            }
+            try c.query("""
+                INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
+                                         os_version, build_version, product_name, model, device_name,
+                                         mdm_payload_identifier, last_seen_at)
+                VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+                ON CONFLICT (id) DO UPDATE SET
+                    status = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
+                                   AND enrollments.status = 'enrolled' THEN 'enrolled' ELSE 'pending' END,
+                    identity_fingerprint = EXCLUDED.identity_fingerprint, topic = EXCLUDED.topic,
+                    serial_number = COALESCE(EXCLUDED.serial_number, enrollments.serial_number),
+                    os_version = COALESCE(EXCLUDED.os_version, enrollments.os_version),
+                    build_version = COALESCE(EXCLUDED.build_version, enrollments.build_version),
+                    product_name = COALESCE(EXCLUDED.product_name, enrollments.product_name),
+                    model = COALESCE(EXCLUDED.model, enrollments.model),
+                    device_name = COALESCE(EXCLUDED.device_name, enrollments.device_name),
+                    mdm_payload_identifier = COALESCE(EXCLUDED.mdm_payload_identifier, enrollments.mdm_payload_identifier),
+                    last_seen_at = now()
+                """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
+                      .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
+                      .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
+                      .optionalText(issued?.string("mdm_payload_identifier"))])
+            var details: [String: String] = [:]
+            details["serial"] = m.serialNumber
+            details["product"] = m.productName
+            try Outbox.append(DeviceEvent(kind: .authenticated, enrollmentID: id, details: details), correlationID: correlationID, on: c)
+            try record(c, "device.authenticated", device: id, correlationID: correlationID)
+        }
+    }
+
+    private func tokenUpdate(_ m: TokenUpdate, id: String, fingerprint: String, correlationID: String) async throws -> CheckinOutcome {
+        let unlock = try m.unlockToken.map { try secrets.seal($0, context: "unlock/\(id)") }
+        let information = MDMCommand.deviceInformation()
+        let first = try await database.transaction { c -> Bool in
+            let enrollment = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+            try c.query("""
+                UPDATE enrollments SET push_token = $2, push_magic = $3, topic = $4, push_token_invalid = false,
+                    sealed_unlock_token = COALESCE($5, sealed_unlock_token), awaiting_configuration = $6,
+                    status = 'enrolled', enrolled_at = COALESCE(enrolled_at, now())
+                WHERE id = $1
+                """, [.text(id), .bytes(m.token), .text(m.pushMagic), .text(m.topic), unlock.map(SQLValue.bytes) ?? .null,
+                      .bool(m.awaitingConfiguration)])
+            let first = enrollment.status != "enrolled"
+            if first {
+                try CommandQueue.enqueue(c, information, enrollmentIDs: [id], requestedBy: "service:\(service)",
+                                         correlationID: correlationID)
+                try Outbox.append(DeviceEvent(kind: .enrolled, enrollmentID: id,
+                                              details: ["awaitingConfiguration": String(m.awaitingConfiguration)]),
+                                  correlationID: correlationID, on: c)
+                try record(c, "device.enrolled", device: id, correlationID: correlationID)
+            } else {
+                try Outbox.append(DeviceEvent(kind: .tokenUpdated, enrollmentID: id), correlationID: correlationID, on: c)
+            }
+            return first
+        }
+        return CheckinOutcome(response: emptyResponse(), push: first ? [id] : [])
+    }
+
+    private func record(_ c: Connection, _ action: String, device: String, correlationID: String) throws {
+        try Outbox.append(ActivityRecorded(actor: "device:\(device)", action: action, deviceID: device, outcome: .succeeded,
+                                           service: service), correlationID: correlationID, on: c)
+    }
+}

@@ -1,0 +1,109 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import Logging
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+import ServiceLifecycle
+
+/// The durable per-enrollment command queue. A command is finished only by Acknowledged, Error or
+/// CommandFormatError; NotNow keeps it queued and skips it until the device's next Idle.
+enum CommandQueue {
+    /// Queues `command` for the enrollments that exist; returns those it was queued for. Idempotent on
+    /// the command UUID, so a redelivered request queues nothing twice.
+    @discardableResult
+    static func enqueue(_ c: Connection, _ command: MDMCommand, enrollmentIDs: [String], requestedBy: String,
+                        correlationID: String?) throws -> [String] {
+        try c.query("""
+            INSERT INTO commands (uuid, request_type, plist, requested_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
+            """, [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy)])
+        let queued = try c.query("""
+            INSERT INTO command_queue (enrollment_id, command_uuid, status)
+            SELECT id, $2, 'queued' FROM enrollments WHERE id = ANY($1::text[]) AND status <> 'checked-out'
+            ON CONFLICT DO NOTHING RETURNING enrollment_id
+            """, [.text(postgresArray(enrollmentIDs)), .text(command.commandUUID)]).compactMap { $0.string("enrollment_id") }
+        for id in queued {
+            try Outbox.append(ActivityRecorded(actor: requestedBy, action: "command.queued", deviceID: id, outcome: .succeeded,
+                                               detail: "\(command.requestType) \(command.commandUUID)", service: "checkin-gateway"),
+                              correlationID: correlationID, on: c)
+        }
+        return queued
+    }
+
+    /// Records a result. Returns the command's request type when this result finished it now
+    /// (a repeated result for a finished command returns nil and changes nothing).
+    static func record(_ c: Connection, enrollmentID: String, result: CommandResult) throws -> String? {
+        guard let uuid = result.commandUUID else { return nil }
+        let status: String, finished: Bool
+        switch result.status {
+        case .acknowledged: (status, finished) = ("acknowledged", true)
+        case .error: (status, finished) = ("error", true)
+        case .commandFormatError: (status, finished) = ("format-error", true)
+        case .notNow: (status, finished) = ("not-now", false)
+        case .idle: return nil
+        }
+        let row = try c.query("""
+            UPDATE command_queue q SET status = $3, result = $4, completed_at = CASE WHEN $5 THEN now() END
+            FROM commands c
+            WHERE q.enrollment_id = $1 AND q.command_uuid = $2 AND q.completed_at IS NULL AND c.uuid = q.command_uuid
+            RETURNING c.request_type
+            """, [.text(enrollmentID), .text(uuid), .text(status), .bytes(Plist.xml(result.values)), .bool(finished)]).first
+        return finished ? row?.string("request_type") : nil
+    }
+
+    /// The next command to send, marked as sent; nil when the queue is empty.
+    static func next(_ c: Connection, enrollmentID: String, newSession: Bool) throws -> [UInt8]? {
+        if newSession {
+            try c.query("UPDATE command_queue SET status = 'queued' WHERE enrollment_id = $1 AND completed_at IS NULL AND status = 'not-now'",
+                        [.text(enrollmentID)])
+        }
+        guard let row = try c.query("""
+            SELECT q.id, c.plist FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
+            WHERE q.enrollment_id = $1 AND q.completed_at IS NULL AND q.status IN ('queued', 'sent')
+            ORDER BY q.id LIMIT 1
+            """, [.text(enrollmentID)]).first, let id = row.int("id") else { return nil }
+        try c.query("UPDATE command_queue SET status = 'sent', sent_at = now() WHERE id = $1", [.int(id)])
+        return row.bytes("plist")
+    }
+}
+
+/// Deletes finished commands older than the retention period, in small batches, once an hour.
+struct CommandPruner: Service {
+    let database: Database
+    let retentionDays: Int
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    var total = 0
+                    while true {
+                        let deleted = try await database.query("""
+                            DELETE FROM command_queue WHERE id IN (
+                                SELECT id FROM command_queue WHERE completed_at < now() - make_interval(days => $1) LIMIT 5000)
+                            RETURNING id
+                            """, [.int(retentionDays)]).count
+                        total += deleted
+                        if deleted < 5000 { break }
+                    }
+                    try await database.query("""
+                        DELETE FROM commands c WHERE created_at < now() - make_interval(days => $1)
+                        AND NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.command_uuid = c.uuid)
+                        """, [.int(retentionDays)])
+                    if total > 0 { logger.info("pruned finished commands", metadata: ["count": "\(total)"]) }
+                } catch {
+                    logger.warning("pruning commands failed: \(error)")
+                }
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
+    }
+}
+
+/// A PostgreSQL array literal of identifiers (quoted, so any character is safe).
+func postgresArray(_ values: [String]) -> String {
+    "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        .joined(separator: ",") + "}"
+}

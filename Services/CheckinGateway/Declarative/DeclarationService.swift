@@ -1,0 +1,146 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardCrypto
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// Declarations, their assignment to enrollments, and the DeclarativeManagement check-in endpoints.
+struct DeclarationService: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let service: String
+
+    // MARK: Device side
+
+    func respond(to m: DeclarativeManagementCheckin, enrollmentID: String, correlationID: String) async throws -> Response {
+        switch m.endpoint {
+        case "tokens":
+            let (items, updated) = try await assigned(enrollmentID)
+            return bytesResponse(TokensResponse(declarationsToken: token(items), timestamp: updated).json,
+                                 contentType: "application/json")
+        case "declaration-items":
+            let (items, _) = try await assigned(enrollmentID)
+            return bytesResponse(DeclarationItemsResponse(declarations: items, declarationsToken: token(items)).json,
+                                 contentType: "application/json")
+        case "status":
+            guard let data = m.data else { throw refuse(.badRequest, "status without Data") }
+            let report = try StatusReport.parse(data)
+            try await database.transaction { c in
+                try c.query("""
+                    INSERT INTO declaration_status (enrollment_id, report) VALUES ($1, $2)
+                    ON CONFLICT (enrollment_id) DO UPDATE SET report = EXCLUDED.report, received_at = now()
+                    """, [.text(enrollmentID), .text(String(decoding: report.json, as: UTF8.self))])
+                try Outbox.append(DeviceEvent(kind: .declarationStatusReported, enrollmentID: enrollmentID,
+                                              details: ["fullReport": String(report.fullReport)]), correlationID: correlationID, on: c)
+                try Outbox.append(ActivityRecorded(actor: "device:\(enrollmentID)", action: "declaration-status.reported",
+                                                   deviceID: enrollmentID, outcome: .succeeded, service: service),
+                                  correlationID: correlationID, on: c)
+            }
+            outbox.notify()
+            return emptyResponse(.noContent)
+        case let endpoint where endpoint.hasPrefix("declaration/"):
+            let parts = endpoint.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 3, Declaration.Kind(rawValue: String(parts[1])) != nil else {
+                throw refuse(.badRequest, "malformed declaration endpoint")
+            }
+            let (items, _) = try await assigned(enrollmentID)
+            guard let d = items.first(where: { $0.identifier == parts[2] && $0.kind?.rawValue == String(parts[1]) }) else {
+                throw refuse(.notFound, "no such declaration for this device")
+            }
+            return bytesResponse(d.json, contentType: "application/json")
+        default:
+            throw refuse(.badRequest, "unknown DeclarativeManagement endpoint \(m.endpoint.prefix(64))")
+        }
+    }
+
+    private func assigned(_ enrollmentID: String) async throws -> ([Declaration], Date) {
+        let rows = try await database.query("""
+            SELECT d.identifier, d.type, d.payload, d.server_token, d.updated_at
+            FROM declaration_assignments a JOIN declarations d USING (identifier) WHERE a.enrollment_id = $1
+            """, [.text(enrollmentID)])
+        let items = rows.compactMap { r -> Declaration? in
+            guard let id = r.string("identifier"), let type = r.string("type"), let token = r.string("server_token"),
+                  let payload = r.string("payload") else { return nil }
+            return Declaration(type: type, identifier: id, serverToken: token, payload: Array(payload.utf8))
+        }
+        let updated = rows.compactMap { $0.date("updated_at") }.max() ?? Date(timeIntervalSince1970: 0)
+        return (items, updated)
+    }
+
+    /// Changes whenever the set of declarations or any of their contents changes.
+    func token(_ items: [Declaration]) -> String {
+        let text = items.map { "\($0.identifier):\($0.serverToken)" }.sorted().joined(separator: "\n")
+        return String(Digest.sha256(Array(text.utf8)).hexString.prefix(32))
+    }
+
+    // MARK: Admin side
+
+    /// Creates or replaces a declaration; the devices it is assigned to are told to synchronise.
+    func upsert(identifier: String, type: String, payload: [UInt8], actor: String, correlationID: String) async throws -> [String] {
+        guard identifier.utf8.count <= 64, !identifier.isEmpty else { throw refuse(.badRequest, "Identifier must be 1-64 octets") }
+        guard Declaration.kind(ofType: type) != nil else {
+            throw refuse(.badRequest, "Type must look like com.apple.{activation|configuration|asset|management}.…")
+        }
+        guard (try? JSONSerialization.jsonObject(with: Data(payload))) is [String: Any] else {
+            throw refuse(.badRequest, "Payload must be a JSON object")
+        }
+        let serverToken = String(Digest.sha256(Array(type.utf8) + [0] + payload).hexString.prefix(32))
+        let devices = try await database.transaction { c -> [String] in
+            try c.query("""
+                INSERT INTO declarations (identifier, type, payload, server_token) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (identifier) DO UPDATE SET type = EXCLUDED.type, payload = EXCLUDED.payload,
+                    server_token = EXCLUDED.server_token, updated_at = now()
+                """, [.text(identifier), .text(type), .text(String(decoding: payload, as: UTF8.self)), .text(serverToken)])
+            try Outbox.append(ActivityRecorded(actor: actor, action: "declaration.saved", deviceID: nil, outcome: .succeeded,
+                                               detail: "\(type) \(identifier)", service: service), correlationID: correlationID, on: c)
+            let devices = try c.query("SELECT enrollment_id FROM declaration_assignments WHERE identifier = $1",
+                                      [.text(identifier)]).compactMap { $0.string("enrollment_id") }
+            return try syncCommands(c, devices, actor: actor, correlationID: correlationID)
+        }
+        outbox.notify()
+        return devices
+    }
+
+    /// Replaces the declarations assigned to an enrollment and asks the device to synchronise.
+    func assign(_ identifiers: [String], to enrollmentID: String, actor: String, correlationID: String) async throws -> [String] {
+        let devices = try await database.transaction { c -> [String] in
+            guard try !c.query("SELECT 1 FROM enrollments WHERE id = $1", [.text(enrollmentID)]).isEmpty else {
+                throw refuse(.notFound, "no enrollment \(enrollmentID)")
+            }
+            let known = Set(try c.query("SELECT identifier FROM declarations WHERE identifier = ANY($1::text[])",
+                                        [.text(postgresArray(identifiers))]).compactMap { $0.string("identifier") })
+            if let missing = identifiers.first(where: { !known.contains($0) }) {
+                throw refuse(.badRequest, "no declaration \(missing)")
+            }
+            try c.query("DELETE FROM declaration_assignments WHERE enrollment_id = $1", [.text(enrollmentID)])
+            try c.query("""
+                INSERT INTO declaration_assignments (enrollment_id, identifier) SELECT $1, unnest($2::text[])
+                """, [.text(enrollmentID), .text(postgresArray(identifiers))])
+            try Outbox.append(ActivityRecorded(actor: actor, action: "declarations.assigned", deviceID: enrollmentID,
+                                               outcome: .succeeded, detail: identifiers.joined(separator: ", "), service: service),
+                              correlationID: correlationID, on: c)
+            return try syncCommands(c, [enrollmentID], actor: actor, correlationID: correlationID)
+        }
+        outbox.notify()
+        return devices
+    }
+
+    /// A DeclarativeManagement command carrying each device's new tokens.
+    private func syncCommands(_ c: Connection, _ enrollmentIDs: [String], actor: String, correlationID: String) throws -> [String] {
+        var queued: [String] = []
+        for id in enrollmentIDs {
+            let rows = try c.query("""
+                SELECT d.identifier, d.server_token FROM declaration_assignments a JOIN declarations d USING (identifier)
+                WHERE a.enrollment_id = $1
+                """, [.text(id)])
+            let items = rows.map { Declaration(type: "com.apple.x.x", identifier: $0.string("identifier") ?? "",
+                                               serverToken: $0.string("server_token") ?? "", payload: []) }
+            let tokens = TokensResponse(declarationsToken: token(items), timestamp: Date()).json
+            queued += try CommandQueue.enqueue(c, .declarativeManagement(tokens: tokens), enrollmentIDs: [id],
+                                               requestedBy: actor, correlationID: correlationID)
+        }
+        return queued
+    }
+}

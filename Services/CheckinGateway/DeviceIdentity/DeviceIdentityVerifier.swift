@@ -1,0 +1,62 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+import OrchardCrypto
+import OrchardStorage
+
+/// Finds who sent a device request: the signer of `Mdm-Signature` (CMS detached over the exact body),
+/// or the client certificate the TLS terminator forwarded, checked against the device CAs Orchard trusts.
+/// Throws 401 when there is no identity or it does not verify.
+final class DeviceIdentityVerifier: Sendable {
+    private let database: Database
+    private let extraRoots: [Certificate]
+    private let clientCertificateHeader: HTTPField.Name?
+    private let roots = NIOLockedValueBox<(certificates: [Certificate], loadedAt: Date)>(([], .distantPast))
+
+    init(database: Database, extraRoots: [Certificate], clientCertificateHeader: String?) {
+        self.database = database
+        self.extraRoots = extraRoots
+        self.clientCertificateHeader = clientCertificateHeader.flatMap { HTTPField.Name($0) }
+    }
+
+    /// Trusts a CA that issued identities handed out by this gateway.
+    func trust(_ caDER: [UInt8]) async throws {
+        let ca = try Certificate(der: caDER)
+        try await database.query("INSERT INTO trusted_device_cas (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                 [.text(ca.sha256Fingerprint), .bytes(caDER)])
+        roots.withLockedValue { state in
+            if !state.certificates.contains(where: { $0.der == ca.der }) { state.certificates.append(ca) }
+        }
+    }
+
+    func identify(_ request: Request, body: [UInt8]) async throws -> Certificate {
+        if let signature = request.headers[.mdmSignature] {
+            guard signature.utf8.count <= 32_768, let der = Data(base64Encoded: signature, options: .ignoreUnknownCharacters) else {
+                throw refuse(.unauthorized, "Mdm-Signature is not base64")
+            }
+            return try await verified { roots in try CMS.verify(Array(der), detachedContent: body, roots: roots).signer }
+        }
+        if let name = clientCertificateHeader, let value = request.headers[name] {
+            guard let pem = value.removingPercentEncoding, let cert = try? Certificate.parsePEM(Array(pem.utf8)).first else {
+                throw refuse(.unauthorized, "client certificate header is not a PEM certificate")
+            }
+            return try await verified { roots in try cert.verify(roots: roots); return cert }
+        }
+        throw refuse(.unauthorized, "no device identity: Mdm-Signature header missing")
+    }
+
+    /// Runs the check against the cached roots; on failure reloads them (at most once a second, so
+    /// forged requests cannot hammer the database) and tries once more.
+    private func verified(_ check: ([Certificate]) throws -> Certificate) async throws -> Certificate {
+        let (cached, loadedAt) = roots.withLockedValue { ($0.certificates, $0.loadedAt) }
+        if let cert = try? check(cached + extraRoots) { return cert }
+        if Date().timeIntervalSince(loadedAt) > 1 {
+            let rows = try await database.query("SELECT certificate FROM trusted_device_cas")
+            let fresh = rows.compactMap { $0.bytes("certificate").flatMap { try? Certificate(der: $0) } }
+            roots.withLockedValue { $0 = (fresh, Date()) }
+            if let cert = try? check(fresh + extraRoots) { return cert }
+        }
+        throw refuse(.unauthorized, "device identity does not verify")
+    }
+}

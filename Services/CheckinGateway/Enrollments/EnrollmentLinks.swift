@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import Logging
+import OrchardCrypto
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// Enrollment links: an admin creates one (a random token, optional expiry and use count); a device
+/// downloads its signed profile with it at `GET /enroll/<token>`. Tokens are stored hashed.
+struct EnrollmentLinks: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let requests: RequestClient
+    let identities: DeviceIdentityVerifier
+    let configuration: GatewayConfiguration
+    let pushTopic: @Sendable () async -> String?
+    let requestTimeout: Duration
+    let logger: Logger
+
+    struct Created: Sendable { let id: String; let token: String; let url: String }
+
+    func create(name: String, expiresAt: Date?, maxUses: Int?, actor: String, correlationID: String) async throws -> Created {
+        guard !name.isEmpty, name.count <= 200 else { throw refuse(.badRequest, "name must be 1-200 characters") }
+        if let maxUses, maxUses < 1 { throw refuse(.badRequest, "maxUses must be at least 1") }
+        if let expiresAt, expiresAt <= Date() { throw refuse(.badRequest, "expiresAt must be in the future") }
+        let token = try SecureRandom.token()
+        let id = UUID().uuidString.lowercased()
+        try await database.transaction { c in
+            try c.query("""
+                INSERT INTO enrollment_links (id, name, token_hash, created_by, expires_at, max_uses) VALUES ($1::uuid, $2, $3, $4, $5, $6)
+                """, [.text(id), .text(name), .bytes(Digest.sha256(Array(token.utf8))), .text(actor),
+                      expiresAt.map(SQLValue.timestamp) ?? .null, maxUses.map { .int($0) } ?? .null])
+            try Outbox.append(ActivityRecorded(actor: actor, action: "enrollment-link.created", deviceID: nil, outcome: .succeeded,
+                                               detail: "\(name) (\(id))", service: "checkin-gateway"),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return Created(id: id, token: token, url: "\(configuration.publicURL)/enroll/\(token)")
+    }
+
+    /// Serves the signed profile for a link, counting the use. Refused: unknown (404), expired,
+    /// used up or revoked (410). A failed build gives the use back.
+    func download(token: String, correlationID: String) async throws -> Response {
+        guard token.count == 43, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            throw refuse(.notFound, "unknown enrollment link")
+        }
+        let hash = Digest.sha256(Array(token.utf8))
+        let claimed = try await database.query("""
+            UPDATE enrollment_links SET uses = uses + 1
+            WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+              AND (max_uses IS NULL OR uses < max_uses)
+            RETURNING id::text AS id
+            """, [.bytes(hash)]).first?.string("id")
+        guard let linkID = claimed else {
+            let exists = try await database.query("SELECT 1 FROM enrollment_links WHERE token_hash = $1", [.bytes(hash)])
+            if exists.isEmpty { throw refuse(.notFound, "unknown enrollment link") }
+            throw refuse(.gone, "enrollment link expired, used up or revoked")
+        }
+        guard let topic = await pushTopic() else {
+            try await release(linkID)
+            throw refuse(.serviceUnavailable, "no push certificate is installed yet")
+        }
+        let request = BuildEnrollmentProfile(subject: linkID, platform: .iOS, topic: topic, serverURL: configuration.serverURL,
+                                             checkInURL: configuration.checkInURL, organization: configuration.organization)
+        let reply: BuildEnrollmentProfile.Reply
+        do {
+            reply = try await requests.request(request, timeout: requestTimeout, correlationID: correlationID)
+        } catch is RequestTimedOut {
+            try await release(linkID)
+            return busyResponse("profile-signer did not answer in time")
+        } catch let refused as RequestRefused {
+            try await release(linkID)
+            throw refuse(.init(code: refused.httpStatus), refused.message)
+        }
+        try await remember(reply, linkID: linkID)
+        try await database.transaction { c in
+            try Outbox.append(ActivityRecorded(actor: "link:\(linkID)", action: "enrollment-profile.served", deviceID: nil,
+                                               outcome: .succeeded, detail: "identity \(reply.identityFingerprint ?? "external")",
+                                               service: "checkin-gateway"), correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
+    }
+
+    /// Records the identity handed out, and trusts its CA for Mdm-Signature.
+    func remember(_ reply: BuildEnrollmentProfile.Reply, linkID: String?) async throws {
+        if let ca = reply.issuingCA { try await identities.trust(Array(ca)) }
+        if let fingerprint = reply.identityFingerprint {
+            try await database.query("""
+                INSERT INTO issued_identities (fingerprint, link_id, mdm_payload_identifier) VALUES ($1, $2::uuid, $3)
+                ON CONFLICT DO NOTHING
+                """, [.text(fingerprint), .optionalText(linkID), .text(reply.mdmPayloadIdentifier)])
+        }
+    }
+
+    private func release(_ linkID: String) async throws {
+        try await database.query("UPDATE enrollment_links SET uses = uses - 1 WHERE id = $1::uuid AND uses > 0", [.text(linkID)])
+    }
+}

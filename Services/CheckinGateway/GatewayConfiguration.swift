@@ -1,0 +1,50 @@
+import Foundation
+import OrchardCrypto
+import OrchardServiceKit
+
+/// checkin-gateway's own settings, on top of the common ones.
+struct GatewayConfiguration: Sendable {
+    /// The URL devices reach this gateway at (through the TLS terminator); ServerURL and CheckInURL derive from it.
+    let publicURL: String
+    let organization: String
+    let secrets: SecretBox
+    let bootstrapAdminKey: String?
+    let apnsURL: String
+    let apnsTrustRoots: [Certificate]
+    /// A header in which the TLS terminator forwards the client certificate (URL-encoded PEM), when used.
+    let clientCertificateHeader: String?
+    /// Extra roots for device identities from an external SCEP or ACME CA.
+    let extraDeviceRoots: [Certificate]
+    let commandRetentionDays: Int
+
+    var serverURL: String { "\(publicURL)/mdm/server" }
+    var checkInURL: String { "\(publicURL)/mdm/checkin" }
+
+    init(_ runtime: ServiceRuntime) throws {
+        let env = runtime.configuration.environment
+        var url = try env.string("ORCHARD_PUBLIC_URL", default: "http://127.0.0.1:\(runtime.configuration.httpPort)")
+        while url.hasSuffix("/") { url.removeLast() }
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            throw ConfigurationError("ORCHARD_PUBLIC_URL must be an http(s) URL")
+        }
+        publicURL = url
+        organization = try env.string("ORCHARD_ORGANIZATION", default: "Orchard")
+        guard let kek = runtime.configuration.keyEncryptionKey else {
+            throw ConfigurationError("ORCHARD_KEK is required: the gateway encrypts unlock tokens and the push key with it")
+        }
+        secrets = try SecretBox(key: kek)
+        bootstrapAdminKey = env.optional("ORCHARD_ADMIN_API_KEY")
+        if let key = bootstrapAdminKey, key.count < 24 {
+            throw ConfigurationError("ORCHARD_ADMIN_API_KEY must be at least 24 characters")
+        }
+        apnsURL = try env.string("ORCHARD_APNS_URL", default: "https://api.push.apple.com")
+        apnsTrustRoots = try env.optional("ORCHARD_APNS_CA_PEM").map(Self.readPEM) ?? []
+        clientCertificateHeader = env.optional("ORCHARD_CLIENT_CERT_HEADER")
+        extraDeviceRoots = try env.optional("ORCHARD_DEVICE_IDENTITY_ROOTS").map(Self.readPEM) ?? []
+        commandRetentionDays = try env.int("ORCHARD_COMMAND_RETENTION_DAYS", default: 30, range: 1...3650)
+    }
+
+    private static func readPEM(_ path: String) throws -> [Certificate] {
+        try Certificate.parsePEM(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+    }
+}
