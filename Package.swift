@@ -90,14 +90,26 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
-            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto",
+            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
             "OrchardServiceKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
-        .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", .product(name: "Yams", package: "Yams")],
-                    path: "Tests/AppleProtocolTests", exclude: []),
+        .target(name: "OrchardTestSupport", dependencies: [
+            "AppleProtocol", "OrchardCrypto", "OrchardMessaging",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], path: "Tests/Support"),
+        .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", "OrchardTestSupport"],
+                    path: "Tests/AppleProtocolTests"),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "AppleProtocol", "OrchardTestSupport", "OrchardCrypto", "OrchardMessaging", "OrchardMessages", "OrchardStorage",
+        ], path: "Tests/EndToEndTests"),
         .testTarget(name: "DeployTests", dependencies: ["OrchardMessages", .product(name: "Yams", package: "Yams")],
                     path: "Tests/DeployTests"),
     ]

@@ -17,7 +17,14 @@ trap 'stop_stack; rm -rf "$STATE"' EXIT
 start_postgres "$STATE/postgres" "${ORCHARD_TEST_PG_PORT:-55433}"
 start_broker "$BIN" "$STATE"
 export ORCHARD_KEK=$(head -c 32 /dev/urandom | base64)
-start_services "$BIN" "${ORCHARD_TEST_FIRST_PORT:-18080}" 2> >(sed -u 's/^/  /' >&2) > "$STATE/services.log"
+make_test_pki "$STATE/pki"
+FIRST_PORT=${ORCHARD_TEST_FIRST_PORT:-18080}
+export ORCHARD_TEST_PKI="$STATE/pki" ORCHARD_TEST_APNS_PORT=${ORCHARD_TEST_APNS_PORT:-18443}
+export ORCHARD_ADMIN_API_KEY="orchard_test_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+export ORCHARD_PUBLIC_URL="http://127.0.0.1:$FIRST_PORT"
+export ORCHARD_APNS_URL="https://127.0.0.1:$ORCHARD_TEST_APNS_PORT" ORCHARD_APNS_CA_PEM="$STATE/pki/ca.pem"
+export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_DEVICE_KEY_POOL_SIZE=8
+start_services "$BIN" "$FIRST_PORT" 2> >(sed -u 's/^/  /' >&2) > "$STATE/services.log"
 export ORCHARD_TEST_STACK=1 ORCHARD_BIN_DIR="$BIN"
 log "running tests"
 set +e

@@ -103,6 +103,21 @@ start_services() {
   done
 }
 
+# make_test_pki DIR: a CA and a TLS server certificate for 127.0.0.1, for the tests' APNs stand-in.
+# The same CA signs the tests' push certificate and their "external SCEP" device identities.
+make_test_pki() {
+  local dir=$1
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+    -days 30 -subj "/CN=Orchard Test CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/apns-server.key" \
+    -out "$dir/apns-server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$dir/server.ext"
+  openssl x509 -req -in "$dir/apns-server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/apns-server.pem" -days 30 -extfile "$dir/server.ext" 2>/dev/null
+}
+
 # Stops services first (they commit offsets and flush), then the broker, then PostgreSQL.
 # Runs from EXIT traps, where `set -e` still applies: no command here may fail.
 stop_stack() {

@@ -1,5 +1,6 @@
 import AppleProtocol
 import Foundation
+import OrchardTestSupport
 import XCTest
 
 /// Everything Orchard reads or writes, checked against Apple's schemas.

@@ -2,6 +2,7 @@ import Foundation
 import OrchardMessages
 import OrchardMessaging
 import OrchardStorage
+import OrchardTestSupport
 import XCTest
 
 /// A consumer process is killed and stopped mid-stream; every event is applied exactly once in the end.

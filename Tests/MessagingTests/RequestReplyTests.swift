@@ -6,6 +6,7 @@ import OrchardCrypto
 import OrchardMessages
 @testable import OrchardMessaging
 import OrchardStorage
+import OrchardTestSupport
 import XCTest
 
 /// Request/reply between OS processes through the local broker.

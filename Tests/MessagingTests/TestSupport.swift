@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import OrchardMessaging
+import OrchardTestSupport
 import XCTest
 
 /// The stack started by Deploy/test.sh.
@@ -15,17 +16,11 @@ enum TestStack {
     }
 
     static func settings(_ client: String) throws -> KafkaSettings {
-        var s = KafkaSettings(bootstrapServers: try require("KAFKA_BOOTSTRAP_SERVERS"), clientID: client)
-        s.sessionTimeoutMs = 3000
-        s.fetchWaitMaxMs = Int(ProcessInfo.processInfo.environment["ORCHARD_KAFKA_FETCH_WAIT_MAX_MS"] ?? "") ?? 1
-        return s
+        _ = try require("KAFKA_BOOTSTRAP_SERVERS")
+        return try testKafkaSettings(client)
     }
 
-    static let logger: Logger = {
-        var l = Logger(label: "tests")
-        l.logLevel = .warning
-        return l
-    }()
+    static let logger = quietLogger
 }
 
 /// A child process (an Orchard executable) that the test can stop gently or kill.
@@ -58,28 +53,6 @@ final class ChildProcess {
         while process.isRunning && Date() < deadline { usleep(50_000) }
         return !process.isRunning
     }
-}
-
-/// Collects messages of a topic through a fresh consumer group until a condition holds.
-func collect(topic: String, settings: KafkaSettings, timeout: Duration = .seconds(30),
-             until done: @escaping @Sendable ([ConsumedMessage]) -> Bool) async throws -> [ConsumedMessage] {
-    let seen = NIOLockedValueBox<[ConsumedMessage]>([])
-    let producer = try KafkaProducer(settings: settings)
-    let consumerBox = NIOLockedValueBox<KafkaConsumer?>(nil)
-    let consumer = KafkaConsumer(settings: settings, groupID: "test-collect-\(UUID().uuidString)", topics: [topic],
-                                 deadLetters: producer, logger: TestStack.logger) { message in
-        let all = seen.withLockedValue { $0.append(message); return $0 }
-        if done(all) { consumerBox.withLockedValue { $0?.stop() } }
-    }
-    consumerBox.withLockedValue { $0 = consumer }
-    let run = Task { try await consumer.run() }
-    let watchdog = Task {
-        try await Task.sleep(for: timeout)
-        consumer.stop()
-    }
-    try await run.value
-    watchdog.cancel()
-    return seen.withLockedValue { $0 }
 }
 
 /// Polls until the condition holds or the timeout passes.

@@ -1,0 +1,136 @@
+import AppleProtocol
+import Foundation
+import NIOHTTP1
+import OrchardCrypto
+
+/// A stand-in for an Apple device: holds an identity, signs every message with it (`Mdm-Signature`,
+/// as `SignMessage` asks), and speaks the check-in and command-channel protocols over HTTP.
+public final class SimulatedDevice: @unchecked Sendable {
+    public let udid: String
+    public let serial: String
+    public let platform: String
+    public var identity: SigningIdentity
+    public var topic: String
+    public var checkInURL: String
+    public var serverURL: String
+    public let pushToken: [UInt8]
+    public let pushMagic: String
+    public let unlockToken: [UInt8]
+    public let productName: String
+    public let osVersion: String
+    /// The enrollment profile's MDM payload identifier, when enrolled through a profile.
+    public var mdmPayloadIdentifier: String?
+
+    public init(udid: String, serial: String, platform: String = "iOS", identity: SigningIdentity, topic: String,
+                checkInURL: String, serverURL: String, productName: String = "iPhone15,2", osVersion: String = "18.1") throws {
+        self.udid = udid
+        self.serial = serial
+        self.platform = platform
+        self.identity = identity
+        self.topic = topic
+        self.checkInURL = checkInURL
+        self.serverURL = serverURL
+        self.productName = productName
+        self.osVersion = osVersion
+        pushToken = try SecureRandom.bytes(32)
+        pushMagic = UUID().uuidString
+        unlockToken = try SecureRandom.bytes(40)
+    }
+
+    /// A device that installed `signedProfile`: the signature must verify against `roots`; the device
+    /// takes the PKCS#12 identity, Topic, ServerURL and CheckInURL from the profile.
+    public static func installing(_ signedProfile: [UInt8], roots: [Certificate], udid: String, serial: String,
+                                  platform: String = "iOS") throws -> (SimulatedDevice, [String: PlistValue]) {
+        let verified = try CMS.verify(signedProfile, roots: roots)
+        let profile = try Plist.parseDictionary(verified.content)
+        let payloads = profile["PayloadContent"]?.array?.compactMap(\.dictionary) ?? []
+        guard let mdm = payloads.first(where: { $0["PayloadType"]?.string == "com.apple.mdm" }),
+              let p12 = payloads.first(where: { $0["PayloadType"]?.string == "com.apple.security.pkcs12" }),
+              let p12Data = p12["PayloadContent"]?.data else {
+            throw PlistError("profile lacks an MDM or PKCS#12 payload")
+        }
+        let identity = try PKCS12.parse(p12Data, password: p12["Password"]?.string ?? "")
+        let device = try SimulatedDevice(udid: udid, serial: serial, platform: platform, identity: identity,
+                                         topic: mdm["Topic"]?.string ?? "", checkInURL: mdm["CheckInURL"]?.string ?? "",
+                                         serverURL: mdm["ServerURL"]?.string ?? "",
+                                         productName: platform == "watchOS" ? "Watch7,3" : "iPhone15,2",
+                                         osVersion: platform == "watchOS" ? "11.1" : "18.1")
+        device.mdmPayloadIdentifier = mdm["PayloadIdentifier"]?.string
+        return (device, profile)
+    }
+
+    // MARK: Check-in
+
+    /// PUTs a check-in message, signed.
+    public func checkin(_ message: [String: PlistValue], signWith other: SigningIdentity? = nil) async throws -> HTTPResult {
+        let body = Plist.xml(message)
+        return try await put(checkInURL, body: body, contentType: "application/x-apple-aspen-mdm-checkin", signer: other ?? identity)
+    }
+
+    public var identifiers: [String: PlistValue] { ["UDID": .string(udid)] }
+
+    public var authenticateMessage: [String: PlistValue] {
+        identifiers.merging(["MessageType": .string("Authenticate"), "Topic": .string(topic), "OSVersion": .string(osVersion),
+                             "BuildVersion": .string("22B83"), "ProductName": .string(productName),
+                             "SerialNumber": .string(serial)]) { $1 }
+    }
+
+    public var tokenUpdateMessage: [String: PlistValue] {
+        identifiers.merging(["MessageType": .string("TokenUpdate"), "Topic": .string(topic), "Token": .data(pushToken),
+                             "PushMagic": .string(pushMagic), "UnlockToken": .data(unlockToken)]) { $1 }
+    }
+
+    public func authenticate() async throws -> HTTPResult { try await checkin(authenticateMessage) }
+    public func tokenUpdate() async throws -> HTTPResult { try await checkin(tokenUpdateMessage) }
+
+    public func declarativeManagement(_ endpoint: String, data: [UInt8]? = nil) async throws -> HTTPResult {
+        var m = identifiers.merging(["MessageType": .string("DeclarativeManagement"), "Endpoint": .string(endpoint)]) { $1 }
+        if let data { m["Data"] = .data(data) }
+        return try await checkin(m)
+    }
+
+    public func getToken(serviceType: String, parameters: [String: String]) async throws -> HTTPResult {
+        try await checkin(identifiers.merging([
+            "MessageType": .string("GetToken"), "TokenServiceType": .string(serviceType),
+            "TokenParameters": .dictionary(parameters.mapValues(PlistValue.string)),
+        ]) { $1 })
+    }
+
+    // MARK: Command channel
+
+    /// Sends `Idle` and returns the command the server answered with (nil for an empty body).
+    public func idle() async throws -> MDMCommand? {
+        try await report(identifiers.merging(["Status": .string("Idle")]) { $1 })
+    }
+
+    /// Answers `command` with `status` (and extra keys such as `QueryResponses` or `ErrorChain`).
+    public func respond(to command: MDMCommand, status: String, extra: [String: PlistValue] = [:]) async throws -> MDMCommand? {
+        try await report(identifiers.merging(["Status": .string(status), "CommandUUID": .string(command.commandUUID)]) { $1 }
+            .merging(extra) { $1 })
+    }
+
+    public func report(_ message: [String: PlistValue]) async throws -> MDMCommand? {
+        let result = try await put(serverURL, body: Plist.xml(message), contentType: "application/x-apple-aspen-mdm", signer: identity)
+        guard result.status == 200 else {
+            throw NSError(domain: "device", code: result.status, userInfo: [NSLocalizedDescriptionKey: "command channel → \(result.status) \(result.text)"])
+        }
+        return result.body.isEmpty ? nil : try MDMCommand(plist: result.body)
+    }
+
+    /// What a device answers to DeviceInformation.
+    public func informationAnswers(supervised: Bool) -> [String: PlistValue] {
+        ["QueryResponses": .dictionary([
+            "UDID": .string(udid), "SerialNumber": .string(serial), "OSVersion": .string(osVersion),
+            "BuildVersion": .string("22B83"), "ProductName": .string(productName), "Model": .string(productName),
+            "DeviceName": .string("\(platform) \(serial)"), "IsSupervised": .bool(supervised),
+        ])]
+    }
+
+    public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?) async throws -> HTTPResult {
+        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0")]
+        if let signer {
+            headers.append(("Mdm-Signature", Data(try CMS.sign(body, identity: signer, detached: true)).base64EncodedString()))
+        }
+        return try await http(.PUT, url, headers: headers, body: body)
+    }
+}
