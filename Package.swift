@@ -37,24 +37,26 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("crypto")]),
 
         // Shared modules.
+        .target(name: "OrchardCore", path: "Shared/Core"),
         .target(name: "OrchardCrypto", dependencies: ["COrchardCrypto"], path: "Shared/Crypto"),
         .target(name: "OrchardStorage", dependencies: [
-            "CLibPQ",
+            "CLibPQ", "OrchardCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], path: "Shared/Storage"),
         .target(name: "OrchardObservability", dependencies: [
+            "OrchardCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], path: "Shared/Observability"),
         .target(name: "OrchardMessaging", dependencies: [
-            "CRdKafka", "OrchardStorage", "OrchardObservability",
+            "CRdKafka", "OrchardStorage", "OrchardObservability", "OrchardCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/Messaging"),
         .target(name: "OrchardMessages", dependencies: ["OrchardMessaging"], path: "Shared/Messages"),
-        .target(name: "AppleProtocol", path: "Shared/AppleProtocol"),
+        .target(name: "AppleProtocol", dependencies: ["OrchardCore"], path: "Shared/AppleProtocol"),
         .target(name: "OrchardServiceKit", dependencies: [
             "OrchardMessaging", "OrchardStorage", "OrchardObservability",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -65,7 +67,7 @@ let package = Package(
 
         // The five services.
         .executableTarget(name: "CheckinGateway", dependencies: serviceDependencies + [
-            "OrchardCrypto", "AppleProtocol",
+            "OrchardCrypto", "AppleProtocol", "OrchardCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -83,12 +85,12 @@ let package = Package(
         .executableTarget(name: "LocalBroker", dependencies: ["CRdKafka", "OrchardMessages"],
                           path: "Deploy/LocalBroker"),
         .executableTarget(name: "OrchardBench", dependencies: [
-            "OrchardMessaging", "OrchardMessages", "OrchardStorage",
+            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardTestSupport", "AppleProtocol", "OrchardCrypto",
         ], path: "Benchmarks/OrchardBench"),
 
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
-        .testTarget(name: "StorageTests", dependencies: ["OrchardStorage"], path: "Tests/StorageTests"),
+        .testTarget(name: "StorageTests", dependencies: ["OrchardStorage", "OrchardCore"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
             "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport",
         ], path: "Tests/MessagingTests"),

@@ -28,9 +28,19 @@ start_services "$BIN" "$FIRST_PORT" 2> >(sed -u 's/^/  /' >&2) > "$STATE/service
 export ORCHARD_TEST_STACK=1 ORCHARD_BIN_DIR="$BIN"
 log "running tests"
 set +e
-swift test --skip-build "$@"
-status=$?
+swift test --skip-build "$@" 2>&1 | tee "$STATE/swift-test.log"
+status=${PIPESTATUS[0]}
 set -e
+# XCTest's summary, as one plain closing line (swift test's own last line is Swift Testing's, which runs none here).
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$STATE/swift-test.log" | tail -n 1)
+executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+if [ -z "$summary" ]; then
+  log "no XCTest summary found"
+  [ $status -eq 0 ] && status=1
+else
+  echo "orchard: $((executed - failed)) passed, $failed failed"
+fi
 if [ $status -ne 0 ]; then
   log "tests failed; last service log lines:"
   tail -n 40 "$STATE/services.log" >&2 || true

@@ -11,6 +11,7 @@ import OrchardStorage
 //   emit --stream S -n M    produce M BenchEvents
 //   apply --stream S        apply BenchEvents idempotently to PostgreSQL (schema bench)
 //   all                     request at 1, 16 and 64 concurrent, then produce
+//   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
 // Reads KAFKA_BOOTSTRAP_SERVERS, ORCHARD_KAFKA_FETCH_WAIT_MAX_MS and (apply) ORCHARD_DATABASE_URL.
 
 let environment = ProcessInfo.processInfo.environment
@@ -97,6 +98,13 @@ func runProduce(total: Int) async throws -> String {
 }
 
 switch mode {
+case "checkin":
+    let benchmark = CheckinBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
+                                     adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "",
+                                     pki: environment["ORCHARD_TEST_PKI"] ?? ".",
+                                     devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16))
+    try await benchmark.run()
+
 case "respond":
     var router = MessageRouter()
     router.respond(RequestResponder(BenchEcho.self, producer: producer, logger: logger) { request, _ in

@@ -6,6 +6,7 @@ ORCHARD_SERVICES=(checkin-gateway token-service profile-signer abm-sync user-enr
 # The mock broker holds every fetch for fetch.wait.max.ms even when data is waiting (docs/decisions.md).
 export ORCHARD_KAFKA_FETCH_WAIT_MAX_MS=${ORCHARD_KAFKA_FETCH_WAIT_MAX_MS:-1}
 ORCHARD_PIDS=()
+ORCHARD_BROKER_PID=""
 
 log() { printf '\033[1m[orchard]\033[0m %s\n' "$*" >&2; }
 
@@ -73,7 +74,7 @@ start_broker() {
   local bin=$1 state=$2
   rm -f "$state/kafka.bootstrap"
   "$bin/orchard-local-broker" --bootstrap-file "$state/kafka.bootstrap" > >(sed -u 's/^/[kafka] /') 2>&1 &
-  ORCHARD_PIDS+=($!)
+  ORCHARD_BROKER_PID=$!
   for _ in $(seq 1 100); do [ -s "$state/kafka.bootstrap" ] && break; sleep 0.1; done
   [ -s "$state/kafka.bootstrap" ] || { log "the local broker did not start"; return 1; }
   export KAFKA_BOOTSTRAP_SERVERS=$(cat "$state/kafka.bootstrap")
@@ -118,15 +119,22 @@ make_test_pki() {
     -out "$dir/apns-server.pem" -days 30 -extfile "$dir/server.ext" 2>/dev/null
 }
 
-# Stops services first (they commit offsets and flush), then the broker, then PostgreSQL.
-# Runs from EXIT traps, where `set -e` still applies: no command here may fail.
-stop_stack() {
+# stop_processes PID…: SIGTERM, up to 10 s to finish, then SIGKILL.
+stop_processes() {
   local pid
-  for pid in "${ORCHARD_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${ORCHARD_PIDS[@]}"; do
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
+}
+
+# Stops the services first (they commit offsets, leave their groups and flush, which needs the broker),
+# then the broker, then PostgreSQL. Runs from EXIT traps, where `set -e` still applies: nothing may fail.
+stop_stack() {
+  stop_processes "${ORCHARD_PIDS[@]}"
   ORCHARD_PIDS=()
+  [ -n "$ORCHARD_BROKER_PID" ] && stop_processes "$ORCHARD_BROKER_PID"
+  ORCHARD_BROKER_PID=""
   stop_postgres
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// A typed Kafka message: the Swift type fixes its topic, its `type` header and its schema version.
 /// Adding an optional field keeps the version; any other change is a new version (and topic suffix).
@@ -62,9 +63,7 @@ public enum MessageCodec {
 extension JSONEncoder.DateEncodingStrategy {
     static let iso8601WithFractions = JSONEncoder.DateEncodingStrategy.custom { date, encoder in
         var container = encoder.singleValueContainer()
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        try container.encode(formatter.string(from: date))
+        try container.encode(ISO8601.string(from: date))
     }
 }
 
@@ -72,9 +71,7 @@ extension JSONDecoder.DateDecodingStrategy {
     static let iso8601WithOptionalFractions = JSONDecoder.DateDecodingStrategy.custom { decoder in
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
-        let withFractions = ISO8601DateFormatter()
-        withFractions.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = withFractions.date(from: text) ?? ISO8601DateFormatter().date(from: text) { return date }
+        if let date = ISO8601.date(from: text) { return date }
         throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
     }
 }

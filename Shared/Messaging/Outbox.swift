@@ -31,10 +31,23 @@ public enum MessagingTables {
 public enum Outbox {
     /// Adds a typed message to the outbox inside the caller's transaction.
     public static func append<T: MessageSchema>(_ value: T, correlationID: String?, on connection: Connection) throws {
-        let message = try MessageCodec.outgoing(value, correlationID: correlationID)
-        let headers = String(decoding: try JSONEncoder().encode(message.headers), as: UTF8.self)
-        try connection.query("INSERT INTO outbox (topic, message_key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
-                             [.text(message.topic), .optionalText(message.key), .text(headers), .bytes(message.value)])
+        try append([value], correlationID: correlationID, on: connection)
+    }
+
+    /// Adds several messages with one statement (one round trip to PostgreSQL).
+    public static func append(_ values: [any MessageSchema], correlationID: String?, on connection: Connection) throws {
+        guard !values.isEmpty else { return }
+        var parameters: [SQLValue] = []
+        var rows: [String] = []
+        for value in values {
+            let message = try MessageCodec.outgoing(value, correlationID: correlationID)
+            let headers = String(decoding: try JSONEncoder().encode(message.headers), as: UTF8.self)
+            let n = parameters.count
+            rows.append("($\(n + 1), $\(n + 2), $\(n + 3)::jsonb, $\(n + 4))")
+            parameters += [.text(message.topic), .optionalText(message.key), .text(headers), .bytes(message.value)]
+        }
+        try connection.query("INSERT INTO outbox (topic, message_key, headers, payload) VALUES \(rows.joined(separator: ", "))",
+                             parameters)
     }
 }
 

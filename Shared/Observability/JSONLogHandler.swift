@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 import Logging
 
 /// Writes one JSON object per line to standard error: time, level, service, message and metadata
@@ -27,7 +28,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var object: [String: Any] = [
-            "time": Self.timestamp(),
+            "time": ISO8601.string(from: Date()),
             "level": event.level.rawValue,
             "service": service,
             "logger": label,
@@ -40,11 +41,5 @@ public struct JSONLogHandler: LogHandler {
         guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         data.append(0x0A)
         FileHandle.standardError.write(data)
-    }
-
-    private static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
     }
 }

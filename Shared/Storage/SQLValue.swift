@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// A statement parameter. Statements are always parameterised: values never become SQL text.
 public enum SQLValue: Sendable, Equatable {
@@ -60,28 +61,7 @@ private func hexValue(_ c: UInt8) -> UInt8 {
     }
 }
 
-/// Parses PostgreSQL's `YYYY-MM-DD HH:MM:SS[.ffffff]+00` text form.
-func parseTimestamp(_ text: String) -> Date? {
-    let parts = text.split(separator: " ")
-    guard parts.count == 2 else { return nil }
-    let day = parts[0].split(separator: "-").compactMap { Int($0) }
-    var time = String(parts[1])
-    if let sign = time.lastIndex(where: { $0 == "+" || $0 == "-" }) { time = String(time[..<sign]) }
-    let hms = time.split(separator: ":")
-    guard day.count == 3, hms.count == 3, let h = Int(hms[0]), let m = Int(hms[1]), let s = Double(hms[2]) else {
-        return nil
-    }
-    var components = DateComponents()
-    components.year = day[0]; components.month = day[1]; components.day = day[2]
-    components.hour = h; components.minute = m
-    var calendar = Calendar(identifier: .gregorian)
-    calendar.timeZone = TimeZone(identifier: "UTC")!
-    guard let base = calendar.date(from: components) else { return nil }
-    return base.addingTimeInterval(s)
-}
+/// PostgreSQL's `YYYY-MM-DD HH:MM:SS[.ffffff]+00` text form (connections run in UTC).
+func parseTimestamp(_ text: String) -> Date? { ISO8601.date(from: text) }
 
-func formatTimestamp(_ date: Date) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return formatter.string(from: date)
-}
+func formatTimestamp(_ date: Date) -> String { ISO8601.string(from: date) }

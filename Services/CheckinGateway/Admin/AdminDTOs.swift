@@ -1,14 +1,11 @@
 import Foundation
+import OrchardCore
 import Hummingbird
 import OrchardStorage
 
 /// JSON shapes of the admin API (docs/openapi.yaml). Dates are ISO 8601 strings.
 func isoDate(_ date: Date?) -> String? {
-    date.map { d in
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: d)
-    }
+    date.map(ISO8601.string(from:))
 }
 
 struct EnrollmentLinkInput: Decodable {

@@ -217,24 +217,25 @@ struct AdminRoutes: Sendable {
     func enqueue(_ input: CommandInput, for ids: [String], context: GatewayContext) async throws -> CommandQueued {
         let actor = context.adminKey!.actor
         let queued = try await database.transaction { c -> (MDMCommand, [String]) in
+            var journal = Journal(correlationID: context.correlationID)
             var queued: [String] = []
             var last: MDMCommand?
             // ClearPasscode and Unenroll depend on each device's own data, so each gets its own command.
             if input.type == "ClearPasscode" || input.type == "Unenroll" {
                 for id in ids {
                     let command = try perDeviceCommand(c, input.type, enrollmentID: id)
-                    queued += try CommandQueue.enqueue(c, command, enrollmentIDs: [id], requestedBy: actor,
-                                                       correlationID: context.correlationID)
+                    queued += try CommandQueue.enqueue(c, command, enrollmentIDs: [id], requestedBy: actor, journal: &journal)
                     last = command
                 }
             } else {
                 let command = try build(input)
-                queued = try CommandQueue.enqueue(c, command, enrollmentIDs: ids, requestedBy: actor, correlationID: context.correlationID)
+                queued = try CommandQueue.enqueue(c, command, enrollmentIDs: ids, requestedBy: actor, journal: &journal)
                 last = command
             }
             guard let command = last, !queued.isEmpty else {
                 throw refuse(.notFound, "none of the enrollments exists or is enrolled")
             }
+            try journal.write(c)
             return (command, queued)
         }
         outbox.notify()
@@ -299,8 +300,9 @@ struct AdminRoutes: Sendable {
     }
 
     private func audit(_ c: Connection, _ context: GatewayContext, _ action: String, device: String?, detail: String) throws {
-        try Outbox.append(ActivityRecorded(actor: context.adminKey!.actor, action: action, deviceID: device, outcome: .succeeded,
-                                           detail: detail, service: "checkin-gateway"), correlationID: context.correlationID, on: c)
+        var journal = Journal(correlationID: context.correlationID)
+        journal.activity(actor: context.adminKey!.actor, action, device: device, detail: detail)
+        try journal.write(c)
     }
 }
 

@@ -35,8 +35,10 @@ struct CheckinHandler: Sendable {
             try await database.transaction { c in
                 _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint, allowCheckedOut: true)
                 try c.query("UPDATE enrollments SET status = 'checked-out' WHERE id = $1", [.text(id)])
-                try Outbox.append(DeviceEvent(kind: .checkedOut, enrollmentID: id), correlationID: correlationID, on: c)
-                try record(c, "device.checked-out", device: id, correlationID: correlationID)
+                var journal = Journal(correlationID: correlationID)
+                journal.event(DeviceEvent(kind: .checkedOut, enrollmentID: id))
+                journal.activity(actor: "device:\(id)", "device.checked-out", device: id)
+                try journal.write(c)
             }
             return CheckinOutcome(response: emptyResponse())
         case .setBootstrapToken(let m):
@@ -45,8 +47,9 @@ struct CheckinHandler: Sendable {
                 _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
                 try c.query("UPDATE enrollments SET sealed_bootstrap_token = $2 WHERE id = $1",
                             [.text(id), sealed.map(SQLValue.bytes) ?? .null])
-                try record(c, sealed == nil ? "bootstrap-token.deleted" : "bootstrap-token.escrowed", device: id,
-                           correlationID: correlationID)
+                var journal = Journal(correlationID: correlationID)
+                journal.activity(actor: "device:\(id)", sealed == nil ? "bootstrap-token.deleted" : "bootstrap-token.escrowed", device: id)
+                try journal.write(c)
             }
             return CheckinOutcome(response: emptyResponse())
         case .getBootstrapToken:
@@ -81,45 +84,50 @@ struct CheckinHandler: Sendable {
         }
         let kind = m.identity.udid == nil ? "user" : "device"
         try await database.transaction { c in
-            if let other = try c.query("SELECT id FROM enrollments WHERE identity_fingerprint = $1 AND id <> $2",
-                                       [.text(fingerprint), .text(id)]).first?.string("id") {
-                throw refuse(.forbidden, "this identity belongs to enrollment \(other)")
-            }
-            let issued = try c.query("SELECT mdm_payload_identifier FROM issued_identities WHERE fingerprint = $1",
-                                     [.text(fingerprint)]).first
-            let existing = try c.query("SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE",
-                                       [.text(id)]).first
+            // One round trip: the enrollment as it is (locked) and whether Orchard issued this identity.
+            let state = try c.query("""
+                SELECT (SELECT identity_fingerprint FROM enrollments WHERE id = $1 FOR UPDATE) AS bound,
+                       (SELECT status FROM enrollments WHERE id = $1) AS status,
+                       (SELECT mdm_payload_identifier FROM issued_identities WHERE fingerprint = $2) AS issued
+                """, [.text(id), .text(fingerprint)]).first
             // Re-enrollment brings a new identity; an enrolled device may switch only to one Orchard just issued.
-            if let existing, existing.string("identity_fingerprint") != fingerprint,
-               existing.string("status") == "enrolled", issued == nil {
+            if let bound = state?.string("bound"), bound != fingerprint, state?.string("status") == "enrolled",
+               state?.isNull("issued") ?? true {
                 throw refuse(.forbidden, "enrollment \(id) is bound to another identity")
             }
-            try c.query("""
-                INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
-                                         os_version, build_version, product_name, model, device_name,
-                                         mdm_payload_identifier, last_seen_at)
-                VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
-                ON CONFLICT (id) DO UPDATE SET
-                    status = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
-                                   AND enrollments.status = 'enrolled' THEN 'enrolled' ELSE 'pending' END,
-                    identity_fingerprint = EXCLUDED.identity_fingerprint, topic = EXCLUDED.topic,
-                    serial_number = COALESCE(EXCLUDED.serial_number, enrollments.serial_number),
-                    os_version = COALESCE(EXCLUDED.os_version, enrollments.os_version),
-                    build_version = COALESCE(EXCLUDED.build_version, enrollments.build_version),
-                    product_name = COALESCE(EXCLUDED.product_name, enrollments.product_name),
-                    model = COALESCE(EXCLUDED.model, enrollments.model),
-                    device_name = COALESCE(EXCLUDED.device_name, enrollments.device_name),
-                    mdm_payload_identifier = COALESCE(EXCLUDED.mdm_payload_identifier, enrollments.mdm_payload_identifier),
-                    last_seen_at = now()
-                """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
-                      .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
-                      .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
-                      .optionalText(issued?.string("mdm_payload_identifier"))])
+            do {
+                try c.query("""
+                    INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
+                                             os_version, build_version, product_name, model, device_name,
+                                             mdm_payload_identifier, last_seen_at)
+                    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+                    ON CONFLICT (id) DO UPDATE SET
+                        status = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
+                                       AND enrollments.status = 'enrolled' THEN 'enrolled' ELSE 'pending' END,
+                        identity_fingerprint = EXCLUDED.identity_fingerprint, topic = EXCLUDED.topic,
+                        serial_number = COALESCE(EXCLUDED.serial_number, enrollments.serial_number),
+                        os_version = COALESCE(EXCLUDED.os_version, enrollments.os_version),
+                        build_version = COALESCE(EXCLUDED.build_version, enrollments.build_version),
+                        product_name = COALESCE(EXCLUDED.product_name, enrollments.product_name),
+                        model = COALESCE(EXCLUDED.model, enrollments.model),
+                        device_name = COALESCE(EXCLUDED.device_name, enrollments.device_name),
+                        mdm_payload_identifier = COALESCE(EXCLUDED.mdm_payload_identifier, enrollments.mdm_payload_identifier),
+                        last_seen_at = now()
+                    """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
+                          .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
+                          .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
+                          .optionalText(state?.string("issued"))])
+            } catch let error as PostgresError where error.isUniqueViolation {
+                // enrollments_identity: this identity is already bound to another enrollment.
+                throw refuse(.forbidden, "this identity belongs to another enrollment")
+            }
             var details: [String: String] = [:]
             details["serial"] = m.serialNumber
             details["product"] = m.productName
-            try Outbox.append(DeviceEvent(kind: .authenticated, enrollmentID: id, details: details), correlationID: correlationID, on: c)
-            try record(c, "device.authenticated", device: id, correlationID: correlationID)
+            var journal = Journal(correlationID: correlationID)
+            journal.event(DeviceEvent(kind: .authenticated, enrollmentID: id, details: details))
+            journal.activity(actor: "device:\(id)", "device.authenticated", device: id)
+            try journal.write(c)
         }
     }
 
@@ -127,32 +135,34 @@ struct CheckinHandler: Sendable {
         let unlock = try m.unlockToken.map { try secrets.seal($0, context: "unlock/\(id)") }
         let information = MDMCommand.deviceInformation()
         let first = try await database.transaction { c -> Bool in
-            let enrollment = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
-            try c.query("""
-                UPDATE enrollments SET push_token = $2, push_magic = $3, topic = $4, push_token_invalid = false,
-                    sealed_unlock_token = COALESCE($5, sealed_unlock_token), awaiting_configuration = $6,
-                    status = 'enrolled', enrolled_at = COALESCE(enrolled_at, now())
-                WHERE id = $1
-                """, [.text(id), .bytes(m.token), .text(m.pushMagic), .text(m.topic), unlock.map(SQLValue.bytes) ?? .null,
-                      .bool(m.awaitingConfiguration)])
-            let first = enrollment.status != "enrolled"
-            if first {
-                try CommandQueue.enqueue(c, information, enrollmentIDs: [id], requestedBy: "service:\(service)",
-                                         correlationID: correlationID)
-                try Outbox.append(DeviceEvent(kind: .enrolled, enrollmentID: id,
-                                              details: ["awaitingConfiguration": String(m.awaitingConfiguration)]),
-                                  correlationID: correlationID, on: c)
-                try record(c, "device.enrolled", device: id, correlationID: correlationID)
-            } else {
-                try Outbox.append(DeviceEvent(kind: .tokenUpdated, enrollmentID: id), correlationID: correlationID, on: c)
+            // Checks the identity and updates in one statement; returns the status before the update.
+            let previous = try c.query("""
+                UPDATE enrollments e SET push_token = $3, push_magic = $4, topic = $5, push_token_invalid = false,
+                    sealed_unlock_token = COALESCE($6, e.sealed_unlock_token), awaiting_configuration = $7,
+                    status = 'enrolled', enrolled_at = COALESCE(e.enrolled_at, now()), last_seen_at = now()
+                FROM (SELECT status FROM enrollments WHERE id = $1 FOR UPDATE) old
+                WHERE e.id = $1 AND e.identity_fingerprint = $2 AND old.status <> 'checked-out'
+                RETURNING old.status
+                """, [.text(id), .text(fingerprint), .bytes(m.token), .text(m.pushMagic), .text(m.topic),
+                      unlock.map(SQLValue.bytes) ?? .null, .bool(m.awaitingConfiguration)]).first
+            guard let status = previous?.string("status") else {
+                // Nothing was updated: say why, as every other message does.
+                _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+                throw refuse(.unauthorized, "enrollment \(id) cannot take a TokenUpdate now")
             }
+            var journal = Journal(correlationID: correlationID)
+            let first = status != "enrolled"
+            if first {
+                try CommandQueue.enqueue(c, information, enrollmentIDs: [id], requestedBy: "service:\(service)", journal: &journal)
+                journal.event(DeviceEvent(kind: .enrolled, enrollmentID: id,
+                                          details: ["awaitingConfiguration": String(m.awaitingConfiguration)]))
+                journal.activity(actor: "device:\(id)", "device.enrolled", device: id)
+            } else {
+                journal.event(DeviceEvent(kind: .tokenUpdated, enrollmentID: id))
+            }
+            try journal.write(c)
             return first
         }
         return CheckinOutcome(response: emptyResponse(), push: first ? [id] : [])
-    }
-
-    private func record(_ c: Connection, _ action: String, device: String, correlationID: String) throws {
-        try Outbox.append(ActivityRecorded(actor: "device:\(device)", action: action, deviceID: device, outcome: .succeeded,
-                                           service: service), correlationID: correlationID, on: c)
     }
 }

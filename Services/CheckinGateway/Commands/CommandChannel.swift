@@ -18,7 +18,9 @@ struct CommandChannel: Sendable {
         let next = try await database.transaction { c -> [UInt8]? in
             _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
             if let requestType = try CommandQueue.record(c, enrollmentID: id, result: result) {
-                try announce(c, result: result, requestType: requestType, enrollmentID: id, correlationID: correlationID)
+                var journal = Journal(correlationID: correlationID)
+                try announce(c, result: result, requestType: requestType, enrollmentID: id, journal: &journal)
+                try journal.write(c)
             }
             return try CommandQueue.next(c, enrollmentID: id, newSession: result.status == .idle)
         }
@@ -27,19 +29,16 @@ struct CommandChannel: Sendable {
     }
 
     private func announce(_ c: Connection, result: CommandResult, requestType: String, enrollmentID: String,
-                          correlationID: String) throws {
+                          journal: inout Journal) throws {
         let uuid = result.commandUUID ?? ""
-        try Outbox.append(DeviceEvent(kind: .commandCompleted, enrollmentID: enrollmentID,
-                                      details: ["commandUUID": uuid, "requestType": requestType, "status": result.status.rawValue]),
-                          correlationID: correlationID, on: c)
+        journal.event(DeviceEvent(kind: .commandCompleted, enrollmentID: enrollmentID,
+                                  details: ["commandUUID": uuid, "requestType": requestType, "status": result.status.rawValue]))
         let failed = result.status != .acknowledged
         let chain = result.errorChain.first.map { e in
             " (\(e["ErrorDomain"]?.string ?? "") \(e["ErrorCode"]?.integer.map(String.init) ?? ""): \(e["USEnglishDescription"]?.string ?? e["LocalizedDescription"]?.string ?? ""))"
         } ?? ""
-        try Outbox.append(ActivityRecorded(actor: "device:\(enrollmentID)", action: failed ? "command.failed" : "command.acknowledged",
-                                           deviceID: enrollmentID, outcome: failed ? .failed : .succeeded,
-                                           detail: "\(requestType) \(uuid)\(chain)", service: service),
-                          correlationID: correlationID, on: c)
+        journal.activity(actor: "device:\(enrollmentID)", failed ? "command.failed" : "command.acknowledged", device: enrollmentID,
+                         outcome: failed ? .failed : .succeeded, detail: "\(requestType) \(uuid)\(chain)")
         if requestType == "DeviceInformation", result.status == .acknowledged,
            let answers = result.values["QueryResponses"]?.dictionary {
             try c.query("""
@@ -54,8 +53,7 @@ struct CommandChannel: Sendable {
             var details: [String: String] = [:]
             for key in ["SerialNumber", "OSVersion", "ProductName", "Model"] { details[key] = answers[key]?.string }
             if let supervised = answers["IsSupervised"]?.bool { details["IsSupervised"] = String(supervised) }
-            try Outbox.append(DeviceEvent(kind: .informationUpdated, enrollmentID: enrollmentID, details: details),
-                              correlationID: correlationID, on: c)
+            journal.event(DeviceEvent(kind: .informationUpdated, enrollmentID: enrollmentID, details: details))
         }
         if requestType == "RemoveProfile", result.status == .acknowledged,
            let identifier = try c.query("SELECT mdm_payload_identifier FROM enrollments WHERE id = $1", [.text(enrollmentID)])
@@ -63,7 +61,8 @@ struct CommandChannel: Sendable {
            let removed = try c.query("SELECT plist FROM commands WHERE uuid = $1", [.text(uuid)]).first?.bytes("plist"),
            (try? MDMCommand(plist: removed))?.parameters["Identifier"]?.string == identifier {
             try c.query("UPDATE enrollments SET status = 'unenrolled' WHERE id = $1", [.text(enrollmentID)])
-            try Outbox.append(DeviceEvent(kind: .unenrolled, enrollmentID: enrollmentID), correlationID: correlationID, on: c)
+            journal.event(DeviceEvent(kind: .unenrolled, enrollmentID: enrollmentID))
+            journal.activity(actor: "device:\(enrollmentID)", "device.unenrolled", device: enrollmentID)
         }
     }
 }

@@ -11,22 +11,20 @@ import ServiceLifecycle
 /// CommandFormatError; NotNow keeps it queued and skips it until the device's next Idle.
 enum CommandQueue {
     /// Queues `command` for the enrollments that exist; returns those it was queued for. Idempotent on
-    /// the command UUID, so a redelivered request queues nothing twice.
+    /// the command UUID, so a redelivered request queues nothing twice. One statement.
     @discardableResult
     static func enqueue(_ c: Connection, _ command: MDMCommand, enrollmentIDs: [String], requestedBy: String,
-                        correlationID: String?) throws -> [String] {
-        try c.query("""
-            INSERT INTO commands (uuid, request_type, plist, requested_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
-            """, [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy)])
+                        journal: inout Journal) throws -> [String] {
         let queued = try c.query("""
+            WITH command AS (
+                INSERT INTO commands (uuid, request_type, plist, requested_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING)
             INSERT INTO command_queue (enrollment_id, command_uuid, status)
-            SELECT id, $2, 'queued' FROM enrollments WHERE id = ANY($1::text[]) AND status <> 'checked-out'
+            SELECT id, $1, 'queued' FROM enrollments WHERE id = ANY($5::text[]) AND status <> 'checked-out'
             ON CONFLICT DO NOTHING RETURNING enrollment_id
-            """, [.text(postgresArray(enrollmentIDs)), .text(command.commandUUID)]).compactMap { $0.string("enrollment_id") }
+            """, [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy),
+                  .text(postgresArray(enrollmentIDs))]).compactMap { $0.string("enrollment_id") }
         for id in queued {
-            try Outbox.append(ActivityRecorded(actor: requestedBy, action: "command.queued", deviceID: id, outcome: .succeeded,
-                                               detail: "\(command.requestType) \(command.commandUUID)", service: "checkin-gateway"),
-                              correlationID: correlationID, on: c)
+            journal.activity(actor: requestedBy, "command.queued", device: id, detail: "\(command.requestType) \(command.commandUUID)")
         }
         return queued
     }
@@ -58,13 +56,13 @@ enum CommandQueue {
             try c.query("UPDATE command_queue SET status = 'queued' WHERE enrollment_id = $1 AND completed_at IS NULL AND status = 'not-now'",
                         [.text(enrollmentID)])
         }
-        guard let row = try c.query("""
-            SELECT q.id, c.plist FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid
-            WHERE q.enrollment_id = $1 AND q.completed_at IS NULL AND q.status IN ('queued', 'sent')
-            ORDER BY q.id LIMIT 1
-            """, [.text(enrollmentID)]).first, let id = row.int("id") else { return nil }
-        try c.query("UPDATE command_queue SET status = 'sent', sent_at = now() WHERE id = $1", [.int(id)])
-        return row.bytes("plist")
+        return try c.query("""
+            UPDATE command_queue q SET status = 'sent', sent_at = now() FROM commands c
+            WHERE q.id = (SELECT id FROM command_queue WHERE enrollment_id = $1 AND completed_at IS NULL
+                          AND status IN ('queued', 'sent') ORDER BY id LIMIT 1 FOR UPDATE)
+              AND c.uuid = q.command_uuid
+            RETURNING c.plist
+            """, [.text(enrollmentID)]).first?.bytes("plist")
     }
 }
 

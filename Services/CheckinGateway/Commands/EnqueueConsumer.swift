@@ -16,9 +16,12 @@ enum EnqueueConsumer {
             guard command.commandUUID == request.commandUUID else {
                 throw MessageRejected("EnqueueCommand \(request.commandUUID): plist has CommandUUID \(command.commandUUID)")
             }
-            let queued = try await database.transaction { c in
-                try CommandQueue.enqueue(c, command, enrollmentIDs: request.enrollmentIDs, requestedBy: request.requestedBy,
-                                         correlationID: message.correlationID)
+            let queued = try await database.transaction { c -> [String] in
+                var journal = Journal(correlationID: message.correlationID)
+                let queued = try CommandQueue.enqueue(c, command, enrollmentIDs: request.enrollmentIDs,
+                                                      requestedBy: request.requestedBy, journal: &journal)
+                try journal.write(c)
+                return queued
             }
             outbox.notify()
             await pusher.push(queued)

@@ -32,11 +32,11 @@ struct DeclarationService: Sendable {
                     INSERT INTO declaration_status (enrollment_id, report) VALUES ($1, $2)
                     ON CONFLICT (enrollment_id) DO UPDATE SET report = EXCLUDED.report, received_at = now()
                     """, [.text(enrollmentID), .text(String(decoding: report.json, as: UTF8.self))])
-                try Outbox.append(DeviceEvent(kind: .declarationStatusReported, enrollmentID: enrollmentID,
-                                              details: ["fullReport": String(report.fullReport)]), correlationID: correlationID, on: c)
-                try Outbox.append(ActivityRecorded(actor: "device:\(enrollmentID)", action: "declaration-status.reported",
-                                                   deviceID: enrollmentID, outcome: .succeeded, service: service),
-                                  correlationID: correlationID, on: c)
+                var journal = Journal(correlationID: correlationID)
+                journal.event(DeviceEvent(kind: .declarationStatusReported, enrollmentID: enrollmentID,
+                                          details: ["fullReport": String(report.fullReport)]))
+                journal.activity(actor: "device:\(enrollmentID)", "declaration-status.reported", device: enrollmentID)
+                try journal.write(c)
             }
             outbox.notify()
             return emptyResponse(.noContent)
@@ -93,11 +93,13 @@ struct DeclarationService: Sendable {
                 ON CONFLICT (identifier) DO UPDATE SET type = EXCLUDED.type, payload = EXCLUDED.payload,
                     server_token = EXCLUDED.server_token, updated_at = now()
                 """, [.text(identifier), .text(type), .text(String(decoding: payload, as: UTF8.self)), .text(serverToken)])
-            try Outbox.append(ActivityRecorded(actor: actor, action: "declaration.saved", deviceID: nil, outcome: .succeeded,
-                                               detail: "\(type) \(identifier)", service: service), correlationID: correlationID, on: c)
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(actor: actor, "declaration.saved", device: nil, detail: "\(type) \(identifier)")
             let devices = try c.query("SELECT enrollment_id FROM declaration_assignments WHERE identifier = $1",
                                       [.text(identifier)]).compactMap { $0.string("enrollment_id") }
-            return try syncCommands(c, devices, actor: actor, correlationID: correlationID)
+            let queued = try syncCommands(c, devices, actor: actor, journal: &journal)
+            try journal.write(c)
+            return queued
         }
         outbox.notify()
         return devices
@@ -118,17 +120,18 @@ struct DeclarationService: Sendable {
             try c.query("""
                 INSERT INTO declaration_assignments (enrollment_id, identifier) SELECT $1, unnest($2::text[])
                 """, [.text(enrollmentID), .text(postgresArray(identifiers))])
-            try Outbox.append(ActivityRecorded(actor: actor, action: "declarations.assigned", deviceID: enrollmentID,
-                                               outcome: .succeeded, detail: identifiers.joined(separator: ", "), service: service),
-                              correlationID: correlationID, on: c)
-            return try syncCommands(c, [enrollmentID], actor: actor, correlationID: correlationID)
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(actor: actor, "declarations.assigned", device: enrollmentID, detail: identifiers.joined(separator: ", "))
+            let queued = try syncCommands(c, [enrollmentID], actor: actor, journal: &journal)
+            try journal.write(c)
+            return queued
         }
         outbox.notify()
         return devices
     }
 
     /// A DeclarativeManagement command carrying each device's new tokens.
-    private func syncCommands(_ c: Connection, _ enrollmentIDs: [String], actor: String, correlationID: String) throws -> [String] {
+    private func syncCommands(_ c: Connection, _ enrollmentIDs: [String], actor: String, journal: inout Journal) throws -> [String] {
         var queued: [String] = []
         for id in enrollmentIDs {
             let rows = try c.query("""
@@ -139,7 +142,7 @@ struct DeclarationService: Sendable {
                                                serverToken: $0.string("server_token") ?? "", payload: []) }
             let tokens = TokensResponse(declarationsToken: token(items), timestamp: Date()).json
             queued += try CommandQueue.enqueue(c, .declarativeManagement(tokens: tokens), enrollmentIDs: [id],
-                                               requestedBy: actor, correlationID: correlationID)
+                                               requestedBy: actor, journal: &journal)
         }
         return queued
     }

@@ -13,6 +13,9 @@ final class DeviceIdentityVerifier: Sendable {
     private let extraRoots: [Certificate]
     private let clientCertificateHeader: HTTPField.Name?
     private let roots = NIOLockedValueBox<(certificates: [Certificate], loadedAt: Date)>(([], .distantPast))
+    /// Certificates whose chain verified recently (fingerprint → until when), so that a device's every
+    /// request costs one signature check instead of a chain build.
+    private let verifiedChains = NIOLockedValueBox<[String: Date]>([:])
 
     init(database: Database, extraRoots: [Certificate], clientCertificateHeader: String?) {
         self.database = database
@@ -35,15 +38,33 @@ final class DeviceIdentityVerifier: Sendable {
             guard signature.utf8.count <= 32_768, let der = Data(base64Encoded: signature, options: .ignoreUnknownCharacters) else {
                 throw refuse(.unauthorized, "Mdm-Signature is not base64")
             }
-            return try await verified { roots in try CMS.verify(Array(der), detachedContent: body, roots: roots).signer }
+            // The signature over this exact body first (no trust decision yet), then who signed it.
+            let signer: Certificate
+            do { signer = try CMS.verify(Array(der), detachedContent: body, roots: []).signer } catch {
+                throw refuse(.unauthorized, "Mdm-Signature does not verify over the body")
+            }
+            return try await trusted(signer)
         }
         if let name = clientCertificateHeader, let value = request.headers[name] {
             guard let pem = value.removingPercentEncoding, let cert = try? Certificate.parsePEM(Array(pem.utf8)).first else {
                 throw refuse(.unauthorized, "client certificate header is not a PEM certificate")
             }
-            return try await verified { roots in try cert.verify(roots: roots); return cert }
+            return try await trusted(cert)
         }
         throw refuse(.unauthorized, "no device identity: Mdm-Signature header missing")
+    }
+
+    /// The certificate when it chains to a trusted device CA (and is valid now).
+    private func trusted(_ cert: Certificate) async throws -> Certificate {
+        let fingerprint = cert.sha256Fingerprint
+        let now = Date()
+        if let until = verifiedChains.withLockedValue({ $0[fingerprint] }), until > now { return cert }
+        let result = try await verified { roots in try cert.verify(roots: roots); return cert }
+        verifiedChains.withLockedValue { cache in
+            if cache.count > 200_000 { cache.removeAll() }
+            cache[fingerprint] = min(now.addingTimeInterval(300), cert.notAfter)
+        }
+        return result
     }
 
     /// Runs the check against the cached roots; on failure reloads them (at most once a second, so

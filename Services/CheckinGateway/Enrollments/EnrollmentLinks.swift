@@ -31,9 +31,9 @@ struct EnrollmentLinks: Sendable {
                 INSERT INTO enrollment_links (id, name, token_hash, created_by, expires_at, max_uses) VALUES ($1::uuid, $2, $3, $4, $5, $6)
                 """, [.text(id), .text(name), .bytes(Digest.sha256(Array(token.utf8))), .text(actor),
                       expiresAt.map(SQLValue.timestamp) ?? .null, maxUses.map { .int($0) } ?? .null])
-            try Outbox.append(ActivityRecorded(actor: actor, action: "enrollment-link.created", deviceID: nil, outcome: .succeeded,
-                                               detail: "\(name) (\(id))", service: "checkin-gateway"),
-                              correlationID: correlationID, on: c)
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(actor: actor, "enrollment-link.created", device: nil, detail: "\(name) (\(id))")
+            try journal.write(c)
         }
         outbox.notify()
         return Created(id: id, token: token, url: "\(configuration.publicURL)/enroll/\(token)")
@@ -75,9 +75,10 @@ struct EnrollmentLinks: Sendable {
         }
         try await remember(reply, linkID: linkID)
         try await database.transaction { c in
-            try Outbox.append(ActivityRecorded(actor: "link:\(linkID)", action: "enrollment-profile.served", deviceID: nil,
-                                               outcome: .succeeded, detail: "identity \(reply.identityFingerprint ?? "external")",
-                                               service: "checkin-gateway"), correlationID: correlationID, on: c)
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(actor: "link:\(linkID)", "enrollment-profile.served", device: nil,
+                             detail: "identity \(reply.identityFingerprint ?? "external")")
+            try journal.write(c)
         }
         outbox.notify()
         return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")

@@ -33,8 +33,7 @@ actor APNsPusher: Service {
     /// Asks for a push to each enrollment; returns at once.
     func push(_ enrollmentIDs: [String]) {
         for id in enrollmentIDs where pending[id] == nil { pending[id] = 0 }
-        wake?.resume()
-        wake = nil
+        wakeUp()
     }
 
     /// The current push topic, when a certificate is installed.
@@ -62,7 +61,19 @@ actor APNsPusher: Service {
             try? await Task.sleep(for: .milliseconds(200))
             return
         }
-        await withCheckedContinuation { wake = $0 }
+        // Shutdown cancels this task: the wait must end then too, or the service never stops.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume() } else { wake = continuation }
+            }
+        } onCancel: {
+            Task { await self.wakeUp() }
+        }
+    }
+
+    private func wakeUp() {
+        wake?.resume()
+        wake = nil
     }
 
     private func drain() async {
@@ -121,8 +132,7 @@ actor APNsPusher: Service {
 
     private func requeue(_ id: String, attempt: Int) {
         pending[id] = max(pending[id] ?? 0, attempt)
-        wake?.resume()
-        wake = nil
+        wakeUp()
     }
 
     private static func send(client: HTTPClient, baseURL: String, topic: String, token: [UInt8], magic: String) async -> PushOutcome {

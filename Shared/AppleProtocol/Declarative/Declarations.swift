@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// A declaration as served to a device: `{Type, Identifier, ServerToken, Payload}` (JSON).
 public struct Declaration: Sendable, Equatable {
@@ -46,9 +47,8 @@ public struct TokensResponse: Sendable, Equatable {
     }
 
     public var json: [UInt8] {
-        let formatter = ISO8601DateFormatter()
         let object: [String: Any] = ["SyncTokens": ["DeclarationsToken": declarationsToken,
-                                                    "Timestamp": formatter.string(from: timestamp)]]
+                                                    "Timestamp": ISO8601.string(from: timestamp)]]
         return Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 }

@@ -1,0 +1,56 @@
+import Foundation
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// What a gateway transaction announces: events for Kafka (outbox) and activity entries, which the
+/// gateway also writes straight into its own activity log. Collected while the transaction runs and
+/// written at its end in two statements, so a check-in costs few round trips to PostgreSQL.
+struct Journal {
+    let correlationID: String?
+    private(set) var messages: [any MessageSchema] = []
+    private var activities: [ActivityRecorded] = []
+
+    init(correlationID: String?) { self.correlationID = correlationID }
+
+    mutating func event(_ event: DeviceEvent) { messages.append(event) }
+
+    mutating func activity(_ entry: ActivityRecorded) {
+        messages.append(entry)
+        activities.append(entry)
+    }
+
+    mutating func activity(actor: String, _ action: String, device: String?, outcome: ActivityRecorded.Outcome = .succeeded,
+                           detail: String? = nil, related: [String] = []) {
+        activity(ActivityRecorded(actor: actor, action: action, deviceID: device, relatedDeviceIDs: related, outcome: outcome,
+                                  detail: detail, service: ActivityLog.service))
+    }
+
+    func write(_ c: Connection) throws {
+        try Outbox.append(messages, correlationID: correlationID, on: c)
+        try ActivityLog.insert(activities, correlationID: correlationID, on: c)
+    }
+}
+
+/// The activity log the admin API serves.
+enum ActivityLog {
+    static let service = "checkin-gateway"
+
+    static func insert(_ entries: [ActivityRecorded], correlationID: String?, on c: Connection) throws {
+        guard !entries.isEmpty else { return }
+        var parameters: [SQLValue] = []
+        var rows: [String] = []
+        for e in entries {
+            let n = parameters.count
+            rows.append("(" + (1...10).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+            parameters += [.text(e.id), .timestamp(e.occurredAt), .text(e.actor), .text(e.action), .optionalText(e.deviceID),
+                           .text(e.relatedDeviceIDs.joined(separator: ",")), .text(e.outcome.rawValue), .optionalText(e.detail),
+                           .text(e.service), .optionalText(correlationID)]
+        }
+        try c.query("""
+            INSERT INTO activity_log (id, occurred_at, actor, action, device_id, related_device_ids, outcome, detail,
+                                      service, correlation_id)
+            VALUES \(rows.joined(separator: ", ")) ON CONFLICT (id) DO NOTHING
+            """, parameters)
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import OrchardCore
+import XCTest
+
+final class ISO8601Tests: XCTestCase {
+    func testFormatsUTCWithMilliseconds() {
+        XCTAssertEqual(ISO8601.string(from: Date(timeIntervalSince1970: 0)), "1970-01-01T00:00:00.000Z")
+        XCTAssertEqual(ISO8601.string(from: Date(timeIntervalSince1970: 1_795_270_000.25)), "2026-11-21T14:06:40.250Z")
+        XCTAssertEqual(ISO8601.string(from: Date(timeIntervalSince1970: 1_795_270_000.9996)), "2026-11-21T14:06:41.000Z")
+    }
+
+    func testParsesWhatDevicesDatabasesAndWeWrite() throws {
+        let t = 1_795_270_000.25
+        for text in ["2026-11-21T14:06:40.250Z", "2026-11-21T14:06:40.25Z", "2026-11-21 14:06:40.25+00",
+                     "2026-11-21T15:06:40.250+01:00", "2026-11-21T09:06:40.250-0500", "2026-11-21t14:06:40.250z"] {
+            XCTAssertEqual(try XCTUnwrap(ISO8601.date(from: text), text).timeIntervalSince1970, t, accuracy: 0.0005, text)
+        }
+        XCTAssertEqual(ISO8601.date(from: "2026-11-21T14:06:40Z")?.timeIntervalSince1970, 1_795_270_000)
+        for _ in 0..<100 {
+            let d = Date(timeIntervalSince1970: (Double.random(in: 0..<4_000_000_000) * 1000).rounded() / 1000)
+            XCTAssertEqual(try XCTUnwrap(ISO8601.date(from: ISO8601.string(from: d))).timeIntervalSince1970,
+                           d.timeIntervalSince1970, accuracy: 0.0005)
+        }
+    }
+
+    func testRejectsMalformedText() {
+        for text in ["", "2026-11-21", "2026-13-01T00:00:00Z", "2026-11-21T25:00:00Z", "2026-11-21T14:06:40Zjunk",
+                     "2026-11-21T14:06:40+1", "abcd-ef-ghTij:kl:mnZ", "2026-11-21X11:26:40Z"] {
+            XCTAssertNil(ISO8601.date(from: text), text)
+        }
+    }
+}
