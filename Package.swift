@@ -71,6 +71,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ],
                           path: "Services/CheckinGateway"),
         .executableTarget(name: "TokenService", dependencies: serviceDependencies + ["OrchardCrypto"],

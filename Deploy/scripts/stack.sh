@@ -117,6 +117,10 @@ make_test_pki() {
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$dir/server.ext"
   openssl x509 -req -in "$dir/apns-server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
     -out "$dir/apns-server.pem" -days 30 -extfile "$dir/server.ext" 2>/dev/null
+  # Stands in for Apple's device CA: it signs the simulated watches' MachineInfo identities.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/apple-ca.key" -out "$dir/apple-ca.pem" \
+    -days 30 -subj "/CN=Test Apple Device CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 }
 
 # stop_processes PID…: SIGTERM, up to 10 s to finish, then SIGKILL.

@@ -16,6 +16,8 @@ struct GatewayConfiguration: Sendable {
     /// Extra roots for device identities from an external SCEP or ACME CA.
     let extraDeviceRoots: [Certificate]
     let commandRetentionDays: Int
+    /// Roots that Apple devices' MachineInfo signatures chain to (Apple's, or a test CA).
+    let appleDeviceRoots: [Certificate]
 
     var serverURL: String { "\(publicURL)/mdm/server" }
     var checkInURL: String { "\(publicURL)/mdm/checkin" }
@@ -42,6 +44,7 @@ struct GatewayConfiguration: Sendable {
         clientCertificateHeader = env.optional("ORCHARD_CLIENT_CERT_HEADER")
         extraDeviceRoots = try env.optional("ORCHARD_DEVICE_IDENTITY_ROOTS").map(Self.readPEM) ?? []
         commandRetentionDays = try env.int("ORCHARD_COMMAND_RETENTION_DAYS", default: 30, range: 1...3650)
+        appleDeviceRoots = try env.optional("ORCHARD_APPLE_DEVICE_ROOTS").map(Self.readPEM) ?? []
     }
 
     private static func readPEM(_ path: String) throws -> [Certificate] {

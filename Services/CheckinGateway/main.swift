@@ -27,18 +27,24 @@ let pushTopic: @Sendable () async -> String? = { await pusher.topic() }
 let identities = DeviceIdentityVerifier(database: database, extraRoots: configuration.extraDeviceRoots,
                                         clientCertificateHeader: configuration.clientCertificateHeader)
 let declarations = DeclarationService(database: database, outbox: runtime.outbox, service: service)
+let watchEnrollment = WatchEnrollmentSettings(database: database, declarations: declarations, outbox: runtime.outbox,
+                                              publicURL: configuration.publicURL)
 let links = EnrollmentLinks(database: database, outbox: runtime.outbox, requests: requests, identities: identities,
                             configuration: configuration, pushTopic: pushTopic, requestTimeout: timeout, logger: runtime.logger)
 let checkins = CheckinHandler(database: database, secrets: configuration.secrets, declarations: declarations,
-                              tokens: WatchPairingTokens(database: database, requests: requests, requestTimeout: timeout),
+                              tokens: WatchPairingTokens(database: database, requests: requests, settings: watchEnrollment,
+                                                         organization: configuration.organization, requestTimeout: timeout),
                               pushTopic: pushTopic, service: service)
 
 let router = runtime.makeRouter(GatewayContext.self)
-DeviceRoutes(identities: identities, checkins: checkins, commands: CommandChannel(database: database, service: service),
+DeviceRoutes(identities: identities, checkins: checkins,
+             commands: CommandChannel(database: database, service: service, watchEnrollment: watchEnrollment, pusher: pusher),
              links: links, pusher: pusher).add(to: router)
+WatchEnrollmentRoutes(database: database, requests: requests, links: links, settings: watchEnrollment, configuration: configuration,
+                      pushTopic: pushTopic, requestTimeout: timeout).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
-            requestTimeout: timeout).add(to: router)
+            requestTimeout: timeout, watchEnrollment: watchEnrollment).add(to: router)
 
 let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity",
                                 handler: ActivityLogConsumer.handler(database: database))

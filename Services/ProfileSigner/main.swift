@@ -33,7 +33,10 @@ do {
         organization: try env.string("ORCHARD_ORGANIZATION", default: "Orchard"))
     let pool = DeviceKeyPool(type: keyType, target: try env.int("ORCHARD_DEVICE_KEY_POOL_SIZE", default: 32, range: 0...10_000))
     await pool.startRefill()
-    builder = ProfileBuilder(authorities: authorities, keys: pool, identitySource: source, anchors: anchors,
+    guard let watchKeyType = DeviceKeyPool.KeyType(rawValue: try env.string("ORCHARD_WATCH_KEY_TYPE", default: "p256")) else {
+        throw ConfigurationError("ORCHARD_WATCH_KEY_TYPE must be rsa2048 or p256")
+    }
+    builder = ProfileBuilder(authorities: authorities, keys: pool, watchKeyType: watchKeyType, identitySource: source, anchors: anchors,
                              database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
 } catch {
     runtime.logger.critical("start-up failed: \(error)")

@@ -1,3 +1,5 @@
+import Foundation
+import OrchardCrypto
 import OrchardMessages
 import OrchardMessaging
 import OrchardServiceKit
@@ -12,7 +14,28 @@ let ttlSeconds = (try? runtime.configuration.environment.int("ORCHARD_SECURITY_T
 let issuer = SecurityTokenIssuer(database: runtime.database, outbox: runtime.outbox, timeToLive: .seconds(ttlSeconds),
                                  service: runtime.definition.name)
 
+let pairing: PairingTokens
+do {
+    guard let kek = runtime.configuration.keyEncryptionKey else {
+        throw ConfigurationError("ORCHARD_KEK is required: token-service keeps its pairing-token key encrypted with it")
+    }
+    pairing = PairingTokens(database: runtime.database, outbox: runtime.outbox,
+                            key: try await PairingTokens.loadKey(database: runtime.database, box: try SecretBox(key: kek)),
+                            timeToLive: TimeInterval(try runtime.configuration.environment.int(
+                                "ORCHARD_PAIRING_TOKEN_TTL_SECONDS", default: 600, range: 10...3600)),
+                            service: runtime.definition.name)
+} catch {
+    runtime.logger.critical("start-up failed: \(error)")
+    exit(2)
+}
+
 var routes = MessageRouter()
+routes.respond(RequestResponder(IssuePairingToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await pairing.issue(request, correlationID: message.correlationID)
+})
+routes.respond(RequestResponder(RedeemPairingToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await pairing.redeem(request, correlationID: message.correlationID)
+})
 routes.respond(RequestResponder(IssueSecurityToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
     try await issuer.issue(request, correlationID: message.correlationID)
 })

@@ -268,6 +268,8 @@ static X509_STORE *store_of(X509 **roots, int n, int64_t at_time) {
     if (at_time > 0) {
         X509_VERIFY_PARAM *param = X509_STORE_get0_param(store);
         X509_VERIFY_PARAM_set_time(param, (time_t)at_time);
+    } else if (at_time < 0) {
+        X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME);
     }
     return store;
 }

@@ -40,8 +40,11 @@ public enum CMS {
     /// Verifies a DER SignedData. Pass `detachedContent` for a detached signature (`Mdm-Signature`).
     /// With empty `roots` only the signature is checked, not who issued the signer's certificate:
     /// use that only where the caller then matches the signer against an identity it already knows.
+    /// `checkValidityPeriods: false` accepts certificates outside their validity window (Apple's device
+    /// identity leaves in MachineInfo may be expired); the chain and signature are still checked.
     public static func verify(
-        _ signedData: [UInt8], detachedContent: [UInt8]? = nil, roots: [Certificate], at date: Date? = nil
+        _ signedData: [UInt8], detachedContent: [UInt8]? = nil, roots: [Certificate], at date: Date? = nil,
+        checkValidityPeriods: Bool = true
     ) throws -> VerifiedContent {
         var content: UnsafeMutablePointer<UInt8>?
         var length = 0
@@ -51,7 +54,8 @@ public enum CMS {
                 withOptionalBuffer(detachedContent) { detached in
                     orc_cms_verify(cms.baseAddress, cms.count, detached?.baseAddress, detached?.count ?? 0,
                                    rootPointers.baseAddress, Int32(rootPointers.count),
-                                   Int64(date?.timeIntervalSince1970 ?? 0), &content, &length, &signer)
+                                   checkValidityPeriods ? Int64(date?.timeIntervalSince1970 ?? 0) : -1,
+                                   &content, &length, &signer)
                 }
             }
         }

@@ -61,6 +61,8 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         properties["fetch.wait.max.ms"] = String(settings.fetchWaitMaxMs)
         properties["session.timeout.ms"] = String(settings.sessionTimeoutMs)
         properties["heartbeat.interval.ms"] = String(max(100, settings.sessionTimeoutMs / 5))
+        // Incremental rebalancing: when a replica joins or leaves, only the partitions that move pause.
+        properties["partition.assignment.strategy"] = "cooperative-sticky"
         properties.merge(settings.extra) { $1 }
         let handle = try makeClient(RD_KAFKA_CONSUMER, try makeConfiguration(properties))
         rd_kafka_poll_set_consumer(handle)

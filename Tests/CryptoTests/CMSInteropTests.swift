@@ -96,6 +96,18 @@ final class CMSInteropTests: XCTestCase {
         XCTAssertThrowsError(try CMS.verify(signature, detachedContent: Array("other".utf8), roots: []))
     }
 
+    func testExpiredSignerVerifiesOnlyWhenValidityIsIgnored() throws {
+        let key = try PrivateKey.generateP256()
+        let expired = try Certificate.issue(subject: "/CN=old device", key: key, issuer: (pki.intermediate, pki.intermediateKey),
+                                            usage: .clientIdentity,
+                                            validity: Date().addingTimeInterval(-86400 * 10)...Date().addingTimeInterval(-86400))
+        let signed = try CMS.sign(body, identity: try SigningIdentity(certificate: expired, key: key, chain: [pki.intermediate]))
+        XCTAssertThrowsError(try CMS.verify(signed, roots: [pki.root]))
+        XCTAssertEqual(try CMS.verify(signed, roots: [pki.root], checkValidityPeriods: false).content, body)
+        XCTAssertThrowsError(try CMS.verify(signed, roots: [try TestPKI(name: "Else").root], checkValidityPeriods: false),
+                             "ignoring validity periods must not mean ignoring trust")
+    }
+
     func testGarbageIsAnErrorNotACrash() {
         for input: [UInt8] in [[], [0x30], [0x30, 0x82, 0xFF, 0xFF, 0x00], Array(repeating: 0x41, count: 4096)] {
             XCTAssertThrowsError(try CMS.verify(input, roots: [pki.root]))

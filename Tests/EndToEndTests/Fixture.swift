@@ -20,6 +20,8 @@ actor Fixture {
         /// profile-signer's device CA, which signs enrollment profiles' signing certificate.
         let profileCA: Certificate
         let pkiDirectory: String
+        /// Stands in for Apple's device CA (ORCHARD_APPLE_DEVICE_ROOTS): signs watches' MachineInfo identities.
+        let appleCA: SigningIdentity
     }
 
     private var ready: Ready?
@@ -55,8 +57,11 @@ actor Fixture {
         guard let caPEM = certificates.first(where: { $0["role"] as? String == "device-ca" })?["pem"] as? String else {
             throw PlistError("no device CA in \(signing)")
         }
+        let appleCA = try SigningIdentity(
+            certificate: try Certificate.parsePEM(Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/apple-ca.pem"))))[0],
+            key: try PrivateKey(pem: Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/apple-ca.key")))))
         let made = Ready(gateway: gateway, admin: admin, apns: apns, topic: topic, testCA: testCA,
-                         profileCA: try Certificate.parsePEM(Array(caPEM.utf8))[0], pkiDirectory: pki)
+                         profileCA: try Certificate.parsePEM(Array(caPEM.utf8))[0], pkiDirectory: pki, appleCA: appleCA)
         ready = made
         return made
     }

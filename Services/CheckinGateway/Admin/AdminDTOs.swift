@@ -186,3 +186,17 @@ func parseTextArray(_ text: String?) -> [String] {
     guard let text, text.count > 2 else { return [] }
     return text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
 }
+
+struct WatchEnrollmentInput: Decodable {
+    let mode: String
+    let enrollmentIDs: [String]?
+    let anchorCertificatesPEM: String?
+}
+
+struct WatchEnrollmentView: ResponseEncodable {
+    struct Phone: Encodable, Sendable { let enrollmentID: String; let on: Bool; let notEligibleBecause: String? }
+    let mode: String
+    let enrollmentProfileURL: String
+    let hasAnchorCertificates: Bool
+    let phones: [Phone]
+}

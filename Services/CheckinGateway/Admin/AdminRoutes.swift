@@ -18,6 +18,7 @@ struct AdminRoutes: Sendable {
     let requests: RequestClient
     let secrets: SecretBox
     let requestTimeout: Duration
+    let watchEnrollment: WatchEnrollmentSettings
 
     func add(to router: Router<GatewayContext>) {
         let admin = router.group("admin/v1").add(middleware: AdminAuthentication(database: database))
@@ -164,6 +165,22 @@ struct AdminRoutes: Sendable {
             return Page(items: rows.map(ActivityView.init))
         }
 
+        admin.put("watch-enrollment") { request, context -> WatchEnrollmentView in
+            let input = try await request.decode(as: WatchEnrollmentInput.self, context: context)
+            guard let mode = WatchEnrollmentSettings.Mode(rawValue: input.mode) else {
+                throw refuse(.badRequest, "mode must be off, all-supervised or selected")
+            }
+            let outcome = try await watchEnrollment.save(mode: mode, selected: input.enrollmentIDs ?? [],
+                                                         anchorsPEM: input.anchorCertificatesPEM,
+                                                         actor: context.adminKey!.actor, correlationID: context.correlationID)
+            outbox.notify()
+            await pusher.push(outcome.push)
+            return try await watchEnrollmentView()
+        }
+        admin.get("watch-enrollment") { _, _ -> WatchEnrollmentView in
+            try await watchEnrollmentView()
+        }
+
         admin.post("api-keys") { request, context -> APIKeyCreated in
             let input = try await request.decode(as: APIKeyInput.self, context: context)
             guard !input.name.isEmpty, input.name.count <= 100 else { throw refuse(.badRequest, "name must be 1-100 characters") }
@@ -204,6 +221,21 @@ struct AdminRoutes: Sendable {
             outbox.notify()
             return emptyResponse(.noContent)
         }
+    }
+
+    /// The settings, and for every iPhone whether watch enrollment is on or why it cannot be.
+    func watchEnrollmentView() async throws -> WatchEnrollmentView {
+        let settings = try await database.query("SELECT mode, anchors_pem IS NOT NULL AS anchors FROM watch_enrollment_settings WHERE id = 1").first
+        let on = Set(try await database.query("SELECT enrollment_id FROM watch_enrollment_phones").compactMap { $0.string("enrollment_id") })
+        let phones = try await database.query("""
+            SELECT \(WatchEnrollmentSettings.phoneColumns) FROM enrollments WHERE product_name LIKE 'iPhone%' ORDER BY id LIMIT 10000
+            """)
+        return WatchEnrollmentView(
+            mode: settings?.string("mode") ?? "off", enrollmentProfileURL: watchEnrollment.enrollmentProfileURL,
+            hasAnchorCertificates: settings?.bool("anchors") ?? false,
+            phones: phones.compactMap { r in
+                r.string("id").map { .init(enrollmentID: $0, on: on.contains($0), notEligibleBecause: WatchEnrollmentSettings.ineligibility(r)) }
+            })
     }
 
     func device(_ id: String) async throws -> DeviceView {

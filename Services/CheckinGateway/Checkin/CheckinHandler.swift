@@ -88,7 +88,9 @@ struct CheckinHandler: Sendable {
             let state = try c.query("""
                 SELECT (SELECT identity_fingerprint FROM enrollments WHERE id = $1 FOR UPDATE) AS bound,
                        (SELECT status FROM enrollments WHERE id = $1) AS status,
-                       (SELECT mdm_payload_identifier FROM issued_identities WHERE fingerprint = $2) AS issued
+                       (SELECT mdm_payload_identifier FROM issued_identities WHERE fingerprint = $2) AS issued,
+                       (SELECT server_capabilities FROM issued_identities WHERE fingerprint = $2) AS capabilities,
+                       (SELECT paired_phone FROM issued_identities WHERE fingerprint = $2) AS paired_phone
                 """, [.text(id), .text(fingerprint)]).first
             // Re-enrollment brings a new identity; an enrolled device may switch only to one Orchard just issued.
             if let bound = state?.string("bound"), bound != fingerprint, state?.string("status") == "enrolled",
@@ -99,8 +101,9 @@ struct CheckinHandler: Sendable {
                 try c.query("""
                     INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
                                              os_version, build_version, product_name, model, device_name,
-                                             mdm_payload_identifier, last_seen_at)
-                    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+                                             mdm_payload_identifier, server_capabilities, paired_with, supervised, last_seen_at)
+                    VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                            CASE WHEN $14::text IS NOT NULL THEN true END, now())
                     ON CONFLICT (id) DO UPDATE SET
                         status = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
                                        AND enrollments.status = 'enrolled' THEN 'enrolled' ELSE 'pending' END,
@@ -112,11 +115,15 @@ struct CheckinHandler: Sendable {
                         model = COALESCE(EXCLUDED.model, enrollments.model),
                         device_name = COALESCE(EXCLUDED.device_name, enrollments.device_name),
                         mdm_payload_identifier = COALESCE(EXCLUDED.mdm_payload_identifier, enrollments.mdm_payload_identifier),
+                        server_capabilities = COALESCE(EXCLUDED.server_capabilities, enrollments.server_capabilities),
+                        paired_with = COALESCE(EXCLUDED.paired_with, enrollments.paired_with),
+                        supervised = COALESCE(EXCLUDED.supervised, enrollments.supervised),
                         last_seen_at = now()
                     """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
                           .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
                           .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
-                          .optionalText(state?.string("issued"))])
+                          .optionalText(state?.string("issued")), .optionalText(state?.string("capabilities")),
+                          .optionalText(state?.string("paired_phone"))])
             } catch let error as PostgresError where error.isUniqueViolation {
                 // enrollments_identity: this identity is already bound to another enrollment.
                 throw refuse(.forbidden, "this identity belongs to another enrollment")
@@ -126,7 +133,9 @@ struct CheckinHandler: Sendable {
             details["product"] = m.productName
             var journal = Journal(correlationID: correlationID)
             journal.event(DeviceEvent(kind: .authenticated, enrollmentID: id, details: details))
-            journal.activity(actor: "device:\(id)", "device.authenticated", device: id)
+            let phone = state?.string("paired_phone")
+            journal.activity(actor: "device:\(id)", phone == nil ? "device.authenticated" : "watch.authenticated", device: id,
+                             related: phone.map { [$0] } ?? [])
             try journal.write(c)
         }
     }
@@ -142,7 +151,7 @@ struct CheckinHandler: Sendable {
                     status = 'enrolled', enrolled_at = COALESCE(e.enrolled_at, now()), last_seen_at = now()
                 FROM (SELECT status FROM enrollments WHERE id = $1 FOR UPDATE) old
                 WHERE e.id = $1 AND e.identity_fingerprint = $2 AND old.status <> 'checked-out'
-                RETURNING old.status
+                RETURNING old.status, e.paired_with
                 """, [.text(id), .text(fingerprint), .bytes(m.token), .text(m.pushMagic), .text(m.topic),
                       unlock.map(SQLValue.bytes) ?? .null, .bool(m.awaitingConfiguration)]).first
             guard let status = previous?.string("status") else {
@@ -156,7 +165,9 @@ struct CheckinHandler: Sendable {
                 try CommandQueue.enqueue(c, information, enrollmentIDs: [id], requestedBy: "service:\(service)", journal: &journal)
                 journal.event(DeviceEvent(kind: .enrolled, enrollmentID: id,
                                           details: ["awaitingConfiguration": String(m.awaitingConfiguration)]))
-                journal.activity(actor: "device:\(id)", "device.enrolled", device: id)
+                let phone = previous?.string("paired_with")
+                journal.activity(actor: "device:\(id)", phone == nil ? "device.enrolled" : "watch.enrolled", device: id,
+                                 related: phone.map { [$0] } ?? [])
             } else {
                 journal.event(DeviceEvent(kind: .tokenUpdated, enrollmentID: id))
             }

@@ -11,19 +11,27 @@ import OrchardStorage
 struct CommandChannel: Sendable {
     let database: Database
     let service: String
+    let watchEnrollment: WatchEnrollmentSettings
+    let pusher: APNsPusher
 
     func handle(_ result: CommandResult, signer: Certificate, correlationID: String) async throws -> Response {
         guard let id = result.identity.enrollmentKey else { throw refuse(.badRequest, "missing UDID or EnrollmentID") }
         let fingerprint = signer.sha256Fingerprint
-        let next = try await database.transaction { c -> [UInt8]? in
+        let (next, push) = try await database.transaction { c -> ([UInt8]?, [String]) in
             _ = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+            var push: [String] = []
             if let requestType = try CommandQueue.record(c, enrollmentID: id, result: result) {
                 var journal = Journal(correlationID: correlationID)
                 try announce(c, result: result, requestType: requestType, enrollmentID: id, journal: &journal)
+                // What the device reported may make it eligible for watch enrollment (or no longer).
+                if requestType == "DeviceInformation" && result.status == .acknowledged {
+                    push = try watchEnrollment.reconcile(c, only: id, actor: "service:\(service)", journal: &journal).push
+                }
                 try journal.write(c)
             }
-            return try CommandQueue.next(c, enrollmentID: id, newSession: result.status == .idle)
+            return (try CommandQueue.next(c, enrollmentID: id, newSession: result.status == .idle), push)
         }
+        if !push.isEmpty { await pusher.push(push.filter { $0 != id }) }
         guard let next else { return emptyResponse() }
         return bytesResponse(next, contentType: "application/xml")
     }

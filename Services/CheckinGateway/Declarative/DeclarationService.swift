@@ -130,6 +130,21 @@ struct DeclarationService: Sendable {
         return devices
     }
 
+    /// Adds and removes declarations of one enrollment inside the caller's transaction, then queues the
+    /// sync command; returns the enrollments to push.
+    func change(_ c: Connection, add: [String], remove: [String], for enrollmentID: String, actor: String,
+                journal: inout Journal) throws -> [String] {
+        if !remove.isEmpty {
+            try c.query("DELETE FROM declaration_assignments WHERE enrollment_id = $1 AND identifier = ANY($2::text[])",
+                        [.text(enrollmentID), .text(postgresArray(remove))])
+        }
+        if !add.isEmpty {
+            try c.query("INSERT INTO declaration_assignments SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                        [.text(enrollmentID), .text(postgresArray(add))])
+        }
+        return try syncCommands(c, [enrollmentID], actor: actor, journal: &journal)
+    }
+
     /// A DeclarativeManagement command carrying each device's new tokens.
     private func syncCommands(_ c: Connection, _ enrollmentIDs: [String], actor: String, journal: inout Journal) throws -> [String] {
         var queued: [String] = []

@@ -61,5 +61,18 @@ enum CheckinGatewayMigrations {
             CREATE INDEX activity_log_device ON activity_log (device_id, occurred_at);
             CREATE INDEX activity_log_time ON activity_log (occurred_at);
             """),
+        Migration(4, "watch enrollment", """
+            ALTER TABLE issued_identities ADD COLUMN server_capabilities text NOT NULL DEFAULT '';
+            ALTER TABLE issued_identities ADD COLUMN paired_phone text;
+            ALTER TABLE enrollments ADD COLUMN server_capabilities text;
+            CREATE INDEX enrollments_paired_with ON enrollments (paired_with) WHERE paired_with IS NOT NULL;
+            CREATE TABLE watch_enrollment_settings (
+                id integer PRIMARY KEY CHECK (id = 1), mode text NOT NULL, anchors_pem text,
+                updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE watch_enrollment_selection (enrollment_id text PRIMARY KEY);
+            CREATE TABLE watch_enrollment_phones (
+                enrollment_id text PRIMARY KEY REFERENCES enrollments ON DELETE CASCADE,
+                enabled_at timestamptz NOT NULL DEFAULT now());
+            """),
     ]
 }

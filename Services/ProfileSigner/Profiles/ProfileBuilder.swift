@@ -26,6 +26,9 @@ enum IdentitySource: Sendable {
 struct ProfileBuilder: Sendable {
     let authorities: Authorities
     let keys: DeviceKeyPool
+    /// Watch identities use this key type (P-256 by default: RSA-2048 generation would cap watch
+    /// enrollment at a few per second per core).
+    let watchKeyType: DeviceKeyPool.KeyType
     let identitySource: IdentitySource
     let anchors: [Certificate]
     let database: Database
@@ -41,7 +44,7 @@ struct ProfileBuilder: Sendable {
         let identity: EnrollmentProfile.Identity
         switch identitySource {
         case .certificateAuthority:
-            let key = try await keys.take()
+            let key = request.platform == .watchOS && watchKeyType == .p256 ? try PrivateKey.generateP256() : try await keys.take()
             let cert = try Certificate.issue(
                 subject: "/CN=\(request.subject)/O=\(request.organization)/OU=Orchard device identity", key: key,
                 issuer: (authorities.ca.certificate, authorities.ca.key), usage: .clientIdentity,

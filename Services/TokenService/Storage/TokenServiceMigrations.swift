@@ -14,5 +14,16 @@ enum TokenServiceMigrations {
                 consumed_by_phone text);
             CREATE INDEX security_tokens_expiry ON security_tokens (expires_at);
             """),
+        Migration(2, "pairing tokens and keys", """
+            CREATE TABLE keys (name text PRIMARY KEY, sealed_key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE pairing_tokens (
+                jti text PRIMARY KEY,
+                phone_udid text NOT NULL,
+                watch_udid text NOT NULL,
+                security_token_hash bytea NOT NULL,
+                issued_at timestamptz NOT NULL DEFAULT now(),
+                expires_at timestamptz NOT NULL,
+                redeemed_at timestamptz);
+            """),
     ]
 }

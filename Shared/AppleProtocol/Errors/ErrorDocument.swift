@@ -7,6 +7,12 @@ public struct ErrorDocument: Sendable, Equatable {
     public var description: String?
     public var details: [String: String]
 
+    public init(code: String, description: String?, details: [String: String]) {
+        self.code = code
+        self.description = description
+        self.details = details
+    }
+
     /// The watch asked to enroll without a pairing token; it takes the security token to its iPhone.
     public static func pairingTokenMissing(securityToken: String) -> ErrorDocument {
         ErrorDocument(code: "com.apple.watch.pairing.token.missing", description: "pairing token required",

@@ -54,7 +54,8 @@ int orc_x509_verify(X509 *leaf, X509 **intermediates, int n_intermediates, X509 
 int orc_cms_sign(X509 *signer, EVP_PKEY *key, X509 **chain, int n_chain, const uint8_t *data, size_t len,
                  int detached, uint8_t **out, size_t *out_len);
 /// Verifies a DER SignedData (detached when detached != NULL). With n_roots == 0 the signature is
-/// checked but not the chain. Returns the content and a new reference to the signer certificate.
+/// checked but not the chain. at_time: 0 now, > 0 that time, < 0 ignore validity periods.
+/// Returns the content and a new reference to the signer certificate.
 int orc_cms_verify(const uint8_t *cms, size_t cms_len, const uint8_t *detached, size_t detached_len,
                    X509 **roots, int n_roots, int64_t at_time,
                    uint8_t **content, size_t *content_len, X509 **signer_out);

@@ -1,0 +1,113 @@
+import AppleProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrchardCrypto
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// The Apple Watch's `EnrollmentProfileURL`. The watch sends its MachineInfo, CMS-signed by its
+/// Apple-issued identity (POST body, or base64 in `x-apple-aspen-deviceinfo`):
+/// - without `PAIRING_TOKEN`: 403 `com.apple.watch.pairing.token.missing` with a new security token;
+/// - with it: the pairing token is verified and spent, and the signed watch enrollment profile is served.
+struct WatchEnrollmentRoutes: Sendable {
+    let database: Database
+    let requests: RequestClient
+    let links: EnrollmentLinks
+    let settings: WatchEnrollmentSettings
+    let configuration: GatewayConfiguration
+    let pushTopic: @Sendable () async -> String?
+    let requestTimeout: Duration
+
+    static let deviceInfoHeader = HTTPField.Name("x-apple-aspen-deviceinfo")!
+
+    func add(to router: Router<GatewayContext>) {
+        router.post("mdm/watch/enroll") { request, context in
+            try await enroll(signedMachineInfo: try await request.bodyBytes(limit: 64 * 1024), correlationID: context.correlationID)
+        }
+        router.get("mdm/watch/enroll") { request, context in
+            guard let header = request.headers[Self.deviceInfoHeader], header.utf8.count < 96 * 1024,
+                  let data = Data(base64Encoded: header, options: .ignoreUnknownCharacters) else {
+                throw refuse(.badRequest, "send the signed MachineInfo as the POST body or in x-apple-aspen-deviceinfo")
+            }
+            return try await enroll(signedMachineInfo: Array(data), correlationID: context.correlationID)
+        }
+        router.get("mdm/watch/anchors.pem") { _, _ -> Response in
+            guard let pem = try await settings.anchorsPEM() else { throw refuse(.notFound, "no anchor certificates configured") }
+            return bytesResponse(Array(pem.utf8), contentType: "application/pem")
+        }
+    }
+
+    func enroll(signedMachineInfo: [UInt8], correlationID: String) async throws -> Response {
+        guard !configuration.appleDeviceRoots.isEmpty else {
+            throw refuse(.serviceUnavailable, "watch enrollment needs ORCHARD_APPLE_DEVICE_ROOTS")
+        }
+        let info: MachineInfo
+        do {
+            // Apple's device identity leaves may be expired: check the chain and signature, not the dates.
+            let verified = try CMS.verify(signedMachineInfo, roots: configuration.appleDeviceRoots, checkValidityPeriods: false)
+            info = try MachineInfo.parse(verified.content)
+        } catch let error as PlistError {
+            try await record("watch.machine-info.rejected", device: nil, outcome: .refused, detail: "\(error)", correlationID: correlationID)
+            throw refuse(.badRequest, "malformed MachineInfo: \(error)")
+        } catch {
+            try await record("watch.machine-info.rejected", device: nil, outcome: .refused,
+                             detail: "signature or chain does not verify", correlationID: correlationID)
+            throw refuse(.forbidden, "MachineInfo is not signed by a trusted device identity")
+        }
+        guard let token = info.pairingToken else {
+            let reply: IssueSecurityToken.Reply
+            do {
+                reply = try await requests.request(IssueSecurityToken(watchUDID: info.udid, watchSerialNumber: info.serial),
+                                                   timeout: requestTimeout, correlationID: correlationID)
+            } catch is RequestTimedOut {
+                return busyResponse("token-service did not answer in time")
+            }
+            return bytesResponse(ErrorDocument.pairingTokenMissing(securityToken: reply.securityToken).json,
+                                 contentType: "application/json", status: .forbidden)
+        }
+        let phone: String
+        do {
+            phone = try await requests.request(
+                RedeemPairingToken(pairingToken: String(decoding: token, as: UTF8.self), watchUDID: info.udid,
+                                   organization: configuration.organization),
+                timeout: requestTimeout, correlationID: correlationID).phoneUDID
+        } catch let refusal as RequestRefused {
+            return bytesResponse(ErrorDocument(code: "orchard.watch.pairing.token.invalid", description: refusal.message, details: [:]).json,
+                                 contentType: "application/json", status: .forbidden)
+        } catch is RequestTimedOut {
+            return busyResponse("token-service did not answer in time")
+        }
+        if let reason = try await database.transaction({ c in try settings.mayPair(c, phone: phone) }) {
+            try await record("watch.enrollment.refused", device: info.udid, related: [phone], outcome: .refused,
+                             detail: "iPhone \(phone): \(reason)", correlationID: correlationID)
+            throw refuse(.forbidden, "the paired iPhone may not enroll watches: \(reason)")
+        }
+        guard let topic = await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
+        let capabilities: [String] = []
+        let build = BuildEnrollmentProfile(subject: info.udid, platform: .watchOS, topic: topic, serverURL: configuration.serverURL,
+                                           checkInURL: configuration.checkInURL, organization: configuration.organization,
+                                           serverCapabilities: capabilities)
+        let reply: BuildEnrollmentProfile.Reply
+        do {
+            reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
+        } catch is RequestTimedOut {
+            return busyResponse("profile-signer did not answer in time")
+        }
+        try await links.remember(reply, linkID: nil, capabilities: capabilities, pairedPhone: phone)
+        try await record("watch.enrollment-profile.served", device: info.udid, related: [phone], outcome: .succeeded,
+                         detail: "\(info.product) \(info.osVersion)", correlationID: correlationID)
+        return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
+    }
+
+    private func record(_ action: String, device: String?, related: [String] = [], outcome: ActivityRecorded.Outcome,
+                        detail: String, correlationID: String) async throws {
+        try await database.transaction { c in
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(actor: "device:\(device ?? "unknown-watch")", action, device: device, outcome: outcome, detail: detail,
+                             related: related)
+            try journal.write(c)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// The iPhone's `GetToken` for `com.apple.watch.pairing`: checks that the phone that signed the
+/// request is the `PhoneUDID`, and may pair a watch; then token-service exchanges the watch's security
+/// token for a pairing token bound to both devices. Every refusal is written to the activity log.
+struct WatchPairingTokens: Sendable {
+    let database: Database
+    let requests: RequestClient
+    let settings: WatchEnrollmentSettings
+    let organization: String
+    let requestTimeout: Duration
+
+    func pairingToken(for m: GetToken, phone: AuthorizedEnrollment, correlationID: String) async throws -> [UInt8] {
+        guard let securityToken = m.securityToken, let phoneUDID = m.phoneUDID, let watchUDID = m.watchUDID,
+              !securityToken.isEmpty, securityToken.utf8.count <= 128,
+              DeviceIdentifier.isValid(phoneUDID), DeviceIdentifier.isValid(watchUDID) else {
+            try await refused(phone.id, watch: m.watchUDID, "TokenParameters need SecurityToken, PhoneUDID and WatchUDID", correlationID)
+            throw refuse(.badRequest, "com.apple.watch.pairing needs TokenParameters SecurityToken, PhoneUDID and WatchUDID")
+        }
+        guard phoneUDID == phone.id else {
+            try await refused(phone.id, watch: watchUDID, "PhoneUDID \(phoneUDID) is not the iPhone that signed the request", correlationID)
+            throw refuse(.forbidden, "PhoneUDID is not the device that signed this request")
+        }
+        if let reason = try await database.transaction({ c in try settings.mayPair(c, phone: phone.id) }) {
+            try await refused(phone.id, watch: watchUDID, reason, correlationID)
+            throw refuse(.forbidden, "this iPhone may not pair a watch: \(reason)")
+        }
+        do {
+            let reply = try await requests.request(
+                IssuePairingToken(securityToken: securityToken, phoneUDID: phoneUDID, watchUDID: watchUDID, organization: organization),
+                timeout: requestTimeout, correlationID: correlationID)
+            return Array(reply.pairingToken.utf8)
+        } catch let refusal as RequestRefused {
+            throw refuse(.init(code: refusal.httpStatus), refusal.message)
+        } catch is RequestTimedOut {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "token-service did not answer in time")
+        }
+    }
+
+    private func refused(_ phone: String, watch: String?, _ reason: String, _ correlationID: String) async throws {
+        try await database.transaction { c in
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(actor: "device:\(phone)", "pairing-token.refused", device: watch ?? phone, outcome: .refused,
+                             detail: reason, related: watch == nil ? [] : [phone])
+            try journal.write(c)
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import OrchardCrypto
+import OrchardMessages
+import OrchardMessaging
+import OrchardStorage
+
+/// Pairing tokens: `v1.<claims>.<mac>`, base64url, where the claims bind the security token (by hash),
+/// the phone, the watch, the organisation, an expiry and a single-use id, and the MAC is HMAC-SHA256
+/// under a key only token-service holds. token-service both mints and checks them, so a MAC is enough;
+/// the database row makes each token single use.
+struct PairingTokens: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let key: [UInt8]
+    let timeToLive: TimeInterval
+    let service: String
+
+    struct Claims: Codable {
+        let jti: String
+        let sec: String
+        let phone: String
+        let watch: String
+        let org: String
+        let iat: Int
+        let exp: Int
+    }
+
+    /// Loads the MAC key, creating it (sealed with the KEK) on first start, once across replicas.
+    static func loadKey(database: Database, box: SecretBox) async throws -> [UInt8] {
+        let fresh = try box.seal(try SecureRandom.bytes(32), context: "token_service.keys/pairing")
+        let sealed = try await database.transaction { c -> [UInt8]? in
+            try c.query("INSERT INTO keys (name, sealed_key) VALUES ('pairing', $1) ON CONFLICT DO NOTHING", [.bytes(fresh)])
+            return try c.query("SELECT sealed_key FROM keys WHERE name = 'pairing'").first?.bytes("sealed_key")
+        }
+        guard let sealed else { throw CryptoError(operation: "loading pairing key", detail: "missing") }
+        return try box.open(sealed, context: "token_service.keys/pairing")
+    }
+
+    /// Exchanges a watch's security token for a pairing token. Refused: unknown, expired, issued for
+    /// another watch, or already exchanged (by this or another phone).
+    func issue(_ r: IssuePairingToken, correlationID: String?) async throws -> IssuePairingToken.Reply {
+        let securityHash = Digest.sha256(Array(r.securityToken.utf8))
+        let now = Date()
+        let claims = Claims(jti: UUID().uuidString.lowercased(), sec: securityHash.hexString, phone: r.phoneUDID, watch: r.watchUDID,
+                            org: r.organization, iat: Int(now.timeIntervalSince1970), exp: Int(now.timeIntervalSince1970 + timeToLive))
+        let token = try encode(claims)
+        do {
+            try await database.transaction { c in
+                guard let row = try c.query("""
+                    SELECT watch_udid, expires_at < now() AS expired, consumed_by_phone FROM security_tokens
+                    WHERE token_hash = $1 FOR UPDATE
+                    """, [.bytes(securityHash)]).first else {
+                    throw RequestRefused(code: "security-token.unknown", message: "unknown security token", httpStatus: 403)
+                }
+                if row.bool("expired") == true {
+                    throw RequestRefused(code: "security-token.expired", message: "the security token has expired", httpStatus: 403)
+                }
+                if let phone = row.string("consumed_by_phone") {
+                    throw RequestRefused(code: "security-token.used",
+                                         message: "the security token was already exchanged\(phone == r.phoneUDID ? "" : " by another iPhone")",
+                                         httpStatus: 403)
+                }
+                guard row.string("watch_udid") == r.watchUDID else {
+                    throw RequestRefused(code: "security-token.other-watch", message: "the security token was issued to another watch",
+                                         httpStatus: 403)
+                }
+                try c.query("UPDATE security_tokens SET consumed_at = now(), consumed_by_phone = $2 WHERE token_hash = $1",
+                            [.bytes(securityHash), .text(r.phoneUDID)])
+                try c.query("""
+                    INSERT INTO pairing_tokens (jti, phone_udid, watch_udid, security_token_hash, expires_at)
+                    VALUES ($1, $2, $3, $4, $5)
+                    """, [.text(claims.jti), .text(r.phoneUDID), .text(r.watchUDID), .bytes(securityHash),
+                          .timestamp(Date(timeIntervalSince1970: TimeInterval(claims.exp)))])
+                try Outbox.append(ActivityRecorded(actor: "device:\(r.phoneUDID)", action: "pairing-token.issued", deviceID: r.watchUDID,
+                                                   relatedDeviceIDs: [r.phoneUDID], outcome: .succeeded, service: service),
+                                  correlationID: correlationID, on: c)
+            }
+        } catch let refused as RequestRefused {
+            try await refusal(refused, action: "pairing-token.refused", watch: r.watchUDID, phone: r.phoneUDID, correlationID: correlationID)
+            throw refused
+        }
+        outbox.notify()
+        return .init(pairingToken: token, expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp)))
+    }
+
+    /// Verifies and spends a pairing token presented by a watch. Refused: bad MAC, malformed, expired,
+    /// for another watch or organisation, or already used.
+    func redeem(_ r: RedeemPairingToken, correlationID: String?) async throws -> RedeemPairingToken.Reply {
+        do {
+            let claims = try decode(r.pairingToken)
+            guard claims.exp > Int(Date().timeIntervalSince1970) else {
+                throw RequestRefused(code: "pairing-token.expired", message: "the pairing token has expired", httpStatus: 403)
+            }
+            guard claims.watch == r.watchUDID else {
+                throw RequestRefused(code: "pairing-token.other-watch", message: "the pairing token was issued for another watch",
+                                     httpStatus: 403)
+            }
+            guard claims.org == r.organization else {
+                throw RequestRefused(code: "pairing-token.other-organization", message: "the pairing token belongs to another organization",
+                                     httpStatus: 403)
+            }
+            try await database.transaction { c in
+                let spent = try c.query("""
+                    UPDATE pairing_tokens SET redeemed_at = now()
+                    WHERE jti = $1 AND watch_udid = $2 AND redeemed_at IS NULL AND expires_at > now() RETURNING jti
+                    """, [.text(claims.jti), .text(r.watchUDID)])
+                guard !spent.isEmpty else {
+                    throw RequestRefused(code: "pairing-token.used", message: "the pairing token was already used", httpStatus: 403)
+                }
+                try Outbox.append(ActivityRecorded(actor: "device:\(r.watchUDID)", action: "pairing-token.redeemed", deviceID: r.watchUDID,
+                                                   relatedDeviceIDs: [claims.phone], outcome: .succeeded, service: service),
+                                  correlationID: correlationID, on: c)
+            }
+            outbox.notify()
+            return .init(phoneUDID: claims.phone)
+        } catch let refused as RequestRefused {
+            try await refusal(refused, action: "pairing-token.rejected", watch: r.watchUDID, phone: nil, correlationID: correlationID)
+            throw refused
+        }
+    }
+
+    private func refusal(_ refused: RequestRefused, action: String, watch: String, phone: String?, correlationID: String?) async throws {
+        let entry = ActivityRecorded(actor: "device:\(phone ?? watch)", action: action, deviceID: watch,
+                                     relatedDeviceIDs: phone.map { [$0] } ?? [], outcome: .refused,
+                                     detail: "\(refused.code): \(refused.message)", service: service)
+        try await database.transaction { c in try Outbox.append(entry, correlationID: correlationID, on: c) }
+        outbox.notify()
+    }
+
+    private func encode(_ claims: Claims) throws -> String {
+        let body = base64URL(try MessageCodec.encode(claims))
+        return "v1.\(body).\(base64URL(Digest.hmacSHA256(key: key, data: Array("v1.\(body)".utf8))))"
+    }
+
+    private func decode(_ token: String) throws -> Claims {
+        let malformed = RequestRefused(code: "pairing-token.invalid", message: "the pairing token is malformed or forged", httpStatus: 403)
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard token.utf8.count < 4096, parts.count == 3, parts[0] == "v1", let mac = fromBase64URL(String(parts[2])),
+              Digest.constantTimeEquals(mac, Digest.hmacSHA256(key: key, data: Array("v1.\(parts[1])".utf8))),
+              let body = fromBase64URL(String(parts[1])), let claims = try? MessageCodec.decode(Claims.self, from: body)
+        else { throw malformed }
+        return claims
+    }
+}
+
+private func fromBase64URL(_ text: String) -> [UInt8]? {
+    var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while s.count % 4 != 0 { s += "=" }
+    return Data(base64Encoded: s).map(Array.init)
+}
