@@ -12,6 +12,7 @@ import OrchardStorage
 //   apply --stream S        apply BenchEvents idempotently to PostgreSQL (schema bench)
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
+//   watch --pairings N --watches M  complete Apple Watch enrollments per second, p50/p99 per step
 // Reads KAFKA_BOOTSTRAP_SERVERS, ORCHARD_KAFKA_FETCH_WAIT_MAX_MS and (apply) ORCHARD_DATABASE_URL.
 
 let environment = ProcessInfo.processInfo.environment
@@ -103,6 +104,13 @@ case "checkin":
                                      adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "",
                                      pki: environment["ORCHARD_TEST_PKI"] ?? ".",
                                      devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16))
+    try await benchmark.run()
+
+case "watch":
+    let benchmark = WatchBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
+                                   adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
+                                   pairings: option("-p", "--pairings", 50), watchesPerPhone: option("-w", "--watches", 10),
+                                   apnsPort: Int(environment["ORCHARD_TEST_APNS_PORT"] ?? "") ?? 28443)
     try await benchmark.run()
 
 case "respond":

@@ -97,3 +97,27 @@ final class DeployTests: XCTestCase {
         XCTAssertTrue(try text(".ci/run").contains("./Deploy/test.sh"), ".ci/run calls the README's test command")
     }
 }
+
+/// docs/openapi.yaml describes exactly the admin routes the gateway registers.
+final class OpenAPITests: XCTestCase {
+    func testEveryAdminRouteIsDocumentedAndNothingElse() throws {
+        let root = DeployTests.root
+        let source = try String(contentsOf: root.appendingPathComponent("Services/CheckinGateway/Admin/AdminRoutes.swift"), encoding: .utf8)
+        let pattern = try NSRegularExpression(pattern: #"admin\.(get|post|put|delete)\("([^"]+)""#)
+        var registered = Set<String>()
+        for m in pattern.matches(in: source, range: NSRange(source.startIndex..., in: source)) {
+            let method = String(source[Range(m.range(at: 1), in: source)!])
+            let path = String(source[Range(m.range(at: 2), in: source)!])
+                .split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            registered.insert("\(method) /\(path)")
+        }
+        let spec = try XCTUnwrap(try Yams.load(yaml: try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)) as? [String: Any])
+        var documented = Set<String>()
+        for (path, operations) in try XCTUnwrap(spec["paths"] as? [String: Any]) {
+            for method in (operations as? [String: Any] ?? [:]).keys { documented.insert("\(method) \(path)") }
+        }
+        XCTAssertGreaterThan(registered.count, 15)
+        XCTAssertEqual(registered.subtracting(documented), [], "routes missing from docs/openapi.yaml")
+        XCTAssertEqual(documented.subtracting(registered), [], "documented routes that do not exist")
+    }
+}

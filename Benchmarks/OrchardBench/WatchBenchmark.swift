@@ -1,0 +1,111 @@
+import AppleProtocol
+import Foundation
+import NIOConcurrencyHelpers
+import OrchardCrypto
+import OrchardTestSupport
+
+/// Complete Apple Watch enrollments per second, with `pairings` iPhones pairing watches at once, and
+/// the latency of each device-facing step.
+struct WatchBenchmark {
+    let gateway: String
+    let adminKey: String
+    let pki: String
+    let pairings: Int
+    let watchesPerPhone: Int
+    let apnsPort: Int
+
+    static let steps = ["1 watch: MachineInfo → 403 + security token", "2 iPhone: GetToken → pairing token",
+                        "3 watch: MachineInfo + PAIRING_TOKEN → signed profile", "4 watch: Authenticate", "5 watch: TokenUpdate"]
+
+    func run() async throws {
+        let admin = AdminClient(baseURL: gateway, key: adminKey)
+        let ca = try SigningIdentity(certificate: try Certificate.parsePEM(try read("ca.pem"))[0], key: try PrivateKey(pem: try read("ca.key")))
+        let appleCA = try SigningIdentity(certificate: try Certificate.parsePEM(try read("apple-ca.pem"))[0],
+                                          key: try PrivateKey(pem: try read("apple-ca.key")))
+        let apns = APNsStandIn()
+        try apns.start(port: apnsPort, certificatePEM: "\(pki)/apns-server.pem", keyPEM: "\(pki)/apns-server.key", clientCAPEM: "\(pki)/ca.pem")
+        defer { apns.stop() }
+
+        // Setup (not measured): a push certificate, then supervised iPhones enrolled through links.
+        let pushID = UUID().uuidString.lowercased()
+        let pushKey = try PrivateKey.generateP256()
+        let pushCert = try Certificate.issue(subject: "/CN=APSP:\(pushID)/UID=com.apple.mgmt.External.\(pushID)", key: pushKey,
+                                             issuer: (ca.certificate, ca.key), usage: .clientIdentity,
+                                             validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
+        _ = try await admin.expect(.PUT, "/push-certificate", json: [
+            "certificate": String(decoding: try pushCert.pemRepresentation(), as: UTF8.self),
+            "privateKey": String(decoding: try pushKey.pemRepresentation(), as: UTF8.self)])
+        let signing = try await admin.expect(.GET, "/signing-identities")
+        let profileCA = try Certificate.parsePEM(Array(((signing["certificates"] as? [[String: Any]])?
+            .first { $0["role"] as? String == "device-ca" }?["pem"] as? String ?? "").utf8))[0]
+        var phones: [SimulatedDevice] = []
+        for i in 0..<pairings {
+            let link = try await admin.expect(.POST, "/enrollment-links", json: ["name": "bench phone \(i)", "maxUses": 1])
+            let profile = try await http(.GET, link["url"] as! String)
+            let (phone, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA],
+                                                            udid: "BENCHPHONE-\(pushID.prefix(6))-\(i)", serial: "BP\(i)")
+            _ = try await phone.authenticate()
+            _ = try await phone.tokenUpdate()
+            while let c = try await phone.idle() {
+                _ = try await phone.respond(to: c, status: "Acknowledged", extra: phone.informationAnswers(supervised: true))
+            }
+            phones.append(phone)
+        }
+        _ = try await admin.expect(.PUT, "/watch-enrollment", json: ["mode": "all-supervised"])
+        for phone in phones { while let c = try await phone.idle() { _ = try await phone.respond(to: c, status: "Acknowledged") } }
+        let url = "\(gateway)/mdm/watch/enroll"
+        print("pairings at once=\(pairings) watches per iPhone=\(watchesPerPhone)")
+
+        // Measured: each iPhone pairs its watches one after another; all iPhones at once.
+        let samples = NIOLockedValueBox<[String: [Double]]>([:])
+        let started = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (p, phone) in phones.enumerated() {
+                group.addTask {
+                    for w in 0..<watchesPerPhone {
+                        let watch = try SimulatedWatch(udid: "BENCHWATCH-\(pushID.prefix(6))-\(p)-\(w)", serial: "BW\(p)-\(w)", appleCA: appleCA)
+                        var times: [Double] = []
+                        let first = try await timed(&times) { try await watch.requestProfile(url) }
+                        guard first.status == 403, let security = try plistValue(json: first.body)["details"]?["security-token"]?.string else {
+                            throw PlistError("first request → \(first.status) \(first.text)")
+                        }
+                        let token = try await timed(&times) {
+                            try await phone.getToken(serviceType: "com.apple.watch.pairing",
+                                                     parameters: ["SecurityToken": security, "PhoneUDID": phone.udid, "WatchUDID": watch.udid])
+                        }
+                        guard token.status == 200, let data = try Plist.parseDictionary(token.body)["TokenData"]?.data else {
+                            throw PlistError("GetToken → \(token.status) \(token.text)")
+                        }
+                        let profile = try await timed(&times) { try await watch.requestProfile(url, pairingToken: data) }
+                        guard profile.status == 200 else { throw PlistError("second request → \(profile.status) \(profile.text)") }
+                        let (device, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA], udid: watch.udid,
+                                                                         serial: watch.serial, platform: "watchOS")
+                        let auth = try await timed(&times) { try await device.authenticate() }
+                        let update = try await timed(&times) { try await device.tokenUpdate() }
+                        guard auth.status == 200, update.status == 200 else { throw PlistError("watch check-in failed") }
+                        samples.withLockedValue { s in for (i, t) in times.enumerated() { s[Self.steps[i], default: []].append(t) } }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let total = pairings * watchesPerPhone
+        print(String(format: "complete watch enrollments: %d in %.2f s = %.1f per second", total, elapsed, Double(total) / elapsed))
+        for step in Self.steps {
+            let sorted = (samples.withLockedValue { $0[step] } ?? []).sorted()
+            guard !sorted.isEmpty else { continue }
+            func p(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
+            print(String(format: "  %-55@ p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms", step as NSString, p(0.5), p(0.99), sorted.last!))
+        }
+    }
+
+    private func read(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/\(name)"))) }
+}
+
+private func timed(_ times: inout [Double], _ body: () async throws -> HTTPResult) async throws -> HTTPResult {
+    let t0 = DispatchTime.now()
+    let result = try await body()
+    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e6)
+    return result
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Enrollment benchmarks against the real services (release build), each on a fresh local stack:
+#   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
+#   ./Deploy/bench-enrollment.sh watch [--pairings 50] [--watches 10]  complete Apple Watch enrollments
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Deploy/scripts/stack.sh
+MODE=${1:?usage: bench-enrollment.sh checkin|watch [options]}
+shift
+install_dependencies
+command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
+swift build -c release >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+STATE=$(mktemp -d /tmp/orchard-bench.XXXXXX)
+chmod 755 "$STATE"
+trap 'stop_stack; rm -rf "$STATE"' EXIT
+start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
+start_broker "$BIN" "$STATE" >/dev/null
+make_test_pki "$STATE/pki"
+FIRST_PORT=${ORCHARD_BENCH_FIRST_PORT:-28080}
+export ORCHARD_KEK=$(head -c 32 /dev/urandom | base64) ORCHARD_TEST_PKI="$STATE/pki" ORCHARD_LOG_LEVEL=warning
+export ORCHARD_ADMIN_API_KEY="orchard_bench_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem"
+export ORCHARD_PUBLIC_URL="http://127.0.0.1:$FIRST_PORT" ORCHARD_TEST_APNS_PORT=${ORCHARD_BENCH_APNS_PORT:-28443}
+export ORCHARD_APNS_URL="https://127.0.0.1:$ORCHARD_TEST_APNS_PORT" ORCHARD_APNS_CA_PEM="$STATE/pki/ca.pem"
+# Bench iPhones are set up through enrollment links: P-256 identities keep the setup quick, and no
+# RSA key pool competes for the two cores while measuring. (Watch identities are P-256 by default.)
+export ORCHARD_DEVICE_KEY_POOL_SIZE=0 ORCHARD_DEVICE_KEY_TYPE=p256
+start_services "$BIN" "$FIRST_PORT" > "$STATE/services.log" 2>&1
+export ORCHARD_URL_CHECKIN_GATEWAY="http://127.0.0.1:$FIRST_PORT"
+# CPU used by each process while the benchmark runs (utime + stime from /proc), to see where time goes.
+cpu_ticks() {
+  for pid in "${ORCHARD_PIDS[@]}" "$ORCHARD_BROKER_PID" $(pgrep -u postgres postgres); do
+    local name; name=$(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | awk '{print $1}' | xargs -r basename)
+    [ -n "$name" ] && echo "$name $(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null)"
+  done | awk '{t[$1]+=$2} END {for (n in t) print n, t[n]}'
+}
+before=$(cpu_ticks)
+/usr/bin/time -f "%U %S" -o "$STATE/client.time" "$BIN/orchard-bench" "$MODE" "$@"
+after=$(cpu_ticks)
+echo "CPU while measuring (core-seconds, setup included):"
+awk -v c="$(cat "$STATE/client.time")" 'NR==FNR {b[$1]=$2; next} {printf "  %-22s %6.2f\n", $1, ($2-b[$1])/100} END {split(c, x, " "); printf "  %-22s %6.2f\n", "orchard-bench (client)", x[1]+x[2]}' \
+  <(echo "$before") <(echo "$after") | sort -k2 -nr
