@@ -46,8 +46,8 @@ public enum Outbox {
             rows.append("($\(n + 1), $\(n + 2), $\(n + 3)::jsonb, $\(n + 4))")
             parameters += [.text(message.topic), .optionalText(message.key), .text(headers), .bytes(message.value)]
         }
-        try connection.query("INSERT INTO outbox (topic, message_key, headers, payload) VALUES \(rows.joined(separator: ", "))",
-                             parameters)
+        try connection.queryAtCommit("INSERT INTO outbox (topic, message_key, headers, payload) VALUES \(rows.joined(separator: ", "))",
+                                     parameters)
     }
 }
 

@@ -6,6 +6,13 @@ import Foundation
 /// It is marked Sendable only so the pool can move it between tasks; the pool guarantees exclusive use.
 public final class Connection: @unchecked Sendable {
     private let conn: OpaquePointer
+    /// Statements seen on this connection: prepared (parsed and planned once) from their second use.
+    private var statements: [String: (uses: Int, name: String?)] = [:]
+    private var preparedCount = 0
+    /// Inside `transaction`: BEGIN not sent yet; it goes out with the first statement.
+    private var beginPending = false
+    /// Statements whose results nobody reads, sent with COMMIT in one round trip.
+    private var deferred: [(String, [SQLValue])] = []
 
     init(conninfo: String, searchPath: String?) throws {
         guard let conn = PQconnectdb(conninfo) else { throw PostgresError(message: "out of memory", sqlState: nil) }
@@ -27,29 +34,111 @@ public final class Connection: @unchecked Sendable {
     /// Runs one parameterised statement (`$1`, `$2`, …) and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
-        let encoded: [[UInt8]?] = parameters.map(encode)
-        let formats: [Int32] = parameters.map { if case .bytes = $0 { return 1 } else { return 0 } }
-        let lengths: [Int32] = encoded.map { Int32($0?.count ?? 0) }
-        let result: OpaquePointer? = withCStrings(encoded) { pointers in
-            PQexecParams(conn, sql, Int32(parameters.count), nil, pointers, lengths, formats, 0)
+        if beginPending {
+            beginPending = false
+            return try pipeline([("BEGIN", []), (sql, parameters)])[1]
+        }
+        let name = try preparedName(sql, parameterCount: parameters.count)
+        let result: OpaquePointer? = withEncoded(parameters) { values, lengths, formats in
+            if let name {
+                return PQexecPrepared(conn, name, Int32(parameters.count), values, lengths, formats, 0)
+            }
+            return PQexecParams(conn, sql, Int32(parameters.count), nil, values, lengths, formats, 0)
         }
         return try rows(of: result)
     }
 
+    /// Inside a transaction, queues a statement whose result is not needed; it is sent together with
+    /// COMMIT (one round trip). Outside a transaction it runs at once.
+    public func queryAtCommit(_ sql: String, _ parameters: [SQLValue] = []) throws {
+        if inTransaction { deferred.append((sql, parameters)) } else { try query(sql, parameters) }
+    }
+
+    private var inTransaction = false
+
+    /// The prepared statement's name from the second use of the same SQL on; nil to run it unprepared.
+    private func preparedName(_ sql: String, parameterCount: Int) throws -> String? {
+        var entry = statements[sql] ?? (0, nil)
+        entry.uses += 1
+        defer { statements[sql] = entry }
+        if let name = entry.name { return name }
+        guard entry.uses >= 2, preparedCount < 512 else { return nil }
+        preparedCount += 1
+        let name = "orchard_\(preparedCount)"
+        _ = try rows(of: PQprepare(conn, name, sql, Int32(parameterCount), nil))
+        entry.name = name
+        return name
+    }
+
+    /// Sends several statements in one round trip (libpq pipeline mode) and returns each one's rows.
+    /// On an error, later statements are skipped by the server and the first error is thrown.
+    func pipeline(_ batch: [(String, [SQLValue])]) throws -> [[Row]] {
+        // Statements are prepared (when due) before the pipeline starts: PQprepare cannot run inside it.
+        let names = try batch.map { sql, parameters in
+            sql == "BEGIN" || sql == "COMMIT" ? nil : try preparedName(sql, parameterCount: parameters.count)
+        }
+        guard PQenterPipelineMode(conn) == 1 else { throw connectionError("cannot enter pipeline mode") }
+        defer { PQexitPipelineMode(conn) }
+        for ((sql, parameters), name) in zip(batch, names) {
+            let sent: Int32 = withEncoded(parameters) { values, lengths, formats in
+                if let name { return PQsendQueryPrepared(conn, name, Int32(parameters.count), values, lengths, formats, 0) }
+                return PQsendQueryParams(conn, sql, Int32(parameters.count), nil, values, lengths, formats, 0)
+            }
+            guard sent == 1 else { throw connectionError("cannot send statement") }
+        }
+        guard PQpipelineSync(conn) == 1 else { throw connectionError("cannot sync pipeline") }
+        var results: [[Row]] = []
+        var firstError: (any Error)?
+        for _ in batch {
+            var rowsOfStatement: [Row] = []
+            while let result = PQgetResult(conn) {
+                if PQresultStatus(result) == PGRES_PIPELINE_ABORTED { PQclear(result); continue }
+                do { rowsOfStatement = try rows(of: result) } catch { firstError = firstError ?? error }
+            }
+            results.append(rowsOfStatement)
+        }
+        // The sync marker ends the pipeline.
+        while let result = PQgetResult(conn) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        if let firstError { throw firstError }
+        return results
+    }
+
+    private func connectionError(_ what: String) -> PostgresError {
+        PostgresError(message: "\(what): \(String(cString: PQerrorMessage(conn)))", sqlState: nil)
+    }
+
     /// Runs SQL text without parameters, possibly several statements (migrations, SET).
     public func executeScript(_ sql: String) throws {
+        if beginPending {
+            beginPending = false
+            _ = try rows(of: PQexec(conn, "BEGIN"))
+        }
         _ = try rows(of: PQexec(conn, sql))
     }
 
-    /// Runs body inside BEGIN/COMMIT; rolls back if it throws.
+    /// Runs body inside BEGIN/COMMIT; rolls back if it throws. BEGIN travels with the first statement
+    /// and COMMIT with the statements queued by `queryAtCommit`, so a transaction costs fewer round trips.
     public func transaction<T>(_ body: (Connection) throws -> T) throws -> T {
-        try executeScript("BEGIN")
+        beginPending = true
+        inTransaction = true
+        deferred = []
+        defer { inTransaction = false; beginPending = false; deferred = [] }
         do {
             let value = try body(self)
-            try executeScript("COMMIT")
+            if beginPending {
+                // The body ran no statement: run the queued ones, if any, in their own transaction.
+                guard !deferred.isEmpty else { return value }
+                _ = try pipeline([("BEGIN", [])] + deferred + [("COMMIT", [])])
+            } else {
+                _ = try pipeline(deferred + [("COMMIT", [])])
+            }
             return value
         } catch {
-            try? executeScript("ROLLBACK")
+            if !beginPending { try? executeScript("ROLLBACK") }
             throw error
         }
     }
@@ -93,6 +182,15 @@ private func encode(_ value: SQLValue) -> [UInt8]? {
     case .timestamp(let d): return Array(formatTimestamp(d).utf8) + [0]
     case .null: return nil
     }
+}
+
+/// Encodes parameters (text, or binary for bytea) and pins them for the duration of a libpq call.
+private func withEncoded<T>(_ parameters: [SQLValue],
+                            _ body: ([UnsafePointer<CChar>?], [Int32], [Int32]) -> T) -> T {
+    let encoded: [[UInt8]?] = parameters.map(encode)
+    let formats: [Int32] = parameters.map { if case .bytes = $0 { return 1 } else { return 0 } }
+    let lengths: [Int32] = encoded.map { Int32($0?.count ?? 0) }
+    return withCStrings(encoded) { body($0, lengths, formats) }
 }
 
 /// Pins each parameter's bytes for the duration of the libpq call.

@@ -74,6 +74,35 @@ final class StorageTests: XCTestCase {
         await db.shutdown()
     }
 
+    func testStatementsQueuedForCommitAreAtomicWithTheTransaction() async throws {
+        let db = try await makeDatabase()
+        try await db.transaction { c in
+            try c.query("INSERT INTO things (name) VALUES ('first')")
+            try c.queryAtCommit("INSERT INTO things (name) VALUES ('deferred')")
+            // Not sent yet: the transaction does not see it before COMMIT.
+            XCTAssertEqual(try c.query("SELECT count(*) AS n FROM things").first?.int("n"), 1)
+        }
+        let afterCommit = try await db.query("SELECT count(*) AS n FROM things")
+        XCTAssertEqual(afterCommit.first?.int("n"), 2)
+        do {
+            try await db.transaction { c in
+                try c.query("INSERT INTO things (name) VALUES ('rolled back')")
+                try c.queryAtCommit("INSERT INTO things (name) VALUES ('first')")   // unique violation at commit
+            }
+            XCTFail("expected the deferred statement to fail")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+        let afterFailure = try await db.query("SELECT name FROM things ORDER BY name")
+        XCTAssertEqual(afterFailure.compactMap { $0.string("name") }, ["deferred", "first"], "nothing of the failed transaction stays")
+        // Statements reused on a connection are prepared; results stay right across many uses.
+        for i in 0..<20 {
+            let rows = try await db.query("SELECT $1::int + 1 AS n", [.int(i)])
+            XCTAssertEqual(rows.first?.int("n"), i + 1)
+        }
+        await db.shutdown()
+    }
+
     func testUniqueViolationCarriesSQLState() async throws {
         let db = try await makeDatabase()
         try await db.query("INSERT INTO things (name) VALUES ('a')")

@@ -47,7 +47,7 @@ enum ActivityLog {
                            .text(e.relatedDeviceIDs.joined(separator: ",")), .text(e.outcome.rawValue), .optionalText(e.detail),
                            .text(e.service), .optionalText(correlationID)]
         }
-        try c.query("""
+        try c.queryAtCommit("""
             INSERT INTO activity_log (id, occurred_at, actor, action, device_id, related_device_ids, outcome, detail,
                                       service, correlation_id)
             VALUES \(rows.joined(separator: ", ")) ON CONFLICT (id) DO NOTHING
