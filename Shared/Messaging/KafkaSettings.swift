@@ -46,6 +46,7 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
 /// Builds a librdkafka configuration; the caller owns the result until rd_kafka_new takes it.
 func makeConfiguration(_ properties: [String: String]) throws -> OpaquePointer {
     let conf = rd_kafka_conf_new()!
+    KafkaLog.install(on: conf)
     var error = [CChar](repeating: 0, count: 512)
     for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
         if rd_kafka_conf_set(conf, key, value, &error, error.count) != RD_KAFKA_CONF_OK {

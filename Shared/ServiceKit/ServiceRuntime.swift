@@ -57,6 +57,7 @@ public final class ServiceRuntime: Sendable {
         JSONLogHandler.bootstrap(service: definition.name, level: configuration.logLevel)
         var logger = Logger(label: definition.name)
         logger[metadataKey: "instance"] = .string(configuration.instanceID)
+        KafkaSettings.routeLibraryLogs(to: logger)
         do {
             let database = try Database(conninfo: configuration.databaseURL, schema: definition.schema,
                                         maxConnections: configuration.databasePoolSize)

@@ -18,6 +18,9 @@ public final class Connection: @unchecked Sendable {
         guard let conn = PQconnectdb(conninfo) else { throw PostgresError(message: "out of memory", sqlState: nil) }
         // From here on deinit owns conn, also when init throws.
         self.conn = conn
+        // libpq prints server NOTICEs (such as "already exists, skipping") to stderr, which would break the
+        // services' JSON log; they are informational only.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
             throw PostgresError(message: "cannot connect to PostgreSQL: \(message)", sqlState: nil)

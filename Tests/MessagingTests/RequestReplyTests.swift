@@ -154,5 +154,8 @@ final class ServiceShutdownTests: XCTestCase {
         XCTAssertTrue(service.log.contains(#""message":"consumer stopped""#), service.log)
         XCTAssertTrue(service.log.contains(#""message":"stopped""#), service.log)
         XCTAssertTrue(service.log.contains(#""service":"token-service""#), "JSON log lines name the service")
+        for line in service.log.split(separator: "\n") where !line.isEmpty {
+            XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(line.utf8)), "not a JSON log line: \(line)")
+        }
     }
 }
