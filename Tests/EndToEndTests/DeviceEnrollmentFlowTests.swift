@@ -22,7 +22,8 @@ final class DeviceEnrollmentFlowTests: XCTestCase {
         let download = try await http(.GET, url)
         XCTAssertEqual(download.status, 200, download.text)
         XCTAssertEqual(download.headers["content-type"], "application/x-apple-aspen-config")
-        try assertOpenSSLVerifies(download.body, ca: stack.profileCA)
+        let verifiedByOpenSSL = try opensslVerifiedProfile(download.body, ca: stack.profileCA)
+        XCTAssertEqual(verifiedByOpenSSL?["PayloadType"]?.string, "Configuration", "openssl cms -verify rejected the profile")
         let again = try await http(.GET, url)
         XCTAssertEqual(again.status, 410, "a single-use link serves one profile")
 
@@ -182,24 +183,5 @@ final class DeviceEnrollmentFlowTests: XCTestCase {
         let user = try await device.checkin(device.identifiers.merging(["MessageType": .string("UserAuthenticate"),
                                                                         "UserID": .string("501")]) { $1 })
         XCTAssertEqual(user.status, 410)
-    }
-
-    private func assertOpenSSLVerifies(_ signed: [UInt8], ca: Certificate, file: StaticString = #filePath, line: UInt = #line) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try Data(signed).write(to: dir.appendingPathComponent("profile.der"))
-        try Data(try ca.pemRepresentation()).write(to: dir.appendingPathComponent("ca.pem"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["cms", "-verify", "-inform", "DER", "-in", "profile.der", "-CAfile", "ca.pem", "-purpose", "any",
-                             "-out", "profile.plist"]
-        process.currentDirectoryURL = dir
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "openssl cms -verify rejected the profile", file: file, line: line)
-        let plist = try Plist.parseDictionary(Array(try Data(contentsOf: dir.appendingPathComponent("profile.plist"))))
-        XCTAssertEqual(plist["PayloadType"]?.string, "Configuration", file: file, line: line)
     }
 }
