@@ -126,8 +126,9 @@ public final class SimulatedDevice: @unchecked Sendable {
         ])]
     }
 
-    public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?) async throws -> HTTPResult {
-        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0")]
+    public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?,
+                    extraHeaders: [(String, String)] = []) async throws -> HTTPResult {
+        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0")] + extraHeaders
         if let signer {
             headers.append(("Mdm-Signature", Data(try CMS.sign(body, identity: signer, detached: true)).base64EncodedString()))
         }
