@@ -11,6 +11,8 @@ public enum Header {
     public static let deadline = "deadline"
     public static let traceparent = "traceparent"
     public static let status = "status"
+    /// The service whose outbox published the message.
+    public static let origin = "origin"
 }
 
 /// A message to produce.

@@ -72,7 +72,12 @@ public final class OutboxPublisher: Service, Sendable {
     private let wake = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
     private let pollInterval: Duration
 
-    public init(database: Database, producer: KafkaProducer, logger: Logger, pollInterval: Duration = .milliseconds(500)) {
+    private let origin: String
+
+    /// - Parameter origin: the publishing service, sent as the `origin` header of every message.
+    public init(database: Database, producer: KafkaProducer, logger: Logger, origin: String,
+                pollInterval: Duration = .milliseconds(500)) {
+        self.origin = origin
         self.database = database
         self.producer = producer
         self.logger = logger
@@ -115,7 +120,8 @@ public final class OutboxPublisher: Service, Sendable {
             guard let id = row.int("id"), let topic = row.string("topic"), let payload = row.bytes("payload") else {
                 return nil
             }
-            let headers = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("headers") ?? "{}").utf8))) ?? [:]
+            var headers = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("headers") ?? "{}").utf8))) ?? [:]
+            headers[Header.origin] = origin
             return (id, OutgoingMessage(topic: topic, key: row.string("message_key"), value: payload, headers: headers))
         }.sorted { $0.0 < $1.0 }
         // Produce all, then await all: the idempotent producer keeps per-partition order.

@@ -72,7 +72,7 @@ public final class ServiceRuntime: Sendable {
                                       instanceID: configuration.instanceID, logger: logger)
                 }
                 : nil
-            let outbox = OutboxPublisher(database: database, producer: producer, logger: logger)
+            let outbox = OutboxPublisher(database: database, producer: producer, logger: logger, origin: definition.name)
             return ServiceRuntime(definition: definition, configuration: configuration, logger: logger,
                                   database: database, producer: producer, outbox: outbox, requests: requests)
         } catch {

@@ -126,6 +126,22 @@ public final class SimulatedDevice: @unchecked Sendable {
         ])]
     }
 
+    /// A check-in built and signed ahead of time (load generators keep signing out of the measurement).
+    public struct Presigned: Sendable {
+        public let body: [UInt8]
+        public let signature: String
+    }
+
+    public func presign(_ message: [String: PlistValue]) throws -> Presigned {
+        let body = Plist.xml(message)
+        return Presigned(body: body, signature: Data(try CMS.sign(body, identity: identity, detached: true)).base64EncodedString())
+    }
+
+    public func send(_ presigned: Presigned, to url: String, contentType: String) async throws -> HTTPResult {
+        try await http(.PUT, url, headers: [("Content-Type", contentType), ("User-Agent", "MDM/1.0"),
+                                            ("Mdm-Signature", presigned.signature)], body: presigned.body)
+    }
+
     public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?,
                     extraHeaders: [(String, String)] = []) async throws -> HTTPResult {
         var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0")] + extraHeaders

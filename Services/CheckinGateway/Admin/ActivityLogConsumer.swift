@@ -8,6 +8,8 @@ import OrchardStorage
 enum ActivityLogConsumer {
     static func handler(database: Database) -> KafkaConsumer.Handler {
         { message in
+            // The gateway's own entries are already in the log: skip them without decoding.
+            guard message.headers[Header.origin] != ActivityLog.service else { return }
             let entry = try MessageCodec.decode(ActivityRecorded.self, from: message)
             guard entry.service != ActivityLog.service else { return }
             try await database.transaction { c in
