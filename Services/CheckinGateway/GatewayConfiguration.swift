@@ -31,10 +31,7 @@ struct GatewayConfiguration: Sendable {
         }
         publicURL = url
         organization = try env.string("ORCHARD_ORGANIZATION", default: "Orchard")
-        guard let kek = runtime.configuration.keyEncryptionKey else {
-            throw ConfigurationError("ORCHARD_KEK is required: the gateway encrypts unlock tokens and the push key with it")
-        }
-        secrets = try SecretBox(key: kek)
+        secrets = try SecretBox(key: try runtime.requireKeyEncryptionKey("encrypts unlock tokens and the push key with it"))
         bootstrapAdminKey = env.optional("ORCHARD_ADMIN_API_KEY")
         if let key = bootstrapAdminKey, key.count < 24 {
             throw ConfigurationError("ORCHARD_ADMIN_API_KEY must be at least 24 characters")

@@ -9,13 +9,10 @@ let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "checkin-gateway", defaultPort: 8080, schema: "checkin_gateway", migrations: CheckinGatewayMigrations.all),
     needsRequests: true)
 
-let configuration: GatewayConfiguration
-do {
-    configuration = try GatewayConfiguration(runtime)
+let configuration = await runtime.startUp {
+    let configuration = try GatewayConfiguration(runtime)
     if let key = configuration.bootstrapAdminKey { try await APIKeys.installBootstrap(key, database: runtime.database) }
-} catch {
-    runtime.logger.critical("start-up failed: \(error)")
-    exit(2)
+    return configuration
 }
 let database = runtime.database, requests = runtime.requests!, service = runtime.definition.name
 let timeout = runtime.configuration.requestTimeout

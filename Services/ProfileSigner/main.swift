@@ -10,11 +10,8 @@ let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "profile-signer", defaultPort: 8082, schema: "profile_signer", migrations: ProfileSignerMigrations.all))
 let env = runtime.configuration.environment
 
-let builder: ProfileBuilder
-do {
-    guard let kek = runtime.configuration.keyEncryptionKey else {
-        throw ConfigurationError("ORCHARD_KEK is required: profile-signer keeps its CA key encrypted with it")
-    }
+let builder = await runtime.startUp {
+    let kek = try runtime.requireKeyEncryptionKey("keeps its CA key encrypted with it")
     let source: IdentitySource
     switch try env.string("ORCHARD_IDENTITY_SOURCE", default: "ca") {
     case "ca": source = .certificateAuthority
@@ -36,11 +33,8 @@ do {
     guard let watchKeyType = DeviceKeyPool.KeyType(rawValue: try env.string("ORCHARD_WATCH_KEY_TYPE", default: "p256")) else {
         throw ConfigurationError("ORCHARD_WATCH_KEY_TYPE must be rsa2048 or p256")
     }
-    builder = ProfileBuilder(authorities: authorities, keys: pool, watchKeyType: watchKeyType, identitySource: source, anchors: anchors,
-                             database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
-} catch {
-    runtime.logger.critical("start-up failed: \(error)")
-    exit(2)
+    return ProfileBuilder(authorities: authorities, keys: pool, watchKeyType: watchKeyType, identitySource: source, anchors: anchors,
+                          database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
 }
 
 var routes = MessageRouter()

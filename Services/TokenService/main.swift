@@ -14,19 +14,13 @@ let ttlSeconds = (try? runtime.configuration.environment.int("ORCHARD_SECURITY_T
 let issuer = SecurityTokenIssuer(database: runtime.database, outbox: runtime.outbox, timeToLive: .seconds(ttlSeconds),
                                  service: runtime.definition.name)
 
-let pairing: PairingTokens
-do {
-    guard let kek = runtime.configuration.keyEncryptionKey else {
-        throw ConfigurationError("ORCHARD_KEK is required: token-service keeps its pairing-token key encrypted with it")
-    }
-    pairing = PairingTokens(database: runtime.database, outbox: runtime.outbox,
-                            key: try await PairingTokens.loadKey(database: runtime.database, box: try SecretBox(key: kek)),
-                            timeToLive: TimeInterval(try runtime.configuration.environment.int(
-                                "ORCHARD_PAIRING_TOKEN_TTL_SECONDS", default: 600, range: 10...3600)),
-                            service: runtime.definition.name)
-} catch {
-    runtime.logger.critical("start-up failed: \(error)")
-    exit(2)
+let pairing = await runtime.startUp {
+    let kek = try runtime.requireKeyEncryptionKey("keeps its pairing-token key encrypted with it")
+    return PairingTokens(database: runtime.database, outbox: runtime.outbox,
+                         key: try await PairingTokens.loadKey(database: runtime.database, box: try SecretBox(key: kek)),
+                         timeToLive: TimeInterval(try runtime.configuration.environment.int(
+                             "ORCHARD_PAIRING_TOKEN_TTL_SECONDS", default: 600, range: 10...3600)),
+                         service: runtime.definition.name)
 }
 
 var routes = MessageRouter()

@@ -81,6 +81,25 @@ public final class ServiceRuntime: Sendable {
         }
     }
 
+    /// Runs a service's own start-up step; a failure (bad configuration, unreadable key) is logged and ends
+    /// the process, as it does for the common settings.
+    public func startUp<T>(_ step: () async throws -> T) async -> T {
+        do {
+            return try await step()
+        } catch {
+            logger.critical("start-up failed: \(error)")
+            exit(2)
+        }
+    }
+
+    /// The key-encryption key; a configuration error naming `purpose` when it is missing.
+    public func requireKeyEncryptionKey(_ purpose: String) throws -> [UInt8] {
+        guard let kek = configuration.keyEncryptionKey else {
+            throw ConfigurationError("ORCHARD_KEK is required: \(definition.name) \(purpose)")
+        }
+        return kek
+    }
+
     /// A router with the health routes and the correlation-id middleware installed.
     public func makeRouter<Context: RequestContext>(_ context: Context.Type = BasicRequestContext.self) -> Router<Context>
     where Context.Source == ApplicationRequestContextSource {
