@@ -96,7 +96,7 @@ let package = Package(
             "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
-            "OrchardServiceKit",
+            "OrchardServiceKit", "OrchardTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
         .target(name: "OrchardTestSupport", dependencies: [

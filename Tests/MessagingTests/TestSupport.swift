@@ -7,13 +7,7 @@ import XCTest
 
 /// The stack started by Deploy/test.sh.
 enum TestStack {
-    static func require(_ name: String) throws -> String {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            XCTFail("\(name) is not set: run the tests with ./Deploy/test.sh")
-            throw XCTSkip("no test stack")
-        }
-        return value
-    }
+    static func require(_ name: String) throws -> String { try TestEnvironment.require(name) }
 
     static func settings(_ client: String) throws -> KafkaSettings {
         _ = try require("KAFKA_BOOTSTRAP_SERVERS")

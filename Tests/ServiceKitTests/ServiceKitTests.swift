@@ -5,6 +5,7 @@ import FoundationNetworking
 import Hummingbird
 import HummingbirdTesting
 import OrchardObservability
+import OrchardTestSupport
 @testable import OrchardServiceKit
 import XCTest
 
@@ -94,7 +95,7 @@ final class RunningServicesTests: XCTestCase {
 
     func testEveryServiceIsHealthyReadyAndMeasured() async throws {
         for name in Self.services {
-            let base = try TestStack.require("ORCHARD_URL_\(name)")
+            let base = try TestEnvironment.require("ORCHARD_URL_\(name)")
             let health = try await get("\(base)/healthz")
             XCTAssertEqual(health.0, 200, name)
             let ready = try await get("\(base)/readyz")
@@ -108,15 +109,5 @@ final class RunningServicesTests: XCTestCase {
             let body = try JSONSerialization.jsonObject(with: Data(missing.1.utf8)) as? [String: [String: String]]
             XCTAssertEqual(body?["error"]?["message"], "no route for GET /no-such-thing", "\(name): \(missing.1)")
         }
-    }
-}
-
-enum TestStack {
-    static func require(_ name: String) throws -> String {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            XCTFail("\(name) is not set: run the tests with ./Deploy/test.sh")
-            throw XCTSkip("no test stack")
-        }
-        return value
     }
 }

@@ -71,7 +71,11 @@ struct DeclarationService: Sendable {
 
     /// Changes whenever the set of declarations or any of their contents changes.
     func token(_ items: [Declaration]) -> String {
-        let text = items.map { "\($0.identifier):\($0.serverToken)" }.sorted().joined(separator: "\n")
+        token(items.map { ($0.identifier, $0.serverToken) })
+    }
+
+    func token(_ pairs: [(identifier: String, serverToken: String)]) -> String {
+        let text = pairs.map { "\($0.identifier):\($0.serverToken)" }.sorted().joined(separator: "\n")
         return String(Digest.sha256(Array(text.utf8)).hexString.prefix(32))
     }
 
@@ -153,9 +157,8 @@ struct DeclarationService: Sendable {
                 SELECT d.identifier, d.server_token FROM declaration_assignments a JOIN declarations d USING (identifier)
                 WHERE a.enrollment_id = $1
                 """, [.text(id)])
-            let items = rows.map { Declaration(type: "com.apple.x.x", identifier: $0.string("identifier") ?? "",
-                                               serverToken: $0.string("server_token") ?? "", payload: []) }
-            let tokens = TokensResponse(declarationsToken: token(items), timestamp: Date()).json
+            let pairs = rows.map { (identifier: $0.string("identifier") ?? "", serverToken: $0.string("server_token") ?? "") }
+            let tokens = TokensResponse(declarationsToken: token(pairs), timestamp: Date()).json
             queued += try CommandQueue.enqueue(c, .declarativeManagement(tokens: tokens), enrollmentIDs: [id],
                                                requestedBy: actor, journal: &journal)
         }

@@ -25,6 +25,8 @@ final class DeviceIdentityVerifier: Sendable {
 
     /// Trusts a CA that issued identities handed out by this gateway.
     func trust(_ caDER: [UInt8]) async throws {
+        // Every profile names the same CA: store it once, not on each enrollment.
+        if roots.withLockedValue({ $0.certificates.contains { $0.der == caDER } }) { return }
         let ca = try Certificate(der: caDER)
         try await database.query("INSERT INTO trusted_device_cas (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                                  [.text(ca.sha256Fingerprint), .bytes(caDER)])
