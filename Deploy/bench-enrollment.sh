@@ -17,6 +17,8 @@ fi
 STATE=$(mktemp -d /tmp/orchard-bench.XXXXXX)
 chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT
+# ORCHARD_BENCH_PG_STATS=1: print the statements PostgreSQL spent its time on (pg_stat_statements).
+[ "${ORCHARD_BENCH_PG_STATS:-0}" = 1 ] && export ORCHARD_PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements"
 start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
 start_broker "$BIN" "$STATE" >/dev/null
 make_test_pki "$STATE/pki"
@@ -39,8 +41,13 @@ cpu_ticks() {
   done | awk '{t[$1]+=$2} END {for (n in t) print n, t[n]}'
 }
 before=$(cpu_ticks)
-/usr/bin/time -f "%U %S" -o "$STATE/client.time" "$BIN/orchard-bench" "$MODE" "$@"
+/usr/bin/time -f "%U %S" -o "$STATE/client.time" stdbuf -oL "$BIN/orchard-bench" "$MODE" "$@"
 after=$(cpu_ticks)
 echo "CPU while measuring (core-seconds, setup included):"
 awk -v c="$(cat "$STATE/client.time")" 'NR==FNR {b[$1]=$2; next} {printf "  %-22s %6.2f\n", $1, ($2-b[$1])/100} END {split(c, x, " "); printf "  %-22s %6.2f\n", "orchard-bench (client)", x[1]+x[2]}' \
   <(echo "$before") <(echo "$after") | sort -k2 -nr
+if [ "${ORCHARD_BENCH_PG_STATS:-0}" = 1 ]; then
+  echo "PostgreSQL statements by total time (calls, total ms, mean µs):"
+  psql "$ORCHARD_DATABASE_URL" -qAtF ' | ' -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+    -c "SELECT calls, round(total_exec_time::numeric, 0), round((1000 * total_exec_time / calls)::numeric, 0), left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+fi

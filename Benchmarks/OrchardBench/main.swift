@@ -13,6 +13,7 @@ import OrchardStorage
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
 //   watch --pairings N --watches M  complete Apple Watch enrollments per second, p50/p99 per step
+//   crypto                  microseconds per cryptographic operation on the enrollment paths (no broker needed)
 // Reads KAFKA_BOOTSTRAP_SERVERS, ORCHARD_KAFKA_FETCH_WAIT_MAX_MS and (apply) ORCHARD_DATABASE_URL.
 
 let environment = ProcessInfo.processInfo.environment
@@ -39,6 +40,10 @@ LoggingSystem.bootstrap { label in
     return handler
 }
 let logger = Logger(label: "orchard-bench")
+if mode == "crypto" {
+    try CryptoBenchmark.run()
+    exit(0)
+}
 guard let bootstrap = environment["KAFKA_BOOTSTRAP_SERVERS"] else {
     FileHandle.standardError.write(Data("KAFKA_BOOTSTRAP_SERVERS is required\n".utf8))
     exit(2)

@@ -53,7 +53,7 @@ start_postgres() {
   # A cluster left running by an earlier, killed session is stopped first.
   as_pg_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && as_pg_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
   as_pg_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 ${ORCHARD_PG_EXTRA_OPTIONS:-}" start >/dev/null
   ORCHARD_PG_DIR=$dir
   as_pg_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U orchard -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='orchard'" | grep -q 1 ||

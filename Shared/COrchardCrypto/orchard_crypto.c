@@ -348,6 +348,113 @@ int orc_cms_verify(const uint8_t *cms_der, size_t cms_len, const uint8_t *detach
     return ok;
 }
 
+/* Reads one DER TLV header at p (definite lengths only). Returns the header length, 0 on error. */
+static size_t der_header(const uint8_t *p, size_t avail, uint8_t *tag, size_t *len) {
+    if (avail < 2) return 0;
+    *tag = p[0];
+    if ((p[0] & 0x1f) == 0x1f) return 0;               /* multi-byte tags do not occur here */
+    if (p[1] < 0x80) { *len = p[1]; return *len <= avail - 2 ? 2 : 0; }
+    size_t n = p[1] & 0x7f;
+    if (n == 0 || n > 4 || avail < 2 + n) return 0;     /* 0: indefinite length (BER) */
+    size_t v = 0;
+    for (size_t i = 0; i < n; i++) v = (v << 8) | p[2 + i];
+    if (v < 0x80 || v > avail - 2 - n) return 0;        /* not minimal, or past the end */
+    *len = v;
+    return 2 + n;
+}
+
+static size_t der_put_header(uint8_t *out, uint8_t tag, size_t len) {
+    out[0] = tag;
+    if (len < 0x80) { out[1] = (uint8_t)len; return 2; }
+    size_t n = len > 0xffffff ? 4 : len > 0xffff ? 3 : len > 0xff ? 2 : 1;
+    out[1] = (uint8_t)(0x80 | n);
+    for (size_t i = 0; i < n; i++) out[2 + i] = (uint8_t)(len >> (8 * (n - 1 - i)));
+    return 2 + n;
+}
+
+int orc_cms_split_certificates(const uint8_t *der, size_t len, uint8_t **stripped, size_t *stripped_len,
+                               size_t *cert_offsets, size_t *cert_lengths, int max_certs, int *n_certs) {
+    static const uint8_t signed_data_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
+    uint8_t tag; size_t l, h;
+    *n_certs = 0;
+    /* ContentInfo SEQUENCE { OID signedData, [0] EXPLICIT SignedData } spanning the whole input */
+    if (!(h = der_header(der, len, &tag, &l)) || tag != 0x30 || h + l != len) return 0;
+    const uint8_t *p = der + h, *end = der + len;
+    if ((size_t)(end - p) < sizeof signed_data_oid || memcmp(p, signed_data_oid, sizeof signed_data_oid) != 0) return 0;
+    p += sizeof signed_data_oid;
+    if (!(h = der_header(p, (size_t)(end - p), &tag, &l)) || tag != 0xa0 || p + h + l != end) return 0;
+    p += h;
+    if (!(h = der_header(p, (size_t)(end - p), &tag, &l)) || tag != 0x30 || p + h + l != end) return 0;
+    p += h;
+    /* version, digestAlgorithms, encapContentInfo */
+    const uint8_t *fields = p;
+    uint8_t expected[3] = {0x02, 0x31, 0x30};
+    for (int i = 0; i < 3; i++) {
+        if (!(h = der_header(p, (size_t)(end - p), &tag, &l)) || tag != expected[i]) return 0;
+        p += h + l;
+    }
+    size_t head_len = (size_t)(p - fields);
+    if (!(h = der_header(p, (size_t)(end - p), &tag, &l)) || tag != 0xa0) return 0;  /* no certificates: nothing to do */
+    const uint8_t *certs = p + h, *certs_end = p + h + l;
+    const uint8_t *rest = certs_end;
+    for (const uint8_t *c = certs; c < certs_end;) {
+        size_t ch, cl;
+        if (*n_certs == max_certs || !(ch = der_header(c, (size_t)(certs_end - c), &tag, &cl)) || tag != 0x30) return 0;
+        cert_offsets[*n_certs] = (size_t)(c - der);
+        cert_lengths[*n_certs] = ch + cl;
+        (*n_certs)++;
+        c += ch + cl;
+    }
+    if (*n_certs == 0) return 0;
+    size_t rest_len = (size_t)(end - rest);
+    /* Rebuild: ContentInfo { oid, [0] { SEQUENCE { head, rest } } } */
+    size_t sd_len = head_len + rest_len;
+    uint8_t sd_hdr[6], ex_hdr[6], ci_hdr[6];
+    size_t sd_h = der_put_header(sd_hdr, 0x30, sd_len);
+    size_t ex_h = der_put_header(ex_hdr, 0xa0, sd_h + sd_len);
+    size_t ci_h = der_put_header(ci_hdr, 0x30, sizeof signed_data_oid + ex_h + sd_h + sd_len);
+    size_t total = ci_h + sizeof signed_data_oid + ex_h + sd_h + sd_len;
+    uint8_t *out = OPENSSL_malloc(total), *o = out;
+    if (!out) return 0;
+    memcpy(o, ci_hdr, ci_h); o += ci_h;
+    memcpy(o, signed_data_oid, sizeof signed_data_oid); o += sizeof signed_data_oid;
+    memcpy(o, ex_hdr, ex_h); o += ex_h;
+    memcpy(o, sd_hdr, sd_h); o += sd_h;
+    memcpy(o, fields, head_len); o += head_len;
+    memcpy(o, rest, rest_len);
+    *stripped = out;
+    *stripped_len = total;
+    return 1;
+}
+
+int orc_cms_verify_with_signers(const uint8_t *cms_der, size_t cms_len, const uint8_t *detached, size_t detached_len,
+                                X509 **candidates, int n_candidates, X509 **signer_out) {
+    *signer_out = NULL;
+    const unsigned char *p = cms_der;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)cms_len);
+    if (!cms) return 0;
+    if (p != cms_der + cms_len) { CMS_ContentInfo_free(cms); return 0; }
+    BIO *dcont = detached ? BIO_new_mem_buf(detached, (int)detached_len) : NULL;
+    STACK_OF(X509) *certs = stack_of(candidates, n_candidates);
+    X509_STORE *store = X509_STORE_new();
+    int ok = certs && store && (!detached || dcont);
+    if (ok && detached == NULL && CMS_get0_content(cms) == NULL) ok = 0;
+    /* Only the signature: the caller decides whether it trusts the signer's certificate. */
+    ok = ok && CMS_verify(cms, certs, store, dcont, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) == 1;
+    if (ok) {
+        STACK_OF(X509) *signers = CMS_get0_signers(cms);
+        ok = signers && sk_X509_num(signers) == 1;
+        if (ok) *signer_out = orc_x509_up_ref(sk_X509_value(signers, 0));
+        sk_X509_free(signers);
+        ok = ok && *signer_out;
+    }
+    X509_STORE_free(store);
+    sk_X509_free(certs);
+    BIO_free(dcont);
+    CMS_ContentInfo_free(cms);
+    return ok;
+}
+
 int orc_cms_encrypt(X509 *recipient, const uint8_t *data, size_t len, uint8_t **out, size_t *out_len) {
     STACK_OF(X509) *recips = stack_of(&recipient, 1);
     BIO *in = BIO_new_mem_buf(data, (int)len);

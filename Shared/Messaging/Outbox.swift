@@ -110,8 +110,8 @@ public final class OutboxPublisher: Service, Sendable {
         let rows = try await database.transaction { c in
             try c.query("""
                 UPDATE outbox SET claimed_until = now() + interval '30 seconds'
-                WHERE id IN (SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
-                             ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
+                WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
+                                     ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED))
                 RETURNING id, topic, message_key, headers::text AS headers, payload
                 """)
         }

@@ -16,6 +16,8 @@ final class DeviceIdentityVerifier: Sendable {
     /// Certificates whose chain verified recently (fingerprint → until when), so that a device's every
     /// request costs one signature check instead of a chain build.
     private let verifiedChains = NIOLockedValueBox<[String: Date]>([:])
+    /// The certificates devices send in `Mdm-Signature`, parsed once each.
+    private let signerCertificates = CertificateCache()
 
     init(database: Database, extraRoots: [Certificate], clientCertificateHeader: String?) {
         self.database = database
@@ -42,7 +44,7 @@ final class DeviceIdentityVerifier: Sendable {
             }
             // The signature over this exact body first (no trust decision yet), then who signed it.
             let signer: Certificate
-            do { signer = try CMS.verify(Array(der), detachedContent: body, roots: []).signer } catch {
+            do { signer = try CMS.verifySignature(Array(der), detachedContent: body, cache: signerCertificates) } catch {
                 throw refuse(.unauthorized, "Mdm-Signature does not verify over the body")
             }
             return try await trusted(signer)

@@ -1,0 +1,70 @@
+import AppleProtocol
+import Foundation
+import OrchardCrypto
+
+/// Microseconds per call of the cryptographic operations on the enrollment paths, in this process:
+/// tells which one to look at when a flow's CPU per request moves.
+enum CryptoBenchmark {
+    static func run() throws {
+        let caKey = try PrivateKey.generateP256()
+        let ca = try Certificate.issue(subject: "/CN=bench CA", key: caKey, issuer: nil, usage: .certificateAuthority,
+                                       validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
+        let body = Plist.xml(["MessageType": .string("TokenUpdate"), "UDID": .string("BENCH-0001"),
+                              "Topic": .string("com.apple.mgmt.External.bench"), "Token": .data(Array(repeating: 7, count: 32)),
+                              "PushMagic": .string(UUID().uuidString)])
+        for (name, key) in [("P-256", try PrivateKey.generateP256()), ("RSA-2048", try PrivateKey.generateRSA())] {
+            let cert = try Certificate.issue(subject: "/CN=BENCH-0001", key: key, issuer: (ca, caKey), usage: .clientIdentity,
+                                             validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
+            let identity = try SigningIdentity(certificate: cert, key: key)
+            let signature = try CMS.sign(body, identity: identity, detached: true)
+            measure("\(name) device: CMS detached sign (Mdm-Signature)") { _ = try CMS.sign(body, identity: identity, detached: true) }
+            measure("\(name) device: CMS detached verify, no chain") {
+                _ = try CMS.verify(signature, detachedContent: body, roots: [])
+            }
+            let cache = CertificateCache()
+            measure("\(name) device: same, signer certificate cached") {
+                _ = try CMS.verifySignature(signature, detachedContent: body, cache: cache)
+            }
+            measure("\(name) device: certificate chain verify") { try cert.verify(roots: [ca]) }
+        }
+        let der = ca.der
+        measure("certificate parse (DER) + fields") { _ = try Certificate(der: der) }
+        measure("SHA-256 fingerprint") { _ = ca.sha256Fingerprint }
+        measure("P-256 key generation") { _ = try PrivateKey.generateP256() }
+        let watchKey = try PrivateKey.generateP256()
+        measure("certificate issue (P-256 CA)") {
+            _ = try Certificate.issue(subject: "/CN=W/O=Orchard", key: watchKey, issuer: (ca, caKey), usage: .clientIdentity,
+                                      validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
+        }
+        let watchCert = try Certificate.issue(subject: "/CN=W/O=Orchard", key: watchKey, issuer: (ca, caKey), usage: .clientIdentity,
+                                              validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
+        let identity = try SigningIdentity(certificate: watchCert, key: watchKey, chain: [ca])
+        let p12 = try PKCS12.create(identity: identity, password: "secret", friendlyName: "bench")
+        measure("PKCS#12 create") { _ = try PKCS12.create(identity: identity, password: "secret", friendlyName: "bench") }
+        measure("PKCS#12 parse") { _ = try PKCS12.parse(p12, password: "secret") }
+        let profile = [UInt8](repeating: 0x41, count: 6000)
+        let signer = try SigningIdentity(certificate: ca, key: caKey)
+        let signed = try CMS.sign(profile, identity: signer)
+        measure("CMS attached sign, 6 kB profile (P-256)") { _ = try CMS.sign(profile, identity: signer) }
+        measure("CMS attached verify with chain, 6 kB") { _ = try CMS.verify(signed, roots: [ca]) }
+        let box = try SecretBox(key: Array(repeating: 1, count: 32))
+        measure("AES-GCM seal 32 bytes") { _ = try box.seal(Array(repeating: 2, count: 32), context: "unlock/x") }
+    }
+
+    static func measure(_ name: String, _ body: () throws -> Void) {
+        do {
+            for _ in 0..<20 { try body() }
+            var n = 0
+            let started = DispatchTime.now()
+            var elapsed = 0.0
+            repeat {
+                for _ in 0..<20 { try body() }
+                n += 20
+                elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e3
+            } while elapsed < 300_000
+            print(String(format: "  %-48@ %9.1f µs", name as NSString, elapsed / Double(n)))
+        } catch {
+            print("  \(name): failed: \(error)")
+        }
+    }
+}
