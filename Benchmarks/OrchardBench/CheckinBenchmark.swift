@@ -31,12 +31,14 @@ struct CheckinBenchmark {
         })
         print("devices=\(devices) concurrency=\(concurrency) (check-ins pre-signed by the simulated devices before the timed phase)")
 
+        let cpuBefore = ProcessCPU.snapshot()
         let checkins = try await measure(fleet, requestsPerDevice: 2) { device in
             let (authenticate, tokenUpdate) = signed[device.udid]!
             return try await timed { try await expect200(device.send(authenticate, to: device.checkInURL, contentType: CheckinMessage.contentType)) }
                 + timed { try await expect200(device.send(tokenUpdate, to: device.checkInURL, contentType: CheckinMessage.contentType)) }
         }
         print(checkins.line("check-in (Authenticate + TokenUpdate)", unit: "check-ins/s"))
+        print(ProcessCPU.snapshot().report(since: cpuBefore, per: fleet.count * 2, unit: "check-in"))
 
         // The gateway queued DeviceInformation for each: Idle → command → Acknowledged → empty.
         let first = try await measure(fleet, requestsPerDevice: 2) { device in try await commandCycle(device) }

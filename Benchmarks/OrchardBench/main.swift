@@ -12,7 +12,7 @@ import OrchardStorage
 //   apply --stream S        apply BenchEvents idempotently to PostgreSQL (schema bench)
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
-//   watch --pairings N --watches M  complete Apple Watch enrollments per second, p50/p99 per step
+//   watch --pairings N --watches M [--rate R]  Apple Watch enrollments: paced at R per second (0: closed loop), p50/p99 per step
 //   crypto                  microseconds per cryptographic operation on the enrollment paths (no broker needed)
 // Reads KAFKA_BOOTSTRAP_SERVERS, ORCHARD_KAFKA_FETCH_WAIT_MAX_MS and (apply) ORCHARD_DATABASE_URL.
 
@@ -115,6 +115,7 @@ case "watch":
     let benchmark = WatchBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
                                    adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
                                    pairings: option("-p", "--pairings", 50), watchesPerPhone: option("-w", "--watches", 10),
+                                   rate: Double(option("-r", "--rate", 50)),
                                    apnsPort: Int(environment["ORCHARD_TEST_APNS_PORT"] ?? "") ?? 28443)
     try await benchmark.run()
 

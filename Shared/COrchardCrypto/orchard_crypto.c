@@ -489,10 +489,12 @@ int orc_cms_decrypt(const uint8_t *cms_der, size_t cms_len, X509 *cert, EVP_PKEY
 int orc_pkcs12_create(X509 *cert, EVP_PKEY *key, X509 **chain, int n_chain, const char *password,
                       const char *friendly_name, uint8_t **out, size_t *out_len) {
     STACK_OF(X509) *ca = stack_of(chain, n_chain);
-    // Legacy-compatible algorithms: Apple devices import 3DES/SHA-1 PKCS#12 reliably.
+    // Legacy-compatible algorithms: Apple devices import 3DES/SHA-1 PKCS#12 reliably. 128 key-derivation
+    // and MAC iterations, not OpenSSL's 2048: the password travels in the same profile, so stretching
+    // it protects nothing, and 2048 cost 1.4 ms per profile built and 2 ms per profile installed.
     PKCS12 *p12 = ca ? PKCS12_create(password, friendly_name, key, cert, ca,
                                      NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-                                     NID_pbe_WithSHA1And3_Key_TripleDES_CBC, 2048, 2048, 0)
+                                     NID_pbe_WithSHA1And3_Key_TripleDES_CBC, 128, 128, 0)
                      : NULL;
     unsigned char *buf = NULL;
     int n = p12 ? i2d_PKCS12(p12, &buf) : 0;

@@ -1,0 +1,43 @@
+import Foundation
+
+/// CPU time (user + system) of the processes named in ORCHARD_BENCH_PIDS ("pid pid ..."; the script
+/// that started the stack sets it), read from /proc: lets a benchmark say where its timed phase spent CPU.
+struct ProcessCPU {
+    let ticks: [String: Double]
+
+    static func snapshot() -> ProcessCPU {
+        var ticks: [String: Double] = [:]
+        var pids = (ProcessInfo.processInfo.environment["ORCHARD_BENCH_PIDS"] ?? "").split(separator: " ").map(String.init)
+        // PostgreSQL starts a backend per connection: take whichever run now.
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        pids += all.filter { pid in
+            pid.allSatisfy(\.isNumber) && !pids.contains(pid)
+                && ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("postgres") ?? false)
+        }
+        for pid in Set(pids + ["self"]) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the command: state is field 3, utime 14 and stime 15 (1-based) of the whole line.
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? pid
+            var name = String(cmdline.split(separator: "\0").first ?? Substring(pid)).split(separator: "/").last.map(String.init) ?? pid
+            if pid == "self" { name = "orchard-bench (client)" }
+            if name.hasPrefix("postgres") { name = "postgres" }
+            ticks[name, default: 0] += (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+        return ProcessCPU(ticks: ticks)
+    }
+
+    /// "name seconds" lines of CPU used since `earlier`, largest first, and per unit of work.
+    func report(since earlier: ProcessCPU, per count: Int, unit: String) -> String {
+        let used = ticks.map { ($0.key, $0.value - (earlier.ticks[$0.key] ?? 0)) }.sorted { $0.1 > $1.1 }
+        let total = used.reduce(0) { $0 + $1.1 }
+        var lines = [String(format: "CPU in the timed phase: %.2f core-seconds, %.2f ms per %@", total, total * 1000 / Double(count), unit)]
+        for (name, seconds) in used where seconds >= 0.005 {
+            let padded = name.padding(toLength: max(24, name.count), withPad: " ", startingAt: 0)
+            lines.append("  " + padded + String(format: " %6.2f s  %6.2f ms per %@", seconds, seconds * 1000 / Double(count), unit))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
