@@ -2,7 +2,7 @@ import AppleProtocol
 import Foundation
 import OrchardCrypto
 
-/// Microseconds per call of the cryptographic operations on the enrollment paths, in this process:
+/// Microseconds per call of the cryptographic (and plist) operations on the enrollment paths, in this process:
 /// tells which one to look at when a flow's CPU per request moves.
 enum CryptoBenchmark {
     static func run() throws {
@@ -47,6 +47,10 @@ enum CryptoBenchmark {
         let signed = try CMS.sign(profile, identity: signer)
         measure("CMS attached sign, 6 kB profile (P-256)") { _ = try CMS.sign(profile, identity: signer) }
         measure("CMS attached verify with chain, 6 kB") { _ = try CMS.verify(signed, roots: [ca]) }
+        measure("plist: DeviceInformation command built and written") { _ = MDMCommand.deviceInformation().plist }
+        let values = try Plist.parseDictionary(body)
+        measure("plist: check-in parsed") { _ = try Plist.parseDictionary(body) }
+        measure("plist: check-in written") { _ = Plist.xml(values) }
         let box = try SecretBox(key: Array(repeating: 1, count: 32))
         measure("AES-GCM seal 32 bytes") { _ = try box.seal(Array(repeating: 2, count: 32), context: "unlock/x") }
     }

@@ -163,9 +163,15 @@ actor APNsPusher: Service {
     /// The HTTP/2 client for the current certificate, rebuilt when the stored certificate changes
     /// (checked at most every 10 s, so replicas pick up an upload made through another).
     private func currentClient() async throws -> (HTTPClient, PushCertificate)? {
-        if let client, Date().timeIntervalSince(checkedAt) < 10 { return client }
+        // Also "no certificate" is remembered for those 10 s: a check-in must not cost a query for it.
+        if Date().timeIntervalSince(checkedAt) < 10 { return client }
+        guard let cert = try await certificates.load() else {
+            checkedAt = Date()
+            try? await client?.0.shutdown()
+            client = nil
+            return nil
+        }
         checkedAt = Date()
-        guard let cert = try await certificates.load() else { return nil }
         if let client, client.1.uploadedAt == cert.uploadedAt { return client }
         try? await client?.0.shutdown()
         var tls = TLSConfiguration.makeClientConfiguration()

@@ -43,10 +43,7 @@ public enum Plist {
 
     /// Serialises a dictionary as an XML property list.
     public static func xml(_ dictionary: [String: PlistValue]) -> [UInt8] {
-        let object = foundationObject(.dictionary(dictionary))
-        // Cannot fail: every value is a plist type.
-        let data = try! PropertyListSerialization.data(fromPropertyList: object, format: .xml, options: 0)
-        return Array(data)
+        PlistXMLWriter.document(.dictionary(dictionary))
     }
 
     private static func convert(_ object: Any, depth: Int) throws -> PlistValue {
@@ -69,6 +66,12 @@ public enum Plist {
             return .dictionary(try v.mapValues { try convert($0, depth: depth + 1) })
         default: throw PlistError("unsupported property list value")
         }
+    }
+
+    /// The same document through Foundation's `PropertyListSerialization`: the reference the direct
+    /// writer is tested against.
+    static func foundationXML(_ dictionary: [String: PlistValue]) throws -> [UInt8] {
+        Array(try PropertyListSerialization.data(fromPropertyList: foundationObject(.dictionary(dictionary)), format: .xml, options: 0))
     }
 
     private static func foundationObject(_ value: PlistValue) -> Any {
