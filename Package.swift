@@ -2,7 +2,7 @@
 import PackageDescription
 
 let serviceDependencies: [Target.Dependency] = [
-    "OrchardServiceKit", "OrchardMessaging", "OrchardStorage", "OrchardMessages",
+    "OrchardServiceKit", "OrchardMessaging", "OrchardStorage", "OrchardMessages", "OrchardCore",
 ]
 
 let package = Package(
@@ -55,10 +55,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/Messaging"),
-        .target(name: "OrchardMessages", dependencies: ["OrchardMessaging"], path: "Shared/Messages"),
+        .target(name: "OrchardMessages", dependencies: ["OrchardMessaging", "OrchardCore"], path: "Shared/Messages"),
         .target(name: "AppleProtocol", dependencies: ["OrchardCore"], path: "Shared/AppleProtocol"),
         .target(name: "OrchardServiceKit", dependencies: [
-            "OrchardMessaging", "OrchardStorage", "OrchardObservability",
+            "OrchardMessaging", "OrchardStorage", "OrchardObservability", "OrchardCore",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage", "OrchardCore"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
-            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport",
+            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
             "OrchardServiceKit", "OrchardTestSupport",

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 import OrchardMessaging
 
 /// One entry of the audit trail: who did what to which devices, when, and how it ended.
@@ -26,7 +27,7 @@ public struct ActivityRecorded: MessageSchema, Equatable {
 
     public init(actor: String, action: String, deviceID: String?, relatedDeviceIDs: [String] = [],
                 outcome: Outcome, detail: String? = nil, service: String,
-                id: String = UUID().uuidString.lowercased(), occurredAt: Date = Date()) {
+                id: String = RandomUUID.lowercased(), occurredAt: Date = Date()) {
         self.id = id
         self.occurredAt = occurredAt
         self.actor = actor
@@ -36,5 +37,21 @@ public struct ActivityRecorded: MessageSchema, Equatable {
         self.outcome = outcome
         self.detail = detail
         self.service = service
+    }
+}
+
+extension ActivityRecorded: DirectJSONEncodable {
+    public func jsonText() -> String {
+        var w = JSONObjectWriter()
+        w.string("id", id)
+        w.date("occurredAt", occurredAt)
+        w.string("actor", actor)
+        w.string("action", action)
+        w.string("deviceID", deviceID)
+        w.strings("relatedDeviceIDs", relatedDeviceIDs)
+        w.string("outcome", outcome.rawValue)
+        w.string("detail", detail)
+        w.string("service", service)
+        return w.text()
     }
 }

@@ -24,6 +24,17 @@ public struct DeviceEvent: Codable, Sendable, Equatable {
     }
 }
 
+extension DeviceEvent: DirectJSONEncodable {
+    public func jsonText() -> String {
+        var w = JSONObjectWriter()
+        w.string("kind", kind.rawValue)
+        w.string("enrollmentID", enrollmentID)
+        w.date("occurredAt", occurredAt)
+        w.stringMap("details", details)
+        return w.text()
+    }
+}
+
 extension DeviceEvent: MessageSchema {
     public static let topic = "orchard.device-events.v1"
     public static let type = "device.event"

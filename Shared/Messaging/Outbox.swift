@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OrchardCore
 import NIOConcurrencyHelpers
 import OrchardStorage
 import ServiceLifecycle
@@ -38,16 +39,23 @@ public enum Outbox {
     public static func append(_ values: [any MessageSchema], correlationID: String?, on connection: Connection) throws {
         guard !values.isEmpty else { return }
         var parameters: [SQLValue] = []
+        let sql = try insertStatement(values, correlationID: correlationID, parameters: &parameters)
+        try connection.queryAtCommit(sql, parameters)
+    }
+
+    /// The INSERT that adds `values`, numbering its parameters after those already in `parameters`
+    /// (so a caller can combine it with another statement: `WITH o AS (<this>) INSERT ...`).
+    public static func insertStatement(_ values: [any MessageSchema], correlationID: String?,
+                                       parameters: inout [SQLValue]) throws -> String {
         var rows: [String] = []
         for value in values {
             let message = try MessageCodec.outgoing(value, correlationID: correlationID)
-            let headers = String(decoding: try JSONEncoder().encode(message.headers), as: UTF8.self)
+            let headers = JSONText.object(message.headers)
             let n = parameters.count
             rows.append("($\(n + 1), $\(n + 2), $\(n + 3)::jsonb, $\(n + 4))")
             parameters += [.text(message.topic), .optionalText(message.key), .text(headers), .bytes(message.value)]
         }
-        try connection.queryAtCommit("INSERT INTO outbox (topic, message_key, headers, payload) VALUES \(rows.joined(separator: ", "))",
-                                     parameters)
+        return "INSERT INTO outbox (topic, message_key, headers, payload) VALUES \(rows.joined(separator: ", "))"
     }
 }
 

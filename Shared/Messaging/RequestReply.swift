@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import OrchardCore
 import Logging
 import NIOConcurrencyHelpers
 import OrchardObservability
@@ -82,7 +83,7 @@ public final class RequestClient: @unchecked Sendable {
                                           traceparent: String? = nil) async throws -> R.Reply {
         let started = DispatchTime.now()
         let deadline = Date().addingTimeInterval(timeout.seconds)
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = RandomUUID.lowercased()
         var headers = [
             Header.replyTo: "\(Self.replyTopic):\(replyPartition)",
             Header.deadline: String(Int64(deadline.timeIntervalSince1970 * 1000)),

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 import HTTPTypes
 import Hummingbird
 import OrchardObservability
@@ -14,7 +15,7 @@ public struct ObservabilityMiddleware<Context: RequestContext>: RouterMiddleware
                        next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let supplied = request.headers[Self.headerName].flatMap { isSafeCorrelationID($0) ? $0 : nil }
-        let correlationID = supplied ?? UUID().uuidString.lowercased()
+        let correlationID = supplied ?? RandomUUID.lowercased()
         context.logger[metadataKey: "correlation-id"] = .string(correlationID)
         let started = DispatchTime.now()
         var status = 500
@@ -54,6 +55,6 @@ func isSafeCorrelationID(_ text: String) -> Bool {
 extension RequestContext {
     /// The request's correlation id, set by `ObservabilityMiddleware`.
     public var correlationID: String {
-        logger[metadataKey: "correlation-id"]?.description ?? UUID().uuidString.lowercased()
+        logger[metadataKey: "correlation-id"]?.description ?? RandomUUID.lowercased()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 @testable import OrchardMessages
 @testable import OrchardMessaging
 import XCTest
@@ -73,5 +74,48 @@ final class MessageCodecTests: XCTestCase {
         XCTAssertTrue(names.contains(RequestClient.replyTopic))
         XCTAssertTrue(names.contains(KafkaConsumer.deadLetterTopic))
         XCTAssertTrue(Topics.all.allSatisfy { $0.partitions > 0 && $0.name.hasSuffix(".v1") })
+    }
+}
+
+/// Messages that write their own JSON must read back as the same value, and match what JSONEncoder writes.
+final class DirectJSONTests: XCTestCase {
+    func testActivityAndDeviceEventsReadBackUnchanged() throws {
+        let awkward = "quote \" backslash \\ slash / newline \n bell \u{07} é 🍎"
+        let activities = [
+            // Dates travel with millisecond precision: the samples have no finer part.
+            ActivityRecorded(actor: "device:X", action: "device.enrolled", deviceID: "X", outcome: .succeeded, service: "checkin-gateway",
+                             occurredAt: Date(timeIntervalSince1970: 1_763_000_000)),
+            ActivityRecorded(actor: awkward, action: "watch.paired", deviceID: nil, relatedDeviceIDs: ["A", awkward],
+                             outcome: .refused, detail: awkward, service: "token-service",
+                             occurredAt: Date(timeIntervalSince1970: 1_763_000_000.123)),
+        ]
+        for a in activities {
+            let direct = try MessageCodec.encode(a)
+            XCTAssertEqual(try MessageCodec.decode(ActivityRecorded.self, from: direct), a)
+            XCTAssertEqual(try JSONSerialization.jsonObject(with: Data(direct)) as? NSDictionary,
+                           try JSONSerialization.jsonObject(with: JSONEncoder.orchard.encode(a)) as? NSDictionary)
+        }
+        let events = [DeviceEvent(kind: .enrolled, enrollmentID: "X", occurredAt: Date(timeIntervalSince1970: 1_763_000_001)),
+                      DeviceEvent(kind: .commandCompleted, enrollmentID: awkward, details: ["status": "Acknowledged", awkward: awkward],
+                                  occurredAt: Date(timeIntervalSince1970: 1_763_000_000.5))]
+        for e in events {
+            let direct = try MessageCodec.encode(e)
+            XCTAssertEqual(try MessageCodec.decode(DeviceEvent.self, from: direct), e)
+            XCTAssertEqual(try JSONSerialization.jsonObject(with: Data(direct)) as? NSDictionary,
+                           try JSONSerialization.jsonObject(with: JSONEncoder.orchard.encode(e)) as? NSDictionary)
+        }
+    }
+}
+
+private extension JSONEncoder {
+    /// What MessageCodec wrote before these types wrote their own JSON.
+    static var orchard: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(ISO8601.string(from: date))
+        }
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
     }
 }

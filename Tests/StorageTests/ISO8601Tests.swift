@@ -30,3 +30,29 @@ final class ISO8601Tests: XCTestCase {
         }
     }
 }
+
+/// The small OrchardCore helpers on hot paths: ids and header JSON.
+final class CoreHelperTests: XCTestCase {
+    func testRandomUUIDsAreVersion4AndDistinct() {
+        var seen = Set<String>()
+        for _ in 0..<10_000 {
+            let id = RandomUUID.lowercased()
+            XCTAssertEqual(UUID(uuidString: id)?.uuidString.lowercased(), id, "not a UUID: \(id)")
+            XCTAssertEqual(Array(id)[14], "4")
+            XCTAssertTrue("89ab".contains(Array(id)[19]), id)
+            seen.insert(id)
+        }
+        XCTAssertEqual(seen.count, 10_000)
+        let upper = RandomUUID.uppercased()
+        XCTAssertEqual(upper, upper.uppercased())
+    }
+
+    func testHeaderJSONReadsBackWithJSONDecoder() throws {
+        let maps: [[String: String]] = [[:], ["type": "orchard.device-event", "version": "1"],
+                                        ["odd": "quote \" backslash \\ newline \n tab \t bell \u{07} nul \u{0} é 🍎 </script>"]]
+        for map in maps {
+            let text = JSONText.object(map)
+            XCTAssertEqual(try JSONDecoder().decode([String: String].self, from: Data(text.utf8)), map, text)
+        }
+    }
+}

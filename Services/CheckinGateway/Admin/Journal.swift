@@ -26,9 +26,13 @@ struct Journal {
                                   detail: detail, service: ActivityLog.service))
     }
 
+    /// Sent with the COMMIT; events and activity entries together are one statement.
     func write(_ c: Connection) throws {
-        try Outbox.append(messages, correlationID: correlationID, on: c)
-        try ActivityLog.insert(activities, correlationID: correlationID, on: c)
+        guard !activities.isEmpty else { return try Outbox.append(messages, correlationID: correlationID, on: c) }
+        var parameters: [SQLValue] = []
+        let outbox = try Outbox.insertStatement(messages, correlationID: correlationID, parameters: &parameters)
+        let activity = ActivityLog.insertStatement(activities, correlationID: correlationID, parameters: &parameters)
+        try c.queryAtCommit("WITH outbox_rows AS (\(outbox)) \(activity)", parameters)
     }
 }
 
@@ -39,6 +43,11 @@ enum ActivityLog {
     static func insert(_ entries: [ActivityRecorded], correlationID: String?, on c: Connection) throws {
         guard !entries.isEmpty else { return }
         var parameters: [SQLValue] = []
+        try c.queryAtCommit(insertStatement(entries, correlationID: correlationID, parameters: &parameters), parameters)
+    }
+
+    /// The INSERT for `entries`, numbering its parameters after those already in `parameters`.
+    static func insertStatement(_ entries: [ActivityRecorded], correlationID: String?, parameters: inout [SQLValue]) -> String {
         var rows: [String] = []
         for e in entries {
             let n = parameters.count
@@ -47,10 +56,10 @@ enum ActivityLog {
                            .text(e.relatedDeviceIDs.joined(separator: ",")), .text(e.outcome.rawValue), .optionalText(e.detail),
                            .text(e.service), .optionalText(correlationID)]
         }
-        try c.queryAtCommit("""
+        return """
             INSERT INTO activity_log (id, occurred_at, actor, action, device_id, related_device_ids, outcome, detail,
                                       service, correlation_id)
             VALUES \(rows.joined(separator: ", ")) ON CONFLICT (id) DO NOTHING
-            """, parameters)
+            """
     }
 }

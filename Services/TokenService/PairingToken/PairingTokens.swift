@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 import OrchardCrypto
 import OrchardMessages
 import OrchardMessaging
@@ -41,7 +42,7 @@ struct PairingTokens: Sendable {
     func issue(_ r: IssuePairingToken, correlationID: String?) async throws -> IssuePairingToken.Reply {
         let securityHash = Digest.sha256(Array(r.securityToken.utf8))
         let now = Date()
-        let claims = Claims(jti: UUID().uuidString.lowercased(), sec: securityHash.hexString, phone: r.phoneUDID, watch: r.watchUDID,
+        let claims = Claims(jti: RandomUUID.lowercased(), sec: securityHash.hexString, phone: r.phoneUDID, watch: r.watchUDID,
                             org: r.organization, iat: Int(now.timeIntervalSince1970), exp: Int(now.timeIntervalSince1970 + timeToLive))
         let token = try encode(claims)
         do {

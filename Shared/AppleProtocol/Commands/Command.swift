@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// An MDM command: `{CommandUUID, Command: {RequestType, …}}`, as served on the command channel.
 public struct MDMCommand: Sendable, Equatable {
@@ -7,7 +8,7 @@ public struct MDMCommand: Sendable, Equatable {
     /// The keys of `Command` other than `RequestType`.
     public var parameters: [String: PlistValue]
 
-    public init(requestType: String, parameters: [String: PlistValue] = [:], commandUUID: String = UUID().uuidString) {
+    public init(requestType: String, parameters: [String: PlistValue] = [:], commandUUID: String = RandomUUID.uppercased()) {
         self.commandUUID = commandUUID
         self.requestType = requestType
         self.parameters = parameters
@@ -26,7 +27,7 @@ public struct MDMCommand: Sendable, Equatable {
         guard let command = try root.optionalDictionary("Command") else { throw PlistError("missing Command") }
         let reader = PlistReader(command)
         requestType = try reader.string("RequestType")
-        commandUUID = try root.optionalString("CommandUUID") ?? UUID().uuidString
+        commandUUID = try root.optionalString("CommandUUID") ?? RandomUUID.uppercased()
         parameters = command.filter { $0.key != "RequestType" }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// An MDM enrollment profile (`.mobileconfig`): a `Configuration` holding the `com.apple.mdm` payload,
 /// the identity it authenticates with, and anchor certificates. Signing happens elsewhere (CMS).
@@ -35,10 +36,10 @@ public struct EnrollmentProfile: Sendable, Equatable {
     public init(identifier: String, displayName: String, organization: String, topic: String, serverURL: String,
                 checkInURL: String, identity: Identity, anchorCertificates: [[UInt8]] = [], platform: Platform = .iOS,
                 accessRights: Int = EnrollmentProfile.allAccessRights,
-                serverCapabilities: [String] = ["com.apple.mdm.token"], uuid: String = UUID().uuidString) {
+                serverCapabilities: [String] = ["com.apple.mdm.token"], uuid: String = RandomUUID.uppercased()) {
         self.identifier = identifier
         self.uuid = uuid
-        self.identityUUID = UUID().uuidString
+        self.identityUUID = RandomUUID.uppercased()
         self.displayName = displayName
         self.organization = organization
         self.topic = topic
@@ -91,7 +92,7 @@ public struct EnrollmentProfile: Sendable, Equatable {
 
     private func common(type: String, suffix: String, name: String) -> [String: PlistValue] {
         ["PayloadType": .string(type), "PayloadVersion": .integer(1), "PayloadIdentifier": .string("\(identifier).\(suffix)"),
-         "PayloadUUID": .string(UUID().uuidString), "PayloadDisplayName": .string(name)]
+         "PayloadUUID": .string(RandomUUID.uppercased()), "PayloadDisplayName": .string(name)]
     }
 
     private func identityPayload(uuid: String) -> [String: PlistValue] {
