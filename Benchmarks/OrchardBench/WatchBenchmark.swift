@@ -77,6 +77,7 @@ struct WatchBenchmark {
 
         let samples = NIOLockedValueBox<[String: [Double]]>([:])
         let lateness = NIOLockedValueBox<[Double]>([])
+        let serverBefore = try await ServerLatency.snapshot(gateway)
         let cpuBefore = ProcessCPU.snapshot()
         let started = DispatchTime.now()
         func waitUntil(_ seconds: Double) async throws {
@@ -125,6 +126,7 @@ struct WatchBenchmark {
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let cpu = ProcessCPU.snapshot().report(since: cpuBefore, per: pairings * watchesPerPhone, unit: "enrollment")
+        let server = try await ServerLatency.snapshot(gateway).report(since: serverBefore)
         let total = pairings * watchesPerPhone
         if rate > 0 {
             // The schedule itself ends one slot's last step after the last start.
@@ -146,6 +148,7 @@ struct WatchBenchmark {
             func p(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
             print(String(format: "  %-55@ p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms", step as NSString, p(0.5), p(0.99), sorted.last!))
         }
+        print(server)
     }
 
     private func read(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/\(name)"))) }

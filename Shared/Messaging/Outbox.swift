@@ -116,12 +116,16 @@ public final class OutboxPublisher: Service, Sendable {
     @discardableResult
     public func publishBatch() async throws -> Int {
         let rows = try await database.transaction { c in
-            try c.query("""
+            let rows = try c.query("""
                 UPDATE outbox SET claimed_until = now() + interval '30 seconds'
                 WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
                                      ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED))
                 RETURNING id, topic, message_key, headers::text AS headers, payload
                 """)
+            // Claims and deletions are bookkeeping that a crash may undo at no cost (the rows are then
+            // published again, as at-least-once allows): no WAL flush wait for them.
+            try c.queryAtCommit("SET LOCAL synchronous_commit = off")
+            return rows
         }
         guard !rows.isEmpty else { return 0 }
         let messages: [(Int, OutgoingMessage)] = rows.compactMap { row in
@@ -147,7 +151,10 @@ public final class OutboxPublisher: Service, Sendable {
         }
         if !delivered.isEmpty {
             let ids = "{" + delivered.map(String.init).joined(separator: ",") + "}"
-            try await database.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [.text(ids)])
+            try await database.transaction { c in
+                try c.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [.text(ids)])
+                try c.queryAtCommit("SET LOCAL synchronous_commit = off")
+            }
         }
         if let firstError { throw firstError }
         return delivered.count
