@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 import HTTPTypes
 import Hummingbird
 import OrchardMessaging
@@ -28,24 +29,6 @@ public enum HealthRoutes {
 
 /// A small JSON object response.
 public func jsonResponse(_ status: HTTPResponse.Status, _ object: [String: String]) -> Response {
-    let body = object.sorted { $0.key < $1.key }
-        .map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",")
-    return Response(status: status, headers: [.contentType: "application/json"],
-                    body: .init(byteBuffer: ByteBuffer(string: "{\(body)}")))
-}
-
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
+    Response(status: status, headers: [.contentType: "application/json"],
+             body: .init(byteBuffer: ByteBuffer(string: JSONText.object(object))))
 }

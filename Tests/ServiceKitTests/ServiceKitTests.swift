@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -79,7 +80,10 @@ final class MiddlewareTests: XCTestCase {
     }
 
     func testJSONStringEscaping() {
-        XCTAssertEqual(jsonString("a\"b\\c\n\u{01}"), #""a\"b\\c\n\u0001""#)
+        var text = ""
+        JSONText.string("a\"b\\c\n\u{01}", into: &text)
+        XCTAssertEqual(text, #""a\"b\\c\n\u0001""#)
+        XCTAssertEqual(JSONText.object(["b": "2", "a": "1"]), #"{"a":"1","b":"2"}"#)
     }
 }
 
