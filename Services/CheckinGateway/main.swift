@@ -43,9 +43,9 @@ AdminRoutes(database: database, outbox: runtime.outbox, links: links, declaratio
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
             requestTimeout: timeout, watchEnrollment: watchEnrollment).add(to: router)
 
-let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity",
+let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity", background: true,
                                 handler: ActivityLogConsumer.handler(database: database))
-let enqueue = runtime.consumer(topics: [EnqueueCommand.topic],
+let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
                                handler: EnqueueConsumer.handler(database: database, outbox: runtime.outbox, pusher: pusher))
 await runtime.run(router: router, services: [
     pusher, activity, enqueue,
