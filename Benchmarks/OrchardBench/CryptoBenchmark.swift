@@ -51,6 +51,16 @@ enum CryptoBenchmark {
         let values = try Plist.parseDictionary(body)
         measure("plist: check-in parsed") { _ = try Plist.parseDictionary(body) }
         measure("plist: check-in written") { _ = Plist.xml(values) }
+        // Memory a cached device certificate takes (resident set growth over 5,000 distinct ones).
+        let fleetCache = CertificateCache(capacity: 10_000)
+        let ders = try (0..<5000).map { i in
+            try Certificate.issue(subject: "/CN=DEVICE-\(i)", key: watchKey, issuer: (ca, caKey), usage: .clientIdentity,
+                                  validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400)).der
+        }
+        let before = residentKilobytes()
+        for der in ders { _ = try fleetCache.certificate(der: der[...]) }
+        print(String(format: "  %-48@ %9.1f kB", "certificate cache: memory per entry" as NSString,
+                     Double(residentKilobytes() - before) / Double(ders.count)))
         let box = try SecretBox(key: Array(repeating: 1, count: 32))
         measure("AES-GCM seal 32 bytes") { _ = try box.seal(Array(repeating: 2, count: 32), context: "unlock/x") }
     }
@@ -71,4 +81,10 @@ enum CryptoBenchmark {
             print("  \(name): failed: \(error)")
         }
     }
+}
+
+private func residentKilobytes() -> Int {
+    let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+    let pages = Int(statm.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
 }

@@ -49,6 +49,17 @@ final class CachedSignatureTests: XCTestCase {
         XCTAssertEqual(theirs.sha256Fingerprint, other.certificate.sha256Fingerprint)
     }
 
+    func testCacheStaysWithinItsCapacity() throws {
+        let pki = try TestPKI()
+        let cache = CertificateCache(capacity: 10)
+        for i in 0..<25 {
+            let identity = try pki.identity("device-\(i)")
+            let signer = try CMS.verifySignature(try CMS.sign(body, identity: identity, detached: true), detachedContent: body, cache: cache)
+            XCTAssertEqual(signer.sha256Fingerprint, identity.certificate.sha256Fingerprint)
+            XCTAssertLessThanOrEqual(cache.count, 10)
+        }
+    }
+
     func testGarbageAndNonDERInputAreErrors() throws {
         let cache = CertificateCache()
         for input: [UInt8] in [[], [0x30], [0x30, 0x80, 0x00, 0x00], [0x30, 0x82, 0xFF, 0xFF, 0x00], Array(repeating: 0x41, count: 4096)] {
