@@ -65,13 +65,16 @@ struct CheckinHandler: Sendable {
             _ = try await database.transaction { c in try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint) }
             return CheckinOutcome(response: try await declarations.respond(to: m, enrollmentID: id, correlationID: correlationID))
         case .getToken(let m):
-            let enrollment = try await database.transaction { c in
-                try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+            // One transaction: the identity check, and whether this iPhone may pair a watch.
+            let (enrollment, pairingRefusal) = try await database.transaction { c in
+                let enrollment = try EnrollmentAccess.authorize(c, enrollmentID: id, fingerprint: fingerprint)
+                let refusal = m.tokenServiceType == GetToken.watchPairing ? try tokens.settings.mayPair(c, phone: enrollment.id) : nil
+                return (enrollment, refusal)
             }
             guard m.tokenServiceType == GetToken.watchPairing else {
                 throw refuse(.badRequest, "unsupported TokenServiceType \(m.tokenServiceType.prefix(64))")
             }
-            let data = try await tokens.pairingToken(for: m, phone: enrollment, correlationID: correlationID)
+            let data = try await tokens.pairingToken(for: m, phone: enrollment, mayNotPair: pairingRefusal, correlationID: correlationID)
             return CheckinOutcome(response: bytesResponse(GetToken.response(tokenData: data), contentType: "application/xml"))
         case .userAuthenticate:
             return CheckinOutcome(response: Response(status: .gone, headers: [.contentLength: "0"]))

@@ -73,28 +73,30 @@ struct EnrollmentLinks: Sendable {
             try await release(linkID)
             throw refuse(.init(code: refused.httpStatus), refused.message)
         }
-        try await remember(reply, linkID: linkID, capabilities: request.serverCapabilities, pairedPhone: nil)
-        try await database.transaction { c in
-            var journal = Journal(correlationID: correlationID)
-            journal.activity(actor: "link:\(linkID)", "enrollment-profile.served", device: nil,
-                             detail: "identity \(reply.identityFingerprint ?? "external")")
-            try journal.write(c)
-        }
-        outbox.notify()
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(actor: "link:\(linkID)", "enrollment-profile.served", device: nil,
+                         detail: "identity \(reply.identityFingerprint ?? "external")")
+        try await remember(reply, linkID: linkID, capabilities: request.serverCapabilities, pairedPhone: nil, journal: journal)
         return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
     }
 
     /// Records the identity handed out (with what its profile advertises and, for a watch, its iPhone),
     /// and trusts its CA for Mdm-Signature.
-    func remember(_ reply: BuildEnrollmentProfile.Reply, linkID: String?, capabilities: [String], pairedPhone: String?) async throws {
+    /// `journal` (the activity of serving the profile) commits in the same transaction.
+    func remember(_ reply: BuildEnrollmentProfile.Reply, linkID: String?, capabilities: [String], pairedPhone: String?,
+                  journal: Journal) async throws {
         if let ca = reply.issuingCA { try await identities.trust(Array(ca)) }
-        if let fingerprint = reply.identityFingerprint {
-            try await database.query("""
-                INSERT INTO issued_identities (fingerprint, link_id, mdm_payload_identifier, server_capabilities, paired_phone)
-                VALUES ($1, $2::uuid, $3, $4, $5) ON CONFLICT DO NOTHING
-                """, [.text(fingerprint), .optionalText(linkID), .text(reply.mdmPayloadIdentifier),
-                      .text(capabilities.joined(separator: ",")), .optionalText(pairedPhone)])
+        try await database.transaction { c in
+            if let fingerprint = reply.identityFingerprint {
+                try c.query("""
+                    INSERT INTO issued_identities (fingerprint, link_id, mdm_payload_identifier, server_capabilities, paired_phone)
+                    VALUES ($1, $2::uuid, $3, $4, $5) ON CONFLICT DO NOTHING
+                    """, [.text(fingerprint), .optionalText(linkID), .text(reply.mdmPayloadIdentifier),
+                          .text(capabilities.joined(separator: ",")), .optionalText(pairedPhone)])
+            }
+            try journal.write(c)
         }
+        outbox.notify()
     }
 
     private func release(_ linkID: String) async throws {

@@ -95,9 +95,10 @@ struct WatchEnrollmentRoutes: Sendable {
         } catch is RequestTimedOut {
             return busyResponse("profile-signer did not answer in time")
         }
-        try await links.remember(reply, linkID: nil, capabilities: capabilities, pairedPhone: phone)
-        try await record("watch.enrollment-profile.served", device: info.udid, related: [phone], outcome: .succeeded,
-                         detail: "\(info.product) \(info.osVersion)", correlationID: correlationID)
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(actor: "device:\(info.udid)", "watch.enrollment-profile.served", device: info.udid, outcome: .succeeded,
+                         detail: "\(info.product) \(info.osVersion)", related: [phone])
+        try await links.remember(reply, linkID: nil, capabilities: capabilities, pairedPhone: phone, journal: journal)
         return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
     }
 

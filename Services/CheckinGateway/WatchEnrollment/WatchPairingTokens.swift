@@ -15,7 +15,9 @@ struct WatchPairingTokens: Sendable {
     let organization: String
     let requestTimeout: Duration
 
-    func pairingToken(for m: GetToken, phone: AuthorizedEnrollment, correlationID: String) async throws -> [UInt8] {
+    /// `mayNotPair`: why the iPhone may not pair a watch (`WatchEnrollmentSettings.mayPair`, read in the
+    /// caller's identity-check transaction), nil when it may.
+    func pairingToken(for m: GetToken, phone: AuthorizedEnrollment, mayNotPair: String?, correlationID: String) async throws -> [UInt8] {
         guard let securityToken = m.securityToken, let phoneUDID = m.phoneUDID, let watchUDID = m.watchUDID,
               !securityToken.isEmpty, securityToken.utf8.count <= 128,
               DeviceIdentifier.isValid(phoneUDID), DeviceIdentifier.isValid(watchUDID) else {
@@ -26,7 +28,7 @@ struct WatchPairingTokens: Sendable {
             try await refused(phone.id, watch: watchUDID, "PhoneUDID \(phoneUDID) is not the iPhone that signed the request", correlationID)
             throw refuse(.forbidden, "PhoneUDID is not the device that signed this request")
         }
-        if let reason = try await database.transaction({ c in try settings.mayPair(c, phone: phone.id) }) {
+        if let reason = mayNotPair {
             try await refused(phone.id, watch: watchUDID, reason, correlationID)
             throw refuse(.forbidden, "this iPhone may not pair a watch: \(reason)")
         }
