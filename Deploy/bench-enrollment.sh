@@ -19,6 +19,8 @@ chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT
 # ORCHARD_BENCH_PG_STATS=1: print the statements PostgreSQL spent its time on (pg_stat_statements).
 [ "${ORCHARD_BENCH_PG_STATS:-0}" = 1 ] && export ORCHARD_PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements"
+# ORCHARD_BENCH_PG_SLOW_MS=N: print the statements (COMMIT included) PostgreSQL took longer than N ms over.
+[ -n "${ORCHARD_BENCH_PG_SLOW_MS:-}" ] && export ORCHARD_PG_EXTRA_OPTIONS="${ORCHARD_PG_EXTRA_OPTIONS:-} -c log_min_duration_statement=$ORCHARD_BENCH_PG_SLOW_MS"
 start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
 start_broker "$BIN" "$STATE" >/dev/null
 make_test_pki "$STATE/pki"
@@ -52,4 +54,9 @@ if [ "${ORCHARD_BENCH_PG_STATS:-0}" = 1 ]; then
   echo "PostgreSQL statements by total time (calls, total ms, mean µs):"
   psql "$ORCHARD_DATABASE_URL" -qAtF ' | ' -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
     -c "SELECT calls, round(total_exec_time::numeric, 0), round((1000 * total_exec_time / calls)::numeric, 0), left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+fi
+if [ -n "${ORCHARD_BENCH_PG_SLOW_MS:-}" ]; then
+  echo "PostgreSQL statements over ${ORCHARD_BENCH_PG_SLOW_MS} ms (time, duration, statement):"
+  grep -h "duration:" "$ORCHARD_PG_DIR"/postgres.log 2>/dev/null | grep -v "CREATE\|ALTER\|pg_advisory" |
+    sed -E 's/^([0-9-]+ [0-9:.]+) UTC.*duration: ([0-9.]+ ms) +(statement|execute|bind|parse)[^:]*: */\1  \2  /' | cut -c1-140 | tail -40
 fi
