@@ -96,7 +96,7 @@ let package = Package(
             "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
-            "OrchardServiceKit", "OrchardTestSupport",
+            "OrchardServiceKit", "OrchardTestSupport", "OrchardStorage",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
         .target(name: "OrchardTestSupport", dependencies: [

@@ -35,4 +35,5 @@ routes.respond(RequestResponder(IssueSecurityToken.self, producer: runtime.produ
 })
 let requests = runtime.consumer(topics: [IssueSecurityToken.topic], handler: routes.handler)
 
-await runtime.run(router: runtime.makeRouter(), services: [requests])
+let pruner = RetentionPruner(database: runtime.database, rules: TokenServiceMigrations.pruning, logger: runtime.logger)
+await runtime.run(router: runtime.makeRouter(), services: [requests, pruner])

@@ -1,3 +1,4 @@
+import OrchardServiceKit
 import OrchardStorage
 
 /// token-service's schema. Tokens are stored only as SHA-256 hashes.
@@ -24,6 +25,21 @@ enum TokenServiceMigrations {
                 issued_at timestamptz NOT NULL DEFAULT now(),
                 expires_at timestamptz NOT NULL,
                 redeemed_at timestamptz);
+            """),
+        Migration(3, "pairing token expiry index (pruning)", """
+            CREATE INDEX pairing_tokens_expiry ON pairing_tokens (expires_at);
+            """),
+    ]
+
+    /// Expired tokens are refused whether their row exists or not: a day after expiry they go.
+    static let pruning: [RetentionPruner.Rule] = [
+        .init(name: "expired security tokens", deleteBatch: """
+            DELETE FROM security_tokens WHERE token_hash IN (
+                SELECT token_hash FROM security_tokens WHERE expires_at < now() - interval '1 day' LIMIT 5000) RETURNING 1
+            """),
+        .init(name: "expired pairing tokens", deleteBatch: """
+            DELETE FROM pairing_tokens WHERE jti IN (
+                SELECT jti FROM pairing_tokens WHERE expires_at < now() - interval '1 day' LIMIT 5000) RETURNING 1
             """),
     ]
 }
