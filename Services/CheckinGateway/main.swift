@@ -49,5 +49,6 @@ let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
                                handler: EnqueueConsumer.handler(database: database, outbox: runtime.outbox, pusher: pusher))
 await runtime.run(router: router, services: [
     pusher, activity, enqueue,
-    CommandPruner(database: database, retentionDays: configuration.commandRetentionDays, logger: runtime.logger),
+    RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays),
+                    logger: runtime.logger),
 ])

@@ -1,11 +1,10 @@
 import AppleProtocol
 import Foundation
 import Hummingbird
-import Logging
 import OrchardMessages
 import OrchardMessaging
+import OrchardServiceKit
 import OrchardStorage
-import ServiceLifecycle
 
 /// The durable per-enrollment command queue. A command is finished only by Acknowledged, Error or
 /// CommandFormatError; NotNow keeps it queued and skips it until the device's next Idle.
@@ -66,37 +65,23 @@ enum CommandQueue {
     }
 }
 
-/// Deletes finished commands older than the retention period, in small batches, once an hour.
-struct CommandPruner: Service {
-    let database: Database
-    let retentionDays: Int
-    let logger: Logger
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    var total = 0
-                    while true {
-                        let deleted = try await database.query("""
-                            DELETE FROM command_queue WHERE id IN (
-                                SELECT id FROM command_queue WHERE completed_at < now() - make_interval(days => $1) LIMIT 5000)
-                            RETURNING id
-                            """, [.int(retentionDays)]).count
-                        total += deleted
-                        if deleted < 5000 { break }
-                    }
-                    try await database.query("""
-                        DELETE FROM commands c WHERE created_at < now() - make_interval(days => $1)
-                        AND NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.command_uuid = c.uuid)
-                        """, [.int(retentionDays)])
-                    if total > 0 { logger.info("pruned finished commands", metadata: ["count": "\(total)"]) }
-                } catch {
-                    logger.warning("pruning commands failed: \(error)")
-                }
-                try? await Task.sleep(for: .seconds(3600))
-            }
-        }
+extension CommandQueue {
+    /// Finished commands older than the retention period go (hourly, in batches: `RetentionPruner`),
+    /// then command bodies no queue row refers to any more.
+    static func pruning(retentionDays days: Int) -> [RetentionPruner.Rule] {
+        [
+            .init(name: "finished commands", deleteBatch: """
+                DELETE FROM command_queue WHERE id IN (
+                    SELECT id FROM command_queue WHERE completed_at < now() - make_interval(days => \(days)) LIMIT 5000)
+                RETURNING 1
+                """),
+            .init(name: "unreferenced command bodies", deleteBatch: """
+                DELETE FROM commands WHERE uuid IN (
+                    SELECT c.uuid FROM commands c WHERE c.created_at < now() - make_interval(days => \(days))
+                    AND NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.command_uuid = c.uuid) LIMIT 5000)
+                RETURNING 1
+                """),
+        ]
     }
 }
 
