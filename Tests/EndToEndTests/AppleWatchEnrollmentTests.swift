@@ -117,5 +117,14 @@ final class AppleWatchEnrollmentTests: XCTestCase {
             return seen.isSuperset(of: steps)
         }
         XCTAssertTrue(complete, "missing: \(Set(steps).subtracting(seen))")
+
+        // The iPhone's log shows the watch's steps it took part in (as the related device), and a search
+        // by part of an identifier finds nothing.
+        let phoneItems = try await stack.admin.expect(.GET, "/activity?deviceID=\(phone.udid)&limit=500")["items"] as? [[String: Any]] ?? []
+        let aboutWatch = phoneItems.filter { $0["deviceID"] as? String == watch.udid }
+        XCTAssertTrue(aboutWatch.contains { $0["action"] as? String == "watch.enrollment-profile.served" }, "\(aboutWatch)")
+        XCTAssertTrue(aboutWatch.allSatisfy { ($0["relatedDeviceIDs"] as? [String] ?? []).contains(phone.udid) })
+        let partial = try await stack.admin.expect(.GET, "/activity?deviceID=\(watch.udid.dropLast(3))&limit=10")["items"] as? [[String: Any]]
+        XCTAssertEqual(partial?.count, 0)
     }
 }

@@ -167,7 +167,7 @@ struct ActivityView: ResponseEncodable {
     init(_ r: Row) {
         id = r.string("id") ?? ""; occurredAt = isoDate(r.date("occurred_at")); actor = r.string("actor") ?? ""
         action = r.string("action") ?? ""; deviceID = r.string("device_id")
-        relatedDeviceIDs = (r.string("related_device_ids") ?? "").split(separator: ",").map(String.init)
+        relatedDeviceIDs = (try? JSONDecoder().decode([String].self, from: Data((r.string("related_device_ids") ?? "[]").utf8))) ?? []
         outcome = r.string("outcome") ?? ""; detail = r.string("detail"); service = r.string("service") ?? ""
         correlationID = r.string("correlation_id")
     }

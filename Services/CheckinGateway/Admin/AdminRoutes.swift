@@ -157,8 +157,10 @@ struct AdminRoutes: Sendable {
             let q = request.uri.queryParameters
             let limit = min(Int(q["limit"].map(String.init) ?? "") ?? 100, 1000)
             let rows = try await database.query("""
-                SELECT * FROM activity_log
-                WHERE ($1::text IS NULL OR device_id = $1 OR related_device_ids LIKE '%' || $1 || '%')
+                SELECT id, occurred_at, actor, action, device_id, array_to_json(related_device_ids)::text AS related_device_ids,
+                       outcome, detail, service, correlation_id
+                FROM activity_log
+                WHERE ($1::text IS NULL OR device_id = $1 OR related_device_ids @> ARRAY[$1::text])
                   AND ($2::text IS NULL OR action = $2)
                 ORDER BY occurred_at DESC, id LIMIT $3
                 """, [.optionalText(q["deviceID"].map(String.init)), .optionalText(q["action"].map(String.init)), .int(limit)])

@@ -51,9 +51,9 @@ enum ActivityLog {
         var rows: [String] = []
         for e in entries {
             let n = parameters.count
-            rows.append("(" + (1...10).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+            rows.append("(" + (1...10).map { $0 == 6 ? "$\(n + $0)::text[]" : "$\(n + $0)" }.joined(separator: ", ") + ")")
             parameters += [.text(e.id), .timestamp(e.occurredAt), .text(e.actor), .text(e.action), .optionalText(e.deviceID),
-                           .text(e.relatedDeviceIDs.joined(separator: ",")), .text(e.outcome.rawValue), .optionalText(e.detail),
+                           .text(postgresArray(e.relatedDeviceIDs)), .text(e.outcome.rawValue), .optionalText(e.detail),
                            .text(e.service), .optionalText(correlationID)]
         }
         return """

@@ -74,5 +74,12 @@ enum CheckinGatewayMigrations {
                 enrollment_id text PRIMARY KEY REFERENCES enrollments ON DELETE CASCADE,
                 enabled_at timestamptz NOT NULL DEFAULT now());
             """),
+        // Entries about a device as the related one (a watch's steps, for its iPhone) found by an index,
+        // and by the whole identifier: a comma list searched with LIKE matched substrings and scanned.
+        Migration(5, "activity log related devices as an indexed array", """
+            ALTER TABLE activity_log ALTER COLUMN related_device_ids TYPE text[]
+                USING CASE WHEN related_device_ids = '' THEN '{}'::text[] ELSE string_to_array(related_device_ids, ',') END;
+            CREATE INDEX activity_log_related ON activity_log USING gin (related_device_ids);
+            """),
     ]
 }
