@@ -26,6 +26,11 @@ struct Journal {
                                   detail: detail, service: ActivityLog.service))
     }
 
+    /// For a journal that is the whole change (an activity entry on its own): its own transaction.
+    func commit(to database: Database) async throws {
+        try await database.transaction { c in try self.write(c) }
+    }
+
     /// Sent with the COMMIT; events and activity entries together are one statement.
     func write(_ c: Connection) throws {
         guard !activities.isEmpty else { return try Outbox.append(messages, correlationID: correlationID, on: c) }

@@ -104,11 +104,9 @@ struct WatchEnrollmentRoutes: Sendable {
 
     private func record(_ action: String, device: String?, related: [String] = [], outcome: ActivityRecorded.Outcome,
                         detail: String, correlationID: String) async throws {
-        try await database.transaction { c in
-            var journal = Journal(correlationID: correlationID)
-            journal.activity(actor: "device:\(device ?? "unknown-watch")", action, device: device, outcome: outcome, detail: detail,
-                             related: related)
-            try journal.write(c)
-        }
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(actor: "device:\(device ?? "unknown-watch")", action, device: device, outcome: outcome, detail: detail,
+                         related: related)
+        try await journal.commit(to: database)
     }
 }

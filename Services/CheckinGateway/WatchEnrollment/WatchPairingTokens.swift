@@ -45,11 +45,9 @@ struct WatchPairingTokens: Sendable {
     }
 
     private func refused(_ phone: String, watch: String?, _ reason: String, _ correlationID: String) async throws {
-        try await database.transaction { c in
-            var journal = Journal(correlationID: correlationID)
-            journal.activity(actor: "device:\(phone)", "pairing-token.refused", device: watch ?? phone, outcome: .refused,
-                             detail: reason, related: watch == nil ? [] : [phone])
-            try journal.write(c)
-        }
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(actor: "device:\(phone)", "pairing-token.refused", device: watch ?? phone, outcome: .refused,
+                         detail: reason, related: watch == nil ? [] : [phone])
+        try await journal.commit(to: database)
     }
 }
