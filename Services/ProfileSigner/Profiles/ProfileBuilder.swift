@@ -1,3 +1,4 @@
+import OrchardCore
 import AppleProtocol
 import Foundation
 import OrchardCrypto

@@ -1,3 +1,4 @@
+import OrchardCore
 import Foundation
 import OrchardCrypto
 import OrchardMessages

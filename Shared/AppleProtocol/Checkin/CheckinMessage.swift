@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// The identifiers every check-in and command message carries: the device channel's `UDID`, or a
 /// user enrollment's `EnrollmentID`, plus the user-channel keys.
@@ -14,9 +15,10 @@ public struct EnrollmentIdentity: Sendable, Equatable {
         udid = try r.optionalString("UDID")
         enrollmentID = try r.optionalString("EnrollmentID")
         userID = try r.optionalString("UserID")
-        guard let key = enrollmentKey else { throw PlistError("missing UDID or EnrollmentID") }
-        guard key.utf8.count <= 128, key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
-            throw PlistError("malformed UDID or EnrollmentID")
+        guard udid != nil || enrollmentID != nil else { throw PlistError("missing UDID or EnrollmentID") }
+        // Each one present must be a well-formed identifier: an empty UDID enrolled a device no one could list.
+        for (key, value) in [("UDID", udid), ("EnrollmentID", enrollmentID)] {
+            if let value, !DeviceIdentifier.isValid(value) { throw PlistError("malformed \(key)") }
         }
     }
 }

@@ -1,3 +1,5 @@
+import OrchardCore
+
 /// What a device sends when it asks for an enrollment profile (ADE `url`, Apple Watch
 /// `EnrollmentProfileURL`): a plist CMS-signed by the device's Apple-issued identity.
 /// https://developer.apple.com/documentation/devicemanagement/machineinfo
@@ -17,9 +19,7 @@ public struct MachineInfo: Sendable, Equatable {
         let info = MachineInfo(udid: try r.string("UDID"), serial: try r.string("SERIAL"), product: try r.string("PRODUCT"),
                                version: try r.string("VERSION"), osVersion: try r.string("OS_VERSION"),
                                language: try r.optionalString("LANGUAGE"), pairingToken: try r.optionalData("PAIRING_TOKEN"))
-        guard info.udid.count <= 64, info.udid.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
-            throw PlistError("malformed UDID")
-        }
+        guard DeviceIdentifier.isValid(info.udid) else { throw PlistError("malformed UDID") }
         return info
     }
 

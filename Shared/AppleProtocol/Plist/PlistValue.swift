@@ -28,17 +28,36 @@ public struct PlistError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum Plist {
-    /// Parses an XML or binary property list whose root must be a dictionary.
-    public static func parseDictionary(_ bytes: [UInt8]) throws -> [String: PlistValue] {
+    /// Parses an XML or binary property list whose root must be a dictionary, within `limits`.
+    /// Binary documents are read by `BinaryPlistParser`, never by Foundation (which crashed on sets and
+    /// expanded shared references without bound); XML ones by Foundation, then bounded the same way.
+    /// Any other format (OpenStep text, JSON) is refused.
+    public static func parseDictionary(_ bytes: [UInt8], limits: PlistLimits = .device) throws -> [String: PlistValue] {
         guard !bytes.isEmpty else { throw PlistError("empty body") }
-        let object: Any
-        do {
-            object = try PropertyListSerialization.propertyList(from: Data(bytes), options: [], format: nil)
-        } catch {
-            throw PlistError("not a property list")
+        let root: PlistValue
+        if bytes.starts(with: BinaryPlistParser.magic) {
+            root = try BinaryPlistParser.parse(bytes, limits: limits)
+        } else {
+            guard looksLikeXML(bytes) else { throw PlistError("not an XML or binary property list") }
+            let object: Any
+            do {
+                object = try PropertyListSerialization.propertyList(from: Data(bytes), options: [], format: nil)
+            } catch {
+                throw PlistError("not a property list")
+            }
+            var budget = (nodes: limits.maxNodes, valueBytes: limits.maxValueBytes)
+            root = try convert(object, depth: 0, limits: limits, budget: &budget)
         }
-        guard let dictionary = try convert(object, depth: 0).dictionary else { throw PlistError("root is not a dictionary") }
+        guard let dictionary = root.dictionary else { throw PlistError("root is not a dictionary") }
         return dictionary
+    }
+
+    /// An XML document: optional byte-order mark and white space, then `<`.
+    private static func looksLikeXML(_ bytes: [UInt8]) -> Bool {
+        var rest = bytes[...]
+        if rest.starts(with: [0xEF, 0xBB, 0xBF]) { rest = rest.dropFirst(3) }
+        guard let first = rest.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) else { return false }
+        return first == UInt8(ascii: "<")
     }
 
     /// Serialises a dictionary as an XML property list.
@@ -46,11 +65,24 @@ public enum Plist {
         PlistXMLWriter.document(.dictionary(dictionary))
     }
 
-    private static func convert(_ object: Any, depth: Int) throws -> PlistValue {
-        guard depth < 32 else { throw PlistError("property list nested too deeply") }
+    private static func convert(_ object: Any, depth: Int, limits: PlistLimits,
+                                budget: inout (nodes: Int, valueBytes: Int)) throws -> PlistValue {
+        guard depth < limits.maxDepth else { throw PlistError("property list nested too deeply") }
+        budget.nodes -= 1
+        guard budget.nodes >= 0 else { throw PlistError("property list has more than \(limits.maxNodes) values") }
         switch object {
-        case let v as String: return .string(v)
-        case let v as Data: return .data(Array(v))
+        case let v as String:
+            budget.valueBytes -= v.utf8.count
+            guard budget.valueBytes >= 0 else {
+                throw PlistError("property list holds more than \(limits.maxValueBytes) bytes of strings and data")
+            }
+            return .string(v)
+        case let v as Data:
+            budget.valueBytes -= v.count
+            guard budget.valueBytes >= 0 else {
+                throw PlistError("property list holds more than \(limits.maxValueBytes) bytes of strings and data")
+            }
+            return .data(Array(v))
         case let v as Date: return .date(v)
         case let v as Bool where type(of: object) == Bool.self: return .bool(v)
         case let v as NSNumber:
@@ -61,9 +93,14 @@ public enum Plist {
             }
         case let v as Int: return .integer(v)
         case let v as Double: return .real(v)
-        case let v as [Any]: return .array(try v.map { try convert($0, depth: depth + 1) })
+        case let v as [Any]:
+            var values: [PlistValue] = []
+            for element in v { values.append(try convert(element, depth: depth + 1, limits: limits, budget: &budget)) }
+            return .array(values)
         case let v as [String: Any]:
-            return .dictionary(try v.mapValues { try convert($0, depth: depth + 1) })
+            var values: [String: PlistValue] = [:]
+            for (key, element) in v { values[key] = try convert(element, depth: depth + 1, limits: limits, budget: &budget) }
+            return .dictionary(values)
         default: throw PlistError("unsupported property list value")
         }
     }
