@@ -67,7 +67,7 @@ let package = Package(
 
         // The five services.
         .executableTarget(name: "CheckinGateway", dependencies: serviceDependencies + [
-            "OrchardCrypto", "AppleProtocol", "OrchardCore",
+            "OrchardCrypto", "AppleProtocol",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,7 @@
+import AppleProtocol
 import Foundation
+import HTTPTypes
+import Hummingbird
 import OrchardMessages
 import OrchardMessaging
 import OrchardServiceKit
@@ -21,22 +24,37 @@ let pushCertificates = PushCertificates(database: database, secrets: configurati
 let pusher = APNsPusher(database: database, certificates: pushCertificates, baseURL: configuration.apnsURL,
                         trustRoots: configuration.apnsTrustRoots, logger: runtime.logger)
 let pushTopic: @Sendable () async -> String? = { await pusher.topic() }
-let identities = DeviceIdentityVerifier(database: database, extraRoots: configuration.extraDeviceRoots,
-                                        clientCertificateHeader: configuration.clientCertificateHeader)
+let trust = DeviceTrust(database: database, extraRoots: configuration.extraDeviceRoots)
+// How devices prove who they are; a new method (MachineInfo, a bearer token) is added here only.
+var authenticators: [any DeviceAuthenticator] = [MdmSignatureAuthenticator(trust: trust)]
+if let header = configuration.clientCertificateHeader.flatMap({ HTTPField.Name($0) }) {
+    authenticators.append(ClientCertificateAuthenticator(trust: trust, header: header))
+}
 let declarations = DeclarationService(database: database, outbox: runtime.outbox, service: service)
 let watchEnrollment = WatchEnrollmentSettings(database: database, declarations: declarations, outbox: runtime.outbox,
                                               publicURL: configuration.publicURL)
-let links = EnrollmentLinks(database: database, outbox: runtime.outbox, requests: requests, identities: identities,
+let links = EnrollmentLinks(database: database, outbox: runtime.outbox, requests: requests, trust: trust,
                             configuration: configuration, pushTopic: pushTopic, requestTimeout: timeout, logger: runtime.logger)
-let checkins = CheckinHandler(database: database, secrets: configuration.secrets, declarations: declarations,
-                              tokens: WatchPairingTokens(database: database, requests: requests, settings: watchEnrollment,
-                                                         organization: configuration.organization, requestTimeout: timeout),
-                              pushTopic: pushTopic, service: service)
+let topicCheck = PushTopicCheck(pushTopic: pushTopic)
+let watchPairing = WatchPairingTokens(database: database, requests: requests, settings: watchEnrollment,
+                                      organization: configuration.organization, requestTimeout: timeout)
+let checkins = CheckinHandlers(
+    authenticate: AuthenticateHandler(topic: topicCheck),
+    tokenUpdate: TokenUpdateHandler(topic: topicCheck, secrets: configuration.secrets, service: service),
+    checkOut: CheckOutHandler(),
+    setBootstrapToken: SetBootstrapTokenHandler(secrets: configuration.secrets),
+    getBootstrapToken: GetBootstrapTokenHandler(secrets: configuration.secrets),
+    declarativeManagement: DeclarativeManagementHandler(declarations: declarations),
+    getToken: GetTokenHandler(services: [GetToken.watchPairing: watchPairing]),
+    userAuthenticate: UserAuthenticateHandler())
 
 let router = runtime.makeRouter(GatewayContext.self)
-DeviceRoutes(identities: identities, checkins: checkins,
-             commands: CommandChannel(database: database, service: service, watchEnrollment: watchEnrollment, pusher: pusher),
-             links: links, pusher: pusher).add(to: router)
+DevicePipeline(database: database, authentication: DeviceAuthentication(methods: authenticators), checkins: checkins,
+               commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service)]),
+               pusher: pusher).add(to: router)
+router.get("enroll/:token") { _, context -> Response in
+    try await links.download(token: try context.parameters.require("token"), correlationID: context.correlationID)
+}
 WatchEnrollmentRoutes(database: database, requests: requests, links: links, settings: watchEnrollment, configuration: configuration,
                       pushTopic: pushTopic, requestTimeout: timeout).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,

@@ -12,7 +12,7 @@ struct EnrollmentLinks: Sendable {
     let database: Database
     let outbox: OutboxPublisher
     let requests: RequestClient
-    let identities: DeviceIdentityVerifier
+    let trust: DeviceTrust
     let configuration: GatewayConfiguration
     let pushTopic: @Sendable () async -> String?
     let requestTimeout: Duration
@@ -76,23 +76,25 @@ struct EnrollmentLinks: Sendable {
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "link:\(linkID)", "enrollment-profile.served", device: nil,
                          detail: "identity \(reply.identityFingerprint ?? "external")")
-        try await remember(reply, linkID: linkID, capabilities: request.serverCapabilities, pairedPhone: nil, journal: journal)
+        try await remember(reply, linkID: linkID, capabilities: request.serverCapabilities, deviceID: nil, pairedPhone: nil,
+                           journal: journal)
         return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
     }
 
-    /// Records the identity handed out (with what its profile advertises and, for a watch, its iPhone),
-    /// and trusts its CA for Mdm-Signature.
+    /// Records the identity handed out (with what its profile advertises, the device it was issued to
+    /// when known, and for a watch its iPhone), and trusts its CA for Mdm-Signature.
     /// `journal` (the activity of serving the profile) commits in the same transaction.
-    func remember(_ reply: BuildEnrollmentProfile.Reply, linkID: String?, capabilities: [String], pairedPhone: String?,
-                  journal: Journal) async throws {
-        if let ca = reply.issuingCA { try await identities.trust(Array(ca)) }
+    func remember(_ reply: BuildEnrollmentProfile.Reply, linkID: String?, capabilities: [String], deviceID: String?,
+                  pairedPhone: String?, journal: Journal) async throws {
+        if let ca = reply.issuingCA { try await trust.trust(Array(ca)) }
         try await database.transaction { c in
             if let fingerprint = reply.identityFingerprint {
                 try c.query("""
-                    INSERT INTO issued_identities (fingerprint, link_id, mdm_payload_identifier, server_capabilities, paired_phone)
-                    VALUES ($1, $2::uuid, $3, $4, $5) ON CONFLICT DO NOTHING
+                    INSERT INTO issued_identities (fingerprint, link_id, mdm_payload_identifier, server_capabilities,
+                                                   device_id, paired_phone)
+                    VALUES ($1, $2::uuid, $3, $4, $5, $6) ON CONFLICT DO NOTHING
                     """, [.text(fingerprint), .optionalText(linkID), .text(reply.mdmPayloadIdentifier),
-                          .text(capabilities.joined(separator: ",")), .optionalText(pairedPhone)])
+                          .text(capabilities.joined(separator: ",")), .optionalText(deviceID), .optionalText(pairedPhone)])
             }
             try journal.write(c)
         }

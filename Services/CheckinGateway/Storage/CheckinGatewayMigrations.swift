@@ -81,5 +81,15 @@ enum CheckinGatewayMigrations {
                 USING CASE WHEN related_device_ids = '' THEN '{}'::text[] ELSE string_to_array(related_device_ids, ',') END;
             CREATE INDEX activity_log_related ON activity_log USING gin (related_device_ids);
             """),
+        // An identity is bound to the one enrollment it first authenticated (for ever, not only while it
+        // is that enrollment's current one), and to the one device it was issued to when Orchard knew the
+        // device at issue time (a watch, from its verified MachineInfo).
+        Migration(6, "identity bindings", """
+            ALTER TABLE issued_identities ADD COLUMN device_id text;
+            CREATE TABLE identity_bindings (
+                fingerprint text PRIMARY KEY, enrollment_id text NOT NULL, bound_at timestamptz NOT NULL DEFAULT now());
+            INSERT INTO identity_bindings (fingerprint, enrollment_id)
+                SELECT identity_fingerprint, id FROM enrollments ON CONFLICT DO NOTHING;
+            """),
     ]
 }

@@ -98,7 +98,8 @@ struct WatchEnrollmentRoutes: Sendable {
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(info.udid)", "watch.enrollment-profile.served", device: info.udid, outcome: .succeeded,
                          detail: "\(info.product) \(info.osVersion)", related: [phone])
-        try await links.remember(reply, linkID: nil, capabilities: capabilities, pairedPhone: phone, journal: journal)
+        try await links.remember(reply, linkID: nil, capabilities: capabilities, deviceID: info.udid, pairedPhone: phone,
+                                 journal: journal)
         return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
     }
 

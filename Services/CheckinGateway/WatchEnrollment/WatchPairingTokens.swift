@@ -1,3 +1,4 @@
+import OrchardCore
 import AppleProtocol
 import Foundation
 import Hummingbird
@@ -8,16 +9,21 @@ import OrchardStorage
 /// The iPhone's `GetToken` for `com.apple.watch.pairing`: checks that the phone that signed the
 /// request is the `PhoneUDID`, and may pair a watch; then token-service exchanges the watch's security
 /// token for a pairing token bound to both devices. Every refusal is written to the activity log.
-struct WatchPairingTokens: Sendable {
+struct WatchPairingTokens: TokenService {
     let database: Database
     let requests: RequestClient
     let settings: WatchEnrollmentSettings
     let organization: String
     let requestTimeout: Duration
 
-    /// `mayNotPair`: why the iPhone may not pair a watch (`WatchEnrollmentSettings.mayPair`, read in the
-    /// caller's identity-check transaction), nil when it may.
-    func pairingToken(for m: GetToken, phone: AuthorizedEnrollment, mayNotPair: String?, correlationID: String) async throws -> [UInt8] {
+    /// Whether the iPhone may pair a watch, read in the transaction that authorized it.
+    func refusal(for m: GetToken, from phone: AuthorizedEnrollment, in c: Connection) throws -> String? {
+        try settings.mayPair(c, phone: phone.id)
+    }
+
+    /// `mayNotPair`: what `refusal` said (nil when the iPhone may pair).
+    func tokenData(for m: GetToken, from phone: AuthorizedEnrollment, refusal mayNotPair: String?,
+                   correlationID: String) async throws -> [UInt8] {
         guard let securityToken = m.securityToken, let phoneUDID = m.phoneUDID, let watchUDID = m.watchUDID,
               !securityToken.isEmpty, securityToken.utf8.count <= 128,
               DeviceIdentifier.isValid(phoneUDID), DeviceIdentifier.isValid(watchUDID) else {

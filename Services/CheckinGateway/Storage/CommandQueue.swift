@@ -18,7 +18,8 @@ enum CommandQueue {
             WITH command AS (
                 INSERT INTO commands (uuid, request_type, plist, requested_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING)
             INSERT INTO command_queue (enrollment_id, command_uuid, status)
-            SELECT id, $1, 'queued' FROM enrollments WHERE id = ANY($5::text[]) AND status <> 'checked-out'
+            SELECT id, $1, 'queued' FROM enrollments WHERE id = ANY($5::text[])
+              AND status IN ('\(EnrollmentStatus.pending.rawValue)', '\(EnrollmentStatus.enrolled.rawValue)')
             ON CONFLICT DO NOTHING RETURNING enrollment_id
             """, [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy),
                   .text(postgresArray(enrollmentIDs))]).compactMap { $0.string("enrollment_id") }
@@ -28,8 +29,9 @@ enum CommandQueue {
         return queued
     }
 
-    /// Records a result. Returns the command's request type when this result finished it now
-    /// (a repeated result for a finished command returns nil and changes nothing).
+    /// Records a result for a command the device was sent. Returns the command's request type when this
+    /// result finished it now; a repeated result for a finished command, or one for a command never sent
+    /// to this device (still queued, or not its own), returns nil and changes nothing.
     static func record(_ c: Connection, enrollmentID: String, result: CommandResult) throws -> String? {
         guard let uuid = result.commandUUID else { return nil }
         let status: String, finished: Bool
@@ -43,10 +45,16 @@ enum CommandQueue {
         let row = try c.query("""
             UPDATE command_queue q SET status = $3, result = $4, completed_at = CASE WHEN $5 THEN now() END
             FROM commands c
-            WHERE q.enrollment_id = $1 AND q.command_uuid = $2 AND q.completed_at IS NULL AND c.uuid = q.command_uuid
+            WHERE q.enrollment_id = $1 AND q.command_uuid = $2 AND q.completed_at IS NULL AND q.status IN ('sent', 'not-now')
+              AND c.uuid = q.command_uuid
             RETURNING c.request_type
             """, [.text(enrollmentID), .text(uuid), .text(status), .bytes(Plist.xml(result.values)), .bool(finished)]).first
         return finished ? row?.string("request_type") : nil
+    }
+
+    /// A command's plist, by UUID.
+    static func plist(_ c: Connection, uuid: String) throws -> [UInt8]? {
+        try c.query("SELECT plist FROM commands WHERE uuid = $1", [.text(uuid)]).first?.bytes("plist")
     }
 
     /// The next command to send, marked as sent; nil when the queue is empty.

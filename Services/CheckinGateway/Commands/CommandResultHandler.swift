@@ -1,0 +1,68 @@
+import AppleProtocol
+import Foundation
+import OrchardMessages
+import OrchardStorage
+
+/// Something that reacts when a device finishes a command, inside the transaction that recorded the
+/// result (a flow subscribes here instead of the command channel calling into it).
+protocol CommandResultObserver: Sendable {
+    /// Returns the enrollments to push once the transaction committed.
+    func commandFinished(_ result: CommandResult, requestType: String, enrollment: AuthorizedEnrollment, in c: Connection,
+                         journal: inout Journal) throws -> [String]
+}
+
+/// The command channel (`PUT` ServerURL): records the device's result for the command it was sent and
+/// answers with the next one, or an empty body when the queue is empty.
+struct CommandResultHandler: DeviceMessageHandler {
+    let observers: [any CommandResultObserver]
+
+    struct Applied: Sendable {
+        var next: [UInt8]?
+        var push: [String]
+    }
+
+    func apply(_ result: CommandResult, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied {
+        var push: [String] = []
+        if let requestType = try CommandQueue.record(c, enrollmentID: e.id, result: result) {
+            try announce(c, result: result, requestType: requestType, enrollment: e, journal: &journal)
+            for observer in observers {
+                push += try observer.commandFinished(result, requestType: requestType, enrollment: e, in: c, journal: &journal)
+            }
+        }
+        let next = try CommandQueue.next(c, enrollmentID: e.id, newSession: result.status == .idle)
+        return Applied(next: next, push: push.filter { $0 != e.id })
+    }
+
+    func respond(_ result: CommandResult, to e: AuthorizedEnrollment, applied: Applied, correlationID: String) async throws -> DeviceAnswer {
+        guard let next = applied.next else { return DeviceAnswer(response: emptyResponse(), push: applied.push) }
+        return DeviceAnswer(response: bytesResponse(next, contentType: "application/xml"), push: applied.push)
+    }
+
+    private func announce(_ c: Connection, result: CommandResult, requestType: String, enrollment e: AuthorizedEnrollment,
+                          journal: inout Journal) throws {
+        let uuid = result.commandUUID ?? ""
+        journal.event(DeviceEvent(kind: .commandCompleted, enrollmentID: e.id,
+                                  details: ["commandUUID": uuid, "requestType": requestType, "status": result.status.rawValue]))
+        let failed = result.status != .acknowledged
+        let chain = result.errorChain.first.map { e in
+            " (\(e["ErrorDomain"]?.string ?? "") \(e["ErrorCode"]?.integer.map(String.init) ?? ""): \(e["USEnglishDescription"]?.string ?? e["LocalizedDescription"]?.string ?? ""))"
+        } ?? ""
+        journal.activity(actor: "device:\(e.id)", failed ? "command.failed" : "command.acknowledged", device: e.id,
+                         outcome: failed ? .failed : .succeeded, detail: "\(requestType) \(uuid)\(chain)")
+        guard result.status == .acknowledged else { return }
+        if requestType == "DeviceInformation", let answers = result.values["QueryResponses"]?.dictionary {
+            try EnrollmentStore.recordDeviceInformation(c, id: e.id, answers)
+            var details: [String: String] = [:]
+            for key in ["SerialNumber", "OSVersion", "ProductName", "Model"] { details[key] = answers[key]?.string }
+            if let supervised = answers["IsSupervised"]?.bool { details["IsSupervised"] = String(supervised) }
+            journal.event(DeviceEvent(kind: .informationUpdated, enrollmentID: e.id, details: details))
+        }
+        if requestType == "RemoveProfile", let identifier = e.record?.mdmPayloadIdentifier,
+           let removed = try CommandQueue.plist(c, uuid: uuid),
+           (try? MDMCommand(plist: removed))?.parameters["Identifier"]?.string == identifier {
+            try EnrollmentStore.setStatus(c, id: e.id, .unenrolled)
+            journal.event(DeviceEvent(kind: .unenrolled, enrollmentID: e.id))
+            journal.activity(actor: "device:\(e.id)", "device.unenrolled", device: e.id)
+        }
+    }
+}

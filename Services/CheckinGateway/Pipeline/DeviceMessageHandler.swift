@@ -1,0 +1,37 @@
+import Foundation
+import Hummingbird
+import OrchardStorage
+
+/// What a device request produced: the HTTP answer, and the enrollments to push once it committed.
+struct DeviceAnswer: Sendable {
+    var response: Response
+    var push: [String] = []
+}
+
+/// Handles one message type for an enrollment the pipeline already authenticated and authorized.
+/// Handlers hold no SQL and no transactions: `apply` runs inside the pipeline's transaction (the one
+/// that authorized the enrollment, its row locked) through the stores, and what it adds to the journal
+/// commits with it; `respond` runs after the commit (calls to other services go there).
+protocol DeviceMessageHandler<Message>: Sendable {
+    associatedtype Message: Sendable
+    associatedtype Applied: Sendable
+
+    var access: EnrollmentAccess { get }
+    /// Checks that need no enrollment (and may wait), before the transaction opens.
+    func check(_ message: Message) async throws
+    func apply(_ message: Message, to enrollment: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied
+    func respond(_ message: Message, to enrollment: AuthorizedEnrollment, applied: Applied,
+                 correlationID: String) async throws -> DeviceAnswer
+}
+
+extension DeviceMessageHandler {
+    var access: EnrollmentAccess { .active }
+    func check(_ message: Message) async throws {}
+}
+
+extension DeviceMessageHandler where Applied == Void {
+    func respond(_ message: Message, to enrollment: AuthorizedEnrollment, applied: Void,
+                 correlationID: String) async throws -> DeviceAnswer {
+        DeviceAnswer(response: emptyResponse())
+    }
+}

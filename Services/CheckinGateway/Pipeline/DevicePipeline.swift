@@ -1,0 +1,86 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardStorage
+
+/// The device-facing MDM endpoints as one pipeline, in this order for every request:
+/// 1. bounded body (413) and content type (415);
+/// 2. authentication over the raw bytes (`DeviceAuthentication`; 401), before anything is parsed;
+/// 3. parsing into one typed message (400);
+/// 4. authorization of the enrollment the message names (`EnrollmentAuthorizer`; 401/403), in the
+///    transaction that then applies the message;
+/// 5. the handler of that message type (`DeviceMessageHandler`): apply in that transaction, respond after.
+/// No handler is reachable any other way.
+struct DevicePipeline: Sendable {
+    let database: Database
+    let authentication: DeviceAuthentication
+    let checkins: CheckinHandlers
+    let commandResults: CommandResultHandler
+    let pusher: APNsPusher
+
+    static let checkinLimit = 1 << 20
+    static let resultLimit = 8 << 20
+
+    func add(to router: Router<GatewayContext>) {
+        router.put("mdm/checkin") { request, context -> Response in
+            try await checkin(request, correlationID: context.correlationID)
+        }
+        router.put("mdm/server") { request, context -> Response in
+            try await commandResult(request, correlationID: context.correlationID)
+        }
+    }
+
+    /// `PUT` CheckInURL.
+    func checkin(_ request: Request, correlationID: String) async throws -> Response {
+        guard request.headers[.contentType]?.hasPrefix(CheckinMessage.contentType) == true else {
+            throw refuse(.unsupportedMediaType, "check-in needs Content-Type \(CheckinMessage.contentType)")
+        }
+        let body = try await request.bodyBytes(limit: Self.checkinLimit)
+        let credential = try await authentication.authenticate(request, body: body)
+        let message: CheckinMessage
+        do { message = try CheckinMessage.parse(body) } catch let error as PlistError {
+            throw refuse(.badRequest, "malformed check-in: \(error)")
+        }
+        let h = checkins, id = message.identity
+        let answer: DeviceAnswer
+        switch message {
+        case .authenticate(let m): answer = try await run(h.authenticate, m, id, credential, correlationID)
+        case .tokenUpdate(let m): answer = try await run(h.tokenUpdate, m, id, credential, correlationID)
+        case .checkOut(let m): answer = try await run(h.checkOut, m, id, credential, correlationID)
+        case .setBootstrapToken(let m): answer = try await run(h.setBootstrapToken, m, id, credential, correlationID)
+        case .getBootstrapToken(let m): answer = try await run(h.getBootstrapToken, m, id, credential, correlationID)
+        case .declarativeManagement(let m): answer = try await run(h.declarativeManagement, m, id, credential, correlationID)
+        case .getToken(let m): answer = try await run(h.getToken, m, id, credential, correlationID)
+        case .userAuthenticate(let m): answer = try await run(h.userAuthenticate, m, id, credential, correlationID)
+        }
+        if !answer.push.isEmpty { await pusher.push(answer.push) }
+        return answer.response
+    }
+
+    /// `PUT` ServerURL: the result of the previous command (or Idle), answered with the next command.
+    func commandResult(_ request: Request, correlationID: String) async throws -> Response {
+        let body = try await request.bodyBytes(limit: Self.resultLimit)
+        let credential = try await authentication.authenticate(request, body: body)
+        let result: CommandResult
+        do { result = try CommandResult.parse(body) } catch let error as PlistError {
+            throw refuse(.badRequest, "malformed command result: \(error)")
+        }
+        let answer = try await run(commandResults, result, result.identity, credential, correlationID)
+        if !answer.push.isEmpty { await pusher.push(answer.push) }
+        return answer.response
+    }
+
+    private func run<H: DeviceMessageHandler>(_ handler: H, _ message: H.Message, _ identity: EnrollmentIdentity,
+                                              _ credential: DeviceCredential, _ correlationID: String) async throws -> DeviceAnswer {
+        guard let id = identity.enrollmentKey else { throw refuse(.badRequest, "missing UDID or EnrollmentID") }
+        try await handler.check(message)
+        let (enrollment, applied) = try await database.transaction { c in
+            let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access)
+            var journal = Journal(correlationID: correlationID)
+            let applied = try handler.apply(message, to: enrollment, in: c, journal: &journal)
+            try journal.write(c)
+            return (enrollment, applied)
+        }
+        return try await handler.respond(message, to: enrollment, applied: applied, correlationID: correlationID)
+    }
+}

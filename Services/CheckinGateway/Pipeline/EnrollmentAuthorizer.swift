@@ -1,0 +1,73 @@
+import Foundation
+import Hummingbird
+import OrchardStorage
+
+/// What a message needs of the enrollment it names.
+enum EnrollmentAccess: Sendable {
+    /// Authenticate: the identity may create the enrollment, or bind it anew under the rules below.
+    case binding
+    /// The enrollment exists, is bound to this identity and has not checked out or been unenrolled.
+    case active
+    /// As `active`, and also once the device is unenrolled or checked out (CheckOut, and a repeated one).
+    case activeOrCheckedOut
+}
+
+/// The enrollment a device request acts on, after the pipeline authorized it. Its row stays locked
+/// until the request's transaction ends.
+struct AuthorizedEnrollment: Sendable {
+    let id: String
+    let credential: DeviceCredential
+    /// The enrollment as it was before this request; nil when Authenticate creates it.
+    let record: EnrollmentRecord?
+    /// Authenticate only: what is known about the identity.
+    let claim: IdentityClaim?
+
+    var status: EnrollmentStatus? { record?.status ?? claim?.current?.status }
+}
+
+/// The one authorization decision of the device endpoints. Refusals: unknown enrollment 401, another
+/// identity 403, checked out 401; nothing is written on refusal (the transaction rolls back).
+enum EnrollmentAuthorizer {
+    static func authorize(_ c: Connection, id: String, credential: DeviceCredential,
+                          access: EnrollmentAccess) throws -> AuthorizedEnrollment {
+        switch access {
+        case .binding:
+            let claim = try EnrollmentStore.claim(c, id: id, fingerprint: credential.fingerprint)
+            if let reason = bindingRefusal(id: id, fingerprint: credential.fingerprint, claim: claim) {
+                throw refuse(.forbidden, reason)
+            }
+            return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
+        case .active, .activeOrCheckedOut:
+            guard let record = try EnrollmentStore.lockForRequest(c, id: id) else {
+                throw refuse(.unauthorized, "unknown enrollment \(id): Authenticate first")
+            }
+            guard record.identityFingerprint == credential.fingerprint else {
+                throw refuse(.forbidden, "request signed by an identity that is not this enrollment's")
+            }
+            if !record.status.isActive && access != .activeOrCheckedOut {
+                throw refuse(.unauthorized, "enrollment \(id) is \(record.status.rawValue): enroll again first")
+            }
+            return AuthorizedEnrollment(id: id, credential: credential, record: record, claim: nil)
+        }
+    }
+
+    /// Why `fingerprint` may not Authenticate as enrollment `id`; nil when it may.
+    /// - An identity issued to one device (a watch's, from its verified MachineInfo) serves that device only.
+    /// - An identity serves the first enrollment it authenticated, for ever (an external CA's included).
+    /// - An enrolled device moves to a new identity only with one issued to that very device: an identity
+    ///   from an enrollment link proves nothing about which device holds it, so it cannot take over an
+    ///   enrolled device (the device must check out, or an admin release it, first).
+    static func bindingRefusal(id: String, fingerprint: String, claim: IdentityClaim) -> String? {
+        if let device = claim.issued?.deviceID, device != id {
+            return "this identity was issued to another device"
+        }
+        if let bound = claim.boundTo, bound != id {
+            return "this identity belongs to another enrollment"
+        }
+        if let current = claim.current, current.fingerprint != fingerprint, current.status == .enrolled,
+           claim.issued?.deviceID != id {
+            return "enrollment \(id) is enrolled with another identity: it must check out (remove its MDM profile) first"
+        }
+        return nil
+    }
+}

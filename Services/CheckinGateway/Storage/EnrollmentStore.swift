@@ -1,0 +1,146 @@
+import AppleProtocol
+import Foundation
+import OrchardStorage
+
+/// An enrollment as the request pipeline found it: locked for the rest of the request's transaction.
+struct EnrollmentRecord: Sendable {
+    let id: String
+    let identityFingerprint: String
+    let status: EnrollmentStatus
+    let enrolledAt: Date?
+    let mdmPayloadIdentifier: String?
+    let pairedWith: String?
+}
+
+/// What the gateway knows about an identity that wants to Authenticate as an enrollment, read in one
+/// round trip with the enrollment locked.
+struct IdentityClaim: Sendable {
+    /// The enrollment as it is, when it exists.
+    let current: (fingerprint: String, status: EnrollmentStatus)?
+    /// The enrollment this identity authenticated first (an identity serves one enrollment for ever).
+    let boundTo: String?
+    /// When Orchard issued the identity: its profile's facts.
+    let issued: IssuedIdentity?
+
+    struct IssuedIdentity: Sendable {
+        let mdmPayloadIdentifier: String
+        let serverCapabilities: String
+        /// The device it was issued to, when Orchard knew it at issue time (a watch's verified UDID).
+        let deviceID: String?
+        let pairedPhone: String?
+    }
+}
+
+/// All SQL on `enrollments` and `identity_bindings`. Called inside the transaction the request pipeline
+/// opened, so every read-check-write of one request is atomic.
+enum EnrollmentStore {
+    /// Locks the enrollment, records that it was seen and returns it; nil when there is none.
+    static func lockForRequest(_ c: Connection, id: String) throws -> EnrollmentRecord? {
+        guard let row = try c.query("""
+            UPDATE enrollments SET last_seen_at = now() WHERE id = $1
+            RETURNING identity_fingerprint, status, enrolled_at, mdm_payload_identifier, paired_with
+            """, [.text(id)]).first else { return nil }
+        return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
+                                status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
+                                mdmPayloadIdentifier: row.string("mdm_payload_identifier"), pairedWith: row.string("paired_with"))
+    }
+
+    /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
+    static func claim(_ c: Connection, id: String, fingerprint: String) throws -> IdentityClaim {
+        let row = try c.query("""
+            SELECT e.identity_fingerprint, e.status, b.enrollment_id AS bound_to,
+                   i.mdm_payload_identifier, i.server_capabilities, i.device_id, i.paired_phone
+            FROM (SELECT 1) one
+            LEFT JOIN (SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE) e ON true
+            LEFT JOIN identity_bindings b ON b.fingerprint = $2
+            LEFT JOIN issued_identities i ON i.fingerprint = $2
+            """, [.text(id), .text(fingerprint)]).first
+        let current = row?.string("identity_fingerprint").map { ($0, EnrollmentStatus(stored: row?.string("status"))) }
+        let issued = row?.string("mdm_payload_identifier").map {
+            IdentityClaim.IssuedIdentity(mdmPayloadIdentifier: $0, serverCapabilities: row?.string("server_capabilities") ?? "",
+                                         deviceID: row?.string("device_id"), pairedPhone: row?.string("paired_phone"))
+        }
+        return IdentityClaim(current: current, boundTo: row?.string("bound_to"), issued: issued)
+    }
+
+    /// Creates or refreshes the enrollment for an accepted Authenticate and binds the identity to it.
+    /// A new identity for an existing enrollment starts it afresh: pending, and without the secrets the
+    /// previous identity escrowed (bootstrap and unlock tokens) or its push token.
+    static func authenticate(_ c: Connection, id: String, _ m: Authenticate, fingerprint: String, claim: IdentityClaim) throws {
+        let kind = m.identity.udid == nil ? "user" : "device"
+        let issued = claim.issued
+        try c.query("""
+            INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
+                                     os_version, build_version, product_name, model, device_name,
+                                     mdm_payload_identifier, server_capabilities, paired_with, supervised, last_seen_at)
+            VALUES ($1, $2, $3, '\(EnrollmentStatus.pending.rawValue)', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                    CASE WHEN $14::text IS NOT NULL THEN true END, now())
+            ON CONFLICT (id) DO UPDATE SET
+                status = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
+                               AND enrollments.status = '\(EnrollmentStatus.enrolled.rawValue)'
+                              THEN '\(EnrollmentStatus.enrolled.rawValue)' ELSE '\(EnrollmentStatus.pending.rawValue)' END,
+                sealed_bootstrap_token = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
+                                              THEN enrollments.sealed_bootstrap_token END,
+                sealed_unlock_token = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
+                                           THEN enrollments.sealed_unlock_token END,
+                push_token = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
+                                  THEN enrollments.push_token END,
+                identity_fingerprint = EXCLUDED.identity_fingerprint, topic = EXCLUDED.topic,
+                serial_number = COALESCE(EXCLUDED.serial_number, enrollments.serial_number),
+                os_version = COALESCE(EXCLUDED.os_version, enrollments.os_version),
+                build_version = COALESCE(EXCLUDED.build_version, enrollments.build_version),
+                product_name = COALESCE(EXCLUDED.product_name, enrollments.product_name),
+                model = COALESCE(EXCLUDED.model, enrollments.model),
+                device_name = COALESCE(EXCLUDED.device_name, enrollments.device_name),
+                mdm_payload_identifier = COALESCE(EXCLUDED.mdm_payload_identifier, enrollments.mdm_payload_identifier),
+                server_capabilities = COALESCE(EXCLUDED.server_capabilities, enrollments.server_capabilities),
+                paired_with = COALESCE(EXCLUDED.paired_with, enrollments.paired_with),
+                supervised = COALESCE(EXCLUDED.supervised, enrollments.supervised),
+                last_seen_at = now()
+            """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
+                  .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
+                  .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
+                  .optionalText(issued?.mdmPayloadIdentifier), .optionalText(issued?.serverCapabilities),
+                  .optionalText(issued?.pairedPhone)])
+        if claim.boundTo == nil {
+            try c.queryAtCommit("INSERT INTO identity_bindings (fingerprint, enrollment_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                [.text(fingerprint), .text(id)])
+        }
+    }
+
+    /// Stores new push credentials and marks the enrollment enrolled.
+    static func tokenUpdate(_ c: Connection, id: String, _ m: TokenUpdate, sealedUnlockToken: [UInt8]?) throws {
+        try c.query("""
+            UPDATE enrollments SET push_token = $2, push_magic = $3, topic = $4, push_token_invalid = false,
+                sealed_unlock_token = COALESCE($5, sealed_unlock_token), awaiting_configuration = $6,
+                status = '\(EnrollmentStatus.enrolled.rawValue)', enrolled_at = COALESCE(enrolled_at, now())
+            WHERE id = $1
+            """, [.text(id), .bytes(m.token), .text(m.pushMagic), .text(m.topic),
+                  sealedUnlockToken.map(SQLValue.bytes) ?? .null, .bool(m.awaitingConfiguration)])
+    }
+
+    static func setStatus(_ c: Connection, id: String, _ status: EnrollmentStatus) throws {
+        try c.query("UPDATE enrollments SET status = $2 WHERE id = $1", [.text(id), .text(status.rawValue)])
+    }
+
+    static func setBootstrapToken(_ c: Connection, id: String, sealed: [UInt8]?) throws {
+        try c.query("UPDATE enrollments SET sealed_bootstrap_token = $2 WHERE id = $1", [.text(id), sealed.map(SQLValue.bytes) ?? .null])
+    }
+
+    static func bootstrapToken(_ c: Connection, id: String) throws -> [UInt8]? {
+        try c.query("SELECT sealed_bootstrap_token FROM enrollments WHERE id = $1", [.text(id)]).first?.bytes("sealed_bootstrap_token")
+    }
+
+    /// What a DeviceInformation answer reported, where it said anything.
+    static func recordDeviceInformation(_ c: Connection, id: String, _ answers: [String: PlistValue]) throws {
+        try c.query("""
+            UPDATE enrollments SET serial_number = COALESCE($2, serial_number), os_version = COALESCE($3, os_version),
+                build_version = COALESCE($4, build_version), product_name = COALESCE($5, product_name),
+                model = COALESCE($6, model), device_name = COALESCE($7, device_name), supervised = COALESCE($8, supervised)
+            WHERE id = $1
+            """, [.text(id), .optionalText(answers["SerialNumber"]?.string), .optionalText(answers["OSVersion"]?.string),
+                  .optionalText(answers["BuildVersion"]?.string), .optionalText(answers["ProductName"]?.string),
+                  .optionalText(answers["Model"]?.string ?? answers["ModelName"]?.string),
+                  .optionalText(answers["DeviceName"]?.string), answers["IsSupervised"]?.bool.map(SQLValue.bool) ?? .null])
+    }
+}

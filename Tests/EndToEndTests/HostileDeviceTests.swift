@@ -1,0 +1,145 @@
+import AppleProtocol
+import Foundation
+import OrchardCrypto
+import OrchardTestSupport
+import XCTest
+
+/// Regression tests for the holes an outside probe found in the device path (hardening issue, items 1-4),
+/// run against the real services.
+final class HostileDeviceTests: XCTestCase {
+    /// Item 1: a 52-byte binary plist whose root is a set crashed the gateway, unauthenticated.
+    /// Now the body is authenticated before it is parsed, and binary plists never reach Foundation.
+    func testSetPlistIsRefusedAndTheGatewayStaysUp() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let setRoot = HostilePlists.setRoot
+        for path in ["/mdm/checkin", "/mdm/server"] {
+            let unsigned = try await http(.PUT, "\(stack.gateway)\(path)",
+                                          headers: [("Content-Type", CheckinMessage.contentType)], body: setRoot)
+            XCTAssertEqual(unsigned.status, 401, "\(path): authenticated before parsing: \(unsigned.text)")
+        }
+        // Signed by an enrolled device, it is parsed, and refused as malformed.
+        let device = try await Fixture.shared.enrollWithExternalIdentity()
+        let signed = try await device.put(device.checkInURL, body: setRoot, contentType: CheckinMessage.contentType,
+                                          signer: device.identity)
+        XCTAssertEqual(signed.status, 400, signed.text)
+        XCTAssertTrue(signed.text.contains("sets are not accepted"), signed.text)
+        let result = try await device.put(device.serverURL, body: setRoot, contentType: CommandResult.contentType,
+                                          signer: device.identity)
+        XCTAssertEqual(result.status, 400, result.text)
+
+        // Item 2: a few hundred bytes standing for billions of values, from an enrolled device.
+        var bomb = BinaryPlistBuilder()
+        var level = bomb.add(ascii: "x")
+        for _ in 0..<20 { level = bomb.add(marker: 0xAF, refs: Array(repeating: level, count: 15)) }
+        let key = bomb.add(ascii: "UDID")
+        let root = bomb.add(marker: 0xD1, refs: [key, level])
+        let started = Date()
+        let expanded = try await device.put(device.serverURL, body: bomb.document(top: root), contentType: CommandResult.contentType,
+                                            signer: device.identity)
+        XCTAssertEqual(expanded.status, 400, expanded.text)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+
+        let health = try await http(.GET, "\(stack.gateway)/healthz")
+        XCTAssertEqual(health.status, 200, "the gateway is still serving")
+        let awaited = try await device.tokenUpdate().status
+        XCTAssertEqual(awaited, 200)
+    }
+
+    /// Item 3: the identity from any enrollment link could Authenticate as an enrolled device's UDID and
+    /// take it over (its commands, its bootstrap token). Now it cannot; the device keeps working.
+    func testAnIdentityFromAnotherLinkCannotTakeOverAnEnrolledDevice() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let victim = try await Fixture.shared.enrollThroughLink()
+        let secret = try SecureRandom.bytes(32)
+        let escrow = try await victim.checkin(victim.identifiers.merging(["MessageType": .string("SetBootstrapToken"),
+                                                                          "BootstrapToken": .data(secret)]) { $1 })
+        XCTAssertEqual(escrow.status, 200)
+        _ = try await stack.admin.expect(.POST, "/devices/\(victim.udid)/commands", json: ["type": "DeviceLock"])
+
+        let attacker = try await installFromNewLink(stack, udid: victim.udid)
+        let takeover = try await attacker.authenticate()
+        XCTAssertEqual(takeover.status, 403, takeover.text)
+        XCTAssertTrue(takeover.text.contains("enrolled with another identity"), takeover.text)
+        let stolen = try await attacker.checkin(attacker.identifiers.merging(["MessageType": .string("GetBootstrapToken")]) { $1 })
+        XCTAssertEqual(stolen.status, 403, "the attacker's identity is not this enrollment's")
+        let commands = try await attacker.put(attacker.serverURL, body: Plist.xml(attacker.identifiers.merging(["Status": .string("Idle")]) { $1 }),
+                                              contentType: CommandResult.contentType, signer: attacker.identity)
+        XCTAssertEqual(commands.status, 403)
+
+        // The real device still has its enrollment, its queued command and its token.
+        let lock = try await victim.idle()
+        XCTAssertEqual(lock?.requestType, "DeviceLock")
+        let mine = try await victim.checkin(victim.identifiers.merging(["MessageType": .string("GetBootstrapToken")]) { $1 })
+        XCTAssertEqual(try Plist.parseDictionary(mine.body)["BootstrapToken"]?.data, secret)
+        let view = try await stack.admin.expect(.GET, "/devices/\(victim.udid)")
+        XCTAssertEqual(view["status"] as? String, "enrolled")
+    }
+
+    /// An identity serves the first enrollment it authenticated, even after that enrollment moved on to
+    /// a new identity; a device that checked out re-enrolls with a new link and starts afresh.
+    func testAnIdentityServesOneEnrollmentAndReEnrollmentStartsAfresh() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let device = try await Fixture.shared.enrollThroughLink()
+        let firstIdentity = device.identity
+        let secret = try SecureRandom.bytes(32)
+        _ = try await device.checkin(device.identifiers.merging(["MessageType": .string("SetBootstrapToken"),
+                                                                 "BootstrapToken": .data(secret)]) { $1 })
+        let checkout = try await device.checkin(device.identifiers.merging(["MessageType": .string("CheckOut"),
+                                                                            "Topic": .string(device.topic)]) { $1 })
+        XCTAssertEqual(checkout.status, 200)
+
+        // The same device installs a profile from a new link: allowed, since it checked out.
+        let again = try await installFromNewLink(stack, udid: device.udid)
+        try await Fixture.shared.completeEnrollment(again, supervised: true)
+        let token = try await again.checkin(again.identifiers.merging(["MessageType": .string("GetBootstrapToken")]) { $1 })
+        XCTAssertNil(try Plist.parseDictionary(token.body)["BootstrapToken"], "the previous identity's escrow is not handed on")
+
+        // The first identity cannot be used for another device, nor for its old enrollment.
+        let elsewhere = try SimulatedDevice(udid: newUDID(), serial: "SERX", identity: firstIdentity, topic: device.topic,
+                                            checkInURL: device.checkInURL, serverURL: device.serverURL)
+        let moved = try await elsewhere.authenticate()
+        XCTAssertEqual(moved.status, 403, moved.text)
+        XCTAssertTrue(moved.text.contains("belongs to another enrollment"), moved.text)
+        let stale = try await device.tokenUpdate()
+        XCTAssertEqual(stale.status, 403, "the old identity is no longer this enrollment's")
+    }
+
+    /// Item 4: TokenUpdate checks Topic; an empty UDID is refused; a result for a command the device was
+    /// never sent changes nothing.
+    func testTopicEmptyUDIDAndResultsForCommandsNeverSent() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let device = try await Fixture.shared.enrollWithExternalIdentity()
+        var foreign = device.tokenUpdateMessage
+        foreign["Topic"] = .string("com.apple.mgmt.External.someone-else")
+        let wrongTopic = try await device.checkin(foreign)
+        XCTAssertEqual(wrongTopic.status, 403, wrongTopic.text)
+
+        var empty = device.authenticateMessage
+        empty["UDID"] = .string("")
+        let emptyUDID = try await device.checkin(empty)
+        XCTAssertEqual(emptyUDID.status, 400, emptyUDID.text)
+        var emptyResult = device.identifiers.merging(["Status": .string("Idle")]) { $1 }
+        emptyResult["UDID"] = .string("")
+        let emptyOnChannel = try await device.put(device.serverURL, body: Plist.xml(emptyResult), contentType: CommandResult.contentType,
+                                                  signer: device.identity)
+        XCTAssertEqual(emptyOnChannel.status, 400)
+
+        // A command queued but not yet sent: acknowledging it does not finish it.
+        let queued = try await stack.admin.expect(.POST, "/devices/\(device.udid)/commands", json: ["type": "DeviceInformation"])
+        let uuid = try unwrap(queued["commandUUID"] as? String)
+        let next = try await device.report(device.identifiers.merging(["Status": .string("Acknowledged"),
+                                                                       "CommandUUID": .string(uuid)]) { $1 })
+        XCTAssertEqual(next?.commandUUID, uuid, "still to be sent")
+        let commands = try await stack.admin.expect(.GET, "/devices/\(device.udid)/commands")
+        let row = (commands["items"] as? [[String: Any]])?.first { $0["commandUUID"] as? String == uuid }
+        XCTAssertEqual(row?["status"] as? String, "sent")
+        XCTAssertNil(row?["completedAt"] as? String)
+    }
+
+    private func installFromNewLink(_ stack: Fixture.Ready, udid: String) async throws -> SimulatedDevice {
+        let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "link for \(udid)", "maxUses": 1])
+        let profile = try await http(.GET, try unwrap(link["url"] as? String))
+        XCTAssertEqual(profile.status, 200)
+        return try SimulatedDevice.installing(profile.body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.suffix(8))").0
+    }
+}
