@@ -96,7 +96,7 @@ let package = Package(
             "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
-            "OrchardServiceKit", "OrchardTestSupport", "OrchardStorage",
+            "OrchardServiceKit", "OrchardTestSupport", "OrchardStorage", "OrchardMessaging",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
         .target(name: "OrchardTestSupport", dependencies: [

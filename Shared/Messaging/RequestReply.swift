@@ -26,6 +26,11 @@ public struct RequestTimedOut: Error, CustomStringConvertible, Sendable {
     public let type: String
     public let correlationID: String
     public var description: String { "no reply to \(type) (correlation id \(correlationID)) before its deadline" }
+
+    public init(type: String, correlationID: String) {
+        self.type = type
+        self.correlationID = correlationID
+    }
 }
 
 /// Sends requests over Kafka and awaits their replies.

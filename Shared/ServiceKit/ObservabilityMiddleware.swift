@@ -41,6 +41,11 @@ public struct ObservabilityMiddleware<Context: RequestContext>: RouterMiddleware
             if status >= 500 { context.logger.error("request failed: \(error)") }
             throw error
         } catch {
+            if let mapped = DependencyFailure.httpError(for: error) {
+                status = Int(mapped.status.code)
+                context.logger.warning("request failed: \(error)")
+                throw mapped
+            }
             context.logger.error("request failed: \(error)")
             throw error
         }

@@ -5,7 +5,9 @@ import FoundationNetworking
 #endif
 import Hummingbird
 import HummingbirdTesting
+import OrchardMessaging
 import OrchardObservability
+import OrchardStorage
 import OrchardTestSupport
 @testable import OrchardServiceKit
 import XCTest
@@ -112,6 +114,45 @@ final class RunningServicesTests: XCTestCase {
             XCTAssertEqual(missing.0, 404, name)
             let body = try JSONSerialization.jsonObject(with: Data(missing.1.utf8)) as? [String: [String: String]]
             XCTAssertEqual(body?["error"]?["message"], "no route for GET /no-such-thing", "\(name): \(missing.1)")
+        }
+    }
+}
+
+/// The one mapping from a dependency's failure to the client's answer (DependencyFailure).
+final class DependencyFailureTests: XCTestCase {
+    func testUnavailableDependenciesAnswer503WithRetryAfterAndRefusalsKeepTheirStatus() async throws {
+        let router = Router()
+        router.add(middleware: ObservabilityMiddleware())
+        router.get("database-down") { _, _ -> String in
+            throw PostgresError(message: "server closed the connection unexpectedly", sqlState: nil)
+        }
+        router.get("database-restarting") { _, _ -> String in
+            throw PostgresError(message: "terminating connection due to administrator command", sqlState: "57P01")
+        }
+        router.get("timed-out") { _, _ -> String in throw RequestTimedOut(type: "profile.build", correlationID: "c") }
+        router.get("refused") { _, _ -> String in
+            throw RequestRefused(code: "x.used", message: "already \"used\"", httpStatus: 409)
+        }
+        router.get("constraint") { _, _ -> String in throw PostgresError(message: "duplicate key", sqlState: "23505") }
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            for path in ["/database-down", "/database-restarting", "/timed-out"] {
+                try await client.execute(uri: path, method: .get) { r in
+                    XCTAssertEqual(r.status, .serviceUnavailable, path)
+                    XCTAssertEqual(r.headers[.retryAfter], String(DependencyFailure.retryAfterSeconds), path)
+                    let body = try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: [String: String]]
+                    XCTAssertTrue(body?["error"]?["message"]?.contains("retry") == true, path)
+                }
+            }
+            try await client.execute(uri: "/refused", method: .get) { r in
+                XCTAssertEqual(r.status.code, 409)
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: [String: String]]
+                XCTAssertEqual(body?["error"]?["message"], "already \"used\"", "a JSON body, escaped")
+            }
+            try await client.execute(uri: "/constraint", method: .get) { r in
+                XCTAssertEqual(r.status, .internalServerError, "a bug is not a retryable outage")
+                XCTAssertNil(r.headers[.retryAfter])
+            }
         }
     }
 }

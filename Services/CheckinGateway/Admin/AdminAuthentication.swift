@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOConcurrencyHelpers
 import OrchardCrypto
 import OrchardStorage
 
@@ -24,11 +23,11 @@ struct AdminKey: Sendable {
     var actor: String { "admin:\(name)" }
 }
 
-/// Checks `Authorization: Bearer <key>` against the hashed keys in `api_keys` (cached for 10 s).
+/// Checks `Authorization: Bearer <key>` against the hashed keys in `api_keys` on every request: a key
+/// revoked on any replica stops working at once (admin calls are few; one indexed lookup each).
 struct AdminAuthentication: RouterMiddleware {
     typealias Context = GatewayContext
     let database: Database
-    let cache = NIOLockedValueBox<[String: (AdminKey?, Date)]>([:])
 
     func handle(_ request: Request, context: GatewayContext,
                 next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
@@ -36,19 +35,11 @@ struct AdminAuthentication: RouterMiddleware {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "an API key is required (Authorization: Bearer <key>)")
         }
         let hash = Digest.sha256(Array(header.dropFirst(7).utf8)).hexString
-        let key: AdminKey?
-        if let (cached, at) = cache.withLockedValue({ $0[hash] }), Date().timeIntervalSince(at) < 10 {
-            key = cached
-        } else {
-            let row = try await database.query("""
-                SELECT id::text AS id, name, scopes FROM api_keys WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
-                """, [.text(hash)]).first
-            key = row.map { AdminKey(id: $0.string("id") ?? "", name: $0.string("name") ?? "",
-                                     scopes: Set(($0.string("scopes") ?? "").split(separator: ",").map(String.init))) }
-            cache.withLockedValue { c in
-                if c.count > 10_000 { c.removeAll() }
-                c[hash] = (key, Date())
-            }
+        let key = try await database.query("""
+            SELECT id::text AS id, name, scopes FROM api_keys WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
+            """, [.text(hash)]).first.map {
+            AdminKey(id: $0.string("id") ?? "", name: $0.string("name") ?? "",
+                     scopes: Set(($0.string("scopes") ?? "").split(separator: ",").map(String.init)))
         }
         guard let key else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "unknown or revoked API key")

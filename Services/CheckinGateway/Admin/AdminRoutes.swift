@@ -146,11 +146,7 @@ struct AdminRoutes: Sendable {
                                        uploadedAt: isoDate(cert.uploadedAt))
         }
         admin.get("signing-identities") { _, context -> DescribeSigningIdentities.Reply in
-            do {
-                return try await requests.request(DescribeSigningIdentities(), timeout: requestTimeout, correlationID: context.correlationID)
-            } catch is RequestTimedOut {
-                throw refuse(.serviceUnavailable, "profile-signer did not answer in time")
-            }
+            try await requests.request(DescribeSigningIdentities(), timeout: requestTimeout, correlationID: context.correlationID)
         }
 
         admin.get("activity") { request, _ -> Page<ActivityView> in

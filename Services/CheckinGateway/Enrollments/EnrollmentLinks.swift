@@ -66,12 +66,10 @@ struct EnrollmentLinks: Sendable {
         let reply: BuildEnrollmentProfile.Reply
         do {
             reply = try await requests.request(request, timeout: requestTimeout, correlationID: correlationID)
-        } catch is RequestTimedOut {
+        } catch {
+            // The device keeps its use; the error becomes its answer (DependencyFailure: 503 + Retry-After on time-out).
             try await release(linkID)
-            return busyResponse("profile-signer did not answer in time")
-        } catch let refused as RequestRefused {
-            try await release(linkID)
-            throw refuse(.init(code: refused.httpStatus), refused.message)
+            throw error
         }
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "link:\(linkID)", "enrollment-profile.served", device: nil,

@@ -5,7 +5,6 @@ import NIOCore
 
 extension HTTPField.Name {
     static let mdmSignature = HTTPField.Name("Mdm-Signature")!
-    static let retryAfter = HTTPField.Name("Retry-After")!
 }
 
 /// A 4xx/5xx answer with a clear message (Hummingbird renders `{"error":{"message":…}}`).
@@ -19,12 +18,6 @@ func bytesResponse(_ bytes: [UInt8], contentType: String, status: HTTPResponse.S
 
 func emptyResponse(_ status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentLength: "0"])
-}
-
-/// 503 with Retry-After, for when another service did not answer in time.
-func busyResponse(_ message: String) -> Response {
-    Response(status: .serviceUnavailable, headers: [.contentType: "application/json", .retryAfter: "5"],
-             body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"\#(message)"}}"#)))
 }
 
 extension Request {

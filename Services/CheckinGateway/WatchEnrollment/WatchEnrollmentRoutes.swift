@@ -57,13 +57,8 @@ struct WatchEnrollmentRoutes: Sendable {
             throw refuse(.forbidden, "MachineInfo is not signed by a trusted device identity")
         }
         guard let token = info.pairingToken else {
-            let reply: IssueSecurityToken.Reply
-            do {
-                reply = try await requests.request(IssueSecurityToken(watchUDID: info.udid, watchSerialNumber: info.serial),
+            let reply = try await requests.request(IssueSecurityToken(watchUDID: info.udid, watchSerialNumber: info.serial),
                                                    timeout: requestTimeout, correlationID: correlationID)
-            } catch is RequestTimedOut {
-                return busyResponse("token-service did not answer in time")
-            }
             return bytesResponse(ErrorDocument.pairingTokenMissing(securityToken: reply.securityToken).json,
                                  contentType: "application/json", status: .forbidden)
         }
@@ -74,10 +69,9 @@ struct WatchEnrollmentRoutes: Sendable {
                                    organization: configuration.organization),
                 timeout: requestTimeout, correlationID: correlationID).phoneUDID
         } catch let refusal as RequestRefused {
+            // The watch reads an error document, as Apple's own answers to it are.
             return bytesResponse(ErrorDocument(code: "orchard.watch.pairing.token.invalid", description: refusal.message, details: [:]).json,
                                  contentType: "application/json", status: .forbidden)
-        } catch is RequestTimedOut {
-            return busyResponse("token-service did not answer in time")
         }
         if let reason = try await database.transaction({ c in try settings.mayPair(c, phone: phone) }) {
             try await record("watch.enrollment.refused", device: info.udid, related: [phone], outcome: .refused,
@@ -89,12 +83,7 @@ struct WatchEnrollmentRoutes: Sendable {
         let build = BuildEnrollmentProfile(subject: info.udid, platform: .watchOS, topic: topic, serverURL: configuration.serverURL,
                                            checkInURL: configuration.checkInURL, organization: configuration.organization,
                                            serverCapabilities: capabilities)
-        let reply: BuildEnrollmentProfile.Reply
-        do {
-            reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
-        } catch is RequestTimedOut {
-            return busyResponse("profile-signer did not answer in time")
-        }
+        let reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(info.udid)", "watch.enrollment-profile.served", device: info.udid, outcome: .succeeded,
                          detail: "\(info.product) \(info.osVersion)", related: [phone])

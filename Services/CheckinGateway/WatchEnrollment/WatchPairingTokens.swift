@@ -38,16 +38,11 @@ struct WatchPairingTokens: TokenService {
             try await refused(phone.id, watch: watchUDID, reason, correlationID)
             throw refuse(.forbidden, "this iPhone may not pair a watch: \(reason)")
         }
-        do {
-            let reply = try await requests.request(
-                IssuePairingToken(securityToken: securityToken, phoneUDID: phoneUDID, watchUDID: watchUDID, organization: organization),
-                timeout: requestTimeout, correlationID: correlationID)
-            return Array(reply.pairingToken.utf8)
-        } catch let refusal as RequestRefused {
-            throw refuse(.init(code: refusal.httpStatus), refusal.message)
-        } catch is RequestTimedOut {
-            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: "token-service did not answer in time")
-        }
+        // A refusal or a time-out answers as DependencyFailure maps it.
+        let reply = try await requests.request(
+            IssuePairingToken(securityToken: securityToken, phoneUDID: phoneUDID, watchUDID: watchUDID, organization: organization),
+            timeout: requestTimeout, correlationID: correlationID)
+        return Array(reply.pairingToken.utf8)
     }
 
     private func refused(_ phone: String, watch: String?, _ reason: String, _ correlationID: String) async throws {

@@ -1,0 +1,45 @@
+import HTTPTypes
+import Hummingbird
+import OrchardMessaging
+import OrchardStorage
+
+extension HTTPField.Name {
+    public static let retryAfter = HTTPField.Name("Retry-After")!
+}
+
+extension PostgresError {
+    /// The database could not be reached or is restarting (no SQLSTATE: libpq lost or could not open the
+    /// connection; class 08 connection exceptions; 57P01-03 shutdown or start-up; 53300 too many
+    /// connections). The request may succeed when retried; nothing was committed by it.
+    public var isUnavailable: Bool {
+        guard let state = sqlState else { return true }
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
+    }
+}
+
+/// The one mapping from a failure of something a service depends on to the HTTP answer its client gets:
+/// - another service gave no reply in time, or the database is briefly away: 503 with `Retry-After`
+///   (the client keeps whatever it was given, and retries);
+/// - another service refused the request: that refusal's own status and message.
+/// `ObservabilityMiddleware` applies it to every error a route lets through; a route catches these
+/// errors itself only when it must do something first (give a link use back, answer in Apple's format).
+public enum DependencyFailure {
+    public static let retryAfterSeconds = 5
+
+    public static func httpError(for error: any Error) -> HTTPError? {
+        switch error {
+        case let timedOut as RequestTimedOut:
+            return unavailable("no reply to \(timedOut.type) in time; retry shortly")
+        case let refused as RequestRefused:
+            return HTTPError(HTTPResponse.Status(code: refused.httpStatus), message: refused.message)
+        case let database as PostgresError where database.isUnavailable:
+            return unavailable("the database is unavailable; retry shortly")
+        default:
+            return nil
+        }
+    }
+
+    public static func unavailable(_ message: String) -> HTTPError {
+        HTTPError(.serviceUnavailable, headers: [.retryAfter: String(retryAfterSeconds)], message: message)
+    }
+}
