@@ -9,11 +9,13 @@ import OrchardServiceKit
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "token-service", defaultPort: 8081, schema: "token_service", migrations: TokenServiceMigrations.all))
 
-let ttlSeconds = (try? runtime.configuration.environment.int("ORCHARD_SECURITY_TOKEN_TTL_SECONDS", default: 300,
-                                                            range: 10...3600)) ?? 300
-let issuer = SecurityTokenIssuer(database: runtime.database, outbox: runtime.outbox, timeToLive: .seconds(ttlSeconds),
-                                 service: runtime.definition.name)
-
+// A setting outside its range stops the service at start-up, naming the variable (never a silent default).
+let issuer = await runtime.startUp {
+    SecurityTokenIssuer(database: runtime.database, outbox: runtime.outbox,
+                        timeToLive: .seconds(try runtime.configuration.environment.int("ORCHARD_SECURITY_TOKEN_TTL_SECONDS",
+                                                                                        default: 300, range: 10...3600)),
+                        service: runtime.definition.name)
+}
 let pairing = await runtime.startUp {
     let kek = try runtime.requireKeyEncryptionKey("keeps its pairing-token key encrypted with it")
     return PairingTokens(database: runtime.database, outbox: runtime.outbox,

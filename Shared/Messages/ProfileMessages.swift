@@ -38,14 +38,24 @@ public struct BuildEnrollmentProfile: RequestSchema, Equatable {
         public var identityFingerprint: String?
         /// The CA that issued that identity (DER): the gateway trusts it for `Mdm-Signature`.
         public var issuingCA: Data?
-        /// `PayloadIdentifier` of the MDM payload: `RemoveProfile` with it unenrolls the device.
+        /// `PayloadIdentifier` of the MDM payload inside the profile.
         public var mdmPayloadIdentifier: String
+        /// The profile's top-level `PayloadIdentifier`: `RemoveProfile` with it unenrolls the device.
+        /// Optional only so that a reply from an older profile-signer still decodes.
+        public var profileIdentifier: String?
 
-        public init(signedProfile: Data, identityFingerprint: String?, issuingCA: Data?, mdmPayloadIdentifier: String) {
+        public init(signedProfile: Data, identityFingerprint: String?, issuingCA: Data?, mdmPayloadIdentifier: String,
+                    profileIdentifier: String) {
             self.signedProfile = signedProfile
             self.identityFingerprint = identityFingerprint
             self.issuingCA = issuingCA
             self.mdmPayloadIdentifier = mdmPayloadIdentifier
+            self.profileIdentifier = profileIdentifier
+        }
+
+        /// The top-level identifier; for an older profile-signer's reply, derived as it built it (`<id>.mdm`).
+        public var removableIdentifier: String {
+            profileIdentifier ?? (mdmPayloadIdentifier.hasSuffix(".mdm") ? String(mdmPayloadIdentifier.dropLast(4)) : mdmPayloadIdentifier)
         }
     }
 }

@@ -20,7 +20,8 @@ extension PostgresError {
 /// The one mapping from a failure of something a service depends on to the HTTP answer its client gets:
 /// - another service gave no reply in time, or the database is briefly away: 503 with `Retry-After`
 ///   (the client keeps whatever it was given, and retries);
-/// - another service refused the request: that refusal's own status and message.
+/// - another service refused the request: that refusal's own status and message;
+/// - PostgreSQL refused a value from the request (SQLSTATE class 22): 400.
 /// `ObservabilityMiddleware` applies it to every error a route lets through; a route catches these
 /// errors itself only when it must do something first (give a link use back, answer in Apple's format).
 public enum DependencyFailure {
@@ -34,6 +35,10 @@ public enum DependencyFailure {
             return HTTPError(HTTPResponse.Status(code: refused.httpStatus), message: refused.message)
         case let database as PostgresError where database.isUnavailable:
             return unavailable("the database is unavailable; retry shortly")
+        case let database as PostgresError where database.sqlState?.hasPrefix("22") == true:
+            // Class 22, data exception: a value from the request that PostgreSQL cannot store (a NUL in
+            // text, a number out of range). The routes validate their input; this keeps a missed case a 400.
+            return HTTPError(.badRequest, message: "a value in the request is out of range or malformed")
         default:
             return nil
         }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -132,15 +134,40 @@ public final class ServiceRuntime: Sendable {
             logger: logger)
         app.addServices(outbox)
         app.addServices(services)
+        // A service that cannot serve says why and exits non-zero, before it joins any consumer group
+        // (it used to stay up, consuming, deaf to SIGTERM, when its port was taken).
+        if let reason = await Self.cannotListen(host: configuration.httpHost, port: configuration.httpPort) {
+            logger.critical("cannot listen on \(configuration.httpHost):\(configuration.httpPort): \(reason)")
+            producer.flush()
+            await database.shutdown()
+            exit(1)
+        }
         logger.info("listening", metadata: ["port": "\(configuration.httpPort)"])
+        var failed = false
         do {
             try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         } catch {
             logger.error("service stopped with error: \(error)")
+            failed = true
         }
         producer.flush()
         await database.shutdown()
         logger.info("stopped")
+        if failed { exit(1) }
+    }
+
+    /// Why the HTTP port cannot be bound (taken, not permitted, unknown host); nil when it can.
+    static func cannotListen(host: String, port: Int) async -> String? {
+        guard port != 0 else { return nil }
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port).get()
+            try await channel.close()
+            return nil
+        } catch {
+            return "\(error)"
+        }
     }
 }
 

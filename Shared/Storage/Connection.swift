@@ -59,8 +59,20 @@ public final class Connection: @unchecked Sendable {
 
     private var inTransaction = false
 
+    /// Statements with more parameters are bulk ones whose text changes with their row count: never
+    /// prepared nor remembered (remembering each text grew a gateway by ~1 MB per bulk command).
+    static let maxPreparedParameters = 64
+    /// Statement texts remembered per connection (prepared or counted), at most.
+    static let maxRememberedStatements = 1024
+
     /// The prepared statement's name from the second use of the same SQL on; nil to run it unprepared.
     private func preparedName(_ sql: String, parameterCount: Int) throws -> String? {
+        guard parameterCount <= Self.maxPreparedParameters else { return nil }
+        if statements[sql] == nil && statements.count >= Self.maxRememberedStatements {
+            // Forget the texts seen once and never prepared; keep the prepared ones.
+            statements = statements.filter { $0.value.name != nil }
+            if statements.count >= Self.maxRememberedStatements { return nil }
+        }
         var entry = statements[sql] ?? (0, nil)
         entry.uses += 1
         defer { statements[sql] = entry }

@@ -152,7 +152,10 @@ final class DeviceEnrollmentFlowTests: XCTestCase {
         _ = try await stack.admin.expect(.POST, "/devices/\(device.udid)/commands", json: ["type": "Unenroll"])
         let remove = try unwrap(try await device.idle())
         XCTAssertEqual(remove.requestType, "RemoveProfile")
-        XCTAssertEqual(remove.parameters["Identifier"]?.string, device.mdmPayloadIdentifier)
+        // Apple's RemoveProfile names the profile's top-level PayloadIdentifier (profile.remove.yaml); the MDM
+        // payload's identifier is not a profile a device can remove.
+        XCTAssertEqual(remove.parameters["Identifier"]?.string, try unwrap(device.profileIdentifier))
+        XCTAssertNotEqual(remove.parameters["Identifier"]?.string, device.mdmPayloadIdentifier)
         _ = try await device.respond(to: remove, status: "Acknowledged")
         let awaited7 = try await stack.admin.expect(.GET, "/devices/\(device.udid)")["status"] as? String
         XCTAssertEqual(awaited7, "unenrolled")

@@ -158,4 +158,27 @@ final class ServiceShutdownTests: XCTestCase {
             XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(line.utf8)), "not a JSON log line: \(line)")
         }
     }
+
+    /// A service that cannot serve exits non-zero and says why (it used to hang, consuming, deaf to SIGTERM).
+    func testAServiceWhosePortIsTakenExitsWithTheReason() throws {
+        let taken = try unwrap(URL(string: try TestStack.require("ORCHARD_URL_TOKEN_SERVICE"))?.port)
+        let service = try ChildProcess("token-service", [], environment: [
+            "ORCHARD_HTTP_PORT": String(taken), "ORCHARD_INSTANCE_ID": "token-service-port-taken-test",
+        ])
+        XCTAssertTrue(service.waitForExit(timeout: 60), "still running with its port taken: \(service.log)")
+        XCTAssertNotEqual(service.process.terminationStatus, 0, service.log)
+        XCTAssertTrue(service.log.contains("cannot listen on") && service.log.contains(String(taken)), service.log)
+        XCTAssertFalse(service.log.contains(#""message":"listening""#), service.log)
+    }
+
+    /// A setting outside its range stops the service at start-up, naming the variable and the range
+    /// (a security-token lifetime of 2 s silently became 300 s).
+    func testASettingOutOfRangeStopsTheServiceNamingIt() throws {
+        let service = try ChildProcess("token-service", [], environment: [
+            "ORCHARD_HTTP_PORT": String(18190 + Int.random(in: 0..<9)), "ORCHARD_SECURITY_TOKEN_TTL_SECONDS": "2",
+        ])
+        XCTAssertTrue(service.waitForExit(timeout: 60), service.log)
+        XCTAssertNotEqual(service.process.terminationStatus, 0, service.log)
+        XCTAssertTrue(service.log.contains("ORCHARD_SECURITY_TOKEN_TTL_SECONDS must be an integer in 10...3600"), service.log)
+    }
 }

@@ -20,6 +20,8 @@ public final class SimulatedDevice: @unchecked Sendable {
     public let osVersion: String
     /// The enrollment profile's MDM payload identifier, when enrolled through a profile.
     public var mdmPayloadIdentifier: String?
+    /// The enrollment profile's top-level `PayloadIdentifier` (what RemoveProfile names).
+    public var profileIdentifier: String?
 
     public init(udid: String, serial: String, platform: String = "iOS", identity: SigningIdentity, topic: String,
                 checkInURL: String, serverURL: String, productName: String = "iPhone15,2", osVersion: String = "18.1") throws {
@@ -56,6 +58,7 @@ public final class SimulatedDevice: @unchecked Sendable {
                                          productName: platform == "watchOS" ? "Watch7,3" : "iPhone15,2",
                                          osVersion: platform == "watchOS" ? "11.1" : "18.1")
         device.mdmPayloadIdentifier = mdm["PayloadIdentifier"]?.string
+        device.profileIdentifier = profile["PayloadIdentifier"]?.string
         return (device, profile)
     }
 

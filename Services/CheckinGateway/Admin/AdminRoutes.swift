@@ -51,7 +51,7 @@ struct AdminRoutes: Sendable {
 
         admin.get("devices") { request, _ -> Page<DeviceView> in
             let status = request.uri.queryParameters["status"].map(String.init)
-            let limit = min(Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 100, 1000)
+            let limit = try pageLimit(request.uri.queryParameters["limit"])
             let after = request.uri.queryParameters["after"].map(String.init) ?? ""
             let rows = try await database.query("""
                 SELECT \(DeviceView.columns) FROM enrollments e
@@ -151,7 +151,7 @@ struct AdminRoutes: Sendable {
 
         admin.get("activity") { request, _ -> Page<ActivityView> in
             let q = request.uri.queryParameters
-            let limit = min(Int(q["limit"].map(String.init) ?? "") ?? 100, 1000)
+            let limit = try pageLimit(q["limit"])
             let rows = try await database.query("""
                 SELECT id, occurred_at, actor, action, device_id, array_to_json(related_device_ids)::text AS related_device_ids,
                        outcome, detail, service, correlation_id
@@ -221,6 +221,15 @@ struct AdminRoutes: Sendable {
         }
     }
 
+    /// `limit` of a listing: 1 to 1000, 100 when absent; anything else is a 400 (it was a 500 for -1).
+    func pageLimit(_ value: Substring?) throws -> Int {
+        guard let value else { return 100 }
+        guard let limit = Int(value), (1...1000).contains(limit) else {
+            throw refuse(.badRequest, "limit must be an integer from 1 to 1000")
+        }
+        return limit
+    }
+
     /// The settings, and for every iPhone whether watch enrollment is on or why it cannot be.
     func watchEnrollmentView() async throws -> WatchEnrollmentView {
         let settings = try await database.query("SELECT mode, anchors_pem IS NOT NULL AS anchors FROM watch_enrollment_settings WHERE id = 1").first
@@ -274,12 +283,12 @@ struct AdminRoutes: Sendable {
     }
 
     private func perDeviceCommand(_ c: Connection, _ type: String, enrollmentID: String) throws -> MDMCommand {
-        guard let row = try c.query("SELECT sealed_unlock_token, mdm_payload_identifier FROM enrollments WHERE id = $1",
+        guard let row = try c.query("SELECT sealed_unlock_token, profile_identifier FROM enrollments WHERE id = $1",
                                     [.text(enrollmentID)]).first else {
             throw refuse(.notFound, "no enrollment \(enrollmentID)")
         }
         if type == "Unenroll" {
-            guard let identifier = row.string("mdm_payload_identifier") else {
+            guard let identifier = row.string("profile_identifier") else {
                 throw refuse(.conflict, "enrollment \(enrollmentID) was not enrolled with an Orchard profile; send RemoveProfile with its identifier")
             }
             return .removeProfile(identifier: identifier)

@@ -31,8 +31,23 @@ struct Journal {
         try await database.transaction { c in try self.write(c) }
     }
 
-    /// Sent with the COMMIT; events and activity entries together are one statement.
+    /// Rows per INSERT: PostgreSQL takes at most 65,535 parameters a statement (10 a row here).
+    static let rowsPerStatement = 1000
+
+    /// Sent with the COMMIT; events and activity entries together are one statement (a large journal,
+    /// such as a command queued for 10,000 devices, in statements of `rowsPerStatement` rows).
     func write(_ c: Connection) throws {
+        if messages.count > Self.rowsPerStatement || activities.count > Self.rowsPerStatement {
+            for start in stride(from: 0, to: messages.count, by: Self.rowsPerStatement) {
+                try Outbox.append(Array(messages[start..<min(start + Self.rowsPerStatement, messages.count)]),
+                                  correlationID: correlationID, on: c)
+            }
+            for start in stride(from: 0, to: activities.count, by: Self.rowsPerStatement) {
+                try ActivityLog.insert(Array(activities[start..<min(start + Self.rowsPerStatement, activities.count)]),
+                                       correlationID: correlationID, on: c)
+            }
+            return
+        }
         guard !activities.isEmpty else { return try Outbox.append(messages, correlationID: correlationID, on: c) }
         var parameters: [SQLValue] = []
         let outbox = try Outbox.insertStatement(messages, correlationID: correlationID, parameters: &parameters)

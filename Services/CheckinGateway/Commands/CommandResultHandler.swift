@@ -57,7 +57,7 @@ struct CommandResultHandler: DeviceMessageHandler {
             if let supervised = answers["IsSupervised"]?.bool { details["IsSupervised"] = String(supervised) }
             journal.event(DeviceEvent(kind: .informationUpdated, enrollmentID: e.id, details: details))
         }
-        if requestType == "RemoveProfile", let identifier = e.record?.mdmPayloadIdentifier,
+        if requestType == "RemoveProfile", let identifier = e.record?.profileIdentifier,
            let removed = try CommandQueue.plist(c, uuid: uuid),
            (try? MDMCommand(plist: removed))?.parameters["Identifier"]?.string == identifier {
             try EnrollmentStore.setStatus(c, id: e.id, .unenrolled)

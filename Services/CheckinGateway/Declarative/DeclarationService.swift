@@ -83,7 +83,10 @@ struct DeclarationService: Sendable {
 
     /// Creates or replaces a declaration; the devices it is assigned to are told to synchronise.
     func upsert(identifier: String, type: String, payload: [UInt8], actor: String, correlationID: String) async throws -> [String] {
-        guard identifier.utf8.count <= 64, !identifier.isEmpty else { throw refuse(.badRequest, "Identifier must be 1-64 octets") }
+        guard identifier.utf8.count <= 64, !identifier.isEmpty,
+              !identifier.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw refuse(.badRequest, "Identifier must be 1-64 octets without control characters")
+        }
         guard Declaration.kind(ofType: type) != nil else {
             throw refuse(.badRequest, "Type must look like com.apple.{activation|configuration|asset|management}.…")
         }

@@ -22,7 +22,10 @@ struct EnrollmentLinks: Sendable {
 
     func create(name: String, expiresAt: Date?, maxUses: Int?, actor: String, correlationID: String) async throws -> Created {
         guard !name.isEmpty, name.count <= 200 else { throw refuse(.badRequest, "name must be 1-200 characters") }
-        if let maxUses, maxUses < 1 { throw refuse(.badRequest, "maxUses must be at least 1") }
+        if let maxUses, !(1...1_000_000).contains(maxUses) { throw refuse(.badRequest, "maxUses must be from 1 to 1000000") }
+        guard !name.contains(where: { $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
+            throw refuse(.badRequest, "name must not contain control characters")
+        }
         if let expiresAt, expiresAt <= Date() { throw refuse(.badRequest, "expiresAt must be in the future") }
         let token = try SecureRandom.token()
         let id = UUID().uuidString.lowercased()
@@ -88,10 +91,10 @@ struct EnrollmentLinks: Sendable {
         try await database.transaction { c in
             if let fingerprint = reply.identityFingerprint {
                 try c.query("""
-                    INSERT INTO issued_identities (fingerprint, link_id, mdm_payload_identifier, server_capabilities,
+                    INSERT INTO issued_identities (fingerprint, link_id, profile_identifier, server_capabilities,
                                                    device_id, paired_phone)
                     VALUES ($1, $2::uuid, $3, $4, $5, $6) ON CONFLICT DO NOTHING
-                    """, [.text(fingerprint), .optionalText(linkID), .text(reply.mdmPayloadIdentifier),
+                    """, [.text(fingerprint), .optionalText(linkID), .text(reply.removableIdentifier),
                           .text(capabilities.joined(separator: ",")), .optionalText(deviceID), .optionalText(pairedPhone)])
             }
             try journal.write(c)

@@ -91,5 +91,13 @@ enum CheckinGatewayMigrations {
             INSERT INTO identity_bindings (fingerprint, enrollment_id)
                 SELECT identity_fingerprint, id FROM enrollments ON CONFLICT DO NOTHING;
             """),
+        // Unenroll removes the profile by its top-level PayloadIdentifier (RemoveProfile), not the MDM
+        // payload's: Orchard's profiles name the MDM payload `<profile identifier>.mdm`.
+        Migration(7, "profile identifiers", """
+            ALTER TABLE issued_identities RENAME COLUMN mdm_payload_identifier TO profile_identifier;
+            ALTER TABLE enrollments RENAME COLUMN mdm_payload_identifier TO profile_identifier;
+            UPDATE issued_identities SET profile_identifier = left(profile_identifier, -4) WHERE profile_identifier LIKE '%.mdm';
+            UPDATE enrollments SET profile_identifier = left(profile_identifier, -4) WHERE profile_identifier LIKE '%.mdm';
+            """),
     ]
 }

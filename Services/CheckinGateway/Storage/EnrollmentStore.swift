@@ -8,7 +8,7 @@ struct EnrollmentRecord: Sendable {
     let identityFingerprint: String
     let status: EnrollmentStatus
     let enrolledAt: Date?
-    let mdmPayloadIdentifier: String?
+    let profileIdentifier: String?
     let pairedWith: String?
 }
 
@@ -23,7 +23,7 @@ struct IdentityClaim: Sendable {
     let issued: IssuedIdentity?
 
     struct IssuedIdentity: Sendable {
-        let mdmPayloadIdentifier: String
+        let profileIdentifier: String
         let serverCapabilities: String
         /// The device it was issued to, when Orchard knew it at issue time (a watch's verified UDID).
         let deviceID: String?
@@ -38,26 +38,26 @@ enum EnrollmentStore {
     static func lockForRequest(_ c: Connection, id: String) throws -> EnrollmentRecord? {
         guard let row = try c.query("""
             UPDATE enrollments SET last_seen_at = now() WHERE id = $1
-            RETURNING identity_fingerprint, status, enrolled_at, mdm_payload_identifier, paired_with
+            RETURNING identity_fingerprint, status, enrolled_at, profile_identifier, paired_with
             """, [.text(id)]).first else { return nil }
         return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
-                                mdmPayloadIdentifier: row.string("mdm_payload_identifier"), pairedWith: row.string("paired_with"))
+                                profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"))
     }
 
     /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
     static func claim(_ c: Connection, id: String, fingerprint: String) throws -> IdentityClaim {
         let row = try c.query("""
             SELECT e.identity_fingerprint, e.status, b.enrollment_id AS bound_to,
-                   i.mdm_payload_identifier, i.server_capabilities, i.device_id, i.paired_phone
+                   i.profile_identifier, i.server_capabilities, i.device_id, i.paired_phone
             FROM (SELECT 1) one
             LEFT JOIN (SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE) e ON true
             LEFT JOIN identity_bindings b ON b.fingerprint = $2
             LEFT JOIN issued_identities i ON i.fingerprint = $2
             """, [.text(id), .text(fingerprint)]).first
         let current = row?.string("identity_fingerprint").map { ($0, EnrollmentStatus(stored: row?.string("status"))) }
-        let issued = row?.string("mdm_payload_identifier").map {
-            IdentityClaim.IssuedIdentity(mdmPayloadIdentifier: $0, serverCapabilities: row?.string("server_capabilities") ?? "",
+        let issued = row?.string("profile_identifier").map {
+            IdentityClaim.IssuedIdentity(profileIdentifier: $0, serverCapabilities: row?.string("server_capabilities") ?? "",
                                          deviceID: row?.string("device_id"), pairedPhone: row?.string("paired_phone"))
         }
         return IdentityClaim(current: current, boundTo: row?.string("bound_to"), issued: issued)
@@ -72,7 +72,7 @@ enum EnrollmentStore {
         try c.query("""
             INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
                                      os_version, build_version, product_name, model, device_name,
-                                     mdm_payload_identifier, server_capabilities, paired_with, supervised, last_seen_at)
+                                     profile_identifier, server_capabilities, paired_with, supervised, last_seen_at)
             VALUES ($1, $2, $3, '\(EnrollmentStatus.pending.rawValue)', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                     CASE WHEN $14::text IS NOT NULL THEN true END, now())
             ON CONFLICT (id) DO UPDATE SET
@@ -92,7 +92,7 @@ enum EnrollmentStore {
                 product_name = COALESCE(EXCLUDED.product_name, enrollments.product_name),
                 model = COALESCE(EXCLUDED.model, enrollments.model),
                 device_name = COALESCE(EXCLUDED.device_name, enrollments.device_name),
-                mdm_payload_identifier = COALESCE(EXCLUDED.mdm_payload_identifier, enrollments.mdm_payload_identifier),
+                profile_identifier = COALESCE(EXCLUDED.profile_identifier, enrollments.profile_identifier),
                 server_capabilities = COALESCE(EXCLUDED.server_capabilities, enrollments.server_capabilities),
                 paired_with = COALESCE(EXCLUDED.paired_with, enrollments.paired_with),
                 supervised = COALESCE(EXCLUDED.supervised, enrollments.supervised),
@@ -100,7 +100,7 @@ enum EnrollmentStore {
             """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
                   .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
                   .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
-                  .optionalText(issued?.mdmPayloadIdentifier), .optionalText(issued?.serverCapabilities),
+                  .optionalText(issued?.profileIdentifier), .optionalText(issued?.serverCapabilities),
                   .optionalText(issued?.pairedPhone)])
         if claim.boundTo == nil {
             try c.queryAtCommit("INSERT INTO identity_bindings (fingerprint, enrollment_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",

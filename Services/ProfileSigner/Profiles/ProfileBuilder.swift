@@ -89,7 +89,7 @@ struct ProfileBuilder: Sendable {
         outbox.notify()
         return .init(signedProfile: Data(signed), identityFingerprint: fingerprint,
                      issuingCA: fingerprint == nil ? nil : Data(authorities.ca.certificate.der),
-                     mdmPayloadIdentifier: profile.mdmPayloadIdentifier)
+                     mdmPayloadIdentifier: profile.mdmPayloadIdentifier, profileIdentifier: profile.identifier)
     }
 
     func describe() throws -> DescribeSigningIdentities.Reply {
