@@ -11,6 +11,14 @@ public struct PlistLimits: Sendable {
 
     public static let device = PlistLimits()
     public init() {}
+
+    /// Dates a property list may carry: years 1 to 9999, as seconds since 2001-01-01 (a date beyond
+    /// what `time_t` holds crashed the writer that stores command results; found by Deploy/fuzz.sh).
+    public static let dates: ClosedRange<Double> = -63_113_904_000...252_423_993_600
+
+    static func checkDate(_ seconds: Double) throws {
+        guard seconds.isFinite, dates.contains(seconds) else { throw PlistError("date out of range") }
+    }
 }
 
 /// A binary property list (`bplist00`) read straight into `PlistValue`, never through Foundation's
@@ -143,7 +151,7 @@ struct BinaryPlistParser {
             guard marker == 0x33 else { throw PlistError("binary property list: bad date") }
             try check(start + 1, 8)
             let seconds = Double(bitPattern: Self.unsigned(bytes, at: start + 1, size: 8))
-            guard seconds.isFinite else { throw PlistError("binary property list: bad date") }
+            try PlistLimits.checkDate(seconds)
             result = (.date(Date(timeIntervalSinceReferenceDate: seconds)), 1, 0)
         case 0x4:
             let (length, contents) = try count(nibble, after: start)

@@ -83,7 +83,9 @@ public enum Plist {
                 throw PlistError("property list holds more than \(limits.maxValueBytes) bytes of strings and data")
             }
             return .data(Array(v))
-        case let v as Date: return .date(v)
+        case let v as Date:
+            try PlistLimits.checkDate(v.timeIntervalSinceReferenceDate)
+            return .date(v)
         case let v as Bool where type(of: object) == Bool.self: return .bool(v)
         case let v as NSNumber:
             switch String(cString: v.objCType) {

@@ -92,7 +92,9 @@ enum PlistXMLWriter {
 
     /// ISO 8601 in UTC with whole seconds: the only date form property lists have.
     private static func dateText(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        // Clamped: parsed dates are in years 1-9999 (PlistLimits.dates); a value built in code never traps here.
+        let interval = date.timeIntervalSince1970.rounded(.down)
+        var seconds = interval.isFinite ? time_t(max(-62_135_596_800, min(253_402_300_799, interval))) : 0
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
