@@ -2,7 +2,7 @@
 import PackageDescription
 
 let serviceDependencies: [Target.Dependency] = [
-    "OrchardServiceKit", "OrchardMessaging", "OrchardStorage", "OrchardMessages", "OrchardCore",
+    "OrchardServiceKit", "OrchardMessaging", "OrchardStorage", "OrchardSchemas", "OrchardCore",
 ]
 
 let package = Package(
@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/Messaging"),
-        .target(name: "OrchardMessages", dependencies: ["OrchardMessaging", "OrchardCore"], path: "Shared/Messages"),
+        .target(name: "OrchardSchemas", dependencies: ["OrchardMessaging", "OrchardCore"], path: "Shared/Schemas"),
         .target(name: "AppleProtocol", dependencies: ["OrchardCore"], path: "Shared/AppleProtocol"),
         .target(name: "OrchardServiceKit", dependencies: [
             "OrchardMessaging", "OrchardStorage", "OrchardObservability", "OrchardCore",
@@ -85,17 +85,17 @@ let package = Package(
                           path: "Services/UserEnrollmentAuth"),
 
         // Local stack and benchmarks.
-        .executableTarget(name: "LocalBroker", dependencies: ["CRdKafka", "OrchardMessages"],
+        .executableTarget(name: "LocalBroker", dependencies: ["CRdKafka", "OrchardSchemas"],
                           path: "Deploy/LocalBroker"),
         .executableTarget(name: "OrchardBench", dependencies: [
-            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardTestSupport", "AppleProtocol", "OrchardCrypto",
+            "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardTestSupport", "AppleProtocol", "OrchardCrypto",
         ], path: "Benchmarks/OrchardBench"),
 
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage", "OrchardCore"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
-            "OrchardMessaging", "OrchardMessages", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",
+            "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
             "OrchardServiceKit", "OrchardTestSupport", "OrchardStorage", "OrchardMessaging",
@@ -113,9 +113,9 @@ let package = Package(
         .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", "OrchardTestSupport"],
                     path: "Tests/AppleProtocolTests"),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "AppleProtocol", "OrchardTestSupport", "OrchardCrypto", "OrchardMessaging", "OrchardMessages", "OrchardStorage",
+            "AppleProtocol", "OrchardTestSupport", "OrchardCrypto", "OrchardMessaging", "OrchardSchemas", "OrchardStorage",
         ], path: "Tests/EndToEndTests"),
-        .testTarget(name: "DeployTests", dependencies: ["OrchardMessages", .product(name: "Yams", package: "Yams")],
+        .testTarget(name: "DeployTests", dependencies: ["OrchardSchemas", .product(name: "Yams", package: "Yams")],
                     path: "Tests/DeployTests"),
     ]
 )

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 

@@ -1,6 +1,6 @@
 import CRdKafka
 import Foundation
-import OrchardMessages
+import OrchardSchemas
 
 // orchard-local-broker: hosts librdkafka's mock cluster, which speaks the real Kafka protocol over
 // TCP (including consumer groups and offset commits) and keeps nothing on disk. It creates every

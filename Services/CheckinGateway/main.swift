@@ -2,7 +2,7 @@ import AppleProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardServiceKit
 
@@ -33,8 +33,9 @@ if let header = configuration.clientCertificateHeader.flatMap({ HTTPField.Name($
 let declarations = DeclarationService(database: database, outbox: runtime.outbox, service: service)
 let watchEnrollment = WatchEnrollmentSettings(database: database, declarations: declarations, outbox: runtime.outbox,
                                               publicURL: configuration.publicURL)
-let links = EnrollmentLinks(database: database, outbox: runtime.outbox, requests: requests, trust: trust,
-                            configuration: configuration, pushTopic: pushTopic, requestTimeout: timeout, logger: runtime.logger)
+let delivery = ProfileDelivery(database: database, outbox: runtime.outbox, requests: requests, trust: trust,
+                               configuration: configuration, pushTopic: pushTopic, requestTimeout: timeout)
+let links = EnrollmentLinks(database: database, outbox: runtime.outbox, delivery: delivery, publicURL: configuration.publicURL)
 let topicCheck = PushTopicCheck(pushTopic: pushTopic)
 let watchPairing = WatchPairingTokens(database: database, requests: requests, settings: watchEnrollment,
                                       organization: configuration.organization, requestTimeout: timeout)
@@ -55,8 +56,8 @@ DevicePipeline(database: database, authentication: DeviceAuthentication(methods:
 router.get("enroll/:token") { _, context -> Response in
     try await links.download(token: try context.parameters.require("token"), correlationID: context.correlationID)
 }
-WatchEnrollmentRoutes(database: database, requests: requests, links: links, settings: watchEnrollment, configuration: configuration,
-                      pushTopic: pushTopic, requestTimeout: timeout).add(to: router)
+WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery, settings: watchEnrollment,
+                      configuration: configuration, requestTimeout: timeout).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
             requestTimeout: timeout, watchEnrollment: watchEnrollment).add(to: router)
@@ -68,5 +69,8 @@ let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
 await runtime.run(router: router, services: [
     pusher, activity, enqueue,
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays),
+                    logger: runtime.logger),
+    // A claim outlives any build by far: requests to profile-signer time out after ORCHARD_REQUEST_TIMEOUT_MS (≤ 60 s).
+    RetentionPruner(database: database, rules: EnrollmentLinks.claimRecovery(after: .seconds(120)), interval: .seconds(15),
                     logger: runtime.logger),
 ])

@@ -1,6 +1,6 @@
 import Foundation
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardServiceKit
 

@@ -65,3 +65,42 @@ final class AdminInputTests: XCTestCase {
         XCTAssertEqual(tooMany.status, 400, "the documented limit is 10,000")
     }
 }
+
+/// A link use is spent only once its profile was recorded (hardening issue, item 5).
+final class EnrollmentLinkClaimTests: XCTestCase {
+    /// The state a gateway killed between claiming a use and recording the profile leaves behind: the
+    /// use counted, its claim unsettled. The device gets 410 at first, and its link back soon after.
+    func testAUseWhoseDeliveryNeverCompletedIsGivenBack() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "crash", "maxUses": 1])
+        let linkID = try unwrap(link["id"] as? String), url = try unwrap(link["url"] as? String)
+        let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway",
+                                    maxConnections: 1)
+        try await database.query("""
+            WITH used AS (UPDATE enrollment_links SET uses = 1 WHERE id = $1::uuid RETURNING id)
+            INSERT INTO link_claims (id, link_id, claimed_at) SELECT gen_random_uuid(), id, now() - interval '1 hour' FROM used
+            """, [.text(linkID)])
+        await database.shutdown()
+        let refused = try await http(.GET, url)
+        XCTAssertEqual(refused.status, 410, "used up while its claim stands")
+        let back = try await eventually(timeout: 90) { try await http(.GET, url).status == 200 }
+        XCTAssertTrue(back, "the unsettled use was given back")
+        // Its profile was recorded, so the use is spent for good now.
+        let again = try await http(.GET, url)
+        XCTAssertEqual(again.status, 410)
+    }
+
+    /// A download that succeeds settles its claim: nothing is given back later.
+    func testADeliveredProfileSettlesItsClaim() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "settled", "maxUses": 1])
+        let served = try await http(.GET, try unwrap(link["url"] as? String))
+        XCTAssertEqual(served.status, 200)
+        let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway",
+                                    maxConnections: 1)
+        let claims = try await database.query("SELECT count(*)::int AS n FROM link_claims WHERE link_id = $1::uuid",
+                                              [.text(try unwrap(link["id"] as? String))]).first?.int("n")
+        await database.shutdown()
+        XCTAssertEqual(claims, 0)
+    }
+}

@@ -1,7 +1,7 @@
 import AppleProtocol
 import Foundation
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardTestSupport
 import XCTest
 

@@ -1,7 +1,7 @@
 import AppleProtocol
 import Foundation
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardTestSupport
 import XCTest

@@ -1,6 +1,6 @@
 import AppleProtocol
 import Foundation
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardTestSupport
 import XCTest

@@ -1,5 +1,5 @@
 import Foundation
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 import OrchardTestSupport

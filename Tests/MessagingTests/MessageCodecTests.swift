@@ -1,6 +1,6 @@
 import Foundation
 import OrchardCore
-@testable import OrchardMessages
+@testable import OrchardSchemas
 @testable import OrchardMessaging
 import XCTest
 

@@ -3,7 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 @testable import OrchardMessaging
 import OrchardStorage
 import OrchardTestSupport
@@ -137,9 +137,18 @@ final class RequestReplyTests: XCTestCase {
 /// A service process stops cleanly on SIGTERM: it leaves the consumer group, flushes and exits 0.
 final class ServiceShutdownTests: XCTestCase {
     func testTokenServiceStopsGracefullyOnSIGTERM() async throws {
+        // A broker of its own: a replica joining and leaving the shared stack's consumer group would make
+        // the stack's token-service rebalance, and other tests' watch requests wait (hardening issue, item 9).
+        let bootstrapFile = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-broker-\(UUID().uuidString)")
+        let broker = try ChildProcess("orchard-local-broker", ["--bootstrap-file", bootstrapFile.path])
+        defer { broker.terminate(); try? FileManager.default.removeItem(at: bootstrapFile) }
+        let started = try await eventually(timeout: 30) { FileManager.default.fileExists(atPath: bootstrapFile.path) }
+        XCTAssertTrue(started, broker.log)
+        let bootstrap = try String(contentsOf: bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let port = 18190 + Int.random(in: 0..<9)
         let service = try ChildProcess("token-service", [], environment: [
             "ORCHARD_HTTP_PORT": String(port), "ORCHARD_INSTANCE_ID": "token-service-shutdown-test",
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         ])
         let ready = try await eventually(timeout: 60) {
             guard let (_, response) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!) else {

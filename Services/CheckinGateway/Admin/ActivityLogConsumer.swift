@@ -1,4 +1,4 @@
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 

@@ -4,16 +4,6 @@ import Hummingbird
 import OrchardCrypto
 import OrchardStorage
 
-/// The request context of the gateway: which admin key, if any, authenticated the request.
-struct GatewayContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    var adminKey: AdminKey?
-
-    init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-    }
-}
-
 /// An API key's identity and what it may do: `admin` (everything) or `read` (GET only).
 struct AdminKey: Sendable {
     let id: String

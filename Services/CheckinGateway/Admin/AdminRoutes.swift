@@ -1,8 +1,9 @@
+import OrchardCore
 import AppleProtocol
 import Foundation
 import Hummingbird
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 
@@ -186,7 +187,7 @@ struct AdminRoutes: Sendable {
                 throw refuse(.badRequest, "scopes must be admin and/or read")
             }
             let key = "orchard_" + (try SecureRandom.token())
-            let id = UUID().uuidString.lowercased()
+            let id = RandomUUID.lowercased()
             do {
                 try await database.transaction { c in
                     try c.query("INSERT INTO api_keys (id, name, key_hash, scopes) VALUES ($1::uuid, $2, $3, $4)",

@@ -1,5 +1,5 @@
 import AppleProtocol
-import OrchardMessages
+import OrchardSchemas
 import OrchardStorage
 
 /// `Authenticate`: sent first, while the MDM payload installs. Creates the enrollment (pending until its

@@ -1,5 +1,5 @@
 import AppleProtocol
-import OrchardMessages
+import OrchardSchemas
 import OrchardStorage
 
 /// `CheckOut`: the MDM profile was removed (sent only when the profile asks, and best effort).

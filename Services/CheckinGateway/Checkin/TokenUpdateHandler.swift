@@ -1,6 +1,6 @@
 import AppleProtocol
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardStorage
 
 /// `TokenUpdate`: push credentials, after installation and whenever they change. The first one enrolls

@@ -1,6 +1,6 @@
 import AppleProtocol
 import Foundation
-import OrchardMessages
+import OrchardSchemas
 import OrchardStorage
 
 /// Something that reacts when a device finishes a command, inside the transaction that recorded the
@@ -50,11 +50,14 @@ struct CommandResultHandler: DeviceMessageHandler {
         journal.activity(actor: "device:\(e.id)", failed ? "command.failed" : "command.acknowledged", device: e.id,
                          outcome: failed ? .failed : .succeeded, detail: "\(requestType) \(uuid)\(chain)")
         guard result.status == .acknowledged else { return }
-        if requestType == "DeviceInformation", let answers = result.values["QueryResponses"]?.dictionary {
-            try EnrollmentStore.recordDeviceInformation(c, id: e.id, answers)
+        if requestType == "DeviceInformation", let information = DeviceInformationResult(result) {
+            try EnrollmentStore.recordDeviceInformation(c, id: e.id, information)
             var details: [String: String] = [:]
-            for key in ["SerialNumber", "OSVersion", "ProductName", "Model"] { details[key] = answers[key]?.string }
-            if let supervised = answers["IsSupervised"]?.bool { details["IsSupervised"] = String(supervised) }
+            details["SerialNumber"] = information.serialNumber
+            details["OSVersion"] = information.osVersion
+            details["ProductName"] = information.productName
+            details["Model"] = information.model
+            if let supervised = information.isSupervised { details["IsSupervised"] = String(supervised) }
             journal.event(DeviceEvent(kind: .informationUpdated, enrollmentID: e.id, details: details))
         }
         if requestType == "RemoveProfile", let identifier = e.record?.profileIdentifier,

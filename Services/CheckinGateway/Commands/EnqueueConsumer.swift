@@ -1,5 +1,5 @@
 import AppleProtocol
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 

@@ -2,7 +2,7 @@ import AppleProtocol
 import Foundation
 import Hummingbird
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 

@@ -99,5 +99,13 @@ enum CheckinGatewayMigrations {
             UPDATE issued_identities SET profile_identifier = left(profile_identifier, -4) WHERE profile_identifier LIKE '%.mdm';
             UPDATE enrollments SET profile_identifier = left(profile_identifier, -4) WHERE profile_identifier LIKE '%.mdm';
             """),
+        // A link use claimed for a download stays a claim until the profile's identity is recorded; a
+        // claim the gateway never settled (it died, or PostgreSQL went away) is given back by a sweeper.
+        Migration(8, "enrollment link claims", """
+            CREATE TABLE link_claims (
+                id uuid PRIMARY KEY, link_id uuid NOT NULL REFERENCES enrollment_links ON DELETE CASCADE,
+                claimed_at timestamptz NOT NULL DEFAULT now());
+            CREATE INDEX link_claims_at ON link_claims (claimed_at);
+            """),
     ]
 }

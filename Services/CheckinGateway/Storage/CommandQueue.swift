@@ -1,7 +1,7 @@
 import AppleProtocol
 import Foundation
 import Hummingbird
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardServiceKit
 import OrchardStorage
@@ -91,10 +91,4 @@ extension CommandQueue {
                 """),
         ]
     }
-}
-
-/// A PostgreSQL array literal of identifiers (quoted, so any character is safe).
-func postgresArray(_ values: [String]) -> String {
-    "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-        .joined(separator: ",") + "}"
 }

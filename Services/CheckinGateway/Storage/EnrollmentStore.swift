@@ -132,15 +132,14 @@ enum EnrollmentStore {
     }
 
     /// What a DeviceInformation answer reported, where it said anything.
-    static func recordDeviceInformation(_ c: Connection, id: String, _ answers: [String: PlistValue]) throws {
+    static func recordDeviceInformation(_ c: Connection, id: String, _ i: DeviceInformationResult) throws {
         try c.query("""
             UPDATE enrollments SET serial_number = COALESCE($2, serial_number), os_version = COALESCE($3, os_version),
                 build_version = COALESCE($4, build_version), product_name = COALESCE($5, product_name),
                 model = COALESCE($6, model), device_name = COALESCE($7, device_name), supervised = COALESCE($8, supervised)
             WHERE id = $1
-            """, [.text(id), .optionalText(answers["SerialNumber"]?.string), .optionalText(answers["OSVersion"]?.string),
-                  .optionalText(answers["BuildVersion"]?.string), .optionalText(answers["ProductName"]?.string),
-                  .optionalText(answers["Model"]?.string ?? answers["ModelName"]?.string),
-                  .optionalText(answers["DeviceName"]?.string), answers["IsSupervised"]?.bool.map(SQLValue.bool) ?? .null])
+            """, [.text(id), .optionalText(i.serialNumber), .optionalText(i.osVersion), .optionalText(i.buildVersion),
+                  .optionalText(i.productName), .optionalText(i.model), .optionalText(i.deviceName),
+                  i.isSupervised.map(SQLValue.bool) ?? .null])
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 
@@ -14,10 +14,9 @@ import OrchardStorage
 struct WatchEnrollmentRoutes: Sendable {
     let database: Database
     let requests: RequestClient
-    let links: EnrollmentLinks
+    let delivery: ProfileDelivery
     let settings: WatchEnrollmentSettings
     let configuration: GatewayConfiguration
-    let pushTopic: @Sendable () async -> String?
     let requestTimeout: Duration
 
     static let deviceInfoHeader = HTTPField.Name("x-apple-aspen-deviceinfo")!
@@ -78,18 +77,15 @@ struct WatchEnrollmentRoutes: Sendable {
                              detail: "iPhone \(phone): \(reason)", correlationID: correlationID)
             throw refuse(.forbidden, "the paired iPhone may not enroll watches: \(reason)")
         }
-        guard let topic = await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
-        let capabilities: [String] = []
-        let build = BuildEnrollmentProfile(subject: info.udid, platform: .watchOS, topic: topic, serverURL: configuration.serverURL,
-                                           checkInURL: configuration.checkInURL, organization: configuration.organization,
-                                           serverCapabilities: capabilities)
-        let reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
-        var journal = Journal(correlationID: correlationID)
-        journal.activity(actor: "device:\(info.udid)", "watch.enrollment-profile.served", device: info.udid, outcome: .succeeded,
-                         detail: "\(info.product) \(info.osVersion)", related: [phone])
-        try await links.remember(reply, linkID: nil, capabilities: capabilities, deviceID: info.udid, pairedPhone: phone,
-                                 journal: journal)
-        return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
+        // The identity is issued to this watch (its UDID is proven by the MachineInfo signature): it serves
+        // this watch only, and may re-bind it if it enrolls again.
+        return try await delivery.deliver(
+            to: .init(subject: info.udid, platform: .watchOS, capabilities: [], deviceID: info.udid, pairedPhone: phone),
+            correlationID: correlationID) { _ in
+            ActivityRecorded(actor: "device:\(info.udid)", action: "watch.enrollment-profile.served", deviceID: info.udid,
+                             relatedDeviceIDs: [phone], outcome: .succeeded, detail: "\(info.product) \(info.osVersion)",
+                             service: ActivityLog.service)
+        }
     }
 
     private func record(_ action: String, device: String?, related: [String] = [], outcome: ActivityRecorded.Outcome,

@@ -2,7 +2,7 @@ import OrchardCore
 import AppleProtocol
 import Foundation
 import Hummingbird
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 

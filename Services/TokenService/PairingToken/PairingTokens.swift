@@ -1,7 +1,7 @@
 import Foundation
 import OrchardCore
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 

@@ -1,7 +1,7 @@
 import OrchardCore
 import Foundation
 import OrchardCrypto
-import OrchardMessages
+import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 
@@ -18,7 +18,8 @@ struct SecurityTokenIssuer: Sendable {
         guard DeviceIdentifier.isValid(request.watchUDID) else {
             throw RequestRefused(code: "invalid-udid", message: "watch UDID is missing or malformed", httpStatus: 400)
         }
-        let token = try randomUUID()
+        // A CSPRNG (glibc arc4random: ChaCha20 keyed from getrandom), the one UUID source.
+        let token = RandomUUID.uppercased()
         let expiresAt = Date().addingTimeInterval(TimeInterval(timeToLive.components.seconds))
         let activity = ActivityRecorded(actor: "device:\(request.watchUDID)", action: "security-token.issued",
                                         deviceID: request.watchUDID, outcome: .succeeded,
@@ -33,14 +34,4 @@ struct SecurityTokenIssuer: Sendable {
         outbox.notify()
         return .init(securityToken: token, expiresAt: expiresAt)
     }
-}
-
-/// A version-4 UUID from OpenSSL's generator (122 random bits).
-func randomUUID() throws -> String {
-    var bytes = try SecureRandom.bytes(16)
-    bytes[6] = (bytes[6] & 0x0F) | 0x40
-    bytes[8] = (bytes[8] & 0x3F) | 0x80
-    let uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
-    return uuid.uuidString
 }

@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import OrchardSchemas
+import OrchardMessaging
+import OrchardStorage
+
+/// Hands a device its signed enrollment profile, whatever flow it came through (an enrollment link, an
+/// Apple Watch, next ADE and account-driven enrollment): profile-signer builds and signs it, the gateway
+/// records the identity it carries (with the device it was issued to, when known) and trusts its CA for
+/// `Mdm-Signature`, and the flow's activity entry commits with that record.
+struct ProfileDelivery: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let requests: RequestClient
+    let trust: DeviceTrust
+    let configuration: GatewayConfiguration
+    let pushTopic: @Sendable () async -> String?
+    let requestTimeout: Duration
+
+    struct Recipient: Sendable {
+        /// What the profile is made for: the link's id, or the device's UDID.
+        var subject: String
+        var platform: BuildEnrollmentProfile.Platform
+        /// `ServerCapabilities` of the MDM payload; nil for profile-signer's default.
+        var capabilities: [String]?
+        var linkID: String?
+        /// The enrollment-link claim this delivery settles (the use is spent once the profile is recorded).
+        var linkClaimID: String?
+        /// The device the identity is issued to, when proven (a watch's MachineInfo): it serves that device only.
+        var deviceID: String?
+        var pairedPhone: String?
+    }
+
+    /// Builds the profile and records its identity; `activity` (the flow's entry) commits with the record.
+    /// Failures of profile-signer answer as `DependencyFailure` maps them; nothing is recorded then.
+    func deliver(to recipient: Recipient, correlationID: String,
+                 activity: @escaping @Sendable (BuildEnrollmentProfile.Reply) -> ActivityRecorded) async throws -> Response {
+        guard let topic = await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
+        var build = BuildEnrollmentProfile(subject: recipient.subject, platform: recipient.platform, topic: topic,
+                                           serverURL: configuration.serverURL, checkInURL: configuration.checkInURL,
+                                           organization: configuration.organization)
+        if let capabilities = recipient.capabilities { build.serverCapabilities = capabilities }
+        let reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
+        if let ca = reply.issuingCA { try await trust.trust(Array(ca)) }
+        let capabilities = build.serverCapabilities
+        try await database.transaction { c in
+            if let fingerprint = reply.identityFingerprint {
+                try IssuedIdentityStore.record(c, fingerprint: fingerprint, linkID: recipient.linkID,
+                                               profileIdentifier: reply.removableIdentifier, capabilities: capabilities,
+                                               deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone)
+            }
+            if let claim = recipient.linkClaimID {
+                try c.query("DELETE FROM link_claims WHERE id = $1::uuid", [.text(claim)])
+            }
+            var journal = Journal(correlationID: correlationID)
+            journal.activity(activity(reply))
+            try journal.write(c)
+        }
+        outbox.notify()
+        return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
+    }
+}
