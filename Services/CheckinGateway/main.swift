@@ -68,8 +68,8 @@ let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
                                handler: EnqueueConsumer.handler(database: database, outbox: runtime.outbox, pusher: pusher))
 await runtime.run(router: router, services: [
     pusher, activity, enqueue,
-    RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays),
-                    logger: runtime.logger),
+    RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
+                                        + WatchPairingStore.pruning, logger: runtime.logger),
     // A claim outlives any build by far: requests to profile-signer time out after ORCHARD_REQUEST_TIMEOUT_MS (≤ 60 s).
     RetentionPruner(database: database, rules: EnrollmentLinks.claimRecovery(after: .seconds(120)), interval: .seconds(15),
                     logger: runtime.logger),

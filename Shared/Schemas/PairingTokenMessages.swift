@@ -54,6 +54,16 @@ public struct RedeemPairingToken: RequestSchema, Equatable {
 
     public struct Reply: Codable, Sendable, Equatable {
         public var phoneUDID: String
-        public init(phoneUDID: String) { self.phoneUDID = phoneUDID }
+        /// The token's single-use id: the gateway spends it when it records the profile it delivered, so a
+        /// watch whose profile request failed can present the same token again.
+        public var tokenID: String?
+        /// When the token expires (the gateway keeps the spent id until then).
+        public var expiresAt: Date?
+
+        public init(phoneUDID: String, tokenID: String? = nil, expiresAt: Date? = nil) {
+            self.phoneUDID = phoneUDID
+            self.tokenID = tokenID
+            self.expiresAt = expiresAt
+        }
     }
 }

@@ -69,6 +69,30 @@ final class RequestReplyTests: XCTestCase {
         XCTAssertFalse(String(decoding: event.value, as: UTF8.self).contains(reply.securityToken), "no token in the audit trail")
     }
 
+    /// Verifying a pairing token does not spend it (the gateway spends it with the profile it delivers),
+    /// so a watch whose profile request failed can present it again; another watch still cannot.
+    func testAPairingTokenVerifiesAgainForItsWatchUntilTheGatewaySpendsIt() async throws {
+        let requests = try client("test-pairing-\(UUID().uuidString)")
+        let watch = "00008301-\(UUID().uuidString.prefix(8))PAIR", phone = "00008030-\(UUID().uuidString.prefix(8))PHON"
+        let security = try await requests.request(IssueSecurityToken(watchUDID: watch), timeout: .seconds(15), correlationID: "pair-1")
+        let pairing = try await requests.request(IssuePairingToken(securityToken: security.securityToken, phoneUDID: phone,
+                                                                   watchUDID: watch, organization: "Orchard"),
+                                                 timeout: .seconds(15), correlationID: "pair-2")
+        let redeem = RedeemPairingToken(pairingToken: pairing.pairingToken, watchUDID: watch, organization: "Orchard")
+        let first = try await requests.request(redeem, timeout: .seconds(15), correlationID: "pair-3")
+        let retry = try await requests.request(redeem, timeout: .seconds(15), correlationID: "pair-4")
+        XCTAssertEqual(first.phoneUDID, phone)
+        XCTAssertEqual(retry, first, "the same token, the same single-use id")
+        XCTAssertNotNil(first.tokenID)
+        do {
+            _ = try await requests.request(RedeemPairingToken(pairingToken: pairing.pairingToken, watchUDID: "00008301-OTHERWATCH",
+                                                              organization: "Orchard"), timeout: .seconds(15), correlationID: "pair-5")
+            XCTFail("another watch's redemption was accepted")
+        } catch let refused as RequestRefused {
+            XCTAssertEqual(refused.code, "pairing-token.other-watch")
+        }
+    }
+
     func testRefusalTravelsBackWithItsStatus() async throws {
         let requests = try client("test-refused-\(UUID().uuidString)")
         do {

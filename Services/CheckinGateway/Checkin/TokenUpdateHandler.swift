@@ -10,6 +10,8 @@ struct TokenUpdateHandler: DeviceMessageHandler {
     let secrets: SecretBox
     let service: String
 
+    var recordsLastSeen: Bool { true }
+
     func check(_ m: TokenUpdate) async throws { try await topic.check(m.topic) }
 
     /// Whether this TokenUpdate enrolled the device.

@@ -29,6 +29,8 @@ struct ProfileDelivery: Sendable {
         /// The device the identity is issued to, when proven (a watch's MachineInfo): it serves that device only.
         var deviceID: String?
         var pairedPhone: String?
+        /// The pairing token this delivery spends (a watch's): a second delivery for it is refused.
+        var pairingToken: (id: String, expiresAt: Date)?
     }
 
     /// Builds the profile and records its identity; `activity` (the flow's entry) commits with the record.
@@ -48,6 +50,11 @@ struct ProfileDelivery: Sendable {
                 try IssuedIdentityStore.record(c, fingerprint: fingerprint, linkID: recipient.linkID,
                                                profileIdentifier: reply.removableIdentifier, capabilities: capabilities,
                                                deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone)
+            }
+            if let token = recipient.pairingToken, let device = recipient.deviceID {
+                guard try WatchPairingStore.spend(c, tokenID: token.id, watch: device, expiresAt: token.expiresAt) else {
+                    throw refuse(.forbidden, "the pairing token was already used")
+                }
             }
             if let claim = recipient.linkClaimID {
                 try c.query("DELETE FROM link_claims WHERE id = $1::uuid", [.text(claim)])

@@ -17,6 +17,8 @@ protocol DeviceMessageHandler<Message>: Sendable {
     associatedtype Applied: Sendable
 
     var access: EnrollmentAccess { get }
+    /// Whether `apply` writes the enrollment row's `last_seen_at` itself (else the pipeline does).
+    var recordsLastSeen: Bool { get }
     /// Checks that need no enrollment (and may wait), before the transaction opens.
     func check(_ message: Message) async throws
     func apply(_ message: Message, to enrollment: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied
@@ -26,6 +28,7 @@ protocol DeviceMessageHandler<Message>: Sendable {
 
 extension DeviceMessageHandler {
     var access: EnrollmentAccess { .active }
+    var recordsLastSeen: Bool { false }
     func check(_ message: Message) async throws {}
 }
 

@@ -75,7 +75,8 @@ struct DevicePipeline: Sendable {
         guard let id = identity.enrollmentKey else { throw refuse(.badRequest, "missing UDID or EnrollmentID") }
         try await handler.check(message)
         let (enrollment, applied) = try await database.transaction { c in
-            let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access)
+            let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access,
+                                                                touch: !handler.recordsLastSeen)
             var journal = Journal(correlationID: correlationID)
             let applied = try handler.apply(message, to: enrollment, in: c, journal: &journal)
             try journal.write(c)

@@ -28,8 +28,10 @@ struct AuthorizedEnrollment: Sendable {
 /// The one authorization decision of the device endpoints. Refusals: unknown enrollment 401, another
 /// identity 403, checked out 401; nothing is written on refusal (the transaction rolls back).
 enum EnrollmentAuthorizer {
+    /// `touch`: record that the enrollment was seen (with the COMMIT); false when the handler writes the
+    /// enrollment row anyway and sets it itself (one UPDATE of the row instead of two).
     static func authorize(_ c: Connection, id: String, credential: DeviceCredential,
-                          access: EnrollmentAccess) throws -> AuthorizedEnrollment {
+                          access: EnrollmentAccess, touch: Bool = true) throws -> AuthorizedEnrollment {
         switch access {
         case .binding:
             let claim = try EnrollmentStore.claim(c, id: id, fingerprint: credential.fingerprint)
@@ -47,6 +49,7 @@ enum EnrollmentAuthorizer {
             if !record.status.isActive && access != .activeOrCheckedOut {
                 throw refuse(.unauthorized, "enrollment \(id) is \(record.status.rawValue): enroll again first")
             }
+            if touch { try EnrollmentStore.touch(c, id: id) }
             return AuthorizedEnrollment(id: id, credential: credential, record: record, claim: nil)
         }
     }

@@ -107,5 +107,12 @@ enum CheckinGatewayMigrations {
                 claimed_at timestamptz NOT NULL DEFAULT now());
             CREATE INDEX link_claims_at ON link_claims (claimed_at);
             """),
+        // A pairing token is spent when the profile it paid for is recorded, in that transaction.
+        Migration(9, "spent pairing tokens", """
+            CREATE TABLE spent_pairing_tokens (
+                token_id text PRIMARY KEY, watch_udid text NOT NULL, expires_at timestamptz NOT NULL,
+                spent_at timestamptz NOT NULL DEFAULT now());
+            CREATE INDEX spent_pairing_tokens_expiry ON spent_pairing_tokens (expires_at);
+            """),
     ]
 }

@@ -34,11 +34,11 @@ struct IdentityClaim: Sendable {
 /// All SQL on `enrollments` and `identity_bindings`. Called inside the transaction the request pipeline
 /// opened, so every read-check-write of one request is atomic.
 enum EnrollmentStore {
-    /// Locks the enrollment, records that it was seen and returns it; nil when there is none.
+    /// Locks the enrollment for the rest of the transaction and returns it; nil when there is none.
     static func lockForRequest(_ c: Connection, id: String) throws -> EnrollmentRecord? {
         guard let row = try c.query("""
-            UPDATE enrollments SET last_seen_at = now() WHERE id = $1
-            RETURNING identity_fingerprint, status, enrolled_at, profile_identifier, paired_with
+            SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with
+            FROM enrollments WHERE id = $1 FOR UPDATE
             """, [.text(id)]).first else { return nil }
         return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
@@ -108,12 +108,18 @@ enum EnrollmentStore {
         }
     }
 
-    /// Stores new push credentials and marks the enrollment enrolled.
+    /// Records that the enrollment was seen; sent with the COMMIT (no round trip of its own).
+    static func touch(_ c: Connection, id: String) throws {
+        try c.queryAtCommit("UPDATE enrollments SET last_seen_at = now() WHERE id = $1", [.text(id)])
+    }
+
+    /// Stores new push credentials, marks the enrollment enrolled and seen; sent with the COMMIT.
     static func tokenUpdate(_ c: Connection, id: String, _ m: TokenUpdate, sealedUnlockToken: [UInt8]?) throws {
-        try c.query("""
+        try c.queryAtCommit("""
             UPDATE enrollments SET push_token = $2, push_magic = $3, topic = $4, push_token_invalid = false,
                 sealed_unlock_token = COALESCE($5, sealed_unlock_token), awaiting_configuration = $6,
-                status = '\(EnrollmentStatus.enrolled.rawValue)', enrolled_at = COALESCE(enrolled_at, now())
+                status = '\(EnrollmentStatus.enrolled.rawValue)', enrolled_at = COALESCE(enrolled_at, now()),
+                last_seen_at = now()
             WHERE id = $1
             """, [.text(id), .bytes(m.token), .text(m.pushMagic), .text(m.topic),
                   sealedUnlockToken.map(SQLValue.bytes) ?? .null, .bool(m.awaitingConfiguration)])

@@ -61,18 +61,28 @@ struct WatchEnrollmentRoutes: Sendable {
             return bytesResponse(ErrorDocument.pairingTokenMissing(securityToken: reply.securityToken).json,
                                  contentType: "application/json", status: .forbidden)
         }
-        let phone: String
+        let redeemed: RedeemPairingToken.Reply
         do {
-            phone = try await requests.request(
+            redeemed = try await requests.request(
                 RedeemPairingToken(pairingToken: String(decoding: token, as: UTF8.self), watchUDID: info.udid,
                                    organization: configuration.organization),
-                timeout: requestTimeout, correlationID: correlationID).phoneUDID
+                timeout: requestTimeout, correlationID: correlationID)
         } catch let refusal as RequestRefused {
-            // The watch reads an error document, as Apple's own answers to it are.
-            return bytesResponse(ErrorDocument(code: "orchard.watch.pairing.token.invalid", description: refusal.message, details: [:]).json,
-                                 contentType: "application/json", status: .forbidden)
+            return pairingRefusal(refusal.message)
         }
-        if let reason = try await database.transaction({ c in try settings.mayPair(c, phone: phone) }) {
+        let phone = redeemed.phoneUDID
+        // token-service verified the token; it is spent when the profile is recorded (ProfileDelivery), so
+        // a failure before that leaves it usable. A replay of a spent one is refused here, before any build.
+        let spentToken = redeemed.tokenID.map { (id: $0, expiresAt: redeemed.expiresAt ?? Date().addingTimeInterval(3600)) }
+        let (spent, reason) = try await database.transaction { c -> (Bool, String?) in
+            (try spentToken.map { try WatchPairingStore.isSpent(c, tokenID: $0.id) } ?? false, try settings.mayPair(c, phone: phone))
+        }
+        if spent {
+            try await record("pairing-token.rejected", device: info.udid, related: [phone], outcome: .refused,
+                             detail: "pairing-token.used: the pairing token was already used", correlationID: correlationID)
+            return pairingRefusal("the pairing token was already used")
+        }
+        if let reason {
             try await record("watch.enrollment.refused", device: info.udid, related: [phone], outcome: .refused,
                              detail: "iPhone \(phone): \(reason)", correlationID: correlationID)
             throw refuse(.forbidden, "the paired iPhone may not enroll watches: \(reason)")
@@ -80,12 +90,19 @@ struct WatchEnrollmentRoutes: Sendable {
         // The identity is issued to this watch (its UDID is proven by the MachineInfo signature): it serves
         // this watch only, and may re-bind it if it enrolls again.
         return try await delivery.deliver(
-            to: .init(subject: info.udid, platform: .watchOS, capabilities: [], deviceID: info.udid, pairedPhone: phone),
+            to: .init(subject: info.udid, platform: .watchOS, capabilities: [], deviceID: info.udid, pairedPhone: phone,
+                      pairingToken: spentToken),
             correlationID: correlationID) { _ in
             ActivityRecorded(actor: "device:\(info.udid)", action: "watch.enrollment-profile.served", deviceID: info.udid,
                              relatedDeviceIDs: [phone], outcome: .succeeded, detail: "\(info.product) \(info.osVersion)",
                              service: ActivityLog.service)
         }
+    }
+
+    /// The watch reads an error document, as Apple's own answers to it are.
+    private func pairingRefusal(_ message: String) -> Response {
+        bytesResponse(ErrorDocument(code: "orchard.watch.pairing.token.invalid", description: message, details: [:]).json,
+                      contentType: "application/json", status: .forbidden)
     }
 
     private func record(_ action: String, device: String?, related: [String] = [], outcome: ActivityRecorded.Outcome,

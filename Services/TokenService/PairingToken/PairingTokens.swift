@@ -84,8 +84,10 @@ struct PairingTokens: Sendable {
         return .init(pairingToken: token, expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp)))
     }
 
-    /// Verifies and spends a pairing token presented by a watch. Refused: bad MAC, malformed, expired,
-    /// for another watch or organisation, or already used.
+    /// Verifies a pairing token presented by a watch. Refused: bad MAC, malformed, expired, for another
+    /// watch or organisation, or unknown. Verifying does not spend it: the gateway spends the token id when
+    /// it records the profile it delivered (a watch whose request failed — profile-signer too slow, the
+    /// gateway restarted — presents the same token again; a replay after delivery is refused there).
     func redeem(_ r: RedeemPairingToken, correlationID: String?) async throws -> RedeemPairingToken.Reply {
         do {
             let claims = try decode(r.pairingToken)
@@ -101,19 +103,19 @@ struct PairingTokens: Sendable {
                                      httpStatus: 403)
             }
             try await database.transaction { c in
-                let spent = try c.query("""
-                    UPDATE pairing_tokens SET redeemed_at = now()
-                    WHERE jti = $1 AND watch_udid = $2 AND redeemed_at IS NULL AND expires_at > now() RETURNING jti
+                let known = try c.query("""
+                    UPDATE pairing_tokens SET redeemed_at = COALESCE(redeemed_at, now())
+                    WHERE jti = $1 AND watch_udid = $2 AND expires_at > now() RETURNING jti
                     """, [.text(claims.jti), .text(r.watchUDID)])
-                guard !spent.isEmpty else {
-                    throw RequestRefused(code: "pairing-token.used", message: "the pairing token was already used", httpStatus: 403)
+                guard !known.isEmpty else {
+                    throw RequestRefused(code: "pairing-token.unknown", message: "unknown pairing token", httpStatus: 403)
                 }
                 try Outbox.append(ActivityRecorded(actor: "device:\(r.watchUDID)", action: "pairing-token.redeemed", deviceID: r.watchUDID,
                                                    relatedDeviceIDs: [claims.phone], outcome: .succeeded, service: service),
                                   correlationID: correlationID, on: c)
             }
             outbox.notify()
-            return .init(phoneUDID: claims.phone)
+            return .init(phoneUDID: claims.phone, tokenID: claims.jti, expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp)))
         } catch let refused as RequestRefused {
             try await refusal(refused, action: "pairing-token.rejected", watch: r.watchUDID, phone: nil, correlationID: correlationID)
             throw refused
