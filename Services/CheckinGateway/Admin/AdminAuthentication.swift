@@ -4,15 +4,6 @@ import Hummingbird
 import OrchardCrypto
 import OrchardStorage
 
-/// An API key's identity and what it may do: `admin` (everything) or `read` (GET only).
-struct AdminKey: Sendable {
-    let id: String
-    let name: String
-    let scopes: Set<String>
-
-    var actor: String { "admin:\(name)" }
-}
-
 /// Checks `Authorization: Bearer <key>` against the hashed keys in `api_keys` on every request: a key
 /// revoked on any replica stops working at once (admin calls are few; one indexed lookup each).
 struct AdminAuthentication: RouterMiddleware {

@@ -9,3 +9,12 @@ struct GatewayContext: RequestContext {
         coreContext = .init(source: source)
     }
 }
+
+/// An API key's identity and what it may do: `admin` (everything) or `read` (GET only).
+struct AdminKey: Sendable {
+    let id: String
+    let name: String
+    let scopes: Set<String>
+
+    var actor: String { "admin:\(name)" }
+}

@@ -15,7 +15,7 @@ struct DevicePipeline: Sendable {
     let database: Database
     let authentication: DeviceAuthentication
     let checkins: CheckinHandlers
-    let commandResults: CommandResultHandler
+    let commandResults: any DeviceMessageHandler<CommandResult>
     let pusher: APNsPusher
 
     static let checkinLimit = 1 << 20

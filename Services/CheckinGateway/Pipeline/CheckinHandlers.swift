@@ -1,0 +1,15 @@
+import AppleProtocol
+
+/// The handler of each check-in message type (`PUT` CheckInURL). The pipeline knows them only by the
+/// message they take; the handlers themselves live in `Checkin/`, one file each.
+struct CheckinHandlers: Sendable {
+    let authenticate: any DeviceMessageHandler<Authenticate>
+    let tokenUpdate: any DeviceMessageHandler<TokenUpdate>
+    let checkOut: any DeviceMessageHandler<CheckOut>
+    let setBootstrapToken: any DeviceMessageHandler<SetBootstrapToken>
+    let getBootstrapToken: any DeviceMessageHandler<GetBootstrapToken>
+    let declarativeManagement: any DeviceMessageHandler<DeclarativeManagementCheckin>
+    let getToken: any DeviceMessageHandler<GetToken>
+    let userAuthenticate: any DeviceMessageHandler<UserAuthenticate>
+}
+
