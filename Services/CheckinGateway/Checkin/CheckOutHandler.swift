@@ -7,7 +7,7 @@ struct CheckOutHandler: DeviceMessageHandler {
     var access: EnrollmentAccess { .activeOrCheckedOut }
 
     func apply(_ m: CheckOut, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws {
-        try EnrollmentStore.setStatus(c, id: e.id, .checkedOut)
+        try EnrollmentStore.setStatus(c, id: e.id, fingerprint: e.credential.fingerprint, .checkedOut)
         journal.event(DeviceEvent(kind: .checkedOut, enrollmentID: e.id))
         journal.activity(actor: "device:\(e.id)", "device.checked-out", device: e.id)
     }

@@ -7,7 +7,7 @@ struct GetBootstrapTokenHandler: DeviceMessageHandler {
     let secrets: SecretBox
 
     func apply(_ m: GetBootstrapToken, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> [UInt8]? {
-        try EnrollmentStore.bootstrapToken(c, id: e.id)
+        try EnrollmentStore.bootstrapToken(c, id: e.id, fingerprint: e.credential.fingerprint)
     }
 
     func respond(_ m: GetBootstrapToken, to e: AuthorizedEnrollment, applied sealed: [UInt8]?,

@@ -17,7 +17,7 @@ struct TokenUpdateHandler: DeviceMessageHandler {
     /// Whether this TokenUpdate enrolled the device.
     func apply(_ m: TokenUpdate, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Bool {
         let unlock = try m.unlockToken.map { try secrets.seal($0, context: "unlock/\(e.id)") }
-        try EnrollmentStore.tokenUpdate(c, id: e.id, m, sealedUnlockToken: unlock)
+        try EnrollmentStore.tokenUpdate(c, id: e.id, fingerprint: e.credential.fingerprint, m, sealedUnlockToken: unlock)
         guard e.status != .enrolled else {
             journal.event(DeviceEvent(kind: .tokenUpdated, enrollmentID: e.id))
             return false

@@ -63,7 +63,7 @@ struct CommandResultHandler: DeviceMessageHandler {
         if requestType == "RemoveProfile", let identifier = e.record?.profileIdentifier,
            let removed = try CommandQueue.plist(c, uuid: uuid),
            (try? MDMCommand(plist: removed))?.parameters["Identifier"]?.string == identifier {
-            try EnrollmentStore.setStatus(c, id: e.id, .unenrolled)
+            try EnrollmentStore.setStatus(c, id: e.id, fingerprint: e.credential.fingerprint, .unenrolled)
             journal.event(DeviceEvent(kind: .unenrolled, enrollmentID: e.id))
             journal.activity(actor: "device:\(e.id)", "device.unenrolled", device: e.id)
         }

@@ -28,10 +28,7 @@ struct DeclarationService: Sendable {
             guard let data = m.data else { throw refuse(.badRequest, "status without Data") }
             let report = try StatusReport.parse(data)
             try await database.transaction { c in
-                try c.query("""
-                    INSERT INTO declaration_status (enrollment_id, report) VALUES ($1, $2)
-                    ON CONFLICT (enrollment_id) DO UPDATE SET report = EXCLUDED.report, received_at = now()
-                    """, [.text(enrollmentID), .text(String(decoding: report.json, as: UTF8.self))])
+                try DeclarationStore.saveStatus(c, enrollmentID: enrollmentID, reportJSON: String(decoding: report.json, as: UTF8.self))
                 var journal = Journal(correlationID: correlationID)
                 journal.event(DeviceEvent(kind: .declarationStatusReported, enrollmentID: enrollmentID,
                                           details: ["fullReport": String(report.fullReport)]))
@@ -56,16 +53,11 @@ struct DeclarationService: Sendable {
     }
 
     private func assigned(_ enrollmentID: String) async throws -> ([Declaration], Date) {
-        let rows = try await database.query("""
-            SELECT d.identifier, d.type, d.payload, d.server_token, d.updated_at
-            FROM declaration_assignments a JOIN declarations d USING (identifier) WHERE a.enrollment_id = $1
-            """, [.text(enrollmentID)])
-        let items = rows.compactMap { r -> Declaration? in
-            guard let id = r.string("identifier"), let type = r.string("type"), let token = r.string("server_token"),
-                  let payload = r.string("payload") else { return nil }
-            return Declaration(type: type, identifier: id, serverToken: token, payload: Array(payload.utf8))
+        let stored = try await DeclarationStore.assigned(database, to: enrollmentID)
+        let items = stored.map {
+            Declaration(type: $0.type, identifier: $0.identifier, serverToken: $0.serverToken, payload: Array($0.payload.utf8))
         }
-        let updated = rows.compactMap { $0.date("updated_at") }.max() ?? Date(timeIntervalSince1970: 0)
+        let updated = stored.compactMap(\.updatedAt).max() ?? Date(timeIntervalSince1970: 0)
         return (items, updated)
     }
 
@@ -95,15 +87,10 @@ struct DeclarationService: Sendable {
         }
         let serverToken = String(Digest.sha256(Array(type.utf8) + [0] + payload).hexString.prefix(32))
         let devices = try await database.transaction { c -> [String] in
-            try c.query("""
-                INSERT INTO declarations (identifier, type, payload, server_token) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (identifier) DO UPDATE SET type = EXCLUDED.type, payload = EXCLUDED.payload,
-                    server_token = EXCLUDED.server_token, updated_at = now()
-                """, [.text(identifier), .text(type), .text(String(decoding: payload, as: UTF8.self)), .text(serverToken)])
+            let devices = try DeclarationStore.upsert(c, identifier: identifier, type: type,
+                                                      payload: String(decoding: payload, as: UTF8.self), serverToken: serverToken)
             var journal = Journal(correlationID: correlationID)
             journal.activity(actor: actor, "declaration.saved", device: nil, detail: "\(type) \(identifier)")
-            let devices = try c.query("SELECT enrollment_id FROM declaration_assignments WHERE identifier = $1",
-                                      [.text(identifier)]).compactMap { $0.string("enrollment_id") }
             let queued = try syncCommands(c, devices, actor: actor, journal: &journal)
             try journal.write(c)
             return queued
@@ -115,18 +102,14 @@ struct DeclarationService: Sendable {
     /// Replaces the declarations assigned to an enrollment and asks the device to synchronise.
     func assign(_ identifiers: [String], to enrollmentID: String, actor: String, correlationID: String) async throws -> [String] {
         let devices = try await database.transaction { c -> [String] in
-            guard try !c.query("SELECT 1 FROM enrollments WHERE id = $1", [.text(enrollmentID)]).isEmpty else {
+            guard try EnrollmentStore.exists(c, id: enrollmentID) else {
                 throw refuse(.notFound, "no enrollment \(enrollmentID)")
             }
-            let known = Set(try c.query("SELECT identifier FROM declarations WHERE identifier = ANY($1::text[])",
-                                        [.text(postgresArray(identifiers))]).compactMap { $0.string("identifier") })
+            let known = try DeclarationStore.existing(c, identifiers)
             if let missing = identifiers.first(where: { !known.contains($0) }) {
                 throw refuse(.badRequest, "no declaration \(missing)")
             }
-            try c.query("DELETE FROM declaration_assignments WHERE enrollment_id = $1", [.text(enrollmentID)])
-            try c.query("""
-                INSERT INTO declaration_assignments (enrollment_id, identifier) SELECT $1, unnest($2::text[])
-                """, [.text(enrollmentID), .text(postgresArray(identifiers))])
+            try DeclarationStore.replaceAssignments(c, of: enrollmentID, with: identifiers)
             var journal = Journal(correlationID: correlationID)
             journal.activity(actor: actor, "declarations.assigned", device: enrollmentID, detail: identifiers.joined(separator: ", "))
             let queued = try syncCommands(c, [enrollmentID], actor: actor, journal: &journal)
@@ -141,14 +124,8 @@ struct DeclarationService: Sendable {
     /// sync command; returns the enrollments to push.
     func change(_ c: Connection, add: [String], remove: [String], for enrollmentID: String, actor: String,
                 journal: inout Journal) throws -> [String] {
-        if !remove.isEmpty {
-            try c.query("DELETE FROM declaration_assignments WHERE enrollment_id = $1 AND identifier = ANY($2::text[])",
-                        [.text(enrollmentID), .text(postgresArray(remove))])
-        }
-        if !add.isEmpty {
-            try c.query("INSERT INTO declaration_assignments SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-                        [.text(enrollmentID), .text(postgresArray(add))])
-        }
+        try DeclarationStore.remove(c, remove, from: enrollmentID)
+        try DeclarationStore.add(c, add, to: enrollmentID)
         return try syncCommands(c, [enrollmentID], actor: actor, journal: &journal)
     }
 
@@ -156,12 +133,7 @@ struct DeclarationService: Sendable {
     private func syncCommands(_ c: Connection, _ enrollmentIDs: [String], actor: String, journal: inout Journal) throws -> [String] {
         var queued: [String] = []
         for id in enrollmentIDs {
-            let rows = try c.query("""
-                SELECT d.identifier, d.server_token FROM declaration_assignments a JOIN declarations d USING (identifier)
-                WHERE a.enrollment_id = $1
-                """, [.text(id)])
-            let pairs = rows.map { (identifier: $0.string("identifier") ?? "", serverToken: $0.string("server_token") ?? "") }
-            let tokens = TokensResponse(declarationsToken: token(pairs), timestamp: Date()).json
+            let tokens = TokensResponse(declarationsToken: token(try DeclarationStore.tokens(c, of: id)), timestamp: Date()).json
             queued += try CommandQueue.enqueue(c, .declarativeManagement(tokens: tokens), enrollmentIDs: [id],
                                                requestedBy: actor, journal: &journal)
         }

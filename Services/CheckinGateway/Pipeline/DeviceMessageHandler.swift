@@ -10,7 +10,7 @@ struct DeviceAnswer: Sendable {
 
 /// Handles one message type for an enrollment the pipeline already authenticated and authorized.
 /// Handlers hold no SQL and no transactions: `apply` runs inside the pipeline's transaction (the one
-/// that authorized the enrollment, its row locked) through the stores, and what it adds to the journal
+/// that authorized the enrollment) through the stores, and what it adds to the journal
 /// commits with it; `respond` runs after the commit (calls to other services go there).
 protocol DeviceMessageHandler<Message>: Sendable {
     associatedtype Message: Sendable

@@ -12,8 +12,9 @@ enum EnrollmentAccess: Sendable {
     case activeOrCheckedOut
 }
 
-/// The enrollment a device request acts on, after the pipeline authorized it. Its row stays locked
-/// until the request's transaction ends.
+/// The enrollment a device request acts on, after the pipeline authorized it in the transaction the
+/// handler's writes then run in. (Authenticate's row is locked; other messages' writes that depend on the
+/// binding repeat it in their WHERE clause instead.)
 struct AuthorizedEnrollment: Sendable {
     let id: String
     let credential: DeviceCredential
@@ -40,7 +41,7 @@ enum EnrollmentAuthorizer {
             }
             return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
         case .active, .activeOrCheckedOut:
-            guard let record = try EnrollmentStore.lockForRequest(c, id: id) else {
+            guard let record = try EnrollmentStore.find(c, id: id) else {
                 throw refuse(.unauthorized, "unknown enrollment \(id): Authenticate first")
             }
             guard record.identityFingerprint == credential.fingerprint else {

@@ -39,7 +39,7 @@ struct WatchEnrollmentSettings: Sendable {
         return nil
     }
 
-    static let phoneColumns = "id, enrollment_kind, product_name, status, supervised, os_version, server_capabilities"
+    static let phoneColumns = WatchEnrollmentStore.phoneColumns
 
     struct Outcome: Sendable {
         var enabled: [String] = []
@@ -57,15 +57,7 @@ struct WatchEnrollmentSettings: Sendable {
         }
         try await publishDeclarations(anchorsPEM: anchorsPEM, actor: actor, correlationID: correlationID)
         return try await database.transaction { c in
-            try c.query("""
-                INSERT INTO watch_enrollment_settings (id, mode, anchors_pem) VALUES (1, $1, $2)
-                ON CONFLICT (id) DO UPDATE SET mode = EXCLUDED.mode, anchors_pem = EXCLUDED.anchors_pem, updated_at = now()
-                """, [.text(mode.rawValue), .optionalText(anchorsPEM)])
-            try c.query("DELETE FROM watch_enrollment_selection")
-            if !selected.isEmpty {
-                try c.query("INSERT INTO watch_enrollment_selection SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-                            [.text(postgresArray(selected))])
-            }
+            try WatchEnrollmentStore.save(c, mode: mode.rawValue, anchorsPEM: anchorsPEM, selected: selected)
             var journal = Journal(correlationID: correlationID)
             journal.activity(actor: actor, "watch-enrollment.configured", device: nil,
                              detail: "\(mode.rawValue)\(selected.isEmpty ? "" : ": " + selected.joined(separator: ", "))")
@@ -77,13 +69,10 @@ struct WatchEnrollmentSettings: Sendable {
 
     /// Turns watch enrollment on or off for iPhones (all, or one) to match the settings.
     func reconcile(_ c: Connection, only: String?, actor: String, journal: inout Journal) throws -> Outcome {
-        let mode = Mode(rawValue: try c.query("SELECT mode FROM watch_enrollment_settings WHERE id = 1").first?.string("mode") ?? "off") ?? .off
-        let selected = Set(try c.query("SELECT enrollment_id FROM watch_enrollment_selection").compactMap { $0.string("enrollment_id") })
-        let on = Set(try c.query("SELECT enrollment_id FROM watch_enrollment_phones").compactMap { $0.string("enrollment_id") })
-        let phones = try c.query("""
-            SELECT \(Self.phoneColumns) FROM enrollments WHERE ($1::text IS NULL OR id = $1)
-              AND (product_name LIKE 'iPhone%' OR id = ANY($2::text[]) OR id = ANY($3::text[]))
-            """, [.optionalText(only), .text(postgresArray(Array(selected))), .text(postgresArray(Array(on)))])
+        let mode = Mode(rawValue: try WatchEnrollmentStore.mode(c) ?? "off") ?? .off
+        let selected = try WatchEnrollmentStore.selected(c)
+        let on = try WatchEnrollmentStore.enabledPhones(c)
+        let phones = try WatchEnrollmentStore.candidatePhones(c, only: only, selected: selected, enabled: on)
         var outcome = Outcome()
         for phone in phones {
             guard let id = phone.string("id") else { continue }
@@ -97,12 +86,12 @@ struct WatchEnrollmentSettings: Sendable {
             }
             let enable = wanted && reason == nil
             if enable && !on.contains(id) {
-                try c.query("INSERT INTO watch_enrollment_phones (enrollment_id) VALUES ($1) ON CONFLICT DO NOTHING", [.text(id)])
+                try WatchEnrollmentStore.enable(c, phone: id)
                 outcome.push += try declarations.change(c, add: identifiers(c), remove: [], for: id, actor: actor, journal: &journal)
                 journal.activity(actor: actor, "watch-enrollment.enabled", device: id)
                 outcome.enabled.append(id)
             } else if !enable && on.contains(id) {
-                try c.query("DELETE FROM watch_enrollment_phones WHERE enrollment_id = $1", [.text(id)])
+                try WatchEnrollmentStore.disable(c, phone: id)
                 outcome.push += try declarations.change(c, add: [], remove: Self.allIDs, for: id, actor: actor, journal: &journal)
                 journal.activity(actor: actor, "watch-enrollment.disabled", device: id, detail: reason)
                 outcome.disabled.append(id)
@@ -114,7 +103,7 @@ struct WatchEnrollmentSettings: Sendable {
     static let allIDs = [configurationID, activationID, anchorsID]
 
     private func identifiers(_ c: Connection) throws -> [String] {
-        let hasAnchors = try !c.query("SELECT 1 FROM declarations WHERE identifier = $1", [.text(Self.anchorsID)]).isEmpty
+        let hasAnchors = try WatchEnrollmentStore.declarationExists(c, identifier: Self.anchorsID)
         return hasAnchors ? Self.allIDs : [Self.configurationID, Self.activationID]
     }
 
@@ -139,16 +128,16 @@ struct WatchEnrollmentSettings: Sendable {
 
     /// The anchors served at `anchorsURL`.
     func anchorsPEM() async throws -> String? {
-        try await database.query("SELECT anchors_pem FROM watch_enrollment_settings WHERE id = 1").first?.string("anchors_pem")
+        try await WatchEnrollmentStore.anchorsPEM(database)
     }
 
     /// Whether an iPhone may pair a watch now (GetToken and the watch's second request check it).
     func mayPair(_ c: Connection, phone: String) throws -> String? {
-        guard let row = try c.query("SELECT \(Self.phoneColumns) FROM enrollments WHERE id = $1", [.text(phone)]).first else {
+        guard let row = try WatchEnrollmentStore.phone(c, id: phone) else {
             return "unknown iPhone"
         }
         if let reason = Self.ineligibility(row) { return reason }
-        guard try !c.query("SELECT 1 FROM watch_enrollment_phones WHERE enrollment_id = $1", [.text(phone)]).isEmpty else {
+        guard try WatchEnrollmentStore.isEnabled(c, phone: phone) else {
             return "watch enrollment is not turned on for this iPhone"
         }
         return nil
