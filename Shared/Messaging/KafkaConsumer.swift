@@ -45,7 +45,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         self.maxAttempts = maxAttempts
     }
 
-    /// Whether the group has given this member partitions yet.
+    /// Whether the group has given this member partitions (once true, stays true).
     public var hasAssignment: Bool { assigned.withLockedValue { $0 } }
 
     /// Asks `run` to finish: in-flight handlers complete, their offsets are committed, the member leaves.
@@ -169,9 +169,18 @@ private final class PollLoop: @unchecked Sendable {
 
     func stop() { running.withLockedValue { $0 = false } }
 
+    private func checkAssignment() {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
+        if list.pointee.cnt > 0 { consumer.markAssigned() }
+        rd_kafka_topic_partition_list_destroy(list)
+    }
+
     /// Polls until stopped; returns the workers to await.
     func run() -> [Task<Void, Never>] {
         while running.withLockedValue({ $0 }) {
+            // Until the group gives this member partitions, look each turn (readiness waits for it).
+            if !consumer.hasAssignment { checkAssignment() }
             guard let message = rd_kafka_consumer_poll(handle, 100) else { continue }
             defer { rd_kafka_message_destroy(message) }
             if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {

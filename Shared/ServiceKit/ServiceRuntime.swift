@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import HTTPTypes
@@ -34,6 +35,8 @@ public final class ServiceRuntime: Sendable {
     public let producer: KafkaProducer
     public let outbox: OutboxPublisher
     public let requests: RequestClient?
+    /// The consumers that serve requests (not background ones): the service is ready when each has partitions.
+    private let servingConsumers = NIOLockedValueBox<[KafkaConsumer]>([])
 
     private init(definition: ServiceDefinition, configuration: ServiceConfiguration, logger: Logger,
                  database: Database, producer: KafkaProducer, outbox: OutboxPublisher, requests: RequestClient?) {
@@ -107,7 +110,9 @@ public final class ServiceRuntime: Sendable {
     where Context.Source == ApplicationRequestContextSource {
         let router = Router(context: Context.self)
         router.add(middleware: ObservabilityMiddleware())
-        HealthRoutes.add(to: router, database: database, producer: producer)
+        let serving = servingConsumers
+        HealthRoutes.add(to: router, database: database, producer: producer,
+                         consumersAssigned: { serving.withLockedValue { $0.allSatisfy(\.hasAssignment) } })
         return router
     }
 
@@ -119,8 +124,10 @@ public final class ServiceRuntime: Sendable {
                          handler: @escaping KafkaConsumer.Handler) -> KafkaConsumer {
         var settings = configuration.kafka
         if background { settings.fetchWaitMaxMs = max(settings.fetchWaitMaxMs, 100) }
-        return KafkaConsumer(settings: settings, groupID: group ?? "orchard.\(definition.name)", topics: topics,
-                             deadLetters: producer, logger: logger, handler: handler)
+        let consumer = KafkaConsumer(settings: settings, groupID: group ?? "orchard.\(definition.name)", topics: topics,
+                                     deadLetters: producer, logger: logger, handler: handler)
+        if !background { servingConsumers.withLockedValue { $0.append(consumer) } }
+        return consumer
     }
 
     /// Serves HTTP and runs the given services until SIGTERM or SIGINT, then shuts down gracefully:

@@ -181,6 +181,14 @@ final class ServiceShutdownTests: XCTestCase {
             return (response as? HTTPURLResponse)?.statusCode == 200
         }
         XCTAssertTrue(ready, service.log)
+        // Ready means it answers: its request consumer has its partitions (it said ready ~9 s too early).
+        var settings = try testKafkaSettings("readiness-\(UUID().uuidString)")
+        settings.bootstrapServers = bootstrap
+        let requests = try RequestClient(settings: settings, producer: try KafkaProducer(settings: settings),
+                                         instanceID: "readiness-\(UUID().uuidString.prefix(8))", logger: TestStack.logger)
+        let answered = try await requests.request(IssueSecurityToken(watchUDID: "00008301-READYZ"), timeout: .seconds(3),
+                                                  correlationID: "readiness")
+        XCTAssertFalse(answered.securityToken.isEmpty)
         service.terminate()
         XCTAssertTrue(service.waitForExit(timeout: 30), "token-service did not stop within 30 s of SIGTERM")
         XCTAssertEqual(service.process.terminationStatus, 0, service.log)

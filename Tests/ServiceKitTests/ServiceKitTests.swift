@@ -106,7 +106,8 @@ final class RunningServicesTests: XCTestCase {
             XCTAssertEqual(health.0, 200, name)
             let ready = try await get("\(base)/readyz")
             XCTAssertEqual(ready.0, 200, "\(name): \(ready.1)")
-            XCTAssertEqual(ready.1, #"{"kafka":"ok","postgres":"ok"}"#)
+            // Ready also means every request-serving consumer has its partitions (it answers at once).
+            XCTAssertEqual(ready.1, #"{"consumers":"assigned","kafka":"ok","postgres":"ok"}"#)
             let metrics = try await get("\(base)/metrics")
             XCTAssertEqual(metrics.0, 200)
             XCTAssertTrue(metrics.1.contains("orchard_http_requests_total"), "\(name) metrics: \(metrics.1.prefix(300))")
