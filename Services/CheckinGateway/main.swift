@@ -71,6 +71,6 @@ await runtime.run(router: router, services: [
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
                                         + WatchPairingStore.pruning, logger: runtime.logger),
     // A claim outlives any build by far: requests to profile-signer time out after ORCHARD_REQUEST_TIMEOUT_MS (≤ 60 s).
-    RetentionPruner(database: database, rules: EnrollmentLinks.claimRecovery(after: .seconds(120)), interval: .seconds(15),
+    RetentionPruner(database: database, rules: EnrollmentLinkStore.claimRecovery(after: .seconds(120)), interval: .seconds(15),
                     logger: runtime.logger),
 ])

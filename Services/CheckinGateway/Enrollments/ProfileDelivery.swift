@@ -57,7 +57,7 @@ struct ProfileDelivery: Sendable {
                 }
             }
             if let claim = recipient.linkClaimID {
-                try c.query("DELETE FROM link_claims WHERE id = $1::uuid", [.text(claim)])
+                try EnrollmentLinkStore.settle(c, claimID: claim)
             }
             var journal = Journal(correlationID: correlationID)
             journal.activity(activity(reply))

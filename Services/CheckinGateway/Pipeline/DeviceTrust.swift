@@ -25,8 +25,7 @@ final class DeviceTrust: Sendable {
         // Every profile names the same CA: store it once, not on each enrollment.
         if roots.withLockedValue({ $0.certificates.contains { $0.der == caDER } }) { return }
         let ca = try Certificate(der: caDER)
-        try await database.query("INSERT INTO trusted_device_cas (fingerprint, certificate) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                                 [.text(ca.sha256Fingerprint), .bytes(caDER)])
+        try await TrustedCAStore.add(database, fingerprint: ca.sha256Fingerprint, der: caDER)
         roots.withLockedValue { state in
             if !state.certificates.contains(where: { $0.der == ca.der }) { state.certificates.append(ca) }
         }
@@ -52,8 +51,7 @@ final class DeviceTrust: Sendable {
         let (cached, loadedAt) = roots.withLockedValue { ($0.certificates, $0.loadedAt) }
         if let cert = try? check(cached + extraRoots) { return cert }
         if Date().timeIntervalSince(loadedAt) > 1 {
-            let rows = try await database.query("SELECT certificate FROM trusted_device_cas")
-            let fresh = rows.compactMap { $0.bytes("certificate").flatMap { try? Certificate(der: $0) } }
+            let fresh = try await TrustedCAStore.all(database).compactMap { try? Certificate(der: $0) }
             roots.withLockedValue { $0 = (fresh, Date()) }
             if let cert = try? check(fresh + extraRoots) { return cert }
         }

@@ -86,10 +86,8 @@ actor APNsPusher: Service {
         }
         let targets: [Row]
         do {
-            targets = try await database.query("""
-                SELECT id, push_token, push_magic FROM enrollments
-                WHERE id = ANY($1::text[]) AND push_token IS NOT NULL AND NOT push_token_invalid AND status = 'enrolled'
-                """, [.text(postgresArray(Array(batch.keys)))])
+            let ids = Array(batch.keys)
+            targets = try await database.withConnection { c in try EnrollmentStore.pushTargets(c, ids: ids) }
         } catch {
             logger.warning("loading push targets failed: \(error)")
             for (id, attempt) in batch { pending[id] = attempt }
@@ -115,7 +113,7 @@ actor APNsPusher: Service {
         case .invalidToken(let reason):
             MetricsRegistry.shared.increment("orchard_apns_pushes_total", labels: ["outcome": "invalid-token"], help: "APNs pushes")
             logger.info("push token invalid", metadata: ["enrollment": "\(id)", "reason": "\(reason)"])
-            _ = try? await database.query("UPDATE enrollments SET push_token_invalid = true WHERE id = $1", [.text(id)])
+            _ = try? await database.withConnection { c in try EnrollmentStore.markPushTokenInvalid(c, id: id) }
         case .retry(let reason) where attempt < 5:
             MetricsRegistry.shared.increment("orchard_apns_pushes_total", labels: ["outcome": "retried"], help: "APNs pushes")
             logger.info("push will be retried", metadata: ["enrollment": "\(id)", "reason": "\(reason)", "attempt": "\(attempt + 1)"])

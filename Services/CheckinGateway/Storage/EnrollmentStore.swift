@@ -148,6 +148,20 @@ enum EnrollmentStore {
                     [.text(id), .text(fingerprint)]).first?.bytes("sealed_bootstrap_token")
     }
 
+    /// The enrolled devices among `ids` that can be pushed: id, token and PushMagic.
+    static func pushTargets(_ c: Connection, ids: [String]) throws -> [Row] {
+        try c.query("""
+            SELECT id, push_token, push_magic FROM enrollments
+            WHERE id = ANY($1::text[]) AND push_token IS NOT NULL AND NOT push_token_invalid
+              AND status = '\(EnrollmentStatus.enrolled.rawValue)'
+            """, [.text(postgresArray(ids))])
+    }
+
+    /// APNs said the token is no longer valid: no pushes until the device's next TokenUpdate.
+    static func markPushTokenInvalid(_ c: Connection, id: String) throws {
+        try c.query("UPDATE enrollments SET push_token_invalid = true WHERE id = $1", [.text(id)])
+    }
+
     /// What a DeviceInformation answer reported, where it said anything.
     static func recordDeviceInformation(_ c: Connection, id: String, _ i: DeviceInformationResult) throws {
         try c.query("""
