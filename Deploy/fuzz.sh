@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the device-facing plist parsers (libFuzzer), for a bounded time:
-#   ./Deploy/fuzz.sh [seconds, default 120]
-# Builds Fuzz/PlistFuzzer.swift with Shared/AppleProtocol and Shared/Core, runs it on Fuzz/corpus/plist,
-# and merges inputs that reach new code back into that corpus (commit them: the test command replays
-# every corpus file, see Tests/AppleProtocolTests/FuzzCorpusTests.swift). A crash leaves crash-* files
-# in .orchard/fuzz/ and exits non-zero.
+# Coverage-guided fuzzing (libFuzzer with AddressSanitizer) of what devices send, for a bounded time:
+#   ./Deploy/fuzz.sh [seconds, default 120] [target: plist (default) or cms]
+# plist: Fuzz/PlistFuzzer.swift with Shared/AppleProtocol and Shared/Core — every check-in message,
+#        command result and MachineInfo goes through these parsers.
+# cms:   Fuzz/CMSSignatureFuzzer.c with Shared/COrchardCrypto and OpenSSL — what the gateway does with an
+#        Mdm-Signature before any trust decision (its own DER walk that splits out the certificates,
+#        then OpenSSL's parse and verification).
+# Runs on Fuzz/corpus/<target> and merges inputs that reach new code back into it (commit them: the test
+# command replays the plist corpus; the cms corpus is replayed here). A crash leaves crash-* files in
+# .orchard/fuzz/ and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-120}
-export ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+TARGET=${2:-plist}
 OUT=.orchard/fuzz
-mkdir -p "$OUT" Fuzz/corpus/plist
-# OrchardCore as a module of its own (AppleProtocol imports it), both instrumented for coverage.
-(cd "$OUT" && swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name OrchardCore -emit-module -emit-library -static \
-  $(find "$OLDPWD/Shared/Core" -name '*.swift') -o libOrchardCore.a)
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name AppleProtocol -I "$OUT" -L "$OUT" -lOrchardCore \
-  Fuzz/PlistFuzzer.swift $(find Shared/AppleProtocol -name '*.swift') -o "$OUT/plist-fuzzer"
-mkdir -p "$OUT/new"
-# -detect_leaks=0: Foundation's XML plist parser leaks a CFError (~46 bytes) for every malformed XML
-# document (seen by this fuzzer, 2026-11-25; docs/decisions.md); leak reports would stop every run there.
-"$OUT/plist-fuzzer" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 \
-  -artifact_prefix="$OUT/" -print_final_stats=1 "$OUT/new" Fuzz/corpus/plist
+mkdir -p "$OUT" "Fuzz/corpus/$TARGET"
+case "$TARGET" in
+  plist)
+    # OrchardCore as a module of its own (AppleProtocol imports it), both instrumented for coverage.
+    (cd "$OUT" && swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name OrchardCore -emit-module -emit-library -static \
+      $(find "$OLDPWD/Shared/Core" -name '*.swift') -o libOrchardCore.a)
+    swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name AppleProtocol -I "$OUT" -L "$OUT" -lOrchardCore \
+      Fuzz/PlistFuzzer.swift $(find Shared/AppleProtocol -name '*.swift') -o "$OUT/plist-fuzzer"
+    # Foundation's XML plist parser leaks a CFError (~46 bytes) per malformed XML document (seen by this
+    # fuzzer, 2026-11-25; docs/decisions.md): leak detection is off so runs look for crashes.
+    LEAKS=0
+    ;;
+  cms)
+    command -v pkg-config >/dev/null && pkg-config --exists openssl || apt-get install -y -qq libssl-dev pkg-config >/dev/null
+    clang -O1 -g -fsanitize=fuzzer,address -IShared/COrchardCrypto/include Fuzz/CMSSignatureFuzzer.c \
+      Shared/COrchardCrypto/orchard_crypto.c $(pkg-config --cflags --libs openssl) -o "$OUT/cms-fuzzer" 2>/dev/null
+    # Leaks count here: this is code reached before any trust decision.
+    LEAKS=1
+    ;;
+  *) echo "usage: fuzz.sh [seconds] [plist|cms]" >&2; exit 2 ;;
+esac
+export ASAN_OPTIONS=detect_leaks=$LEAKS${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+rm -rf "$OUT/new" && mkdir -p "$OUT/new"
+"$OUT/$TARGET-fuzzer" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=$LEAKS \
+  -artifact_prefix="$OUT/" -print_final_stats=1 "$OUT/new" "Fuzz/corpus/$TARGET"
 # Keep only inputs that add coverage.
-"$OUT/plist-fuzzer" -merge=1 Fuzz/corpus/plist "$OUT/new" >/dev/null 2>&1
+"$OUT/$TARGET-fuzzer" -merge=1 "Fuzz/corpus/$TARGET" "$OUT/new" >/dev/null 2>&1
 rm -rf "$OUT/new"
-echo "corpus: $(ls Fuzz/corpus/plist | wc -l) inputs in Fuzz/corpus/plist"
+echo "corpus: $(ls "Fuzz/corpus/$TARGET" | wc -l) inputs in Fuzz/corpus/$TARGET"

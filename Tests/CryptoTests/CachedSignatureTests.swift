@@ -67,4 +67,22 @@ final class CachedSignatureTests: XCTestCase {
         }
         XCTAssertEqual(cache.count, 0)
     }
+
+    /// An Mdm-Signature is detached: a SignedData that carries content of its own is refused when
+    /// verified against the body, by both paths (OpenSSL 3.0's CMS_verify also leaked memory on
+    /// inputs like these; Deploy/fuzz.sh cms replays them under LeakSanitizer).
+    func testASignatureCarryingItsOwnContentIsRefusedAgainstADetachedBody() throws {
+        let key = try PrivateKey.generateP256()
+        let identity = try SigningIdentity(certificate: try Certificate.issue(
+            subject: "/CN=attached", key: key, issuer: nil, usage: .clientIdentity,
+            validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(600)), key: key)
+        let body = Array("<plist><dict/></plist>".utf8)
+        let attached = try CMS.sign(body, identity: identity, detached: false)
+        XCTAssertThrowsError(try CMS.verifySignature(attached, detachedContent: body, cache: CertificateCache()))
+        XCTAssertThrowsError(try CMS.verify(attached, detachedContent: body, roots: []))
+        // The same signature, detached, verifies; the attached one verifies on its own.
+        XCTAssertNoThrow(try CMS.verifySignature(try CMS.sign(body, identity: identity, detached: true), detachedContent: body,
+                                                 cache: CertificateCache()))
+        XCTAssertEqual(try CMS.verify(attached, roots: []).content, body)
+    }
 }
