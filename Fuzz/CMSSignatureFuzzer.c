@@ -1,7 +1,8 @@
 /* libFuzzer entry point for what the gateway does with an `Mdm-Signature` before any trust decision:
  * split the certificates out of the DER SignedData with Orchard's own DER walk
  * (orc_cms_split_certificates), parse them and the stripped SignedData with OpenSSL, and verify the
- * signature over a body with the parsed certificates as candidates (orc_cms_verify_with_signers).
+ * signature over a body with the parsed certificates as candidates (orc_cms_verify_with_signers); and what
+ * it does with a watch's MachineInfo (an attached signature: orc_cms_verify, here without roots).
  * Built by Deploy/fuzz.sh cms with clang -fsanitize=fuzzer,address against Shared/COrchardCrypto. */
 #include <openssl/cms.h>
 #include <openssl/x509.h>
@@ -28,5 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < parsed; i++) X509_free(certs[i]);
         OPENSSL_free(stripped);
     }
+    uint8_t *content = NULL;
+    size_t content_len = 0;
+    X509 *signer = NULL;
+    if (orc_cms_verify(data, size, NULL, 0, NULL, 0, 0, &content, &content_len, &signer)) OPENSSL_free(content);
+    X509_free(signer);
     return 0;
 }
