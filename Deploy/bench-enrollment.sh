@@ -23,18 +23,7 @@ trap 'stop_stack; rm -rf "$STATE"' EXIT
 [ -n "${ORCHARD_BENCH_PG_SLOW_MS:-}" ] && export ORCHARD_PG_EXTRA_OPTIONS="${ORCHARD_PG_EXTRA_OPTIONS:-} -c log_min_duration_statement=$ORCHARD_BENCH_PG_SLOW_MS"
 start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
 start_broker "$BIN" "$STATE" >/dev/null
-make_test_pki "$STATE/pki"
-FIRST_PORT=${ORCHARD_BENCH_FIRST_PORT:-28080}
-export ORCHARD_KEK=$(head -c 32 /dev/urandom | base64) ORCHARD_TEST_PKI="$STATE/pki" ORCHARD_LOG_LEVEL=warning
-export ORCHARD_ADMIN_API_KEY="orchard_bench_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
-export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem"
-export ORCHARD_PUBLIC_URL="http://127.0.0.1:$FIRST_PORT" ORCHARD_TEST_APNS_PORT=${ORCHARD_BENCH_APNS_PORT:-28443}
-export ORCHARD_APNS_URL="https://127.0.0.1:$ORCHARD_TEST_APNS_PORT" ORCHARD_APNS_CA_PEM="$STATE/pki/ca.pem"
-# Bench iPhones are set up through enrollment links: P-256 identities keep the setup quick, and no
-# RSA key pool competes for the two cores while measuring. (Watch identities are P-256 by default.)
-export ORCHARD_DEVICE_KEY_POOL_SIZE=0 ORCHARD_DEVICE_KEY_TYPE=p256
-start_services "$BIN" "$FIRST_PORT" > "$STATE/services.log" 2>&1
-export ORCHARD_URL_CHECKIN_GATEWAY="http://127.0.0.1:$FIRST_PORT"
+start_measured_services "$BIN" "$STATE" "${ORCHARD_BENCH_FIRST_PORT:-28080}" "${ORCHARD_BENCH_APNS_PORT:-28443}"
 # CPU used by each process while the benchmark runs (utime + stime from /proc), to see where time goes.
 cpu_ticks() {
   for pid in "${ORCHARD_PIDS[@]}" "$ORCHARD_BROKER_PID" $(pgrep -u postgres postgres); do

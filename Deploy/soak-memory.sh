@@ -21,16 +21,7 @@ chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT
 start_postgres "$STATE/postgres" "${ORCHARD_SOAK_PG_PORT:-55633}" >/dev/null
 start_broker "$BIN" "$STATE" >/dev/null
-make_test_pki "$STATE/pki"
-FIRST_PORT=${ORCHARD_SOAK_FIRST_PORT:-29080}
-export ORCHARD_KEK=$(head -c 32 /dev/urandom | base64) ORCHARD_TEST_PKI="$STATE/pki" ORCHARD_LOG_LEVEL=warning
-export ORCHARD_ADMIN_API_KEY="orchard_soak_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
-export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem"
-export ORCHARD_PUBLIC_URL="http://127.0.0.1:$FIRST_PORT" ORCHARD_TEST_APNS_PORT=${ORCHARD_SOAK_APNS_PORT:-29443}
-export ORCHARD_APNS_URL="https://127.0.0.1:$ORCHARD_TEST_APNS_PORT" ORCHARD_APNS_CA_PEM="$STATE/pki/ca.pem"
-export ORCHARD_DEVICE_KEY_POOL_SIZE=0 ORCHARD_DEVICE_KEY_TYPE=p256
-start_services "$BIN" "$FIRST_PORT" > "$STATE/services.log" 2>&1
-export ORCHARD_URL_CHECKIN_GATEWAY="http://127.0.0.1:$FIRST_PORT"
+start_measured_services "$BIN" "$STATE" "${ORCHARD_SOAK_FIRST_PORT:-29080}" "${ORCHARD_SOAK_APNS_PORT:-29443}"
 rss() { for pid in "${ORCHARD_PIDS[@]}"; do
   printf "%s=%s " "$(tr '\0' ' ' < /proc/$pid/cmdline | awk '{print $1}' | xargs basename)" "$(awk '/VmRSS/ {printf "%.0fMB", $2/1024}' /proc/$pid/status)"
 done; echo; }

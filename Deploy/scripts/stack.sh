@@ -142,3 +142,20 @@ stop_stack() {
   ORCHARD_BROKER_PID=""
   stop_postgres
 }
+
+# start_measured_services BIN STATE FIRST_PORT APNS_PORT: the five services as the benchmark and soak scripts
+# run them (test PKI, quiet logs, a fresh admin key); sets ORCHARD_URL_CHECKIN_GATEWAY.
+start_measured_services() {
+  local bin=$1 state=$2 first=$3
+  make_test_pki "$state/pki"
+  export ORCHARD_KEK=$(head -c 32 /dev/urandom | base64) ORCHARD_TEST_PKI="$state/pki" ORCHARD_LOG_LEVEL=warning
+  export ORCHARD_ADMIN_API_KEY="orchard_bench_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+  export ORCHARD_DEVICE_IDENTITY_ROOTS="$state/pki/ca.pem" ORCHARD_APPLE_DEVICE_ROOTS="$state/pki/apple-ca.pem"
+  export ORCHARD_PUBLIC_URL="http://127.0.0.1:$first" ORCHARD_TEST_APNS_PORT=$4
+  export ORCHARD_APNS_URL="https://127.0.0.1:$ORCHARD_TEST_APNS_PORT" ORCHARD_APNS_CA_PEM="$state/pki/ca.pem"
+  # Devices are set up through enrollment links: P-256 identities keep the setup quick, and no RSA key
+  # pool competes for the two cores while measuring. (Watch identities are P-256 by default.)
+  export ORCHARD_DEVICE_KEY_POOL_SIZE=0 ORCHARD_DEVICE_KEY_TYPE=p256
+  start_services "$bin" "$first" > "$state/services.log" 2>&1
+  export ORCHARD_URL_CHECKIN_GATEWAY="http://127.0.0.1:$first"
+}
