@@ -16,9 +16,7 @@ struct AdminAuthentication: RouterMiddleware {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "an API key is required (Authorization: Bearer <key>)")
         }
         let hash = Digest.sha256(Array(header.dropFirst(7).utf8)).hexString
-        let key = try await database.query("""
-            SELECT id::text AS id, name, scopes FROM api_keys WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
-            """, [.text(hash)]).first.map {
+        let key = try await AdminQueries.activeKey(database, hashHex: hash).map {
             AdminKey(id: $0.string("id") ?? "", name: $0.string("name") ?? "",
                      scopes: Set(($0.string("scopes") ?? "").split(separator: ",").map(String.init)))
         }
@@ -37,9 +35,6 @@ struct AdminAuthentication: RouterMiddleware {
 enum APIKeys {
     /// Installs the key from ORCHARD_ADMIN_API_KEY as `bootstrap` with the admin scope.
     static func installBootstrap(_ key: String, database: Database) async throws {
-        try await database.query("""
-            INSERT INTO api_keys (id, name, key_hash, scopes) VALUES (gen_random_uuid(), 'bootstrap', $1, 'admin')
-            ON CONFLICT (name) DO UPDATE SET key_hash = EXCLUDED.key_hash, scopes = 'admin', revoked_at = NULL
-            """, [.bytes(Digest.sha256(Array(key.utf8)))])
+        try await AdminQueries.installBootstrapKey(database, keyHash: Digest.sha256(Array(key.utf8)))
     }
 }

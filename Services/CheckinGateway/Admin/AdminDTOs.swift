@@ -38,13 +38,6 @@ struct DeviceView: ResponseEncodable {
     let createdAt: String?, enrolledAt: String?, lastSeenAt: String?
     let pairedWith: [String]
 
-    static let columns = """
-        e.id, e.udid, e.enrollment_kind, e.status, e.supervised, e.serial_number, e.os_version, e.build_version,
-        e.product_name, e.model, e.device_name, (e.push_token IS NOT NULL AND NOT e.push_token_invalid) AS push_ok,
-        (e.sealed_unlock_token IS NOT NULL) AS has_unlock, e.awaiting_configuration, e.created_at, e.enrolled_at,
-        e.last_seen_at, e.paired_with,
-        ARRAY(SELECT p.id FROM enrollments p WHERE p.paired_with = e.id) AS paired_children
-        """
 
     init(_ r: Row) {
         id = r.string("id") ?? ""; udid = r.string("udid"); kind = r.string("enrollment_kind") ?? ""

@@ -31,17 +31,12 @@ struct AdminRoutes: Sendable {
             return EnrollmentLinkCreated(id: made.id, url: made.url, token: made.token)
         }
         admin.get("enrollment-links") { _, _ -> Page<EnrollmentLinkView> in
-            let rows = try await database.query("""
-                SELECT id::text AS id, name, created_by, created_at, expires_at, max_uses, uses, revoked_at
-                FROM enrollment_links ORDER BY created_at DESC LIMIT 500
-                """)
-            return Page(items: rows.map(EnrollmentLinkView.init))
+            Page(items: try await AdminQueries.links(database).map(EnrollmentLinkView.init))
         }
         admin.delete("enrollment-links/:id") { _, context -> Response in
             let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
             let revoked = try await database.transaction { c -> Bool in
-                let hit = try !c.query("UPDATE enrollment_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL RETURNING id",
-                                       [.text(id)]).isEmpty
+                let hit = try AdminQueries.revokeLink(c, id: id)
                 if hit { try audit(c, context, "enrollment-link.revoked", device: nil, detail: id) }
                 return hit
             }
@@ -54,10 +49,7 @@ struct AdminRoutes: Sendable {
             let status = request.uri.queryParameters["status"].map(String.init)
             let limit = try pageLimit(request.uri.queryParameters["limit"])
             let after = request.uri.queryParameters["after"].map(String.init) ?? ""
-            let rows = try await database.query("""
-                SELECT \(DeviceView.columns) FROM enrollments e
-                WHERE ($1::text IS NULL OR e.status = $1) AND e.id > $2 ORDER BY e.id LIMIT $3
-                """, [.optionalText(status), .text(after), .int(limit)])
+            let rows = try await AdminQueries.devices(database, status: status, after: after, limit: limit)
             return Page(items: rows.map(DeviceView.init))
         }
         admin.get("devices/:id") { _, context -> DeviceView in
@@ -65,11 +57,7 @@ struct AdminRoutes: Sendable {
         }
         admin.get("devices/:id/commands") { _, context -> Page<CommandView> in
             let id = try context.parameters.require("id")
-            let rows = try await database.query("""
-                SELECT q.command_uuid, c.request_type, q.status, c.requested_by, q.queued_at, q.sent_at, q.completed_at, q.result
-                FROM command_queue q JOIN commands c ON c.uuid = q.command_uuid WHERE q.enrollment_id = $1
-                ORDER BY q.id DESC LIMIT 200
-                """, [.text(id)])
+            let rows = try await AdminQueries.commands(database, of: id)
             return Page(items: rows.map(CommandView.init))
         }
         admin.post("devices/:id/commands") { request, context -> CommandQueued in
@@ -86,7 +74,7 @@ struct AdminRoutes: Sendable {
         }
 
         admin.get("declarations") { _, _ -> Page<DeclarationView> in
-            let rows = try await database.query("SELECT identifier, type, server_token, updated_at, payload FROM declarations ORDER BY identifier")
+            let rows = try await AdminQueries.declarations(database)
             return Page(items: rows.map {
                 DeclarationView(identifier: $0.string("identifier") ?? "", type: $0.string("type") ?? "",
                                 serverToken: $0.string("server_token") ?? "", updatedAt: isoDate($0.date("updated_at")),
@@ -104,7 +92,7 @@ struct AdminRoutes: Sendable {
         admin.delete("declarations/:identifier") { _, context -> Response in
             let identifier = try context.parameters.require("identifier")
             let deleted = try await database.transaction { c -> Bool in
-                let hit = try !c.query("DELETE FROM declarations WHERE identifier = $1 RETURNING identifier", [.text(identifier)]).isEmpty
+                let hit = try AdminQueries.deleteDeclaration(c, identifier: identifier)
                 if hit { try audit(c, context, "declaration.deleted", device: nil, detail: identifier) }
                 return hit
             }
@@ -122,9 +110,8 @@ struct AdminRoutes: Sendable {
         }
         admin.get("devices/:id/declarations") { _, context -> DeviceDeclarationsView in
             let id = try context.parameters.require("id")
-            let assigned = try await database.query("SELECT identifier FROM declaration_assignments WHERE enrollment_id = $1 ORDER BY identifier",
-                                                    [.text(id)]).compactMap { $0.string("identifier") }
-            let status = try await database.query("SELECT report, received_at FROM declaration_status WHERE enrollment_id = $1", [.text(id)]).first
+            let assigned = try await AdminQueries.assignedDeclarations(database, to: id)
+            let status = try await AdminQueries.declarationStatus(database, of: id)
             return DeviceDeclarationsView(identifiers: assigned, lastStatusReport: status?.string("report"),
                                           lastStatusAt: isoDate(status?.date("received_at")))
         }
@@ -153,14 +140,8 @@ struct AdminRoutes: Sendable {
         admin.get("activity") { request, _ -> Page<ActivityView> in
             let q = request.uri.queryParameters
             let limit = try pageLimit(q["limit"])
-            let rows = try await database.query("""
-                SELECT id, occurred_at, actor, action, device_id, array_to_json(related_device_ids)::text AS related_device_ids,
-                       outcome, detail, service, correlation_id
-                FROM activity_log
-                WHERE ($1::text IS NULL OR device_id = $1 OR related_device_ids @> ARRAY[$1::text])
-                  AND ($2::text IS NULL OR action = $2)
-                ORDER BY occurred_at DESC, id LIMIT $3
-                """, [.optionalText(q["deviceID"].map(String.init)), .optionalText(q["action"].map(String.init)), .int(limit)])
+            let rows = try await AdminQueries.activity(database, deviceID: q["deviceID"].map(String.init),
+                                                       action: q["action"].map(String.init), limit: limit)
             return Page(items: rows.map(ActivityView.init))
         }
 
@@ -190,8 +171,7 @@ struct AdminRoutes: Sendable {
             let id = RandomUUID.lowercased()
             do {
                 try await database.transaction { c in
-                    try c.query("INSERT INTO api_keys (id, name, key_hash, scopes) VALUES ($1::uuid, $2, $3, $4)",
-                                [.text(id), .text(input.name), .bytes(Digest.sha256(Array(key.utf8))), .text(input.scopes.joined(separator: ","))])
+                    try AdminQueries.createKey(c, id: id, name: input.name, keyHash: Digest.sha256(Array(key.utf8)), scopes: input.scopes)
                     try audit(c, context, "api-key.created", device: nil, detail: input.name)
                 }
             } catch let error as PostgresError where error.isUniqueViolation {
@@ -201,7 +181,7 @@ struct AdminRoutes: Sendable {
             return APIKeyCreated(id: id, name: input.name, key: key, scopes: input.scopes)
         }
         admin.get("api-keys") { _, _ -> Page<APIKeyView> in
-            let rows = try await database.query("SELECT id::text AS id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY name")
+            let rows = try await AdminQueries.keys(database)
             return Page(items: rows.map {
                 APIKeyView(id: $0.string("id") ?? "", name: $0.string("name") ?? "",
                            scopes: ($0.string("scopes") ?? "").split(separator: ",").map(String.init),
@@ -211,8 +191,7 @@ struct AdminRoutes: Sendable {
         admin.delete("api-keys/:id") { _, context -> Response in
             let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
             let revoked = try await database.transaction { c -> Bool in
-                let hit = try !c.query("UPDATE api_keys SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL RETURNING id",
-                                       [.text(id)]).isEmpty
+                let hit = try AdminQueries.revokeKey(c, id: id)
                 if hit { try audit(c, context, "api-key.revoked", device: nil, detail: id) }
                 return hit
             }
@@ -233,11 +212,9 @@ struct AdminRoutes: Sendable {
 
     /// The settings, and for every iPhone whether watch enrollment is on or why it cannot be.
     func watchEnrollmentView() async throws -> WatchEnrollmentView {
-        let settings = try await database.query("SELECT mode, anchors_pem IS NOT NULL AS anchors FROM watch_enrollment_settings WHERE id = 1").first
-        let on = Set(try await database.query("SELECT enrollment_id FROM watch_enrollment_phones").compactMap { $0.string("enrollment_id") })
-        let phones = try await database.query("""
-            SELECT \(WatchEnrollmentSettings.phoneColumns) FROM enrollments WHERE product_name LIKE 'iPhone%' ORDER BY id LIMIT 10000
-            """)
+        let settings = try await AdminQueries.watchSettings(database)
+        let on = try await AdminQueries.watchEnabledPhones(database)
+        let phones = try await AdminQueries.iPhones(database)
         return WatchEnrollmentView(
             mode: settings?.string("mode") ?? "off", enrollmentProfileURL: watchEnrollment.enrollmentProfileURL,
             hasAnchorCertificates: settings?.bool("anchors") ?? false,
@@ -247,7 +224,7 @@ struct AdminRoutes: Sendable {
     }
 
     func device(_ id: String) async throws -> DeviceView {
-        guard let row = try await database.query("SELECT \(DeviceView.columns) FROM enrollments e WHERE e.id = $1", [.text(id)]).first else {
+        guard let row = try await AdminQueries.device(database, id: id) else {
             throw refuse(.notFound, "no enrollment \(id)")
         }
         return DeviceView(row)
@@ -284,8 +261,7 @@ struct AdminRoutes: Sendable {
     }
 
     private func perDeviceCommand(_ c: Connection, _ type: String, enrollmentID: String) throws -> MDMCommand {
-        guard let row = try c.query("SELECT sealed_unlock_token, profile_identifier FROM enrollments WHERE id = $1",
-                                    [.text(enrollmentID)]).first else {
+        guard let row = try AdminQueries.commandInputs(c, of: enrollmentID) else {
             throw refuse(.notFound, "no enrollment \(enrollmentID)")
         }
         if type == "Unenroll" {
