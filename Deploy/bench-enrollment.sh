@@ -10,10 +10,7 @@ shift
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 # ORCHARD_BENCH_BIN: run binaries from another folder, to compare two builds in one sitting.
-if [ -n "${ORCHARD_BENCH_BIN:-}" ]; then BIN=$ORCHARD_BENCH_BIN; else
-  swift build -c release >/dev/null
-  BIN=$(swift build -c release --show-bin-path)
-fi
+release_bin
 STATE=$(mktemp -d /tmp/orchard-bench.XXXXXX)
 chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT

@@ -12,10 +12,7 @@ source Deploy/scripts/stack.sh
 ROUNDS=${1:-10}
 DEVICES=${2:-2000}
 install_dependencies
-if [ -n "${ORCHARD_BENCH_BIN:-}" ]; then BIN=$ORCHARD_BENCH_BIN; else
-  swift build -c release >/dev/null
-  BIN=$(swift build -c release --show-bin-path)
-fi
+release_bin
 STATE=$(mktemp -d /tmp/orchard-soak.XXXXXX)
 chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT

@@ -143,6 +143,14 @@ stop_stack() {
   stop_postgres
 }
 
+# release_bin: sets BIN to the release build's folder (building it), or to ORCHARD_BENCH_BIN when set,
+# to run another build's binaries (to compare two builds in one sitting).
+release_bin() {
+  if [ -n "${ORCHARD_BENCH_BIN:-}" ]; then BIN=$ORCHARD_BENCH_BIN; return; fi
+  swift build -c release >/dev/null
+  BIN=$(swift build -c release --show-bin-path)
+}
+
 # start_measured_services BIN STATE FIRST_PORT APNS_PORT: the five services as the benchmark and soak scripts
 # run them (test PKI, quiet logs, a fresh admin key); sets ORCHARD_URL_CHECKIN_GATEWAY.
 start_measured_services() {

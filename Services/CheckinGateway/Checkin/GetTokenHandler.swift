@@ -14,18 +14,21 @@ protocol TokenService: Sendable {
 struct GetTokenHandler: DeviceMessageHandler {
     let services: [String: any TokenService]
 
-    func apply(_ m: GetToken, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> String? {
-        guard let service = services[m.tokenServiceType] else {
-            throw refuse(.badRequest, "unsupported TokenServiceType \(m.tokenServiceType.prefix(64))")
-        }
-        return try service.refusal(for: m, from: e, in: c)
+    struct Applied: Sendable {
+        let service: any TokenService
+        /// Why this enrollment may not have a token now; nil when it may.
+        let refusal: String?
     }
 
-    func respond(_ m: GetToken, to e: AuthorizedEnrollment, applied refusal: String?, correlationID: String) async throws -> DeviceAnswer {
+    func apply(_ m: GetToken, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied {
         guard let service = services[m.tokenServiceType] else {
             throw refuse(.badRequest, "unsupported TokenServiceType \(m.tokenServiceType.prefix(64))")
         }
-        let data = try await service.tokenData(for: m, from: e, refusal: refusal, correlationID: correlationID)
+        return Applied(service: service, refusal: try service.refusal(for: m, from: e, in: c))
+    }
+
+    func respond(_ m: GetToken, to e: AuthorizedEnrollment, applied: Applied, correlationID: String) async throws -> DeviceAnswer {
+        let data = try await applied.service.tokenData(for: m, from: e, refusal: applied.refusal, correlationID: correlationID)
         return DeviceAnswer(response: bytesResponse(GetToken.response(tokenData: data), contentType: "application/xml"))
     }
 }

@@ -1,5 +1,6 @@
 import AppleProtocol
 import Foundation
+import OrchardCore
 import Hummingbird
 import OrchardCrypto
 import OrchardSchemas
@@ -76,7 +77,7 @@ struct DeclarationService: Sendable {
     /// Creates or replaces a declaration; the devices it is assigned to are told to synchronise.
     func upsert(identifier: String, type: String, payload: [UInt8], actor: String, correlationID: String) async throws -> [String] {
         guard identifier.utf8.count <= 64, !identifier.isEmpty,
-              !identifier.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+              !identifier.containsControlCharacters else {
             throw refuse(.badRequest, "Identifier must be 1-64 octets without control characters")
         }
         guard Declaration.kind(ofType: type) != nil else {

@@ -21,7 +21,7 @@ struct EnrollmentLinks: Sendable {
     func create(name: String, expiresAt: Date?, maxUses: Int?, actor: String, correlationID: String) async throws -> Created {
         guard !name.isEmpty, name.count <= 200 else { throw refuse(.badRequest, "name must be 1-200 characters") }
         if let maxUses, !(1...1_000_000).contains(maxUses) { throw refuse(.badRequest, "maxUses must be from 1 to 1000000") }
-        guard !name.contains(where: { $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
+        guard !name.containsControlCharacters else {
             throw refuse(.badRequest, "name must not contain control characters")
         }
         if let expiresAt, expiresAt <= Date() { throw refuse(.badRequest, "expiresAt must be in the future") }

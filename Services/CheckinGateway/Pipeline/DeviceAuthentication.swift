@@ -15,10 +15,11 @@ struct DeviceCredential: Sendable {
     let certificate: Certificate
     let fingerprint: String
 
-    init(method: Method, certificate: Certificate) {
+    /// `fingerprint`: the certificate's SHA-256, as `DeviceTrust.trusted` computed it.
+    init(method: Method, certificate: Certificate, fingerprint: String) {
         self.method = method
         self.certificate = certificate
-        fingerprint = certificate.sha256Fingerprint
+        self.fingerprint = fingerprint
     }
 }
 
@@ -58,7 +59,7 @@ struct MdmSignatureAuthenticator: DeviceAuthenticator {
         do { signer = try CMS.verifySignature(Array(der), detachedContent: body, cache: signerCertificates) } catch {
             throw refuse(.unauthorized, "Mdm-Signature does not verify over the body")
         }
-        return DeviceCredential(method: .mdmSignature, certificate: try await trust.trusted(signer))
+        return DeviceCredential(method: .mdmSignature, certificate: signer, fingerprint: try await trust.trusted(signer))
     }
 }
 
@@ -74,6 +75,6 @@ struct ClientCertificateAuthenticator: DeviceAuthenticator {
               let cert = try? Certificate.parsePEM(Array(pem.utf8)).first else {
             throw refuse(.unauthorized, "client certificate header is not a PEM certificate")
         }
-        return DeviceCredential(method: .clientCertificate, certificate: try await trust.trusted(cert))
+        return DeviceCredential(method: .clientCertificate, certificate: cert, fingerprint: try await trust.trusted(cert))
     }
 }

@@ -31,18 +31,19 @@ final class DeviceTrust: Sendable {
         }
     }
 
-    /// The certificate when it chains to a trusted device CA (and is valid now); 401 otherwise.
-    func trusted(_ cert: Certificate) async throws -> Certificate {
+    /// The certificate's SHA-256 fingerprint when it chains to a trusted device CA (and is valid now);
+    /// 401 otherwise. The fingerprint is computed once here and becomes the request's credential.
+    func trusted(_ cert: Certificate) async throws -> String {
         let fingerprint = cert.sha256Fingerprint
         let now = Date()
-        if let until = verifiedChains.withLockedValue({ $0[fingerprint] }), until > now { return cert }
-        let result = try await verified { roots in try cert.verify(roots: roots); return cert }
+        if let until = verifiedChains.withLockedValue({ $0[fingerprint] }), until > now { return fingerprint }
+        _ = try await verified { roots in try cert.verify(roots: roots); return cert }
         verifiedChains.withLockedValue { cache in
             if cache.count >= Self.verifiedChainLimit { cache = cache.filter { $0.value > now } }
             if cache.count >= Self.verifiedChainLimit { cache.removeAll(keepingCapacity: true) }
             cache[fingerprint] = min(now.addingTimeInterval(300), cert.notAfter)
         }
-        return result
+        return fingerprint
     }
 
     /// Runs the check against the cached roots; on failure reloads them (at most once a second, so

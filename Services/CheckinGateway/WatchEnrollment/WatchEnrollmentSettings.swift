@@ -39,7 +39,6 @@ struct WatchEnrollmentSettings: Sendable {
         return nil
     }
 
-    static let phoneColumns = WatchEnrollmentStore.phoneColumns
 
     struct Outcome: Sendable {
         var enabled: [String] = []
