@@ -26,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // C libraries, reached through thin module maps and one C shim for OpenSSL's macros.
@@ -38,7 +42,9 @@ let package = Package(
 
         // Shared modules.
         .target(name: "OrchardCore", path: "Shared/Core"),
-        .target(name: "OrchardCrypto", dependencies: ["COrchardCrypto"], path: "Shared/Crypto"),
+        .target(name: "OrchardCrypto", dependencies: [
+            "COrchardCrypto", .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Shared/Crypto"),
         .target(name: "OrchardStorage", dependencies: [
             "CLibPQ", "OrchardCore",
             .product(name: "Logging", package: "swift-log"),
@@ -47,6 +53,8 @@ let package = Package(
         ], path: "Shared/Storage"),
         .target(name: "OrchardObservability", dependencies: [
             "OrchardCore",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], path: "Shared/Observability"),
@@ -86,10 +94,13 @@ let package = Package(
                           path: "Services/UserEnrollmentAuth"),
 
         // Local stack and benchmarks.
-        .executableTarget(name: "LocalBroker", dependencies: ["CRdKafka", "OrchardSchemas"],
+        .target(name: "LocalBrokerPorts", path: "Deploy/LocalBrokerPorts", linkerSettings: [.linkedLibrary("dl")]),
+        .executableTarget(name: "LocalBroker", dependencies: ["CRdKafka", "OrchardSchemas", "LocalBrokerPorts"],
                           path: "Deploy/LocalBroker"),
         .executableTarget(name: "OrchardBench", dependencies: [
             "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardTestSupport", "AppleProtocol", "OrchardCrypto",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
         ], path: "Benchmarks/OrchardBench"),
 
         // Tests.

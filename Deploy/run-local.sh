@@ -17,7 +17,7 @@ BIN=$(swift build -c "$CONFIG" --show-bin-path)
 trap 'log "stopping"; stop_stack; exit 0' INT TERM
 trap 'stop_stack' EXIT
 start_postgres "$STATE/postgres" "${ORCHARD_PG_PORT:-54329}"
-start_broker "$BIN" "$STATE"
+start_broker "$BIN" "$STATE" "${ORCHARD_KAFKA_PORT:-19092}"
 # Kept across runs: the KEK seals the keys stored in PostgreSQL, so a new one would make them unreadable.
 [ -s "$STATE/kek" ] || head -c 32 /dev/urandom | base64 > "$STATE/kek"
 [ -s "$STATE/admin-key" ] || echo "orchard_local_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" > "$STATE/admin-key"

@@ -20,41 +20,15 @@ struct WatchBenchmark {
                         "3 watch: MachineInfo + PAIRING_TOKEN → signed profile", "4 watch: Authenticate", "5 watch: TokenUpdate"]
 
     func run() async throws {
-        let admin = AdminClient(baseURL: gateway, key: adminKey)
-        let ca = try SigningIdentity(certificate: try Certificate.parsePEM(try read("ca.pem"))[0], key: try PrivateKey(pem: try read("ca.key")))
-        let appleCA = try SigningIdentity(certificate: try Certificate.parsePEM(try read("apple-ca.pem"))[0],
-                                          key: try PrivateKey(pem: try read("apple-ca.key")))
         let apns = APNsStandIn()
         try apns.start(port: apnsPort, certificatePEM: "\(pki)/apns-server.pem", keyPEM: "\(pki)/apns-server.key", clientCAPEM: "\(pki)/ca.pem")
         defer { apns.stop() }
 
         // Setup (not measured): a push certificate, then supervised iPhones enrolled through links.
+        let fleet = try await BenchFleet.prepare(gateway: gateway, adminKey: adminKey, pki: pki)
+        let (appleCA, profileCA) = (fleet.appleCA, fleet.profileCA)
         let pushID = UUID().uuidString.lowercased()
-        let pushKey = try PrivateKey.generateP256()
-        let pushCert = try Certificate.issue(subject: "/CN=APSP:\(pushID)/UID=com.apple.mgmt.External.\(pushID)", key: pushKey,
-                                             issuer: (ca.certificate, ca.key), usage: .clientIdentity,
-                                             validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
-        _ = try await admin.expect(.PUT, "/push-certificate", json: [
-            "certificate": String(decoding: try pushCert.pemRepresentation(), as: UTF8.self),
-            "privateKey": String(decoding: try pushKey.pemRepresentation(), as: UTF8.self)])
-        let signing = try await admin.expect(.GET, "/signing-identities")
-        let profileCA = try Certificate.parsePEM(Array(((signing["certificates"] as? [[String: Any]])?
-            .first { $0["role"] as? String == "device-ca" }?["pem"] as? String ?? "").utf8))[0]
-        var phones: [SimulatedDevice] = []
-        for i in 0..<pairings {
-            let link = try await admin.expect(.POST, "/enrollment-links", json: ["name": "bench phone \(i)", "maxUses": 1])
-            let profile = try await http(.GET, link["url"] as! String)
-            let (phone, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA],
-                                                            udid: "BENCHPHONE-\(pushID.prefix(6))-\(i)", serial: "BP\(i)")
-            _ = try await phone.authenticate()
-            _ = try await phone.tokenUpdate()
-            while let c = try await phone.idle() {
-                _ = try await phone.respond(to: c, status: "Acknowledged", extra: phone.informationAnswers(supervised: true))
-            }
-            phones.append(phone)
-        }
-        _ = try await admin.expect(.PUT, "/watch-enrollment", json: ["mode": "all-supervised"])
-        for phone in phones { while let c = try await phone.idle() { _ = try await phone.respond(to: c, status: "Acknowledged") } }
+        let phones = try await fleet.enrollPhones(pairings, prefix: "BENCH-\(pushID.prefix(6))")
         let url = "\(gateway)/mdm/watch/enroll"
         // The watches exist before they pair: their Apple identities and first MachineInfo are made here.
         let watches = try phones.indices.map { p in
@@ -150,8 +124,6 @@ struct WatchBenchmark {
         }
         print(server)
     }
-
-    private func read(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/\(name)"))) }
 }
 
 private func timed(_ times: inout [Double], _ body: () async throws -> HTTPResult) async throws -> HTTPResult {

@@ -13,6 +13,8 @@ import OrchardStorage
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
 //   watch --pairings N --watches M [--rate R]  Apple Watch enrollments: paced at R per second (0: closed loop), p50/p99 per step
+//   faults --seconds S --label L --out FILE [--devices W] [--phones P]  steady enrollments and watch pairings for
+//                           Deploy/fault-suite.sh, which injects a fault meanwhile and reads FILE
 //   crypto                  microseconds per cryptographic operation on the enrollment paths (no broker needed)
 // Reads KAFKA_BOOTSTRAP_SERVERS, ORCHARD_KAFKA_FETCH_WAIT_MAX_MS and (apply) ORCHARD_DATABASE_URL.
 
@@ -118,6 +120,15 @@ case "watch":
                                    rate: Double(option("-r", "--rate", 50)),
                                    apnsPort: Int(environment["ORCHARD_TEST_APNS_PORT"] ?? "") ?? 28443)
     try await benchmark.run()
+
+case "faults":
+    let load = FaultLoad(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
+                         adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
+                         seconds: option("-s", "--seconds", 40), deviceWorkers: option("-d", "--devices", 4),
+                         phones: option("-p", "--phones", 4), label: options["--label"] ?? "run",
+                         out: options["--out"] ?? "/tmp/orchard-fault-load.txt",
+                         apnsPort: Int(environment["ORCHARD_TEST_APNS_PORT"] ?? "") ?? 28443, kafka: settings, producer: producer)
+    try await load.run()
 
 case "respond":
     var router = MessageRouter()

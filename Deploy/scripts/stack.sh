@@ -69,36 +69,78 @@ stop_postgres() {
   ORCHARD_PG_DIR=""
 }
 
-# start_broker BIN_DIR STATE_DIR: the embedded mock Kafka cluster. Sets KAFKA_BOOTSTRAP_SERVERS.
+# start_broker BIN_DIR STATE_DIR [PORT]: the embedded mock Kafka cluster. Sets KAFKA_BOOTSTRAP_SERVERS.
+# With PORT it listens on 127.0.0.1:PORT and is supervised: if it dies (kill -9, a crash) it is started
+# again on the same address, which the services find again, and the log says what was lost (the broker
+# keeps nothing on disk; see docs/decisions.md). Its current pid is in STATE_DIR/kafka.pid.
 start_broker() {
-  local bin=$1 state=$2
-  rm -f "$state/kafka.bootstrap"
-  "$bin/orchard-local-broker" --bootstrap-file "$state/kafka.bootstrap" > >(sed -u 's/^/[kafka] /') 2>&1 &
-  ORCHARD_BROKER_PID=$!
+  local bin=$1 state=$2 port=${3:-}
+  rm -f "$state/kafka.bootstrap" "$state/kafka.snapshot"
+  if [ -z "$port" ]; then
+    "$bin/orchard-local-broker" --bootstrap-file "$state/kafka.bootstrap" > >(sed -u 's/^/[kafka] /') 2>&1 &
+    ORCHARD_BROKER_PID=$!
+  else
+    supervise_broker "$bin" "$state" "$port" > >(sed -u 's/^/[kafka] /') 2>&1 &
+    ORCHARD_BROKER_PID=$!
+  fi
   for _ in $(seq 1 100); do [ -s "$state/kafka.bootstrap" ] && break; sleep 0.1; done
   [ -s "$state/kafka.bootstrap" ] || { log "the local broker did not start"; return 1; }
   export KAFKA_BOOTSTRAP_SERVERS=$(cat "$state/kafka.bootstrap")
   log "Kafka (local mock cluster) on $KAFKA_BOOTSTRAP_SERVERS"
 }
 
+# supervise_broker BIN_DIR STATE_DIR PORT: runs the broker, restarting it when it dies; SIGTERM stops both.
+supervise_broker() {
+  local bin=$1 state=$2 port=$3 child="" stopping="" rc
+  trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
+  while [ -z "$stopping" ]; do
+    "$bin/orchard-local-broker" --port "$port" --bootstrap-file "$state/kafka.bootstrap" \
+      --snapshot-file "$state/kafka.snapshot" &
+    child=$!
+    echo "$child" > "$state/kafka.pid"
+    rc=0; wait "$child" || rc=$?
+    # A trapped signal interrupts `wait`: wait again for the broker itself to finish.
+    [ -n "$stopping" ] && { wait "$child" 2>/dev/null || true; break; }
+    log "the local broker stopped (exit status $rc); starting it again on 127.0.0.1:$port"
+    log "it keeps nothing on disk, so what it held is gone; its last snapshot:"
+    [ -s "$state/kafka.snapshot" ] && sed 's/^/    /' "$state/kafka.snapshot" >&2
+    log "consumer groups start again from the beginning of the new, empty topics; services reconnect on their own"
+    sleep 1
+  done
+  rm -f "$state/kafka.pid"
+}
+
+# start_service BIN_DIR NAME PORT [INSTANCE]: one service (or a further replica) in the background; its
+# pid is in ORCHARD_SERVICE_PID and joins ORCHARD_PIDS, so stop_stack stops it.
+start_service() {
+  local bin=$1 name=$2 port=$3 instance=${4:-$2-local}
+  ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$instance" "$bin/$name" > >(sed -u "s/^/[$instance] /") 2>&1 &
+  ORCHARD_SERVICE_PID=$!
+  ORCHARD_PIDS+=($ORCHARD_SERVICE_PID)
+}
+
+# wait_ready NAME PORT: until the service's /readyz answers 200 (at most 60 s).
+wait_ready() {
+  local name=$1 port=$2
+  for _ in $(seq 1 120); do
+    if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  log "$name did not become ready on port $port"
+  return 1
+}
+
 # start_services BIN_DIR FIRST_PORT: the five services on consecutive ports; waits for /readyz.
 start_services() {
   local bin=$1 port=$2 name
   for name in "${ORCHARD_SERVICES[@]}"; do
-    ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$name-local" "$bin/$name" \
-      > >(sed -u "s/^/[$name] /") 2>&1 &
-    ORCHARD_PIDS+=($!)
+    start_service "$bin" "$name" "$port"
     eval "export ORCHARD_URL_$(echo "$name" | tr 'a-z-' 'A-Z_')=http://127.0.0.1:$port"
     port=$((port + 1))
   done
   port=$2
   for name in "${ORCHARD_SERVICES[@]}"; do
-    local ok=""
-    for _ in $(seq 1 120); do
-      if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ok=1; break; fi
-      sleep 0.5
-    done
-    [ -n "$ok" ] || { log "$name did not become ready on port $port"; return 1; }
+    wait_ready "$name" "$port" || return 1
     log "$name ready on http://127.0.0.1:$port"
     port=$((port + 1))
   done

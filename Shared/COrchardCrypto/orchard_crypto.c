@@ -591,11 +591,6 @@ int orc_aead_open(const uint8_t key[32], const uint8_t *aad, size_t aad_len, con
     return 1;
 }
 
-int orc_sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
-    unsigned int n = 32;
-    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1;
-}
-
 int orc_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t out[32]) {
     unsigned int n = 32;
     return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n) != NULL;

@@ -1,12 +1,12 @@
 import COrchardCrypto
+import Crypto
 import Foundation
 
-/// Hashes used for token storage and fingerprints.
+/// Hashes used for token storage and fingerprints. SHA-256 is swift-crypto's (as fast as OpenSSL's, no
+/// C call); HMAC and random bytes stay with OpenSSL, which measured faster (docs/decisions.md).
 public enum Digest {
     public static func sha256(_ data: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        _ = orc_sha256(data, data.count, &out)
-        return out
+        Array(Crypto.SHA256.hash(data: data))
     }
 
     public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {

@@ -111,8 +111,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
             attempt += 1
             do {
                 try await handler(message)
-                MetricsRegistry.shared.increment("orchard_kafka_consumed_total", labels: ["topic": message.topic],
-                                                 help: "Messages handled successfully")
+                OrchardMetrics.consumed(topic: message.topic).increment()
                 return true
             } catch let rejection as MessageRejected {
                 logger.warning("message rejected: \(rejection.reason)", metadata: metadata)
@@ -136,8 +135,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         headers["original-partition"] = String(message.partition)
         headers["original-offset"] = String(message.offset)
         headers["consumer-group"] = groupID
-        MetricsRegistry.shared.increment("orchard_kafka_dead_letters_total", labels: ["topic": message.topic],
-                                         help: "Messages sent to the dead-letter topic")
+        OrchardMetrics.deadLetters(topic: message.topic).increment()
         do {
             try await deadLetters.send(OutgoingMessage(topic: Self.deadLetterTopic, key: message.key,
                                                        value: message.value, headers: headers))

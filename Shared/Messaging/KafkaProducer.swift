@@ -55,9 +55,7 @@ public final class KafkaProducer: @unchecked Sendable {
                 continuation.resume(throwing: error)
             }
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-        MetricsRegistry.shared.observe("orchard_kafka_produce_seconds", seconds, labels: ["topic": message.topic],
-                                       help: "Time from produce to broker acknowledgement")
+        OrchardMetrics.produceLatency(topic: message.topic).record(.since(started))
         return report
     }
 

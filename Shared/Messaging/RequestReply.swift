@@ -57,6 +57,9 @@ public final class RequestClient: @unchecked Sendable {
         // Never joins a group or commits: it reads its reply partition from the current end.
         properties["group.id"] = "orchard-replies-\(instanceID)"
         properties["enable.auto.commit"] = "false"
+        // A broker that lost its log (the local broker restarted) answers "offset out of range": start
+        // again from the beginning of the partition, not its end, or replies written meanwhile are skipped.
+        properties["auto.offset.reset"] = "earliest"
         properties["fetch.wait.max.ms"] = String(settings.fetchWaitMaxMs)
         properties["fetch.error.backoff.ms"] = "10"
         properties.merge(settings.extra) { $1 }
@@ -109,9 +112,7 @@ public final class RequestClient: @unchecked Sendable {
                 do { try await producer.send(message) } catch { self.resume(requestID, with: .failure(error)) }
             }
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-        MetricsRegistry.shared.observe("orchard_request_seconds", seconds, labels: ["type": R.type],
-                                       help: "Request/reply round trip over Kafka")
+        OrchardMetrics.requestLatency(type: R.type).record(.since(started))
         if reply.headers[Header.status] == "refused" {
             throw try MessageCodec.decode(RequestRefused.self, from: reply.value)
         }
@@ -163,8 +164,7 @@ public struct RequestResponder<R: RequestSchema>: Sendable {
         }
         if let deadline = message.headers[Header.deadline].flatMap(Int64.init),
            Int64(Date().timeIntervalSince1970 * 1000) > deadline {
-            MetricsRegistry.shared.increment("orchard_requests_expired_total", labels: ["type": R.type],
-                                             help: "Requests skipped because their deadline had passed")
+            OrchardMetrics.requestsExpired(type: R.type).increment()
             logger.info("skipping expired request", metadata: ["type": "\(R.type)",
                                                                "correlation-id": "\(message.correlationID ?? "")"])
             return

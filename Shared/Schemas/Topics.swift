@@ -20,4 +20,11 @@ public enum Topics {
         .init(name: BenchEcho.topic, partitions: 6, purpose: "benchmark and integration-test requests"),
         .init(name: BenchEvent.topic, partitions: 6, purpose: "benchmark and integration-test events"),
     ]
+
+    /// The consumer groups Orchard's services form (`orchard.<service>` by default, see ServiceRuntime.consumer).
+    /// The local broker reads their committed offsets to say what a restart of it lost.
+    public static let consumerGroups = [
+        "orchard.checkin-gateway", "orchard.checkin-gateway.activity", "orchard.token-service",
+        "orchard.profile-signer", "orchard.abm-sync", "orchard.user-enrollment-auth",
+    ]
 }

@@ -26,7 +26,7 @@ public enum HealthRoutes {
         }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.shared.render())))
+                     body: .init(byteBuffer: ByteBuffer(string: OrchardMetrics.render())))
         }
     }
 }

@@ -20,13 +20,9 @@ public struct ObservabilityMiddleware<Context: RequestContext>: RouterMiddleware
         let started = DispatchTime.now()
         var status = 500
         defer {
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             let route = context.endpointPath ?? "unmatched"
-            MetricsRegistry.shared.increment("orchard_http_requests_total",
-                                             labels: ["route": route, "method": request.method.rawValue, "status": String(status)],
-                                             help: "HTTP requests served")
-            MetricsRegistry.shared.observe("orchard_http_request_seconds", seconds, labels: ["route": route],
-                                           help: "HTTP request latency")
+            OrchardMetrics.httpRequests(route: route, method: request.method.rawValue, status: status).increment()
+            OrchardMetrics.httpRequestLatency(route: route).record(.since(started))
         }
         do {
             var response = try await next(request, context)

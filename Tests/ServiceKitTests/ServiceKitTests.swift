@@ -65,20 +65,20 @@ final class MiddlewareTests: XCTestCase {
                 XCTAssertTrue(String(buffer: r.body).contains("bad thing"))
             }
         }
-        XCTAssertTrue(MetricsRegistry.shared.render().contains(#"orchard_http_requests_total{method="GET",route="/fail",status="400"}"#),
-                      MetricsRegistry.shared.render())
+        XCTAssertTrue(OrchardMetrics.render().contains(#"orchard_http_requests_total{method="GET",route="/fail",status="400"}"#),
+                      OrchardMetrics.render())
     }
 
     func testMetricsExposition() {
-        let registry = MetricsRegistry()
-        registry.increment("orchard_x_total", labels: ["a": "q\"uote"], help: "X things")
-        registry.observe("orchard_y_seconds", 0.003)
-        let text = registry.render()
-        XCTAssertTrue(text.contains("# TYPE orchard_x_total counter"))
-        XCTAssertTrue(text.contains(#"orchard_x_total{a="q\"uote"} 1"#), text)
-        XCTAssertTrue(text.contains(#"orchard_y_seconds_bucket{le="0.0025"} 0"#), text)
-        XCTAssertTrue(text.contains(#"orchard_y_seconds_bucket{le="0.005"} 1"#), text)
-        XCTAssertTrue(text.contains("orchard_y_seconds_count 1"), text)
+        OrchardMetrics.httpRequests(route: "/exposition", method: "PUT", status: 201).increment()
+        OrchardMetrics.httpRequestLatency(route: "/exposition").record(.milliseconds(3))
+        let text = OrchardMetrics.render()
+        XCTAssertTrue(text.contains("# TYPE orchard_http_requests_total counter"), text)
+        XCTAssertTrue(text.contains("# HELP orchard_http_requests_total HTTP requests served"), text)
+        XCTAssertTrue(text.contains(#"orchard_http_requests_total{method="PUT",route="/exposition",status="201"} 1"#), text)
+        XCTAssertTrue(text.contains(#"orchard_http_request_seconds_bucket{route="/exposition",le="0.0025"} 0"#), text)
+        XCTAssertTrue(text.contains(#"orchard_http_request_seconds_bucket{route="/exposition",le="0.005"} 1"#), text)
+        XCTAssertTrue(text.contains(#"orchard_http_request_seconds_count{route="/exposition"} 1"#), text)
     }
 
     func testJSONStringEscaping() {

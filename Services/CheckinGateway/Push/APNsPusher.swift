@@ -109,13 +109,13 @@ actor APNsPusher: Service {
     private func handle(_ outcome: PushOutcome, id: String, attempt: Int) async {
         switch outcome {
         case .delivered:
-            MetricsRegistry.shared.increment("orchard_apns_pushes_total", labels: ["outcome": "delivered"], help: "APNs pushes")
+            OrchardMetrics.apnsPushes(outcome: "delivered").increment()
         case .invalidToken(let reason):
-            MetricsRegistry.shared.increment("orchard_apns_pushes_total", labels: ["outcome": "invalid-token"], help: "APNs pushes")
+            OrchardMetrics.apnsPushes(outcome: "invalid-token").increment()
             logger.info("push token invalid", metadata: ["enrollment": "\(id)", "reason": "\(reason)"])
             _ = try? await database.withConnection { c in try EnrollmentStore.markPushTokenInvalid(c, id: id) }
         case .retry(let reason) where attempt < 5:
-            MetricsRegistry.shared.increment("orchard_apns_pushes_total", labels: ["outcome": "retried"], help: "APNs pushes")
+            OrchardMetrics.apnsPushes(outcome: "retried").increment()
             logger.info("push will be retried", metadata: ["enrollment": "\(id)", "reason": "\(reason)", "attempt": "\(attempt + 1)"])
             let delay = Duration.milliseconds(200 << attempt)
             Task {
@@ -123,7 +123,7 @@ actor APNsPusher: Service {
                 await self.requeue(id, attempt: attempt + 1)
             }
         case .retry(let reason), .failed(let reason):
-            MetricsRegistry.shared.increment("orchard_apns_pushes_total", labels: ["outcome": "failed"], help: "APNs pushes")
+            OrchardMetrics.apnsPushes(outcome: "failed").increment()
             logger.warning("push failed", metadata: ["enrollment": "\(id)", "reason": "\(reason)"])
         }
     }

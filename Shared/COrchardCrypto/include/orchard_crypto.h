@@ -84,7 +84,6 @@ int orc_aead_seal(const uint8_t key[32], const uint8_t *aad, size_t aad_len, con
 int orc_aead_open(const uint8_t key[32], const uint8_t *aad, size_t aad_len, const uint8_t *sealed,
                   size_t len, uint8_t **out, size_t *out_len);
 
-int orc_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 int orc_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t out[32]);
 
 #endif
