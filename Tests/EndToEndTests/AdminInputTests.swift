@@ -69,7 +69,7 @@ final class AdminInputTests: XCTestCase {
 /// A link use is spent only once its profile was recorded (hardening issue, item 5).
 final class EnrollmentLinkClaimTests: XCTestCase {
     /// The state a gateway killed between claiming a use and recording the profile leaves behind: the
-    /// use counted, its claim unsettled. The device gets 410 at first, and its link back soon after.
+    /// use counted, its claim unsettled. The device is told to retry (503 + Retry-After), and gets its link back soon after.
     func testAUseWhoseDeliveryNeverCompletedIsGivenBack() async throws {
         let stack = try await Fixture.shared.prepare()
         let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "crash", "maxUses": 1])
@@ -81,8 +81,10 @@ final class EnrollmentLinkClaimTests: XCTestCase {
             INSERT INTO link_claims (id, link_id, claimed_at) SELECT gen_random_uuid(), id, now() - interval '1 hour' FROM used
             """, [.text(linkID)])
         await database.shutdown()
+        // Not 410 (gone for good) while the claim stands: the device is told to retry (fault suite, gateway kill -9).
         let refused = try await http(.GET, url)
-        XCTAssertEqual(refused.status, 410, "used up while its claim stands")
+        XCTAssertEqual(refused.status, 503, "held by an unsettled claim")
+        XCTAssertNotNil(refused.headers["retry-after"])
         let back = try await eventually(timeout: 90) { try await http(.GET, url).status == 200 }
         XCTAssertTrue(back, "the unsettled use was given back")
         // Its profile was recorded, so the use is spent for good now.

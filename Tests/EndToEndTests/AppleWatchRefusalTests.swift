@@ -97,6 +97,9 @@ final class AppleWatchRefusalTests: XCTestCase {
         let fresh = try await securityToken(p)
         let awaited3 = try await getToken(p.phone, security: fresh, watchUDID: p.watch.udid).status
         XCTAssertEqual(awaited3, 200)
+        // The same iPhone asking again (its answer was lost: the gateway died mid-request) is answered again.
+        let retried = try await getToken(p.phone, security: fresh, watchUDID: p.watch.udid)
+        XCTAssertEqual(retried.status, 200, retried.text)
         let second = try await getToken(other.phone, security: fresh, watchUDID: p.watch.udid)
         XCTAssertEqual(second.status, 403)
         XCTAssertTrue(second.text.contains("another iPhone"), second.text)

@@ -39,7 +39,7 @@ struct EnrollmentLinks: Sendable {
     }
 
     /// Serves the signed profile for a link, counting the use. Refused: unknown (404), expired,
-    /// used up or revoked (410). A failed build gives the use back; so does `claimRecovery` when the
+    /// used up or revoked (410); 503 + Retry-After while its last use is held by an unsettled delivery. A failed build gives the use back; so does `claimRecovery` when the
     /// gateway died before the profile was recorded.
     func download(token: String, correlationID: String) async throws -> Response {
         guard token.count == 43, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
@@ -54,6 +54,10 @@ struct EnrollmentLinks: Sendable {
         case .claimed(let id): linkID = id
         case .unknown: throw refuse(.notFound, "unknown enrollment link")
         case .unusable: throw refuse(.gone, "enrollment link expired, used up or revoked")
+        case .pending:
+            // Its last use is paying for a delivery still in progress (or cut off by a crash, given back by
+            // `claimRecovery`): not gone yet, so the device retries rather than giving up.
+            throw DependencyFailure.unavailable("this link's last use is held by a profile delivery in progress; retry shortly")
         }
         do {
             return try await delivery.deliver(to: .init(subject: linkID, platform: .iOS, linkID: linkID, linkClaimID: claimID),

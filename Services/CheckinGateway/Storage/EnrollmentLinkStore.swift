@@ -12,7 +12,8 @@ enum EnrollmentLinkStore {
                   expiresAt.map(SQLValue.timestamp) ?? .null, maxUses.map { .int($0) } ?? .null])
     }
 
-    enum Claim { case claimed(linkID: String), unknown, unusable }
+    /// `pending`: every use left is held by a claim not yet settled: it comes back if that delivery fails.
+    enum Claim { case claimed(linkID: String), unknown, unusable, pending }
 
     /// Counts a use of the link and records a claim on it, in one statement; the claim is settled when the
     /// profile is recorded (`settle`), given back by `release`, or by `claimRecovery` after a crash.
@@ -26,8 +27,12 @@ enum EnrollmentLinkStore {
             INSERT INTO link_claims (id, link_id) SELECT $2::uuid, id FROM claimed RETURNING link_id::text AS id
             """, [.bytes(tokenHash), .text(claimID)]).first?.string("id")
         if let claimed { return .claimed(linkID: claimed) }
-        let exists = try await database.query("SELECT 1 FROM enrollment_links WHERE token_hash = $1", [.bytes(tokenHash)])
-        return exists.isEmpty ? .unknown : .unusable
+        guard let link = try await database.query("""
+            SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                   AND EXISTS (SELECT 1 FROM link_claims c WHERE c.link_id = l.id) AS pending
+            FROM enrollment_links l WHERE token_hash = $1
+            """, [.bytes(tokenHash)]).first else { return .unknown }
+        return link.bool("pending") == true ? .pending : .unusable
     }
 
     /// The use is spent for good: its claim goes, in the transaction that records the delivered profile.

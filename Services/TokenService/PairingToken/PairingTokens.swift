@@ -38,7 +38,8 @@ struct PairingTokens: Sendable {
     }
 
     /// Exchanges a watch's security token for a pairing token. Refused: unknown, expired, issued for
-    /// another watch, or already exchanged (by this or another phone).
+    /// another watch, or already exchanged by another phone. The same phone asking again for the same
+    /// watch gets a pairing token again (each single use at the gateway, all bound to that phone and watch).
     func issue(_ r: IssuePairingToken, correlationID: String?) async throws -> IssuePairingToken.Reply {
         let securityHash = Digest.sha256(Array(r.securityToken.utf8))
         let now = Date()
@@ -56,17 +57,20 @@ struct PairingTokens: Sendable {
                 if row.bool("expired") == true {
                     throw RequestRefused(code: "security-token.expired", message: "the security token has expired", httpStatus: 403)
                 }
-                if let phone = row.string("consumed_by_phone") {
-                    throw RequestRefused(code: "security-token.used",
-                                         message: "the security token was already exchanged\(phone == r.phoneUDID ? "" : " by another iPhone")",
-                                         httpStatus: 403)
-                }
                 guard row.string("watch_udid") == r.watchUDID else {
                     throw RequestRefused(code: "security-token.other-watch", message: "the security token was issued to another watch",
                                          httpStatus: 403)
                 }
-                try c.query("UPDATE security_tokens SET consumed_at = now(), consumed_by_phone = $2 WHERE token_hash = $1",
-                            [.bytes(securityHash), .text(r.phoneUDID)])
+                // Exchanged already: by another iPhone, refused; by this iPhone for this watch, it is the same
+                // GetToken again because its answer never arrived (the gateway died, the reply was late):
+                // it gets a pairing token again, or a server failure would cost the pairing its retry.
+                if let phone = row.string("consumed_by_phone"), phone != r.phoneUDID {
+                    throw RequestRefused(code: "security-token.used", message: "the security token was already exchanged by another iPhone",
+                                         httpStatus: 403)
+                }
+                try c.query("""
+                    UPDATE security_tokens SET consumed_at = COALESCE(consumed_at, now()), consumed_by_phone = $2 WHERE token_hash = $1
+                    """, [.bytes(securityHash), .text(r.phoneUDID)])
                 try c.query("""
                     INSERT INTO pairing_tokens (jti, phone_udid, watch_udid, security_token_hash, expires_at)
                     VALUES ($1, $2, $3, $4, $5)
