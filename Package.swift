@@ -89,7 +89,7 @@ let package = Package(
                           path: "Services/TokenService"),
         .executableTarget(name: "ProfileSigner", dependencies: serviceDependencies + ["OrchardCrypto", "AppleProtocol"],
                           path: "Services/ProfileSigner"),
-        .executableTarget(name: "ABMSync", dependencies: serviceDependencies, path: "Services/ABMSync"),
+        .executableTarget(name: "ABMSync", dependencies: serviceDependencies + ["OrchardCrypto"], path: "Services/ABMSync"),
         .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies,
                           path: "Services/UserEnrollmentAuth"),
 

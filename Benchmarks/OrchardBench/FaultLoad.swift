@@ -57,6 +57,17 @@ struct FaultLoad {
             }
         }
         let eventTask = Task { try await events.run() }
+        // The group starts at the beginning of the topic (earliest, as after a broker restart): let it catch up
+        // with what earlier runs left there before the load starts, so that a fault meets a reader that keeps up.
+        var seen = -1, quietSince = Date()
+        let catchUpEnd = Date().addingTimeInterval(120)
+        while Date() < catchUpEnd {
+            let count = tally.withLockedValue { $0.events.count }
+            if count != seen || !events.hasAssignment { seen = count; quietSince = Date() }
+            if Date().timeIntervalSince(quietSince) > 2 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        tally.withLockedValue { $0.events.removeAll() }
         // Written straight to the file descriptor (print is buffered when stdout is a file): the suite waits for it.
         FileHandle.standardOutput.write(Data(
             "fault load \(label): \(deviceWorkers) enrolling devices and \(phones) iPhones pairing watches for \(seconds) s\n".utf8))
@@ -95,7 +106,8 @@ struct FaultLoad {
             }
         }
         // Events of the last enrollments are still leaving outboxes: read until none arrived for 5 s (at most 60 s).
-        var lastCount = -1, quietSince = Date()
+        var lastCount = -1
+        quietSince = Date()
         let drainEnd = Date().addingTimeInterval(60)
         while Date() < drainEnd {
             let count = tally.withLockedValue { $0.events.count }

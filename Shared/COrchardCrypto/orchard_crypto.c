@@ -497,7 +497,7 @@ int orc_cms_decrypt(const uint8_t *cms_der, size_t cms_len, X509 *cert, EVP_PKEY
     BIO *in = BIO_new_mem_buf(cms_der, (int)cms_len);
     CMS_ContentInfo *cms = in ? d2i_CMS_bio(in, NULL) : NULL;
     BIO_free(in);
-    if (!cms) return 0;
+    if (!cms) return -1;  /* not CMS at all: told apart from "not for this key" (0) */
     BIO *outb = BIO_new(BIO_s_mem());
     int ok = outb && CMS_decrypt(cms, key, cert, NULL, outb, CMS_BINARY) == 1 &&
              bio_to_buffer(outb, out, out_len);

@@ -71,12 +71,22 @@ public enum CMS {
         }
     }
 
+    /// Why `decrypt` failed: the bytes are no CMS message, or one that `certificate`'s key cannot open.
+    public enum DecryptionFailure: Error, Sendable { case notCMS, notForThisKey(CryptoError) }
+
     /// Decrypts EnvelopedData addressed to `certificate` (for example an ABM server token).
     public static func decrypt(_ envelope: [UInt8], certificate: Certificate, key: PrivateKey) throws -> [UInt8] {
-        try envelope.withUnsafeBufferPointer { e in
-            try produceBuffer("CMS decryption") {
-                orc_cms_decrypt(e.baseAddress, e.count, certificate.pointer, key.pointer, $0, $1)
-            }
+        var out: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        let result = envelope.withUnsafeBufferPointer { e in
+            orc_cms_decrypt(e.baseAddress, e.count, certificate.pointer, key.pointer, &out, &length)
+        }
+        switch result {
+        case 1: return takeBuffer(out, length)
+        case -1:
+            _ = CryptoError.openssl("CMS parsing")  // clears OpenSSL's error queue
+            throw DecryptionFailure.notCMS
+        default: throw DecryptionFailure.notForThisKey(CryptoError.openssl("CMS decryption"))
         }
     }
 }

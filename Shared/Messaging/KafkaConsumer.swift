@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import OrchardObservability
+import OrchardStorage
 import ServiceLifecycle
 
 /// Thrown by a handler for a message that can never succeed (malformed, unknown type, wrong version):
@@ -117,6 +118,17 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
                 logger.warning("message rejected: \(rejection.reason)", metadata: metadata)
                 return await deadLetter(message, reason: rejection.reason)
             } catch {
+                // The database away (restarting, unreachable) is no fault of the message: retried until it is
+                // back (or the consumer stops), never dead-lettered. A PostgreSQL restart used to dead-letter
+                // the activity entries the gateway was storing then (fault suite).
+                if (error as? PostgresError)?.isUnavailable == true {
+                    if attempt == 1 || attempt % 10 == 0 {
+                        logger.warning("database unavailable, retrying (attempt \(attempt)): \(error)", metadata: metadata)
+                    }
+                    if stopSignal.isFired { return false }
+                    try? await Task.sleep(for: .milliseconds(50 << min(attempt, 6)))
+                    continue
+                }
                 if attempt >= maxAttempts {
                     logger.error("handler failed \(attempt) times, dead-lettering: \(error)", metadata: metadata)
                     return await deadLetter(message, reason: "\(error)")

@@ -7,16 +7,6 @@ extension HTTPField.Name {
     public static let retryAfter = HTTPField.Name("Retry-After")!
 }
 
-extension PostgresError {
-    /// The database could not be reached or is restarting (no SQLSTATE: libpq lost or could not open the
-    /// connection; class 08 connection exceptions; 57P01-03 shutdown or start-up; 53300 too many
-    /// connections). The request may succeed when retried; nothing was committed by it.
-    public var isUnavailable: Bool {
-        guard let state = sqlState else { return true }
-        return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
-    }
-}
-
 /// The one mapping from a failure of something a service depends on to the HTTP answer its client gets:
 /// - another service gave no reply in time, or the database is briefly away: 503 with `Retry-After`
 ///   (the client keeps whatever it was given, and retries);

@@ -134,6 +134,12 @@ final class CMSInteropTests: XCTestCase {
         XCTAssertEqual(try tool.read("plain.out"), secret)
 
         let other = try pki.identity("someone-else", rsa: true)
-        XCTAssertThrowsError(try CMS.decrypt(try tool.read("enveloped.der"), certificate: other.certificate, key: other.key))
+        XCTAssertThrowsError(try CMS.decrypt(try tool.read("enveloped.der"), certificate: other.certificate, key: other.key)) {
+            guard case CMS.DecryptionFailure.notForThisKey = $0 else { return XCTFail("\($0)") }
+        }
+        // Not CMS at all is told apart (an ABM server token upload answers 400 for one, 422 for the other).
+        XCTAssertThrowsError(try CMS.decrypt(Array("not a CMS message".utf8), certificate: other.certificate, key: other.key)) {
+            guard case CMS.DecryptionFailure.notCMS = $0 else { return XCTFail("\($0)") }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
@@ -67,5 +68,32 @@ final class ConsumerDeliveryTests: XCTestCase {
         XCTAssertEqual(letter.headers["original-topic"], BenchEvent.topic)
         XCTAssertTrue(letter.headers["dead-letter-reason"]?.contains("malformed") == true, "\(letter.headers)")
         await db.shutdown()
+    }
+}
+
+/// A handler that finds the database away (restarting) is retried until it is back, however many attempts
+/// that takes; a PostgreSQL restart used to dead-letter what the consumers were storing (fault suite).
+final class ConsumerDatabaseAwayTests: XCTestCase {
+    func testAMessageWhoseDatabaseIsAwayIsRetriedNotDeadLettered() async throws {
+        let stream = "away\(UUID().uuidString.prefix(8).lowercased())"
+        let settings = try TestStack.settings("test-db-away-\(stream)")
+        let producer = try KafkaProducer(settings: settings)
+        let calls = NIOLockedValueBox(0), handled = NIOLockedValueBox(false)
+        let consumer = KafkaConsumer(settings: settings, groupID: "test-db-away-\(stream)", topics: [BenchEvent.topic],
+                                     deadLetters: producer, logger: TestStack.logger) { message in
+            guard let event = try? MessageCodec.decode(BenchEvent.self, from: message), event.stream == stream else { return }
+            let attempt = calls.withLockedValue { $0 += 1; return $0 }
+            // More failures than the consumer's maxAttempts (5), which dead-letters other errors.
+            if attempt <= 6 { throw PostgresError(message: "the database system is shutting down", sqlState: "57P01") }
+            handled.withLockedValue { $0 = true }
+        }
+        let running = Task { try await consumer.run() }
+        defer { consumer.stop(); running.cancel() }
+        let assigned = try await eventually(timeout: 60) { consumer.hasAssignment }
+        XCTAssertTrue(assigned)
+        try await producer.publish(BenchEvent(sequence: 0, stream: stream))
+        let done = try await eventually(timeout: 90) { handled.withLockedValue { $0 } }
+        XCTAssertTrue(done, "not handled after \(calls.withLockedValue { $0 }) attempts")
+        XCTAssertEqual(calls.withLockedValue { $0 }, 7)
     }
 }

@@ -21,6 +21,12 @@ public struct AdminClient: Sendable {
         return try await http(method, "\(baseURL)/admin/v1\(path)", headers: headers, body: body)
     }
 
+    /// Sends raw bytes (a file upload).
+    public func call(_ method: HTTPMethod, _ path: String, body: [UInt8], contentType: String = "application/pkcs7-mime") async throws -> HTTPResult {
+        try await http(method, "\(baseURL)/admin/v1\(path)", headers: [("Authorization", "Bearer \(key)"), ("Content-Type", contentType)],
+                       body: body)
+    }
+
     /// Calls and expects 2xx; returns the JSON object.
     @discardableResult
     public func expect(_ method: HTTPMethod, _ path: String, json: Any? = nil) async throws -> [String: Any] {

@@ -193,3 +193,5 @@ struct WatchEnrollmentView: ResponseEncodable {
     let hasAnchorCertificates: Bool
     let phones: [Phone]
 }
+
+struct ABMTokenInput: Decodable { let name: String }

@@ -137,6 +137,23 @@ struct AdminRoutes: Sendable {
             try await requests.request(DescribeSigningIdentities(), timeout: requestTimeout, correlationID: context.correlationID)
         }
 
+        // Apple Business Manager server tokens: abm-sync owns them (private keys and credentials); these
+        // routes ask it over Kafka, and it writes the activity entries.
+        admin.post("abm/tokens") { request, context -> ABMTokenHealth in
+            let input = try await request.decode(as: ABMTokenInput.self, context: context)
+            return try await requests.request(CreateABMToken(name: input.name, actor: context.adminKey!.actor),
+                                              timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        admin.get("abm/tokens") { _, context -> ListABMTokens.Reply in
+            try await requests.request(ListABMTokens(), timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        admin.put("abm/tokens/:id/server-token") { request, context -> ABMTokenHealth in
+            let id = try context.parameters.require("id")
+            let p7m = try await request.bodyBytes(limit: 64 * 1024)
+            return try await requests.request(UploadABMServerToken(id: id, p7m: Data(p7m), actor: context.adminKey!.actor),
+                                              timeout: requestTimeout, correlationID: context.correlationID)
+        }
+
         admin.get("activity") { request, _ -> Page<ActivityView> in
             let q = request.uri.queryParameters
             let limit = try pageLimit(q["limit"])
@@ -323,3 +340,5 @@ struct AdminRoutes: Sendable {
 }
 
 extension DescribeSigningIdentities.Reply: ResponseEncodable {}
+extension ABMTokenHealth: ResponseEncodable {}
+extension ListABMTokens.Reply: ResponseEncodable {}

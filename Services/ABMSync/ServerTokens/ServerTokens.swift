@@ -1,0 +1,138 @@
+import Foundation
+import OrchardCore
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+import OrchardStorage
+
+/// Server tokens, one per ABM/ASM MDM server: the key pair whose certificate is uploaded to ABM, and
+/// the `.p7m` server token ABM encrypts to it. Private keys and credentials are sealed with the KEK,
+/// bound to their row; every change goes to the activity log.
+struct ServerTokens: Sendable {
+    let database: Database
+    let box: SecretBox
+    let outbox: OutboxPublisher
+    let service: String
+
+    /// Days before expiry from which a token shows as `expiring` (warnings at 30, 7 and 1 days).
+    static let expiringWithinDays = 30
+
+    func create(_ r: CreateABMToken, correlationID: String?) async throws -> ABMTokenHealth {
+        let name = r.name.trimmingCharacters(in: .whitespaces)
+        guard (1...100).contains(name.count), !name.containsControlCharacters else {
+            throw RequestRefused(code: "abm-token.name", message: "name must be 1 to 100 characters, without control characters")
+        }
+        let id = RandomUUID.lowercased()
+        // As NanoDEP: RSA-2048, self-signed; ABM only uses it to encrypt the server token to us.
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        let now = Date()
+        let certificate = try Certificate.issue(subject: "/CN=Orchard ABM server token \(id)", key: key, issuer: nil,
+                                                usage: .clientIdentity, validity: now.addingTimeInterval(-300)...now.addingTimeInterval(86400 * 3650))
+        let pem = String(decoding: try certificate.pemRepresentation(), as: UTF8.self)
+        let sealedKey = try box.seal(try key.pemRepresentation(), context: Self.keyContext(id))
+        do {
+            try await database.transaction { c in
+                try c.query("""
+                    INSERT INTO abm_tokens (id, name, sealed_private_key, certificate_pem, certificate_sha256)
+                    VALUES ($1::uuid, $2, $3, $4, $5)
+                    """, [.text(id), .text(name), .bytes(sealedKey), .text(pem), .text(certificate.sha256Fingerprint)])
+                try Outbox.append(activity(r.actor, "abm-token.created", detail: "\(name) (\(id))"), correlationID: correlationID, on: c)
+            }
+        } catch let error as PostgresError where error.sqlState == "23505" {
+            throw RequestRefused(code: "abm-token.exists", message: "a server token named \(name) exists already", httpStatus: 409)
+        }
+        outbox.notify()
+        return try await health(id: id)
+    }
+
+    /// Opens the `.p7m` with the entry's key and stores its credentials (renewal: a new `.p7m` for the same
+    /// key replaces the old one). Refused with nothing stored: not a server token (400), another key's (422).
+    func upload(_ r: UploadABMServerToken, correlationID: String?) async throws -> ABMTokenHealth {
+        let id = try Self.canonicalID(r.id)
+        guard let row = try await database.query(
+            "SELECT name, sealed_private_key, certificate_pem, consumer_key FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first,
+              let sealedKey = row.bytes("sealed_private_key"), let pem = row.string("certificate_pem") else {
+            throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
+        }
+        let key = try PrivateKey(pem: try box.open(sealedKey, context: Self.keyContext(id)))
+        let certificate = try Certificate.parsePEM(Array(pem.utf8))[0]
+        let credentials: ServerTokenFile.Credentials
+        do {
+            let envelope = try ServerTokenFile.envelope(from: Array(r.p7m))
+            let content: [UInt8]
+            do { content = try CMS.decrypt(envelope, certificate: certificate, key: key) } catch CMS.DecryptionFailure.notCMS {
+                throw ServerTokenFile.Malformed(reason: "not a CMS EnvelopedData message")
+            } catch CMS.DecryptionFailure.notForThisKey {
+                throw RequestRefused(code: "abm-token.other-key", message: """
+                    this server token was encrypted to another certificate than server token \(id)'s \
+                    (SHA-256 \(certificate.sha256Fingerprint.prefix(16))…): upload that certificate to the MDM server \
+                    in Apple Business Manager, then download its server token again
+                    """, httpStatus: 422)
+            }
+            credentials = try ServerTokenFile.credentials(from: content)
+        } catch let malformed as ServerTokenFile.Malformed {
+            throw RequestRefused(code: "abm-token.malformed", message: "not an ABM server token (.p7m): \(malformed.reason)")
+        }
+        let sealed = try box.seal(Array(try JSONEncoder().encode(credentials)), context: Self.credentialsContext(id))
+        let renewed = row.string("consumer_key") != nil
+        try await database.transaction { c in
+            try c.query("""
+                UPDATE abm_tokens SET sealed_server_token = $2, consumer_key = $3, access_token_expiry = $4,
+                       server_token_uploaded_at = now() WHERE id = $1::uuid
+                """, [.text(id), .bytes(sealed), .text(credentials.consumerKey), .timestamp(credentials.accessTokenExpiry)])
+            try Outbox.append(activity(r.actor, renewed ? "abm-token.renewed" : "abm-token.uploaded",
+                                       detail: "\(row.string("name") ?? id): expires \(ISO8601.string(from: credentials.accessTokenExpiry))"),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return try await health(id: id)
+    }
+
+    func list() async throws -> [ABMTokenHealth] {
+        try await database.query("\(Self.healthColumns) ORDER BY created_at, id").map(Self.health)
+    }
+
+    private func health(id: String) async throws -> ABMTokenHealth {
+        guard let row = try await database.query("\(Self.healthColumns) WHERE id = $1::uuid", [.text(id)]).first else {
+            throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
+        }
+        return Self.health(row)
+    }
+
+    private static let healthColumns = """
+        SELECT id::text AS id, name, certificate_pem, certificate_sha256, sealed_server_token IS NOT NULL AS has_token,
+               consumer_key, access_token_expiry, server_token_uploaded_at, created_at FROM abm_tokens
+        """
+
+    private static func health(_ row: Row) -> ABMTokenHealth {
+        let expiry = row.date("access_token_expiry")
+        let daysLeft = expiry.map { Int(($0.timeIntervalSinceNow / 86400).rounded(.down)) }
+        let state: String
+        switch daysLeft {
+        case nil: state = "awaiting-server-token"
+        case let days? where days < 0 || expiry! < Date(): state = "expired"
+        case let days? where days <= expiringWithinDays: state = "expiring"
+        default: state = "ok"
+        }
+        return ABMTokenHealth(id: row.string("id") ?? "", name: row.string("name") ?? "",
+                              certificateSHA256: row.string("certificate_sha256") ?? "", certificatePEM: row.string("certificate_pem") ?? "",
+                              hasServerToken: row.bool("has_token") ?? false, consumerKey: row.string("consumer_key"),
+                              accessTokenExpiry: expiry, daysLeft: daysLeft, state: state,
+                              serverTokenUploadedAt: row.date("server_token_uploaded_at"), createdAt: row.date("created_at") ?? Date())
+    }
+
+    private func activity(_ actor: String, _ action: String, detail: String) -> ActivityRecorded {
+        ActivityRecorded(actor: actor, action: action, deviceID: nil, relatedDeviceIDs: [], outcome: .succeeded, detail: detail,
+                         service: service)
+    }
+
+    static func canonicalID(_ id: String) throws -> String {
+        guard let uuid = UUID(uuidString: id) else {
+            throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id.prefix(64))", httpStatus: 404)
+        }
+        return uuid.uuidString.lowercased()
+    }
+
+    static func keyContext(_ id: String) -> String { "abm_sync.abm_tokens/\(id)/key" }
+    static func credentialsContext(_ id: String) -> String { "abm_sync.abm_tokens/\(id)/server-token" }
+}

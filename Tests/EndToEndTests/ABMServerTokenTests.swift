@@ -1,0 +1,112 @@
+import Foundation
+import OrchardCrypto
+import OrchardStorage
+import OrchardTestSupport
+import XCTest
+
+/// Apple Business Manager server tokens (ADE issue, item 1), against the running gateway and abm-sync:
+/// the admin creates an entry and uploads its certificate to ABM; ABM encrypts the server token to it.
+final class ABMServerTokenTests: XCTestCase {
+    func testServerTokenIsUploadedRenewedAndRefusedWhenForAnotherKey() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let name = "Acme ABM \(UUID().uuidString.prefix(8))"
+
+        let (id, certificate) = try await step("1. The admin creates a server-token entry and gets the certificate to upload to ABM") {
+            let created = try await stack.admin.expect(.POST, "/abm/tokens", json: ["name": name])
+            XCTAssertEqual(created["name"] as? String, name)
+            XCTAssertEqual(created["state"] as? String, "awaiting-server-token")
+            XCTAssertEqual(created["hasServerToken"] as? Bool, false)
+            let certificate = try Certificate.parsePEM(Array(try unwrap(created["certificatePEM"] as? String).utf8))[0]
+            XCTAssertEqual(certificate.sha256Fingerprint, created["certificateSHA256"] as? String)
+            XCTAssertTrue(certificate.subject.contains("Orchard ABM server token"), certificate.subject)
+            return (try unwrap(created["id"] as? String), certificate)
+        }
+
+        let expiry = Date().addingTimeInterval(365 * 86400)
+        try await step("2. ABM's .p7m for that certificate is uploaded: the token is ready, its expiry and days left shown") {
+            let p7m = try serverTokenFile(for: certificate, consumerKey: "CK_first", expiry: expiry)
+            XCTAssertTrue(String(decoding: p7m, as: UTF8.self).hasPrefix("MIME-Version"), "S/MIME as ABM writes it")
+            let uploaded = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: p7m)
+            XCTAssertEqual(uploaded.status, 200, uploaded.text)
+            let health = try uploaded.json()
+            XCTAssertEqual(health["hasServerToken"] as? Bool, true)
+            XCTAssertEqual(health["consumerKey"] as? String, "CK_first")
+            XCTAssertEqual(health["state"] as? String, "ok")
+            XCTAssertEqual(health["daysLeft"] as? Int, 364)
+            XCTAssertFalse(uploaded.text.contains("CS_secret") || uploaded.text.contains("AS_secret"), "no secret in the answer")
+        }
+
+        try await step("3. A .p7m for another entry's key, garbage, or an unknown entry: refused, nothing stored") {
+            let other = try await stack.admin.expect(.POST, "/abm/tokens", json: ["name": "\(name) other"])
+            let otherCertificate = try Certificate.parsePEM(Array(try unwrap(other["certificatePEM"] as? String).utf8))[0]
+            let foreign = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token",
+                                                     body: try serverTokenFile(for: otherCertificate, consumerKey: "CK_foreign", expiry: expiry))
+            XCTAssertEqual(foreign.status, 422, foreign.text)
+            XCTAssertTrue(foreign.text.contains("encrypted to another certificate"), foreign.text)
+            let garbage = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: Array("MIME-Version: 1.0\n\nnot base64!".utf8))
+            XCTAssertEqual(garbage.status, 400, garbage.text)
+            XCTAssertTrue(garbage.text.contains("not an ABM server token"), garbage.text)
+            let unknown = try await stack.admin.call(.PUT, "/abm/tokens/\(UUID().uuidString)/server-token", body: Array("x".utf8))
+            XCTAssertEqual(unknown.status, 404, unknown.text)
+            let duplicate = try await stack.admin.call(.POST, "/abm/tokens", json: ["name": name])
+            XCTAssertEqual(duplicate.status, 409, duplicate.text)
+            let listed = try await stack.admin.expect(.GET, "/abm/tokens")["items"] as? [[String: Any]] ?? []
+            let mine = try unwrap(listed.first { $0["id"] as? String == id })
+            XCTAssertEqual(mine["consumerKey"] as? String, "CK_first", "the refused uploads changed nothing")
+        }
+
+        try await step("4. Renewal: a new .p7m for the same key replaces the token; secrets are sealed at rest") {
+            let later = expiry.addingTimeInterval(30 * 86400)
+            let renewed = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token",
+                                                     body: try serverTokenFile(for: certificate, consumerKey: "CK_renewed", expiry: later))
+            XCTAssertEqual(renewed.status, 200, renewed.text)
+            XCTAssertEqual(try renewed.json()["consumerKey"] as? String, "CK_renewed")
+            XCTAssertEqual(try renewed.json()["daysLeft"] as? Int, 394)
+            let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "abm_sync", maxConnections: 1)
+            let row = try await database.query("SELECT sealed_server_token, sealed_private_key FROM abm_tokens WHERE id = $1::uuid",
+                                               [.text(id)]).first
+            await database.shutdown()
+            let sealedToken = try unwrap(row?.bytes("sealed_server_token")), sealedKey = try unwrap(row?.bytes("sealed_private_key"))
+            XCTAssertNil(String(decoding: sealedToken, as: UTF8.self).range(of: "CS_secret"))
+            XCTAssertNil(String(decoding: sealedKey, as: UTF8.self).range(of: "PRIVATE KEY"))
+        }
+
+        try await step("5. The activity log shows the entry created, its token uploaded and renewed") {
+            let logged = await eventually {
+                let items = (try? await stack.admin.expect(.GET, "/activity?limit=500"))?["items"] as? [[String: Any]] ?? []
+                let mine = items.filter { ($0["detail"] as? String ?? "").hasPrefix(name) && $0["service"] as? String == "abm-sync" }
+                return Set(mine.compactMap { $0["action"] as? String }).isSuperset(of: ["abm-token.created", "abm-token.uploaded",
+                                                                                        "abm-token.renewed"])
+            }
+            XCTAssertTrue(logged, "activity entries missing")
+        }
+    }
+}
+
+/// A server token as ABM makes it: the credentials' JSON between MESSAGE markers under MIME headers,
+/// encrypted to `certificate` as S/MIME (`openssl smime -encrypt`, AES-256).
+private func serverTokenFile(for certificate: Certificate, consumerKey: String, expiry: Date) throws -> [UInt8] {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-p7m-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let formatter = ISO8601DateFormatter()
+    let message = """
+        Content-Type: text/plain;charset=UTF-8\r
+        Content-Transfer-Encoding: 7bit\r
+        \r
+        -----BEGIN MESSAGE-----
+        {"consumer_key":"\(consumerKey)","consumer_secret":"CS_secret","access_token":"AT_token","access_secret":"AS_secret","access_token_expiry":"\(formatter.string(from: expiry))"}
+        -----END MESSAGE-----
+
+        """
+    try Data(message.utf8).write(to: dir.appendingPathComponent("message.txt"))
+    try Data(try certificate.pemRepresentation()).write(to: dir.appendingPathComponent("cert.pem"))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    process.arguments = ["smime", "-encrypt", "-aes256", "-in", "message.txt", "-out", "token.p7m", "cert.pem"]
+    process.currentDirectoryURL = dir
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw NSError(domain: "openssl", code: Int(process.terminationStatus)) }
+    return Array(try Data(contentsOf: dir.appendingPathComponent("token.p7m")))
+}
