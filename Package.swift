@@ -89,7 +89,14 @@ let package = Package(
                           path: "Services/TokenService"),
         .executableTarget(name: "ProfileSigner", dependencies: serviceDependencies + ["OrchardCrypto", "AppleProtocol"],
                           path: "Services/ProfileSigner"),
-        .executableTarget(name: "ABMSync", dependencies: serviceDependencies + ["OrchardCrypto"], path: "Services/ABMSync"),
+        .executableTarget(name: "ABMSync", dependencies: serviceDependencies + [
+            "OrchardCrypto",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], path: "Services/ABMSync"),
         .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies,
                           path: "Services/UserEnrollmentAuth"),
 
@@ -105,6 +112,7 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
+        .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync"], path: "Tests/ABMSyncTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage", "OrchardCore"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
             "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",

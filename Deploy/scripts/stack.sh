@@ -12,7 +12,7 @@ log() { printf '\033[1m[orchard]\033[0m %s\n' "$*" >&2; }
 
 # Debian packages for building and running, installed only when missing.
 install_dependencies() {
-  local needed=(librdkafka-dev libpq-dev libssl-dev postgresql pkg-config openssl)
+  local needed=(librdkafka-dev libpq-dev libssl-dev postgresql pkg-config openssl python3 python3-oauthlib)
   local missing=()
   for p in "${needed[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -144,6 +144,17 @@ start_services() {
     log "$name ready on http://127.0.0.1:$port"
     port=$((port + 1))
   done
+}
+
+# start_abm_standin PORT: the tests' stand-in for Apple's device-assignment API (Deploy/standins/abm_standin.py,
+# Debian's python3 and python3-oauthlib); sets ORCHARD_ABM_URL. Stopped with the stack.
+start_abm_standin() {
+  local port=$1
+  /usr/bin/python3 Deploy/standins/abm_standin.py "$port" > >(sed -u 's/^/[abm-standin] /') 2>&1 &
+  ORCHARD_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/_control/requests" && break; sleep 0.1; done
+  export ORCHARD_ABM_URL="http://127.0.0.1:$port" ORCHARD_TEST_ABM_PORT=$port
+  log "ABM stand-in on $ORCHARD_ABM_URL"
 }
 
 # make_test_pki DIR: a CA and a TLS server certificate for 127.0.0.1, for the tests' APNs stand-in.

@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Foundation
+import NIOSSL
 import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
@@ -9,9 +12,21 @@ let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "abm-sync", defaultPort: 8083, schema: "abm_sync", migrations: ABMSyncMigrations.all))
 
 let tokens = await runtime.startUp {
+    let env = runtime.configuration.environment
     let kek = try runtime.requireKeyEncryptionKey("keeps the ABM server tokens' private keys and credentials encrypted with it")
+    // Apple's device-assignment API; http:// only for a local stand-in, a CA file for an https:// one (as for APNs).
+    let appleURL = try env.string("ORCHARD_ABM_URL", default: "https://mdmenrollment.apple.com")
+    guard appleURL.hasPrefix("https://") || appleURL.hasPrefix("http://") else {
+        throw ConfigurationError("ORCHARD_ABM_URL must be an http:// or https:// URL, not \(appleURL)")
+    }
+    var tls = TLSConfiguration.makeClientConfiguration()
+    if let caFile = env.optional("ORCHARD_ABM_CA_PEM") {
+        let roots = try Certificate.parsePEM(Array(try Data(contentsOf: URL(fileURLWithPath: caFile))))
+        tls.trustRoots = .certificates(try roots.map { try NIOSSLCertificate(bytes: $0.der, format: .der) })
+    }
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
     return ServerTokens(database: runtime.database, box: try SecretBox(key: kek), outbox: runtime.outbox,
-                        service: runtime.definition.name)
+                        service: runtime.definition.name, appleURL: appleURL, http: http)
 }
 
 var routes = MessageRouter()
@@ -20,6 +35,9 @@ routes.respond(RequestResponder(CreateABMToken.self, producer: runtime.producer,
 })
 routes.respond(RequestResponder(UploadABMServerToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
     try await tokens.upload(request, correlationID: message.correlationID)
+})
+routes.respond(RequestResponder(CheckABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await tokens.check(request, correlationID: message.correlationID)
 })
 routes.respond(RequestResponder(ListABMTokens.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
     ListABMTokens.Reply(items: try await tokens.list())

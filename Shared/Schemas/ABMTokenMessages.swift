@@ -17,14 +17,23 @@ public struct ABMTokenHealth: Codable, Sendable, Equatable {
     public var accessTokenExpiry: Date?
     /// Whole days until the access token expires (negative once expired).
     public var daysLeft: Int?
-    /// `ok`, `expiring` (30 days or fewer), `expired`, or `awaiting-server-token`.
+    /// `ok`, `expiring` (30 days or fewer), `expired`, `terms-not-signed`, or `awaiting-server-token`.
     public var state: String
     public var serverTokenUploadedAt: Date?
     public var createdAt: Date
+    /// From ABM's `GET /account` at the last check.
+    public var organization: String?
+    public var serverName: String?
+    public var lastCheckedAt: Date?
+    /// Why the last call to ABM failed, if it did (cleared by a call that works).
+    public var lastError: String?
+    /// ABM's terms changed and wait for an administrator (`T_C_NOT_SIGNED`): this token does nothing until then.
+    public var termsNotSigned: Bool
 
     public init(id: String, name: String, certificateSHA256: String, certificatePEM: String, hasServerToken: Bool,
                 consumerKey: String?, accessTokenExpiry: Date?, daysLeft: Int?, state: String, serverTokenUploadedAt: Date?,
-                createdAt: Date) {
+                createdAt: Date, organization: String? = nil, serverName: String? = nil, lastCheckedAt: Date? = nil,
+                lastError: String? = nil, termsNotSigned: Bool = false) {
         self.id = id
         self.name = name
         self.certificateSHA256 = certificateSHA256
@@ -36,6 +45,11 @@ public struct ABMTokenHealth: Codable, Sendable, Equatable {
         self.state = state
         self.serverTokenUploadedAt = serverTokenUploadedAt
         self.createdAt = createdAt
+        self.organization = organization
+        self.serverName = serverName
+        self.lastCheckedAt = lastCheckedAt
+        self.lastError = lastError
+        self.termsNotSigned = termsNotSigned
     }
 }
 
@@ -93,4 +107,23 @@ public struct ListABMTokens: RequestSchema, Equatable {
         public var items: [ABMTokenHealth]
         public init(items: [ABMTokenHealth]) { self.items = items }
     }
+}
+
+/// Calls ABM with the token (`GET /account`): records the organisation and server name, or why it failed
+/// (terms not accepted, token refused, Apple unreachable) in the token's health.
+public struct CheckABMToken: RequestSchema, Equatable {
+    public static let topic = "orchard.abm-requests.v1"
+    public static let type = "abm.token.check"
+    public static let version = 1
+
+    public var id: String
+    public var actor: String
+    public var key: String { id }
+
+    public init(id: String, actor: String) {
+        self.id = id
+        self.actor = actor
+    }
+
+    public typealias Reply = ABMTokenHealth
 }

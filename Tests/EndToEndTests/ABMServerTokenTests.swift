@@ -85,7 +85,7 @@ final class ABMServerTokenTests: XCTestCase {
 
 /// A server token as ABM makes it: the credentials' JSON between MESSAGE markers under MIME headers,
 /// encrypted to `certificate` as S/MIME (`openssl smime -encrypt`, AES-256).
-private func serverTokenFile(for certificate: Certificate, consumerKey: String, expiry: Date) throws -> [UInt8] {
+func serverTokenFile(for certificate: Certificate, consumerKey: String, expiry: Date) throws -> [UInt8] {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-p7m-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -109,4 +109,75 @@ private func serverTokenFile(for certificate: Certificate, consumerKey: String, 
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { throw NSError(domain: "openssl", code: Int(process.terminationStatus)) }
     return Array(try Data(contentsOf: dir.appendingPathComponent("token.p7m")))
+}
+
+/// The token against Apple's API (the tests' stand-in, as strict as Apple about OAuth, sessions and headers).
+final class ABMTokenCheckTests: XCTestCase {
+    func testCheckCallsABMReauthenticatesWaitsOutThrottlingAndStopsOnNewTerms() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let standIn = "http://127.0.0.1:\(try TestEnvironment.require("ORCHARD_TEST_ABM_PORT"))"
+        let consumerKey = "CK_\(UUID().uuidString.prefix(8))"
+        func control(_ path: String, _ json: [String: Any]) async throws {
+            let answer = try await http(.POST, "\(standIn)/_control/\(path)", headers: [("Content-Type", "application/json")],
+                                        body: Array(try JSONSerialization.data(withJSONObject: json)))
+            XCTAssertEqual(answer.status, 204, answer.text)
+        }
+        func check(_ id: String) async throws -> [String: Any] {
+            try await stack.admin.expect(.POST, "/abm/tokens/\(id)/check")
+        }
+        func seen() async throws -> [[String: Any]] {
+            let answer = try await http(.GET, "\(standIn)/_control/requests?consumer_key=\(consumerKey)")
+            return try JSONSerialization.jsonObject(with: Data(answer.body)) as? [[String: Any]] ?? []
+        }
+
+        let id = try await step("1. A token ABM knows is uploaded; the check reads the organisation from GET /account") {
+            try await control("tokens", ["consumer_key": consumerKey, "consumer_secret": "CS_secret", "access_token": "AT_token",
+                                         "access_secret": "AS_secret", "server_name": "Orchard MDM", "org_name": "Acme Inc."])
+            let created = try await stack.admin.expect(.POST, "/abm/tokens", json: ["name": "checked \(consumerKey)"])
+            let id = try unwrap(created["id"] as? String)
+            let certificate = try Certificate.parsePEM(Array(try unwrap(created["certificatePEM"] as? String).utf8))[0]
+            let uploaded = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token",
+                                                      body: try serverTokenFile(for: certificate, consumerKey: consumerKey,
+                                                                                expiry: Date().addingTimeInterval(86400 * 200)))
+            XCTAssertEqual(uploaded.status, 200, uploaded.text)
+            let health = try await check(id)
+            XCTAssertEqual(health["organization"] as? String, "Acme Inc.")
+            XCTAssertEqual(health["serverName"] as? String, "Orchard MDM")
+            XCTAssertNil(health["lastError"] as? String)
+            let calls = try await seen().map { "\($0["method"]!) \($0["path"]!) \($0["status"]!)" }
+            XCTAssertEqual(calls, ["GET /session 200", "GET /account 200"])
+            return id
+        }
+
+        try await step("2. The session ends: one 401, a new /session, the call answered") {
+            try await control("sessions/expire", [:])
+            let health = try await check(id)
+            XCTAssertNil(health["lastError"] as? String, "\(health)")
+            let paths = try await seen().suffix(2).map { "\($0["path"]!) \($0["status"]!)" }
+            XCTAssertEqual(paths, ["/session 200", "/account 200"])
+        }
+
+        try await step("3. Throttled: 429 with Retry-After is waited out") {
+            try await control("throttle", ["consumer_key": consumerKey, "count": 1, "retry_after": 1])
+            let health = try await check(id)
+            XCTAssertNil(health["lastError"] as? String, "\(health)")
+            let statuses = try await seen().suffix(2).map { $0["status"] as? Int }
+            XCTAssertEqual(statuses, [429, 200])
+        }
+
+        try await step("4. New terms in ABM (T_C_NOT_SIGNED): the token stops and says so, without retrying") {
+            try await control("terms", ["consumer_key": consumerKey, "signed": false])
+            let before = try await seen().count
+            let health = try await check(id)
+            XCTAssertEqual(health["termsNotSigned"] as? Bool, true)
+            XCTAssertEqual(health["state"] as? String, "terms-not-signed")
+            XCTAssertTrue((health["lastError"] as? String ?? "").contains("T_C_NOT_SIGNED"), "\(health)")
+            let calls = try await seen().count - before
+            XCTAssertEqual(calls, 1, "one call, no retry storm")
+            try await control("terms", ["consumer_key": consumerKey, "signed": true])
+            let again = try await check(id)
+            XCTAssertEqual(again["termsNotSigned"] as? Bool, false)
+            XCTAssertEqual(again["state"] as? String, "ok")
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import OrchardCore
 import OrchardCrypto
@@ -13,6 +14,9 @@ struct ServerTokens: Sendable {
     let box: SecretBox
     let outbox: OutboxPublisher
     let service: String
+    /// Apple's device-assignment API (`ORCHARD_ABM_URL`) and the HTTP client that reaches it.
+    let appleURL: String
+    let http: HTTPClient
 
     /// Days before expiry from which a token shows as `expiring` (warnings at 30, 7 and 1 days).
     static let expiringWithinDays = 30
@@ -88,6 +92,53 @@ struct ServerTokens: Sendable {
         return try await health(id: id)
     }
 
+    /// `GET /account` with the token: the organisation and server name, or why ABM refused.
+    func check(_ r: CheckABMToken, correlationID: String?) async throws -> ABMTokenHealth {
+        let id = try Self.canonicalID(r.id)
+        let session = try await session(id: id)
+        let outcome: AccountCheck
+        do {
+            let answer = try await session.call(.GET, "/account")
+            let account = (try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]) ?? [:]
+            outcome = AccountCheck(failure: nil, termsNotSigned: false, organization: account["org_name"] as? String,
+                                   serverName: account["server_name"] as? String, serverUUID: account["server_uuid"] as? String)
+        } catch let error as ABMSession.TermsNotSigned {
+            outcome = AccountCheck(failure: error.description, termsNotSigned: true)
+        } catch {
+            outcome = AccountCheck(failure: "\(error)", termsNotSigned: false)
+        }
+        try await database.transaction { c in
+            let name = try c.query("""
+                UPDATE abm_tokens SET last_checked_at = now(), last_error = $2, terms_not_signed = $3,
+                       org_name = COALESCE($4, org_name), server_name = COALESCE($5, server_name), server_uuid = COALESCE($6, server_uuid)
+                WHERE id = $1::uuid RETURNING name
+                """, [.text(id), .optionalText(outcome.failure.map { String($0.prefix(500)) }), .bool(outcome.termsNotSigned),
+                      .optionalText(outcome.organization), .optionalText(outcome.serverName),
+                      .optionalText(outcome.serverUUID)]).first?.string("name") ?? id
+            try Outbox.append(ActivityRecorded(actor: r.actor, action: "abm-token.checked", deviceID: nil, relatedDeviceIDs: [],
+                                               outcome: outcome.failure == nil ? .succeeded : .failed,
+                                               detail: "\(name): \(outcome.failure ?? "organisation \(outcome.organization ?? "?")")",
+                                               service: service),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return try await health(id: id)
+    }
+
+    /// A session with ABM for the token's credentials (refused while no server token is uploaded).
+    func session(id: String) async throws -> ABMSession {
+        guard let row = try await database.query("SELECT sealed_server_token FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first
+        else { throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404) }
+        guard let sealed = row.bytes("sealed_server_token") else {
+            throw RequestRefused(code: "abm-token.awaiting", message: "server token \(id) has no .p7m uploaded yet", httpStatus: 409)
+        }
+        let credentials = try JSONDecoder().decode(ServerTokenFile.Credentials.self,
+                                                   from: Data(try box.open(sealed, context: Self.credentialsContext(id))))
+        return ABMSession(baseURL: appleURL, credentials: .init(consumerKey: credentials.consumerKey, consumerSecret: credentials.consumerSecret,
+                                                                token: credentials.accessToken, tokenSecret: credentials.accessSecret),
+                          client: http)
+    }
+
     func list() async throws -> [ABMTokenHealth] {
         try await database.query("\(Self.healthColumns) ORDER BY created_at, id").map(Self.health)
     }
@@ -101,7 +152,8 @@ struct ServerTokens: Sendable {
 
     private static let healthColumns = """
         SELECT id::text AS id, name, certificate_pem, certificate_sha256, sealed_server_token IS NOT NULL AS has_token,
-               consumer_key, access_token_expiry, server_token_uploaded_at, created_at FROM abm_tokens
+               consumer_key, access_token_expiry, server_token_uploaded_at, created_at, org_name, server_name, last_checked_at,
+               last_error, terms_not_signed FROM abm_tokens
         """
 
     private static func health(_ row: Row) -> ABMTokenHealth {
@@ -109,6 +161,7 @@ struct ServerTokens: Sendable {
         let daysLeft = expiry.map { Int(($0.timeIntervalSinceNow / 86400).rounded(.down)) }
         let state: String
         switch daysLeft {
+        case _ where row.bool("terms_not_signed") == true: state = "terms-not-signed"
         case nil: state = "awaiting-server-token"
         case let days? where days < 0 || expiry! < Date(): state = "expired"
         case let days? where days <= expiringWithinDays: state = "expiring"
@@ -118,12 +171,23 @@ struct ServerTokens: Sendable {
                               certificateSHA256: row.string("certificate_sha256") ?? "", certificatePEM: row.string("certificate_pem") ?? "",
                               hasServerToken: row.bool("has_token") ?? false, consumerKey: row.string("consumer_key"),
                               accessTokenExpiry: expiry, daysLeft: daysLeft, state: state,
-                              serverTokenUploadedAt: row.date("server_token_uploaded_at"), createdAt: row.date("created_at") ?? Date())
+                              serverTokenUploadedAt: row.date("server_token_uploaded_at"), createdAt: row.date("created_at") ?? Date(),
+                              organization: row.string("org_name"), serverName: row.string("server_name"),
+                              lastCheckedAt: row.date("last_checked_at"), lastError: row.string("last_error"),
+                              termsNotSigned: row.bool("terms_not_signed") ?? false)
     }
 
     private func activity(_ actor: String, _ action: String, detail: String) -> ActivityRecorded {
         ActivityRecorded(actor: actor, action: action, deviceID: nil, relatedDeviceIDs: [], outcome: .succeeded, detail: detail,
                          service: service)
+    }
+
+    private struct AccountCheck: Sendable {
+        var failure: String?
+        var termsNotSigned: Bool
+        var organization: String? = nil
+        var serverName: String? = nil
+        var serverUUID: String? = nil
     }
 
     static func canonicalID(_ id: String) throws -> String {

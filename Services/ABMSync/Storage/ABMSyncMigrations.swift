@@ -10,5 +10,10 @@ enum ABMSyncMigrations {
                 sealed_server_token bytea, consumer_key text, access_token_expiry timestamptz,
                 server_token_uploaded_at timestamptz, created_at timestamptz NOT NULL DEFAULT now());
             """),
+        Migration(2, "server token health from ABM", """
+            ALTER TABLE abm_tokens ADD COLUMN org_name text, ADD COLUMN server_name text, ADD COLUMN server_uuid text,
+                ADD COLUMN last_checked_at timestamptz, ADD COLUMN last_error text,
+                ADD COLUMN terms_not_signed boolean NOT NULL DEFAULT false;
+            """),
     ]
 }

@@ -144,6 +144,10 @@ struct AdminRoutes: Sendable {
             return try await requests.request(CreateABMToken(name: input.name, actor: context.adminKey!.actor),
                                               timeout: requestTimeout, correlationID: context.correlationID)
         }
+        admin.post("abm/tokens/:id/check") { _, context -> ABMTokenHealth in
+            try await requests.request(CheckABMToken(id: try context.parameters.require("id"), actor: context.adminKey!.actor),
+                                       timeout: requestTimeout, correlationID: context.correlationID)
+        }
         admin.get("abm/tokens") { _, context -> ListABMTokens.Reply in
             try await requests.request(ListABMTokens(), timeout: requestTimeout, correlationID: context.correlationID)
         }

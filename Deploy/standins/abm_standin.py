@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""A stand-in for Apple's device-assignment API (mdmenrollment.apple.com), for Orchard's tests.
+
+As strict as Apple where the tests reach it: every call needs a User-Agent; /session needs an OAuth 1.0a
+HMAC-SHA1 Authorization header whose signature oauthlib (an implementation independent of Orchard's)
+recomputes, a fresh timestamp and an unused nonce; every other call needs X-Server-Protocol-Version and a
+live X-ADM-Auth-Session, and each answer rotates the session (the old one stops working: a client must adopt
+the header). Controlled by the tests over /_control (JSON):
+  POST /_control/tokens            {"consumer_key", "consumer_secret", "access_token", "access_secret",
+                                    "server_name", "org_name"}      a server token ABM knows
+  POST /_control/terms             {"consumer_key", "signed": bool} T_C_NOT_SIGNED until signed again
+  POST /_control/throttle          {"consumer_key", "count", "retry_after"}  the next count calls get 429
+  POST /_control/sessions/expire   every session ends (the next call gets 401)
+  GET  /_control/requests?consumer_key=CK   what that token's client sent: [{"method", "path", "status"}]
+Usage: abm_standin.py PORT
+"""
+import json
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlparse
+
+from oauthlib.oauth1 import SIGNATURE_HMAC, Client
+
+lock = threading.RLock()  # answer() records under it, also from inside a locked block
+tokens = {}       # consumer_key -> token dict
+sessions = {}     # session token -> consumer_key
+nonces = set()
+requests_seen = {}  # consumer_key -> [{"method", "path", "status"}]
+
+
+def oauth_params(header):
+    if not header or not header.startswith("OAuth "):
+        return None
+    params = {}
+    for part in header[6:].split(","):
+        if "=" not in part:
+            return None
+        key, value = part.strip().split("=", 1)
+        if not (value.startswith('"') and value.endswith('"')):
+            return None
+        params[key] = unquote(value[1:-1])
+    return params
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body, headers=None, consumer_key=None):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        if consumer_key:
+            with lock:
+                requests_seen.setdefault(consumer_key, []).append(
+                    {"method": self.command, "path": urlparse(self.path).path, "status": status})
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def do_PUT(self):
+        self.route("PUT")
+
+    def do_DELETE(self):
+        self.route("DELETE")
+
+    def route(self, method):
+        path = urlparse(self.path).path
+        if path.startswith("/_control/"):
+            return self.control(method, path)
+        if not self.headers.get("User-Agent"):
+            return self.answer(400, b"USER_AGENT_MISSING")
+        if path == "/session":
+            return self.session(method)
+        return self.api(method, path)
+
+    def control(self, method, path):
+        if method == "GET" and path == "/_control/requests":
+            key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
+            with lock:
+                return self.answer(200, requests_seen.get(key, []))
+        try:
+            data = json.loads(self.body() or b"{}")
+        except ValueError:
+            return self.answer(400, {"error": "bad JSON"})
+        with lock:
+            if path == "/_control/tokens":
+                tokens[data["consumer_key"]] = dict(data, terms_signed=True, throttle=0, retry_after=1)
+            elif path == "/_control/terms":
+                tokens[data["consumer_key"]]["terms_signed"] = bool(data["signed"])
+            elif path == "/_control/throttle":
+                tokens[data["consumer_key"]].update(throttle=int(data["count"]), retry_after=int(data["retry_after"]))
+            elif path == "/_control/sessions/expire":
+                sessions.clear()
+            else:
+                return self.answer(404, {"error": "unknown control"})
+        return self.answer(204, b"")
+
+    def session(self, method):
+        if method != "GET":
+            return self.answer(405, b"METHOD_NOT_ALLOWED")
+        params = oauth_params(self.headers.get("Authorization"))
+        if params is None:
+            return self.answer(401, b"UNAUTHORIZED")
+        required = {"oauth_consumer_key", "oauth_token", "oauth_signature_method", "oauth_signature",
+                    "oauth_timestamp", "oauth_nonce", "oauth_version"}
+        if not required.issubset(params) or params["oauth_signature_method"] != "HMAC-SHA1" or params["oauth_version"] != "1.0":
+            return self.answer(400, b"BAD_REQUEST")
+        with lock:
+            token = tokens.get(params["oauth_consumer_key"])
+        if not token or token["access_token"] != params["oauth_token"]:
+            return self.answer(401, b"UNAUTHORIZED")
+        key = params["oauth_consumer_key"]
+        try:
+            fresh = abs(time.time() - int(params["oauth_timestamp"])) < 600
+        except ValueError:
+            fresh = False
+        expected = Client(key, client_secret=token["consumer_secret"], resource_owner_key=token["access_token"],
+                          resource_owner_secret=token["access_secret"], signature_method=SIGNATURE_HMAC,
+                          timestamp=params["oauth_timestamp"], nonce=params["oauth_nonce"],
+                          realm=params.get("realm"))
+        url = "http://%s%s" % (self.headers.get("Host"), self.path)
+        signed = oauth_params(expected.sign(url, http_method="GET")[1]["Authorization"])
+        with lock:
+            replayed = params["oauth_nonce"] in nonces
+            nonces.add(params["oauth_nonce"])
+        if not fresh or replayed or signed["oauth_signature"] != params["oauth_signature"]:
+            return self.answer(401, b"UNAUTHORIZED", consumer_key=key)
+        if not token["terms_signed"]:
+            return self.answer(403, {"code": "T_C_NOT_SIGNED"}, consumer_key=key)
+        session = str(uuid.uuid4())
+        with lock:
+            sessions[session] = key
+        return self.answer(200, {"auth_session_token": session}, consumer_key=key)
+
+    def api(self, method, path):
+        with lock:
+            key = sessions.get(self.headers.get("X-ADM-Auth-Session") or "")
+        if key is None:
+            self.body()
+            return self.answer(401, b"UNAUTHORIZED")
+        if not self.headers.get("X-Server-Protocol-Version"):
+            return self.answer(400, b"X_SERVER_PROTOCOL_VERSION_MISSING", consumer_key=key)
+        with lock:
+            token = tokens[key]
+            if not token["terms_signed"]:
+                return self.answer(403, {"code": "T_C_NOT_SIGNED"}, consumer_key=key)
+            if token["throttle"] > 0:
+                token["throttle"] -= 1
+                return self.answer(429, b"TOO_MANY_REQUESTS", {"Retry-After": str(token["retry_after"])}, consumer_key=key)
+            # Rotate: the session just used ends, the answer carries the next one.
+            del sessions[self.headers["X-ADM-Auth-Session"]]
+            rotated = str(uuid.uuid4())
+            sessions[rotated] = key
+        headers = {"X-ADM-Auth-Session": rotated}
+        if method == "GET" and path == "/account":
+            return self.answer(200, {
+                "server_name": token.get("server_name", "Orchard"), "server_uuid": token.setdefault("server_uuid", str(uuid.uuid4()).upper()),
+                "admin_id": "admin@example.com", "org_name": token.get("org_name", "Example"), "org_email": "it@example.com",
+                "org_phone": "+1 555 0100", "org_address": "1 Example Way", "org_id": "1234567", "org_type": "org",
+                "org_version": "v2"}, headers, consumer_key=key)
+        return self.answer(404, b"NOT_FOUND", headers, consumer_key=key)
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    print("abm stand-in listening on 127.0.0.1:%s" % sys.argv[1], flush=True)
+    server.serve_forever()
