@@ -73,35 +73,32 @@ struct FaultLoad {
             "fault load \(label): \(deviceWorkers) enrolling devices and \(phones) iPhones pairing watches for \(seconds) s\n".utf8))
 
         let end = Date().addingTimeInterval(TimeInterval(seconds))
+        /// One worker: enrollments one after another until `end`, each recorded as done or as why it could not.
+        @Sendable func worker(_ prefix: String, _ enroll: @escaping @Sendable (String) async throws -> Void,
+                              done: @escaping @Sendable (inout Tally, String) -> Void) async {
+            var n = 0
+            while Date() < end {
+                n += 1
+                let udid = "\(prefix)-\(n)"
+                do {
+                    try await enroll(udid)
+                    tally.withLockedValue { done(&$0, udid) }
+                } catch {
+                    tally.withLockedValue { $0.failures[failureReason(error), default: 0] += 1 }
+                }
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             for w in 0..<deviceWorkers {
                 group.addTask {
-                    var n = 0
-                    while Date() < end {
-                        n += 1
-                        let udid = "FAULT-\(label)-D\(w)-\(n)"
-                        do {
-                            try await enrollDevice(udid: udid, fleet: fleet, tally: tally)
-                            tally.withLockedValue { $0.devices.append(udid) }
-                        } catch {
-                            tally.withLockedValue { $0.failures[failureReason(error), default: 0] += 1 }
-                        }
-                    }
+                    await worker("FAULT-\(label)-D\(w)", { try await enrollDevice(udid: $0, fleet: fleet, tally: tally) },
+                                 done: { $0.devices.append($1) })
                 }
             }
             for (p, phone) in phoneDevices.enumerated() {
                 group.addTask {
-                    var n = 0
-                    while Date() < end {
-                        n += 1
-                        let udid = "FAULTW-\(label)-\(p)-\(n)"
-                        do {
-                            try await pairWatch(udid: udid, phone: phone, fleet: fleet, tally: tally)
-                            tally.withLockedValue { $0.watches.append((udid, phone.udid)) }
-                        } catch {
-                            tally.withLockedValue { $0.failures[failureReason(error), default: 0] += 1 }
-                        }
-                    }
+                    await worker("FAULTW-\(label)-\(p)", { try await pairWatch(udid: $0, phone: phone, fleet: fleet, tally: tally) },
+                                 done: { $0.watches.append(($1, phone.udid)) })
                 }
             }
         }

@@ -38,22 +38,9 @@ final class LocalBrokerRestartTests: XCTestCase {
         XCTAssertTrue(second.log.contains("cannot listen on 127.0.0.1:\(port)"), second.log)
 
         let httpPort = try freeTCPPort()
-        let service = try ChildProcess("token-service", [], environment: [
-            "ORCHARD_HTTP_PORT": String(httpPort), "ORCHARD_INSTANCE_ID": "token-service-broker-restart-test",
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        ])
+        let (service, requests) = try await startTokenService(bootstrap: bootstrap, port: httpPort,
+                                                              instance: "token-service-broker-restart-test")
         defer { service.terminate(); _ = service.waitForExit() }
-        let ready = try await eventually(timeout: 60) {
-            guard let (_, response) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(httpPort)/readyz")!) else {
-                return false
-            }
-            return (response as? HTTPURLResponse)?.statusCode == 200
-        }
-        XCTAssertTrue(ready, service.log)
-        var settings = try testKafkaSettings("broker-restart-\(UUID().uuidString)")
-        settings.bootstrapServers = bootstrap
-        let requests = try RequestClient(settings: settings, producer: try KafkaProducer(settings: settings),
-                                         instanceID: "broker-restart-\(UUID().uuidString.prefix(8))", logger: TestStack.logger)
         let before = try await requests.request(IssueSecurityToken(watchUDID: "00008301-BROKER-1"), timeout: .seconds(5),
                                                 correlationID: "before-restart")
         XCTAssertFalse(before.securityToken.isEmpty)

@@ -170,22 +170,8 @@ final class ServiceShutdownTests: XCTestCase {
         XCTAssertTrue(started, broker.log)
         let bootstrap = try String(contentsOf: bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let port = 18190 + Int.random(in: 0..<9)
-        let service = try ChildProcess("token-service", [], environment: [
-            "ORCHARD_HTTP_PORT": String(port), "ORCHARD_INSTANCE_ID": "token-service-shutdown-test",
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        ])
-        let ready = try await eventually(timeout: 60) {
-            guard let (_, response) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!) else {
-                return false
-            }
-            return (response as? HTTPURLResponse)?.statusCode == 200
-        }
-        XCTAssertTrue(ready, service.log)
         // Ready means it answers: its request consumer has its partitions (it said ready ~9 s too early).
-        var settings = try testKafkaSettings("readiness-\(UUID().uuidString)")
-        settings.bootstrapServers = bootstrap
-        let requests = try RequestClient(settings: settings, producer: try KafkaProducer(settings: settings),
-                                         instanceID: "readiness-\(UUID().uuidString.prefix(8))", logger: TestStack.logger)
+        let (service, requests) = try await startTokenService(bootstrap: bootstrap, port: port, instance: "token-service-shutdown-test")
         let answered = try await requests.request(IssueSecurityToken(watchUDID: "00008301-READYZ"), timeout: .seconds(3),
                                                   correlationID: "readiness")
         XCTAssertFalse(answered.securityToken.isEmpty)
