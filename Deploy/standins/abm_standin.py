@@ -11,6 +11,12 @@ the header). Controlled by the tests over /_control (JSON):
   POST /_control/terms             {"consumer_key", "signed": bool} T_C_NOT_SIGNED until signed again
   POST /_control/throttle          {"consumer_key", "count", "retry_after"}  the next count calls get 429
   POST /_control/sessions/expire   every session ends (the next call gets 401)
+  POST /_control/devices           {"consumer_key", "devices": [{"serial_number", "model", ...}], "op_type"}
+                                   devices assigned (added), changed (modified) or released (deleted): each
+                                   change goes on the sync feed; "hidden": true keeps it off the feed (only a
+                                   full fetch shows it, as Apple does with some)
+  POST /_control/cursor            {"consumer_key", "echo": n}       the next n sync answers repeat the cursor
+                                   given, with more_to_follow true (a bug Apple's API has shown)
   GET  /_control/requests?consumer_key=CK   what that token's client sent: [{"method", "path", "status"}]
 Usage: abm_standin.py PORT
 """
@@ -102,13 +108,29 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(400, {"error": "bad JSON"})
         with lock:
             if path == "/_control/tokens":
-                tokens[data["consumer_key"]] = dict(data, terms_signed=True, throttle=0, retry_after=1)
+                tokens[data["consumer_key"]] = dict(data, terms_signed=True, throttle=0, retry_after=1, devices={}, feed=[], echo=0)
             elif path == "/_control/terms":
                 tokens[data["consumer_key"]]["terms_signed"] = bool(data["signed"])
             elif path == "/_control/throttle":
                 tokens[data["consumer_key"]].update(throttle=int(data["count"]), retry_after=int(data["retry_after"]))
             elif path == "/_control/sessions/expire":
                 sessions.clear()
+            elif path == "/_control/devices":
+                token = tokens[data["consumer_key"]]
+                op = data.get("op_type", "added")
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                for device in data["devices"]:
+                    serial = device["serial_number"]
+                    if op == "deleted":
+                        token["devices"].pop(serial, None)
+                    else:
+                        merged = dict(token["devices"].get(serial, {}), **device)
+                        merged.setdefault("profile_status", "empty")
+                        token["devices"][serial] = merged
+                    if not data.get("hidden"):
+                        token["feed"].append(dict(token["devices"].get(serial, device), op_type=op, op_date=stamp))
+            elif path == "/_control/cursor":
+                tokens[data["consumer_key"]]["echo"] = int(data["echo"])
             else:
                 return self.answer(404, {"error": "unknown control"})
         return self.answer(204, b"")
@@ -176,7 +198,54 @@ class Handler(BaseHTTPRequestHandler):
                 "admin_id": "admin@example.com", "org_name": token.get("org_name", "Example"), "org_email": "it@example.com",
                 "org_phone": "+1 555 0100", "org_address": "1 Example Way", "org_id": "1234567", "org_type": "org",
                 "org_version": "v2"}, headers, consumer_key=key)
+        if method == "POST" and path in ("/server/devices", "/devices/sync"):
+            try:
+                request = json.loads(self.body() or b"{}")
+            except ValueError:
+                return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+            limit = request.get("limit", 100)
+            if not isinstance(limit, int) or limit < 1 or limit > 1000:
+                return self.answer(400, b"INVALID_LIMIT", headers, consumer_key=key)
+            cursor = request.get("cursor")
+            return self.devices(path, cursor, limit, token, headers, key)
         return self.answer(404, b"NOT_FOUND", headers, consumer_key=key)
+
+    def devices(self, path, cursor, limit, token, headers, key):
+        """Fetch cursors are f:<offset>:<feed length when the fetch began>; sync cursors s:<feed position>."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with lock:
+            if path == "/server/devices":
+                if cursor is None:
+                    offset, start = 0, len(token["feed"])
+                elif cursor.startswith("f:"):
+                    _, offset, start = cursor.split(":")
+                    offset, start = int(offset), int(start)
+                else:
+                    return self.answer(400, b"INVALID_CURSOR", headers, consumer_key=key)
+                serials = sorted(token["devices"])
+                if cursor is not None and offset >= len(serials):
+                    return self.answer(400, b"EXHAUSTED_CURSOR", headers, consumer_key=key)
+                page = [token["devices"][s] for s in serials[offset:offset + limit]]
+                more = offset + limit < len(serials)
+                # The fetch's own cursor; once it is exhausted, it serves as the sync cursor from where the fetch began.
+                next_cursor = "f:%d:%d" % (offset + len(page), start) if more else "s:%d" % start
+                return self.answer(200, {"devices": page, "cursor": next_cursor, "fetched_until": now, "more_to_follow": more},
+                                   headers, consumer_key=key)
+            if not cursor:
+                return self.answer(400, b"CURSOR_REQUIRED", headers, consumer_key=key)
+            if cursor.startswith("f:"):
+                cursor = "s:%s" % cursor.split(":")[2]
+            if not cursor.startswith("s:") or not cursor[2:].isdigit():
+                return self.answer(400, b"INVALID_CURSOR", headers, consumer_key=key)
+            if token["echo"] > 0:
+                token["echo"] -= 1
+                return self.answer(200, {"devices": [], "cursor": cursor, "fetched_until": now, "more_to_follow": True},
+                                   headers, consumer_key=key)
+            position = int(cursor[2:])
+            page = token["feed"][position:position + limit]
+            more = position + limit < len(token["feed"])
+            return self.answer(200, {"devices": page, "cursor": "s:%d" % (position + len(page)), "fetched_until": now,
+                                     "more_to_follow": more}, headers, consumer_key=key)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
 import OrchardServiceKit
+import ServiceLifecycle
 
 // abm-sync: owns the Apple Business Manager (and School Manager) server tokens, and will mirror device
 // assignments and ADE profiles. Answers the admin API's requests from orchard.abm-requests.v1.
@@ -29,7 +30,21 @@ let tokens = await runtime.startUp {
                         service: runtime.definition.name, appleURL: appleURL, http: http)
 }
 
+let sync = DeviceSync(tokens: tokens, database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
+                      instance: runtime.configuration.instanceID)
+// Hourly by default; 0 turns the schedule off (syncs on demand only, as the test stack runs).
+let syncInterval = await runtime.startUp {
+    try runtime.configuration.environment.int("ORCHARD_ABM_SYNC_INTERVAL_SECONDS", default: 3600, range: 0...86400)
+}
+guard syncInterval == 0 || syncInterval >= 60 else {
+    runtime.logger.critical("ORCHARD_ABM_SYNC_INTERVAL_SECONDS must be 0 (off) or in 60...86400, got \(syncInterval)")
+    exit(1)
+}
+
 var routes = MessageRouter()
+routes.respond(RequestResponder(SyncABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await sync.sync(request, correlationID: message.correlationID)
+})
 routes.respond(RequestResponder(CreateABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
     try await tokens.create(request, correlationID: message.correlationID)
 })
@@ -44,4 +59,7 @@ routes.respond(RequestResponder(ListABMTokens.self, producer: runtime.producer, 
 })
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)
 
-await runtime.run(router: runtime.makeRouter(), services: [requests])
+let schedule: [any Service] = syncInterval == 0 ? [] : [
+    SyncSchedule(sync: sync, database: runtime.database, interval: .seconds(syncInterval), logger: runtime.logger),
+]
+await runtime.run(router: runtime.makeRouter(), services: [requests] + schedule)

@@ -10,7 +10,7 @@ public enum Topics {
     public static let all: [Definition] = [
         .init(name: DeviceEvent.topic, partitions: 6,
               purpose: "enrolled, token updated, information updated, checked out, unenrolled"),
-        .init(name: "orchard.abm-device-events.v1", partitions: 6, purpose: "ABM device assignment changes"),
+        .init(name: ABMDeviceEvent.topic, partitions: 6, purpose: "ABM device assignment changes"),
         .init(name: CreateABMToken.topic, partitions: 3, purpose: "admin requests to abm-sync (server tokens)"),
         .init(name: ActivityRecorded.topic, partitions: 6, purpose: "the audit trail of every major step"),
         .init(name: "orchard.token-requests.v1", partitions: 6, purpose: "security and pairing token requests"),

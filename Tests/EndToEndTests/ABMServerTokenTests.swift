@@ -115,31 +115,16 @@ func serverTokenFile(for certificate: Certificate, consumerKey: String, expiry: 
 final class ABMTokenCheckTests: XCTestCase {
     func testCheckCallsABMReauthenticatesWaitsOutThrottlingAndStopsOnNewTerms() async throws {
         let stack = try await Fixture.shared.prepare()
-        let standIn = "http://127.0.0.1:\(try TestEnvironment.require("ORCHARD_TEST_ABM_PORT"))"
+        let standIn = try ABMStandIn()
         let consumerKey = "CK_\(UUID().uuidString.prefix(8))"
-        func control(_ path: String, _ json: [String: Any]) async throws {
-            let answer = try await http(.POST, "\(standIn)/_control/\(path)", headers: [("Content-Type", "application/json")],
-                                        body: Array(try JSONSerialization.data(withJSONObject: json)))
-            XCTAssertEqual(answer.status, 204, answer.text)
-        }
+        func control(_ path: String, _ json: [String: Any]) async throws { try await standIn.control(path, json) }
         func check(_ id: String) async throws -> [String: Any] {
             try await stack.admin.expect(.POST, "/abm/tokens/\(id)/check")
         }
-        func seen() async throws -> [[String: Any]] {
-            let answer = try await http(.GET, "\(standIn)/_control/requests?consumer_key=\(consumerKey)")
-            return try JSONSerialization.jsonObject(with: Data(answer.body)) as? [[String: Any]] ?? []
-        }
+        func seen() async throws -> [[String: Any]] { try await standIn.requests(consumerKey) }
 
         let id = try await step("1. A token ABM knows is uploaded; the check reads the organisation from GET /account") {
-            try await control("tokens", ["consumer_key": consumerKey, "consumer_secret": "CS_secret", "access_token": "AT_token",
-                                         "access_secret": "AS_secret", "server_name": "Orchard MDM", "org_name": "Acme Inc."])
-            let created = try await stack.admin.expect(.POST, "/abm/tokens", json: ["name": "checked \(consumerKey)"])
-            let id = try unwrap(created["id"] as? String)
-            let certificate = try Certificate.parsePEM(Array(try unwrap(created["certificatePEM"] as? String).utf8))[0]
-            let uploaded = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token",
-                                                      body: try serverTokenFile(for: certificate, consumerKey: consumerKey,
-                                                                                expiry: Date().addingTimeInterval(86400 * 200)))
-            XCTAssertEqual(uploaded.status, 200, uploaded.text)
+            let id = try await uploadedToken(stack, standIn: standIn, consumerKey: consumerKey)
             let health = try await check(id)
             XCTAssertEqual(health["organization"] as? String, "Acme Inc.")
             XCTAssertEqual(health["serverName"] as? String, "Orchard MDM")

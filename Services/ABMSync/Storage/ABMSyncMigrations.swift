@@ -15,5 +15,19 @@ enum ABMSyncMigrations {
                 ADD COLUMN last_checked_at timestamptz, ADD COLUMN last_error text,
                 ADD COLUMN terms_not_signed boolean NOT NULL DEFAULT false;
             """),
+        Migration(3, "device mirror and sync state", """
+            ALTER TABLE abm_tokens ADD COLUMN cursor text, ADD COLUMN cursor_kind text NOT NULL DEFAULT 'fetch',
+                ADD COLUMN fetch_generation bigint NOT NULL DEFAULT 0, ADD COLUMN last_sync_at timestamptz,
+                ADD COLUMN last_full_fetch_at timestamptz, ADD COLUMN last_sync_error text,
+                ADD COLUMN sync_lease_holder text, ADD COLUMN sync_lease_until timestamptz;
+            CREATE TABLE abm_devices (
+                token_id uuid NOT NULL REFERENCES abm_tokens(id), serial_number text NOT NULL,
+                model text, description text, color text, asset_tag text, os text, device_family text,
+                profile_status text, profile_uuid text, profile_assign_time text, device_assigned_date text,
+                device_assigned_by text, op_type text, op_date timestamptz, fields_hash bytea NOT NULL,
+                seen_generation bigint NOT NULL, deleted_at timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (token_id, serial_number));
+            """),
     ]
 }

@@ -148,6 +148,13 @@ struct AdminRoutes: Sendable {
             try await requests.request(CheckABMToken(id: try context.parameters.require("id"), actor: context.adminKey!.actor),
                                        timeout: requestTimeout, correlationID: context.correlationID)
         }
+        admin.post("abm/tokens/:id/sync") { request, context -> SyncABMToken.Reply in
+            let full = request.uri.queryParameters["fullFetch"].map { $0 == "true" } ?? false
+            // A sync of many pages outlasts a request: it goes on in abm-sync after a 503, and the next call sees it.
+            return try await requests.request(SyncABMToken(id: try context.parameters.require("id"), actor: context.adminKey!.actor,
+                                                           fullFetch: full),
+                                              timeout: max(requestTimeout, .seconds(30)), correlationID: context.correlationID)
+        }
         admin.get("abm/tokens") { _, context -> ListABMTokens.Reply in
             try await requests.request(ListABMTokens(), timeout: requestTimeout, correlationID: context.correlationID)
         }
@@ -346,3 +353,4 @@ struct AdminRoutes: Sendable {
 extension DescribeSigningIdentities.Reply: ResponseEncodable {}
 extension ABMTokenHealth: ResponseEncodable {}
 extension ListABMTokens.Reply: ResponseEncodable {}
+extension SyncABMToken.Reply: ResponseEncodable {}

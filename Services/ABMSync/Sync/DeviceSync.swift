@@ -1,0 +1,279 @@
+import Foundation
+import OrchardCore
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+import OrchardStorage
+
+/// Keeps the mirror of the devices ABM assigns to a server token (REFERENCE §4.3, §4.7): a fetch
+/// (`POST /server/devices`) first, then deltas (`POST /devices/sync`). Each page's device changes, their
+/// `orchard.abm-device-events.v1` events (outbox) and the cursor that follows the page are committed in one
+/// transaction: a crash anywhere resumes at the first page not recorded, loses no device and publishes no
+/// change twice. One replica syncs a token at a time (a lease on the token's row, renewed with every page,
+/// taken over once it lapses).
+struct DeviceSync: Sendable {
+    let tokens: ServerTokens
+    let database: Database
+    let outbox: OutboxPublisher
+    let service: String
+    let instance: String
+
+    static let lease: Duration = .seconds(45)
+    static let pageLimit = 1000
+    /// A cycle ends after this many pages even if ABM keeps saying more_to_follow (the next cycle goes on).
+    static let maximumPages = 2000
+
+    struct Page: Decodable {
+        let cursor: String
+        let moreToFollow: Bool
+        let devices: [Device]?
+        enum CodingKeys: String, CodingKey { case cursor, devices, moreToFollow = "more_to_follow" }
+    }
+
+    struct Device: Decodable, Sendable {
+        let serialNumber: String
+        let model: String?, description: String?, color: String?, assetTag: String?, os: String?, deviceFamily: String?
+        let profileStatus: String?, profileUUID: String?, profileAssignTime: String?, deviceAssignedDate: String?
+        let deviceAssignedBy: String?, opType: String?, opDate: String?
+        enum CodingKeys: String, CodingKey {
+            case serialNumber = "serial_number", model, description, color, assetTag = "asset_tag", os
+            case deviceFamily = "device_family", profileStatus = "profile_status", profileUUID = "profile_uuid"
+            case profileAssignTime = "profile_assign_time", deviceAssignedDate = "device_assigned_date"
+            case deviceAssignedBy = "device_assigned_by", opType = "op_type", opDate = "op_date"
+        }
+        var opDateValue: Date? { opDate.flatMap(ISO8601.date(from:)) }
+        /// What the mirror keeps of the device, hashed: a page that repeats a device unchanged changes nothing.
+        var fieldsHash: [UInt8] {
+            Digest.sha256(Array([model, description, color, assetTag, os, deviceFamily, profileStatus, profileUUID,
+                                 profileAssignTime, deviceAssignedDate, deviceAssignedBy].map { $0 ?? "\u{0}" }
+                .joined(separator: "\u{1}").utf8))
+        }
+    }
+
+    struct Busy: Error {}
+
+    func sync(_ r: SyncABMToken, correlationID: String?) async throws -> SyncABMToken.Reply {
+        let id = try ServerTokens.canonicalID(r.id)
+        let session = try await tokens.session(id: id)
+        guard try await takeLease(id) else {
+            throw RequestRefused(code: "abm-sync.busy", message: "another abm-sync replica is syncing server token \(id) now",
+                                 httpStatus: 409)
+        }
+        do {
+            let reply = try await cycle(id: id, session: session, fullFetch: r.fullFetch, actor: r.actor, correlationID: correlationID)
+            try await finish(id, error: nil)
+            return reply
+        } catch {
+            try? await finish(id, error: error is ABMSession.TermsNotSigned ? "\(error)" : "sync failed: \(error)",
+                              termsNotSigned: error is ABMSession.TermsNotSigned)
+            throw error
+        }
+    }
+
+    private func cycle(id: String, session: ABMSession, fullFetch: Bool, actor: String, correlationID: String?) async throws
+        -> SyncABMToken.Reply {
+        if fullFetch {
+            try await database.query("""
+                UPDATE abm_tokens SET cursor = NULL, cursor_kind = 'fetch', fetch_generation = fetch_generation + 1 WHERE id = $1::uuid
+                """, [.text(id)])
+        }
+        guard let state = try await database.query(
+            "SELECT cursor, cursor_kind, fetch_generation FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first else {
+            throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
+        }
+        var cursor = state.string("cursor")
+        var fetching = state.string("cursor_kind") != "sync"
+        let generation = state.int("fetch_generation") ?? 0
+        var reply = SyncABMToken.Reply(mode: fetching ? "fetch" : "sync", pages: 0, added: 0, modified: 0, deleted: 0,
+                                       cursorEchoed: false, devices: 0)
+        try await activity(id, actor, "abm-sync.started", "\(fetching ? "fetch" : "sync") from \(cursor == nil ? "the start" : "the stored cursor")",
+                           correlationID: correlationID)
+        while reply.pages < Self.maximumPages {
+            var body: [String: Any] = ["limit": Self.pageLimit]
+            if let cursor { body["cursor"] = cursor }
+            let answer: ABMSession.Answer
+            do {
+                answer = try await session.call(.POST, fetching ? "/server/devices" : "/devices/sync",
+                                                json: Array(try JSONSerialization.data(withJSONObject: body)))
+            } catch let refused as ABMSession.Refused where refused.status == 400 {
+                if refused.body.contains("EXHAUSTED_CURSOR") && fetching {
+                    // The fetch had returned everything: its cursor goes on as a sync cursor.
+                    fetching = false
+                    try await saveCursor(id, cursor, kind: "sync")
+                    continue
+                }
+                if ["EXPIRED_CURSOR", "INVALID_CURSOR", "CURSOR_REQUIRED"].contains(where: refused.body.contains) && cursor != nil {
+                    // Older than 7 days or not understood: start again with a full fetch.
+                    cursor = nil
+                    fetching = true
+                    try await database.query("""
+                        UPDATE abm_tokens SET cursor = NULL, cursor_kind = 'fetch', fetch_generation = fetch_generation + 1
+                        WHERE id = $1::uuid
+                        """, [.text(id)])
+                    continue
+                }
+                throw refused
+            }
+            let page: Page
+            do { page = try JSONDecoder().decode(Page.self, from: Data(answer.body)) } catch {
+                throw ABMSession.Refused(status: answer.status, body: "unreadable device page: \(error)")
+            }
+            reply.pages += 1
+            let echoed = page.moreToFollow && page.cursor == cursor
+            let done = !page.moreToFollow || echoed
+            // A fetch that ends hands its last cursor to the sync that follows it.
+            let kind = fetching && done && !echoed ? "sync" : (fetching ? "fetch" : "sync")
+            let counts = try await record(id, page: page, generation: generation, cursor: page.cursor, kind: kind,
+                                          fetching: fetching, finishing: fetching && done, correlationID: correlationID)
+            reply.added += counts.added
+            reply.modified += counts.modified
+            reply.deleted += counts.deleted
+            if echoed { reply.cursorEchoed = true }
+            if done { break }
+            cursor = page.cursor
+            fetching = kind == "fetch"
+        }
+        reply.devices = try await database.query("""
+            SELECT count(*)::int AS n FROM abm_devices WHERE token_id = $1::uuid AND deleted_at IS NULL
+            """, [.text(id)]).first?.int("n") ?? 0
+        try await activity(id, actor, "abm-sync.finished", """
+            \(reply.pages) pages: \(reply.added) added, \(reply.modified) modified, \(reply.deleted) deleted, \(reply.devices) devices\
+            \(reply.cursorEchoed ? " (ABM echoed the cursor: cycle ended)" : "")
+            """, correlationID: correlationID)
+        return reply
+    }
+
+    /// One page, its events and the cursor after it, in one transaction (the lease renewed with it).
+    private func record(_ id: String, page: Page, generation: Int, cursor: String, kind: String, fetching: Bool, finishing: Bool,
+                        correlationID: String?) async throws -> (added: Int, modified: Int, deleted: Int) {
+        // The same serial more than once in a page: the latest op_date wins (later in the page on a tie).
+        var latest: [String: Device] = [:]
+        var order: [String] = []
+        for device in page.devices ?? [] where !device.serialNumber.isEmpty && device.serialNumber.count <= 64 {
+            if let seen = latest[device.serialNumber] {
+                if (device.opDateValue ?? .distantPast) >= (seen.opDateValue ?? .distantPast) { latest[device.serialNumber] = device }
+            } else {
+                latest[device.serialNumber] = device
+                order.append(device.serialNumber)
+            }
+        }
+        let instance = self.instance
+        let devices = order.map { latest[$0]! }
+        return try await database.transaction { c in
+            var counts = (added: 0, modified: 0, deleted: 0)
+            var events: [ABMDeviceEvent] = []
+            for device in devices {
+                let serial = device.serialNumber
+                if device.opType == "deleted" {
+                    let hit = try c.query("""
+                        UPDATE abm_devices SET deleted_at = now(), op_type = 'deleted', op_date = $3, updated_at = now()
+                        WHERE token_id = $1::uuid AND serial_number = $2 AND deleted_at IS NULL
+                          AND (op_date IS NULL OR $3::timestamptz IS NULL OR op_date <= $3::timestamptz)
+                        RETURNING 1
+                        """, [.text(id), .text(serial), device.opDateValue.map(SQLValue.timestamp) ?? .null])
+                    if !hit.isEmpty {
+                        counts.deleted += 1
+                        events.append(event(id, device, .deleted))
+                    }
+                    continue
+                }
+                let changed = try c.query("""
+                    WITH old AS (SELECT fields_hash, deleted_at FROM abm_devices WHERE token_id = $1::uuid AND serial_number = $2)
+                    INSERT INTO abm_devices (token_id, serial_number, model, description, color, asset_tag, os, device_family,
+                        profile_status, profile_uuid, profile_assign_time, device_assigned_date, device_assigned_by, op_type, op_date,
+                        fields_hash, seen_generation)
+                    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                    ON CONFLICT (token_id, serial_number) DO UPDATE SET model = EXCLUDED.model, description = EXCLUDED.description,
+                        color = EXCLUDED.color, asset_tag = EXCLUDED.asset_tag, os = EXCLUDED.os, device_family = EXCLUDED.device_family,
+                        profile_status = EXCLUDED.profile_status, profile_uuid = EXCLUDED.profile_uuid,
+                        profile_assign_time = EXCLUDED.profile_assign_time, device_assigned_date = EXCLUDED.device_assigned_date,
+                        device_assigned_by = EXCLUDED.device_assigned_by, op_type = EXCLUDED.op_type,
+                        op_date = COALESCE(EXCLUDED.op_date, abm_devices.op_date), fields_hash = EXCLUDED.fields_hash,
+                        seen_generation = EXCLUDED.seen_generation, deleted_at = NULL, updated_at = now()
+                    WHERE (abm_devices.fields_hash <> EXCLUDED.fields_hash OR abm_devices.deleted_at IS NOT NULL
+                           OR abm_devices.seen_generation <> EXCLUDED.seen_generation)
+                      AND (abm_devices.op_date IS NULL OR EXCLUDED.op_date IS NULL OR abm_devices.op_date <= EXCLUDED.op_date)
+                    RETURNING (xmax = 0) AS inserted,
+                              COALESCE((SELECT old.fields_hash <> $16 OR old.deleted_at IS NOT NULL FROM old), true) AS changed
+                    """, [.text(id), .text(serial), .optionalText(device.model), .optionalText(device.description),
+                          .optionalText(device.color), .optionalText(device.assetTag), .optionalText(device.os),
+                          .optionalText(device.deviceFamily), .optionalText(device.profileStatus), .optionalText(device.profileUUID),
+                          .optionalText(device.profileAssignTime), .optionalText(device.deviceAssignedDate),
+                          .optionalText(device.deviceAssignedBy), .optionalText(device.opType),
+                          device.opDateValue.map(SQLValue.timestamp) ?? .null, .bytes(device.fieldsHash), .int(generation)])
+                // No row: an older change than the one recorded, or nothing new. A row only seen again by a
+                // full fetch (its generation moved) is no change either.
+                guard let row = changed.first, row.bool("changed") == true else { continue }
+                if row.bool("inserted") == true {
+                    counts.added += 1
+                    events.append(event(id, device, .added))
+                } else {
+                    counts.modified += 1
+                    events.append(event(id, device, .modified))
+                }
+            }
+            if finishing {
+                // The full fetch is over: a device it did not show is no longer assigned to this server.
+                let gone = try c.query("""
+                    UPDATE abm_devices SET deleted_at = now(), op_type = 'deleted', updated_at = now()
+                    WHERE token_id = $1::uuid AND deleted_at IS NULL AND seen_generation <> $2
+                    RETURNING serial_number, model, os, device_family
+                    """, [.text(id), .int(generation)])
+                for row in gone {
+                    counts.deleted += 1
+                    events.append(ABMDeviceEvent(tokenID: id, serialNumber: row.string("serial_number") ?? "", change: .deleted,
+                                                 model: row.string("model"), os: row.string("os"), deviceFamily: row.string("device_family"),
+                                                 profileStatus: nil, profileUUID: nil, opDate: nil))
+                }
+            }
+            try c.query("""
+                UPDATE abm_tokens SET cursor = $2, cursor_kind = $3, sync_lease_until = now() + make_interval(secs => $5),
+                       last_full_fetch_at = CASE WHEN $4 THEN now() ELSE last_full_fetch_at END
+                WHERE id = $1::uuid AND sync_lease_holder = $6
+                """, [.text(id), .text(cursor), .text(kind), .bool(finishing), .int(Int(Self.lease.components.seconds)), .text(instance)])
+            for start in stride(from: 0, to: events.count, by: 500) {
+                try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema },
+                                  correlationID: correlationID, on: c)
+            }
+            return counts
+        }
+    }
+
+    private func event(_ id: String, _ device: Device, _ change: ABMDeviceEvent.Change) -> ABMDeviceEvent {
+        ABMDeviceEvent(tokenID: id, serialNumber: device.serialNumber, change: change, model: device.model, os: device.os,
+                       deviceFamily: device.deviceFamily, profileStatus: device.profileStatus, profileUUID: device.profileUUID,
+                       opDate: device.opDateValue)
+    }
+
+    private func saveCursor(_ id: String, _ cursor: String?, kind: String) async throws {
+        try await database.query("UPDATE abm_tokens SET cursor = $2, cursor_kind = $3 WHERE id = $1::uuid",
+                                 [.text(id), .optionalText(cursor), .text(kind)])
+    }
+
+    /// The token's sync lease: free, lapsed (its holder died), or already ours.
+    private func takeLease(_ id: String) async throws -> Bool {
+        !(try await database.query("""
+            UPDATE abm_tokens SET sync_lease_holder = $2, sync_lease_until = now() + make_interval(secs => $3)
+            WHERE id = $1::uuid AND (sync_lease_until IS NULL OR sync_lease_until < now() OR sync_lease_holder = $2)
+            RETURNING 1
+            """, [.text(id), .text(instance), .int(Int(Self.lease.components.seconds))])).isEmpty
+    }
+
+    private func finish(_ id: String, error: String?, termsNotSigned: Bool = false) async throws {
+        try await database.query("""
+            UPDATE abm_tokens SET sync_lease_until = NULL, last_sync_at = CASE WHEN $2::text IS NULL THEN now() ELSE last_sync_at END,
+                   last_sync_error = $2, terms_not_signed = terms_not_signed OR $4
+            WHERE id = $1::uuid AND sync_lease_holder = $3
+            """, [.text(id), .optionalText(error.map { String($0.prefix(500)) }), .text(instance), .bool(termsNotSigned)])
+        outbox.notify()
+    }
+
+    private func activity(_ id: String, _ actor: String, _ action: String, _ detail: String, correlationID: String?) async throws {
+        try await database.transaction { c in
+            try Outbox.append(ActivityRecorded(actor: actor, action: action, deviceID: nil, relatedDeviceIDs: [], outcome: .succeeded,
+                                               detail: "server token \(id): \(detail)", service: service),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+    }
+}

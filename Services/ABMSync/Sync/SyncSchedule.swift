@@ -1,0 +1,44 @@
+import Foundation
+import Logging
+import OrchardStorage
+import ServiceLifecycle
+
+/// Syncs every server token that is due (uploaded, terms accepted, not synced for `interval`), and runs a
+/// full fetch, diffed against the mirror, once a day per token (devices the sync feed never showed appear).
+/// Replicas all run it; a token's lease lets one of them at a time sync it.
+struct SyncSchedule: Service {
+    let sync: DeviceSync
+    let database: Database
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await runDue() } catch { logger.warning("scheduled sync failed: \(error)") }
+                try? await Task.sleep(for: min(interval, .seconds(30)))
+            }
+        }
+    }
+
+    func runDue() async throws {
+        let due = try await database.query("""
+            SELECT id::text AS id, (last_full_fetch_at IS NOT NULL AND last_full_fetch_at < now() - interval '1 day') AS full_fetch
+            FROM abm_tokens
+            WHERE sealed_server_token IS NOT NULL AND NOT terms_not_signed
+              AND (last_sync_at IS NULL OR last_sync_at < now() - make_interval(secs => $1))
+              AND (sync_lease_until IS NULL OR sync_lease_until < now())
+            ORDER BY last_sync_at NULLS FIRST LIMIT 100
+            """, [.int(Int(interval.components.seconds))])
+        for row in due {
+            guard let id = row.string("id"), !Task.isCancelled else { continue }
+            do {
+                let reply = try await sync.sync(.init(id: id, actor: "service:abm-sync", fullFetch: row.bool("full_fetch") == true),
+                                                correlationID: nil)
+                logger.info("synced", metadata: ["token": "\(id)", "pages": "\(reply.pages)", "devices": "\(reply.devices)"])
+            } catch {
+                logger.warning("sync failed", metadata: ["token": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import OrchardMessaging
+
+/// A change to the mirror of devices ABM assigns to one of Orchard's server tokens, on
+/// `orchard.abm-device-events.v1` (keyed by serial number, so one device's changes stay in order). Published
+/// through abm-sync's outbox in the transaction that records the change, with the page's cursor.
+public struct ABMDeviceEvent: MessageSchema, Codable, Sendable, Equatable {
+    public static let topic = "orchard.abm-device-events.v1"
+    public static let type = "abm.device"
+    public static let version = 1
+
+    public enum Change: String, Codable, Sendable { case added, modified, deleted }
+
+    public var tokenID: String
+    public var serialNumber: String
+    public var change: Change
+    public var model: String?
+    public var os: String?
+    public var deviceFamily: String?
+    public var profileStatus: String?
+    public var profileUUID: String?
+    public var opDate: Date?
+
+    public var key: String { serialNumber }
+
+    public init(tokenID: String, serialNumber: String, change: Change, model: String?, os: String?, deviceFamily: String?,
+                profileStatus: String?, profileUUID: String?, opDate: Date?) {
+        self.tokenID = tokenID
+        self.serialNumber = serialNumber
+        self.change = change
+        self.model = model
+        self.os = os
+        self.deviceFamily = deviceFamily
+        self.profileStatus = profileStatus
+        self.profileUUID = profileUUID
+        self.opDate = opDate
+    }
+}
+
+/// Syncs one server token's devices now (a fetch first, deltas after), as the hourly schedule does.
+public struct SyncABMToken: RequestSchema, Equatable {
+    public static let topic = "orchard.abm-requests.v1"
+    public static let type = "abm.token.sync"
+    public static let version = 1
+
+    public var id: String
+    public var actor: String
+    /// Start again with a full fetch, diffed against the mirror (devices the sync feed never showed appear).
+    public var fullFetch: Bool
+    public var key: String { id }
+
+    public init(id: String, actor: String, fullFetch: Bool = false) {
+        self.id = id
+        self.actor = actor
+        self.fullFetch = fullFetch
+    }
+
+    public struct Reply: Codable, Sendable, Equatable {
+        /// `fetch` or `sync`: what the cycle ended on.
+        public var mode: String
+        public var pages: Int
+        public var added: Int
+        public var modified: Int
+        public var deleted: Int
+        /// ABM answered the cursor it was given with more_to_follow: the cycle ended there.
+        public var cursorEchoed: Bool
+        public var devices: Int
+
+        public init(mode: String, pages: Int, added: Int, modified: Int, deleted: Int, cursorEchoed: Bool, devices: Int) {
+            self.mode = mode
+            self.pages = pages
+            self.added = added
+            self.modified = modified
+            self.deleted = deleted
+            self.cursorEchoed = cursorEchoed
+            self.devices = devices
+        }
+    }
+}
