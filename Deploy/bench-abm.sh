@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# ABM device sync against the stand-in (release build, its own stack):
+#   ./Deploy/bench-abm.sh [devices, default 100000]
+# Prints the time of the initial fetch of N devices (pages of 1,000, each committed with its events and cursor),
+# abm-sync's peak resident memory growth during it, and the time of a 1,000-device delta sync.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Deploy/scripts/stack.sh
+DEVICES=${1:-100000}
+install_dependencies
+release_bin
+STATE=$(mktemp -d /tmp/orchard-bench-abm.XXXXXX); chmod 755 "$STATE"
+trap 'stop_stack; rm -rf "$STATE"' EXIT
+start_postgres "$STATE/postgres" 55733 >/dev/null
+start_broker "$BIN" "$STATE" >/dev/null
+start_abm_standin 38645 >/dev/null 2>&1
+export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0
+start_measured_services "$BIN" "$STATE" 38380 38743
+ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
+AUTH="Authorization: Bearer $ORCHARD_ADMIN_API_KEY"
+CK="CK_bench_$$"
+curl -fs -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/tokens" -d "{\"consumer_key\":\"$CK\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\"}"
+created=$(curl -fs -X POST -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/abm/tokens" -d '{"name":"bench"}')
+ID=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificatePEM"])' > "$STATE/cert.pem"
+printf 'Content-Type: text/plain\r\n\r\n-----BEGIN MESSAGE-----\n{"consumer_key":"%s","consumer_secret":"cs","access_token":"at","access_secret":"as","access_token_expiry":"2030-01-01T00:00:00Z"}\n-----END MESSAGE-----\n' "$CK" > "$STATE/message"
+openssl smime -encrypt -aes256 -in "$STATE/message" -out "$STATE/token.p7m" "$STATE/cert.pem"
+curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/pkcs7-mime' --data-binary @"$STATE/token.p7m" "$ADMIN/abm/tokens/$ID/server-token"
+python3 - "$ORCHARD_ABM_URL" "$CK" "$DEVICES" <<'PY'
+import json, sys, urllib.request
+url, key, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for start in range(0, total, 10000):
+    devices = [{"serial_number": "B%07d" % i, "model": "iPhone 16", "os": "iOS", "device_family": "iPhone",
+                "profile_status": "empty", "device_assigned_by": "admin@example.com"} for i in range(start, min(start + 10000, total))]
+    req = urllib.request.Request(url + "/_control/devices", data=json.dumps({"consumer_key": key, "devices": devices, "hidden": True}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req).read()
+PY
+ABM_PID=$(for p in "${ORCHARD_PIDS[@]}"; do tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q '/abm-sync ' && echo "$p"; done | head -1 || true)
+rss() { awk '/VmRSS/ {print $2}' /proc/$ABM_PID/status; }
+count() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT count(*) FROM abm_sync.abm_devices WHERE token_id = '$ID'"; }
+synced_at() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT coalesce(last_sync_at::text, '') FROM abm_sync.abm_tokens WHERE id = '$ID'"; }
+# The admin call answers 503 after 30 s while the sync goes on; wait for the token's last_sync_at instead.
+timed_sync() {
+  local before; before=$(synced_at)
+  local started; started=$(date +%s.%N)
+  curl -s -o /dev/null -X POST -H "$AUTH" "$ADMIN/abm/tokens/$ID/sync$1" &
+  local peak=0 now
+  while [ "$(synced_at)" = "$before" ]; do now=$(rss); [ "$now" -gt "$peak" ] && peak=$now; sleep 0.5; done
+  wait
+  echo "$(python3 -c "print($(date +%s.%N) - $started)") $peak"
+}
+base=$(rss)
+read -r seconds peak < <(timed_sync "")
+n=$(count)
+printf 'initial fetch: %d devices in %.1f s (%.0f devices/s); abm-sync RSS %d MB before, peak growth %d MB\n' \
+  "$n" "$seconds" "$(python3 -c "print($n / $seconds)")" $((base / 1024)) $(((peak - base) / 1024))
+python3 - "$ORCHARD_ABM_URL" "$CK" <<'PY'
+import json, sys, urllib.request
+url, key = sys.argv[1], sys.argv[2]
+devices = [{"serial_number": "B%07d" % i, "profile_status": "assigned", "profile_uuid": "BENCH"} for i in range(1000)]
+req = urllib.request.Request(url + "/_control/devices", data=json.dumps({"consumer_key": key, "devices": devices, "op_type": "modified"}).encode(),
+                             headers={"Content-Type": "application/json"}, method="POST")
+urllib.request.urlopen(req).read()
+PY
+read -r seconds peak < <(timed_sync "")
+printf 'delta sync: 1,000 modified devices in %.2f s\n' "$seconds"
