@@ -19,23 +19,9 @@ start_measured_services "$BIN" "$STATE" 38380 38743
 ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
 AUTH="Authorization: Bearer $ORCHARD_ADMIN_API_KEY"
 CK="CK_bench_$$"
-curl -fs -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/tokens" -d "{\"consumer_key\":\"$CK\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\"}"
-created=$(curl -fs -X POST -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/abm/tokens" -d '{"name":"bench"}')
-ID=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificatePEM"])' > "$STATE/cert.pem"
-printf 'Content-Type: text/plain\r\n\r\n-----BEGIN MESSAGE-----\n{"consumer_key":"%s","consumer_secret":"cs","access_token":"at","access_secret":"as","access_token_expiry":"2030-01-01T00:00:00Z"}\n-----END MESSAGE-----\n' "$CK" > "$STATE/message"
-openssl smime -encrypt -aes256 -in "$STATE/message" -out "$STATE/token.p7m" "$STATE/cert.pem"
-curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/pkcs7-mime' --data-binary @"$STATE/token.p7m" "$ADMIN/abm/tokens/$ID/server-token"
-python3 - "$ORCHARD_ABM_URL" "$CK" "$DEVICES" <<'PY'
-import json, sys, urllib.request
-url, key, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for start in range(0, total, 10000):
-    devices = [{"serial_number": "B%07d" % i, "model": "iPhone 16", "os": "iOS", "device_family": "iPhone",
-                "profile_status": "empty", "device_assigned_by": "admin@example.com"} for i in range(start, min(start + 10000, total))]
-    req = urllib.request.Request(url + "/_control/devices", data=json.dumps({"consumer_key": key, "devices": devices, "hidden": True}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    urllib.request.urlopen(req).read()
-PY
+abm_uploaded_token "$STATE" "$CK"
+ID=$ABM_TOKEN_ID
+abm_assign_devices "$CK" "$DEVICES" B
 ABM_PID=$(for p in "${ORCHARD_PIDS[@]}"; do tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q '/abm-sync ' && echo "$p"; done | head -1 || true)
 rss() { awk '/VmRSS/ {print $2}' /proc/$ABM_PID/status; }
 count() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT count(*) FROM abm_sync.abm_devices WHERE token_id = '$ID'"; }

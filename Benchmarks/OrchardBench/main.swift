@@ -15,6 +15,7 @@ import OrchardStorage
 //   watch --pairings N --watches M [--rate R]  Apple Watch enrollments: paced at R per second (0: closed loop), p50/p99 per step
 //   faults --seconds S --label L --out FILE [--devices W] [--phones P]  steady enrollments and watch pairings for
 //                           Deploy/fault-suite.sh, which injects a fault meanwhile and reads FILE
+//   abm-events --token ID   counts one ABM server token's device events on Kafka (Deploy/fault-abm-sync.sh)
 //   crypto                  microseconds per cryptographic operation on the enrollment paths (no broker needed)
 // Reads KAFKA_BOOTSTRAP_SERVERS, ORCHARD_KAFKA_FETCH_WAIT_MAX_MS and (apply) ORCHARD_DATABASE_URL.
 
@@ -129,6 +130,9 @@ case "faults":
                          out: options["--out"] ?? "/tmp/orchard-fault-load.txt",
                          apnsPort: Int(environment["ORCHARD_TEST_APNS_PORT"] ?? "") ?? 28443, kafka: settings, producer: producer)
     try await load.run()
+
+case "abm-events":
+    try await ABMEventCount.run(tokenID: options["--token"] ?? "", settings: settings, producer: producer, logger: logger)
 
 case "respond":
     var router = MessageRouter()

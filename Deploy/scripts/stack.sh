@@ -157,6 +157,38 @@ start_abm_standin() {
   log "ABM stand-in on $ORCHARD_ABM_URL"
 }
 
+# abm_uploaded_token STATE CONSUMER_KEY: a server-token entry in the admin API whose .p7m (made here with
+# openssl smime, as ABM makes it) carries credentials the stand-in knows; sets ABM_TOKEN_ID.
+abm_uploaded_token() {
+  local state=$1 ck=$2 admin="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1" created
+  curl -fs -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/tokens" \
+    -d "{\"consumer_key\":\"$ck\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\"}"
+  created=$(curl -fs -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
+    "$admin/abm/tokens" -d "{\"name\":\"$ck\"}")
+  ABM_TOKEN_ID=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificatePEM"])' > "$state/$ck.pem"
+  printf 'Content-Type: text/plain\r\n\r\n-----BEGIN MESSAGE-----\n{"consumer_key":"%s","consumer_secret":"cs","access_token":"at","access_secret":"as","access_token_expiry":"2030-01-01T00:00:00Z"}\n-----END MESSAGE-----\n' \
+    "$ck" > "$state/$ck.message"
+  openssl smime -encrypt -aes256 -in "$state/$ck.message" -out "$state/$ck.p7m" "$state/$ck.pem"
+  curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/pkcs7-mime' \
+    --data-binary @"$state/$ck.p7m" "$admin/abm/tokens/$ABM_TOKEN_ID/server-token"
+}
+
+# abm_assign_devices CONSUMER_KEY COUNT PREFIX [JSON_EXTRA]: COUNT devices assigned in the stand-in (off the sync
+# feed, as after a long time: only a fetch shows them), serials PREFIX0000000….
+abm_assign_devices() {
+  python3 - "$ORCHARD_ABM_URL" "$1" "$2" "$3" <<'PY'
+import json, sys, urllib.request
+url, key, total, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for start in range(0, total, 10000):
+    devices = [{"serial_number": "%s%07d" % (prefix, i), "model": "iPhone 16", "os": "iOS", "device_family": "iPhone",
+                "profile_status": "empty", "device_assigned_by": "admin@example.com"} for i in range(start, min(start + 10000, total))]
+    req = urllib.request.Request(url + "/_control/devices", data=json.dumps({"consumer_key": key, "devices": devices, "hidden": True}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req).read()
+PY
+}
+
 # make_test_pki DIR: a CA and a TLS server certificate for 127.0.0.1, for the tests' APNs stand-in.
 # The same CA signs the tests' push certificate and their "external SCEP" device identities.
 make_test_pki() {

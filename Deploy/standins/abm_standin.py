@@ -17,7 +17,9 @@ the header). Controlled by the tests over /_control (JSON):
                                    full fetch shows it, as Apple does with some)
   POST /_control/cursor            {"consumer_key", "echo": n}       the next n sync answers repeat the cursor
                                    given, with more_to_follow true (a bug Apple's API has shown)
+  POST /_control/delay             {"consumer_key", "ms"}            each device page answers that much later
   GET  /_control/requests?consumer_key=CK   what that token's client sent: [{"method", "path", "status"}]
+  GET  /_control/devices?consumer_key=CK    the serial numbers assigned now
 Usage: abm_standin.py PORT
 """
 import json
@@ -102,6 +104,10 @@ class Handler(BaseHTTPRequestHandler):
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
                 return self.answer(200, requests_seen.get(key, []))
+        if method == "GET" and path == "/_control/devices":
+            key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
+            with lock:
+                return self.answer(200, sorted(tokens.get(key, {}).get("devices", {})))
         try:
             data = json.loads(self.body() or b"{}")
         except ValueError:
@@ -129,6 +135,8 @@ class Handler(BaseHTTPRequestHandler):
                         token["devices"][serial] = merged
                     if not data.get("hidden"):
                         token["feed"].append(dict(token["devices"].get(serial, device), op_type=op, op_date=stamp))
+            elif path == "/_control/delay":
+                tokens[data["consumer_key"]]["delay_ms"] = int(data["ms"])
             elif path == "/_control/cursor":
                 tokens[data["consumer_key"]]["echo"] = int(data["echo"])
             else:
@@ -212,6 +220,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def devices(self, path, cursor, limit, token, headers, key):
         """Fetch cursors are f:<offset>:<feed length when the fetch began>; sync cursors s:<feed position>."""
+        time.sleep(token.get("delay_ms", 0) / 1000.0)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with lock:
             if path == "/server/devices":

@@ -40,6 +40,27 @@ public struct JSONLogHandler: LogHandler {
         if event.level >= .error { object["source"] = "\(event.file):\(event.line)" }
         guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         data.append(0x0A)
-        FileHandle.standardError.write(data)
+        writeToStandardError(data)
+    }
+}
+
+/// Writes a log line to fd 2 with write(2), giving up quietly if it cannot: a log reader that went away (its
+/// pipe closed) must not take the service with it. Foundation's FileHandle.write traps on EPIPE: services
+/// whose log reader died crashed (SIGILL) on their next log line (found by the fault scripts).
+public func writeToStandardError(_ data: Data) {
+    data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+        guard var pointer = buffer.baseAddress else { return }
+        var left = buffer.count
+        while left > 0 {
+            let written = write(2, pointer, left)
+            if written > 0 {
+                pointer += written
+                left -= written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
     }
 }

@@ -56,7 +56,7 @@ public final class ServiceRuntime: Sendable {
         do {
             configuration = try ServiceConfiguration(service: definition.name, defaultPort: definition.defaultPort)
         } catch {
-            FileHandle.standardError.write(Data("\(definition.name): configuration error: \(error)\n".utf8))
+            writeToStandardError(Data("\(definition.name): configuration error: \(error)\n".utf8))
             exit(2)
         }
         JSONLogHandler.bootstrap(service: definition.name, level: configuration.logLevel)

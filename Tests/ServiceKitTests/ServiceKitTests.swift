@@ -5,6 +5,7 @@ import FoundationNetworking
 #endif
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import OrchardMessaging
 import OrchardObservability
 import OrchardStorage
@@ -79,6 +80,25 @@ final class MiddlewareTests: XCTestCase {
         XCTAssertTrue(text.contains(#"orchard_http_request_seconds_bucket{route="/exposition",le="0.0025"} 0"#), text)
         XCTAssertTrue(text.contains(#"orchard_http_request_seconds_bucket{route="/exposition",le="0.005"} 1"#), text)
         XCTAssertTrue(text.contains(#"orchard_http_request_seconds_count{route="/exposition"} 1"#), text)
+    }
+
+    /// A service whose log reader went away (its stderr pipe closed) keeps running: the line is dropped.
+    /// FileHandle.write trapped on EPIPE, and services died (SIGILL) on their next log line.
+    func testALogLineToAClosedPipeIsDroppedNotFatal() {
+        signal(SIGPIPE, SIG_IGN)  // as in the services (a closed socket must not kill them either)
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        close(fds[0])
+        let saved = dup(2)
+        dup2(fds[1], 2)
+        let logger = Logger(label: "closed-pipe") { JSONLogHandler(label: $0, service: "test", level: .info) }
+        logger.warning("nobody reads this line")
+        let direct = write(2, "x", 1), error = errno
+        dup2(saved, 2)
+        close(saved)
+        close(fds[1])
+        XCTAssertEqual(direct, -1)
+        XCTAssertEqual(error, EPIPE, "the pipe really was closed")
     }
 
     func testJSONStringEscaping() {
