@@ -62,4 +62,5 @@ let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.
 let schedule: [any Service] = syncInterval == 0 ? [] : [
     SyncSchedule(sync: sync, database: runtime.database, interval: .seconds(syncInterval), logger: runtime.logger),
 ]
-await runtime.run(router: runtime.makeRouter(), services: [requests] + schedule)
+await runtime.run(router: runtime.makeRouter(),
+                  services: [requests, ExpiryWatch(tokens: tokens, logger: runtime.logger)] + schedule)

@@ -69,6 +69,14 @@ public enum OrchardMetrics {
         registry.makeCounter(descriptor: expiredName, labels: [("type", type)])
     }
 
+    // MARK: ABM
+
+    nonisolated(unsafe) private static let abmDaysLeftName = name("abm_token", "days_left",
+                                                                 "Days until an ABM server token expires")
+    public static func abmTokenDaysLeft(token: String) -> Prometheus.Gauge {
+        registry.makeGauge(descriptor: abmDaysLeftName, labels: [("token", token)])
+    }
+
     // MARK: APNs
 
     nonisolated(unsafe) private static let apnsName = name("apns_pushes", "total", "APNs pushes")

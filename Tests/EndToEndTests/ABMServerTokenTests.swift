@@ -83,6 +83,33 @@ final class ABMServerTokenTests: XCTestCase {
     }
 }
 
+/// A token close to its expiry is warned about (activity entry, days-left gauge), once per threshold.
+final class ABMTokenExpiryTests: XCTestCase {
+    func testATokenExpiringSoonIsWarnedAboutOnce() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let name = "expiring \(UUID().uuidString.prefix(8))"
+        let created = try await stack.admin.expect(.POST, "/abm/tokens", json: ["name": name])
+        let id = try unwrap(created["id"] as? String)
+        let certificate = try Certificate.parsePEM(Array(try unwrap(created["certificatePEM"] as? String).utf8))[0]
+        let file = try serverTokenFile(for: certificate, consumerKey: "CK_exp", expiry: Date().addingTimeInterval(5 * 86400 + 3600))
+        let health = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: file)
+        XCTAssertEqual(try health.json()["state"] as? String, "expiring")
+        XCTAssertEqual(try health.json()["daysLeft"] as? Int, 5)
+        // The same token again (a renewal that did not move the date): warned again, once.
+        _ = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: file)
+        var warnings: [[String: Any]] = []
+        let warned = await eventually {
+            let items = (try? await stack.admin.expect(.GET, "/activity?action=abm-token.expiring&limit=500"))?["items"] as? [[String: Any]] ?? []
+            warnings = items.filter { ($0["detail"] as? String ?? "").hasPrefix(name) }
+            return warnings.count == 2
+        }
+        XCTAssertTrue(warned, "\(warnings)")
+        XCTAssertTrue((warnings.first?["detail"] as? String ?? "").contains("5 days left"), "\(warnings)")
+        let metrics = try await http(.GET, "\(try TestEnvironment.require("ORCHARD_URL_ABM_SYNC"))/metrics").text
+        XCTAssertTrue(metrics.contains(#"orchard_abm_token_days_left{token="\#(id)"} 5"#), String(metrics.suffix(800)))
+    }
+}
+
 /// A server token as ABM makes it: the credentials' JSON between MESSAGE markers under MIME headers,
 /// encrypted to `certificate` as S/MIME (`openssl smime -encrypt`, AES-256).
 func serverTokenFile(for certificate: Certificate, consumerKey: String, expiry: Date) throws -> [UInt8] {

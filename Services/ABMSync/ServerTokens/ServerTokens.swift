@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import OrchardCore
 import OrchardCrypto
+import OrchardObservability
 import OrchardMessaging
 import OrchardSchemas
 import OrchardStorage
@@ -82,14 +83,46 @@ struct ServerTokens: Sendable {
         try await database.transaction { c in
             try c.query("""
                 UPDATE abm_tokens SET sealed_server_token = $2, consumer_key = $3, access_token_expiry = $4,
-                       server_token_uploaded_at = now() WHERE id = $1::uuid
+                       server_token_uploaded_at = now(), expiry_warned_days = NULL WHERE id = $1::uuid
                 """, [.text(id), .bytes(sealed), .text(credentials.consumerKey), .timestamp(credentials.accessTokenExpiry)])
             try Outbox.append(activity(r.actor, renewed ? "abm-token.renewed" : "abm-token.uploaded",
                                        detail: "\(row.string("name") ?? id): expires \(ISO8601.string(from: credentials.accessTokenExpiry))"),
                               correlationID: correlationID, on: c)
         }
         outbox.notify()
+        try await warnIfExpiring(id: id)
         return try await health(id: id)
+    }
+
+    /// Warns once per threshold (30, 7 and 1 days before the access token expires) with an activity entry,
+    /// and keeps the days-left gauge current. Runs after every upload and, through `ExpiryWatch`, hourly.
+    func warnIfExpiring(id: String) async throws {
+        guard let row = try await database.query("""
+            SELECT name, access_token_expiry, expiry_warned_days FROM abm_tokens WHERE id = $1::uuid
+            """, [.text(id)]).first, let expiry = row.date("access_token_expiry") else { return }
+        let days = Int((expiry.timeIntervalSinceNow / 86400).rounded(.down))
+        OrchardMetrics.abmTokenDaysLeft(token: id).set(Double(days))
+        guard let threshold = Self.warningDays.first(where: { days < $0 }),
+              row.int("expiry_warned_days").map({ threshold < $0 }) ?? true else { return }
+        let name = row.string("name") ?? id
+        try await database.transaction { c in
+            try c.query("UPDATE abm_tokens SET expiry_warned_days = $2 WHERE id = $1::uuid", [.text(id), .int(threshold)])
+            try Outbox.append(ActivityRecorded(actor: "service:\(service)", action: days < 0 ? "abm-token.expired" : "abm-token.expiring",
+                                               deviceID: nil, relatedDeviceIDs: [], outcome: .failed,
+                                               detail: "\(name): \(days < 0 ? "expired" : "\(days) days left"), expires \(ISO8601.string(from: expiry)); renew it in Apple Business Manager",
+                                               service: service),
+                              correlationID: nil, on: c)
+        }
+        outbox.notify()
+    }
+
+    /// Warning thresholds, in days left (a token with fewer than this many days left is warned about once).
+    static let warningDays = [1, 7, 30]
+
+    func warnAll() async throws {
+        for row in try await database.query("SELECT id::text AS id FROM abm_tokens WHERE access_token_expiry IS NOT NULL") {
+            if let id = row.string("id") { try await warnIfExpiring(id: id) }
+        }
     }
 
     /// `GET /account` with the token: the organisation and server name, or why ABM refused.

@@ -29,5 +29,8 @@ enum ABMSyncMigrations {
                 created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (token_id, serial_number));
             """),
+        Migration(4, "server token expiry warnings", """
+            ALTER TABLE abm_tokens ADD COLUMN expiry_warned_days integer;
+            """),
     ]
 }
