@@ -22,7 +22,7 @@ CK="CK_bench_$$"
 abm_uploaded_token "$STATE" "$CK"
 ID=$ABM_TOKEN_ID
 abm_assign_devices "$CK" "$DEVICES" B
-ABM_PID=$(for p in "${ORCHARD_PIDS[@]}"; do tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q '/abm-sync ' && echo "$p"; done | head -1 || true)
+ABM_PID=$(service_pid abm-sync)
 rss() { awk '/VmRSS/ {print $2}' /proc/$ABM_PID/status; }
 count() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT count(*) FROM abm_sync.abm_devices WHERE token_id = '$ID'"; }
 synced_at() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT coalesce(last_sync_at::text, '') FROM abm_sync.abm_tokens WHERE id = '$ID'"; }

@@ -29,10 +29,7 @@ mirrored() { sql "SELECT count(*) FROM abm_sync.abm_devices WHERE token_id = '$A
 curl -s -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" "$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1/abm/tokens/$ABM_TOKEN_ID/sync" &
 request=$!
 for _ in $(seq 1 300); do [ "$(mirrored)" -ge $((DEVICES / 3)) ] && break; sleep 0.1; done
-index=3
-pid=${ORCHARD_PIDS[$((index + 1))]}   # the stand-in is first in ORCHARD_PIDS
-tr '\0' ' ' < /proc/$pid/cmdline | grep -q abm-sync || { echo "abm-sync not found"; exit 1; }
-kill -KILL "$pid"
+kill -KILL "$(service_pid abm-sync)"
 echo "abm-sync killed with $(mirrored) of $DEVICES devices mirrored (cursor: $(sql "SELECT cursor_kind || ' ' || coalesce(cursor, '-') FROM abm_sync.abm_tokens WHERE id = '$ABM_TOKEN_ID'"))"
 wait $request || true
 start_service "$BIN" abm-sync 38583 >> "$STATE/services.log" 2>&1

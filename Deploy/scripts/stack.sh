@@ -119,6 +119,15 @@ start_service() {
   ORCHARD_PIDS+=($ORCHARD_SERVICE_PID)
 }
 
+# service_pid NAME: the pid of the running service NAME (the first, if replicas run) among ORCHARD_PIDS.
+service_pid() {
+  local pid
+  for pid in "${ORCHARD_PIDS[@]}"; do
+    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "/$1 "; then echo "$pid"; return 0; fi
+  done
+  return 1
+}
+
 # wait_ready NAME PORT: until the service's /readyz answers 200 (at most 60 s).
 wait_ready() {
   local name=$1 port=$2

@@ -107,10 +107,8 @@ struct ServerTokens: Sendable {
         let name = row.string("name") ?? id
         try await database.transaction { c in
             try c.query("UPDATE abm_tokens SET expiry_warned_days = $2 WHERE id = $1::uuid", [.text(id), .int(threshold)])
-            try Outbox.append(ActivityRecorded(actor: "service:\(service)", action: days < 0 ? "abm-token.expired" : "abm-token.expiring",
-                                               deviceID: nil, relatedDeviceIDs: [], outcome: .failed,
-                                               detail: "\(name): \(days < 0 ? "expired" : "\(days) days left"), expires \(ISO8601.string(from: expiry)); renew it in Apple Business Manager",
-                                               service: service),
+            try Outbox.append(activity("service:\(service)", days < 0 ? "abm-token.expired" : "abm-token.expiring", outcome: .failed,
+                                       detail: "\(name): \(days < 0 ? "expired" : "\(days) days left"), expires \(ISO8601.string(from: expiry)); renew it in Apple Business Manager"),
                               correlationID: nil, on: c)
         }
         outbox.notify()
@@ -148,10 +146,8 @@ struct ServerTokens: Sendable {
                 """, [.text(id), .optionalText(outcome.failure.map { String($0.prefix(500)) }), .bool(outcome.termsNotSigned),
                       .optionalText(outcome.organization), .optionalText(outcome.serverName),
                       .optionalText(outcome.serverUUID)]).first?.string("name") ?? id
-            try Outbox.append(ActivityRecorded(actor: r.actor, action: "abm-token.checked", deviceID: nil, relatedDeviceIDs: [],
-                                               outcome: outcome.failure == nil ? .succeeded : .failed,
-                                               detail: "\(name): \(outcome.failure ?? "organisation \(outcome.organization ?? "?")")",
-                                               service: service),
+            try Outbox.append(activity(r.actor, "abm-token.checked", outcome: outcome.failure == nil ? .succeeded : .failed,
+                                       detail: "\(name): \(outcome.failure ?? "organisation \(outcome.organization ?? "?")")"),
                               correlationID: correlationID, on: c)
         }
         outbox.notify()
@@ -210,8 +206,9 @@ struct ServerTokens: Sendable {
                               termsNotSigned: row.bool("terms_not_signed") ?? false)
     }
 
-    private func activity(_ actor: String, _ action: String, detail: String) -> ActivityRecorded {
-        ActivityRecorded(actor: actor, action: action, deviceID: nil, relatedDeviceIDs: [], outcome: .succeeded, detail: detail,
+    /// An activity entry of abm-sync's (none concerns one device: the ABM mirror's changes are events).
+    func activity(_ actor: String, _ action: String, outcome: ActivityRecorded.Outcome = .succeeded, detail: String) -> ActivityRecorded {
+        ActivityRecorded(actor: actor, action: action, deviceID: nil, relatedDeviceIDs: [], outcome: outcome, detail: detail,
                          service: service)
     }
 

@@ -270,9 +270,7 @@ struct DeviceSync: Sendable {
 
     private func activity(_ id: String, _ actor: String, _ action: String, _ detail: String, correlationID: String?) async throws {
         try await database.transaction { c in
-            try Outbox.append(ActivityRecorded(actor: actor, action: action, deviceID: nil, relatedDeviceIDs: [], outcome: .succeeded,
-                                               detail: "server token \(id): \(detail)", service: service),
-                              correlationID: correlationID, on: c)
+            try Outbox.append(tokens.activity(actor, action, detail: "server token \(id): \(detail)"), correlationID: correlationID, on: c)
         }
         outbox.notify()
     }
