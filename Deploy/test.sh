@@ -27,6 +27,7 @@ export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_DEVICE_KEY_POOL
 export ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem" ORCHARD_CLIENT_CERT_HEADER=X-Client-Cert
 start_abm_standin "${ORCHARD_TEST_ABM_PORT:-18445}"
 export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0  # syncs on demand only: the tests drive each one
+export ORCHARD_ADE_RELEASE_DEADLINE_SECONDS=30  # an ADE device whose setup items stall is released after 30 s (900 by default)
 start_services "$BIN" "$FIRST_PORT" 2> >(sed -u 's/^/  /' >&2) > "$STATE/services.log"
 export ORCHARD_TEST_STACK=1 ORCHARD_BIN_DIR="$BIN"
 log "running tests"

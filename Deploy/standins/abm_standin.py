@@ -18,6 +18,10 @@ the header). Controlled by the tests over /_control (JSON):
   POST /_control/cursor            {"consumer_key", "echo": n}       the next n sync answers repeat the cursor
                                    given, with more_to_follow true (a bug Apple's API has shown)
   POST /_control/delay             {"consumer_key", "ms"}            each device page answers that much later
+  POST /_control/assign            {"consumer_key", "outcomes": {"SERIAL": "FAILED"|"THROTTLED"|"NOT_ACCESSIBLE"},
+                                    "retry_after_seconds": n|null}  what the next assignments answer for those
+                                   serials (until set again); every other serial of the token: SUCCESS
+  GET  /_control/profiles?consumer_key=CK   the profiles defined, by profile_uuid
   GET  /_control/requests?consumer_key=CK   what that token's client sent: [{"method", "path", "status"}]
   GET  /_control/devices?consumer_key=CK    the serial numbers assigned now
 Usage: abm_standin.py PORT
@@ -104,6 +108,10 @@ class Handler(BaseHTTPRequestHandler):
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
                 return self.answer(200, requests_seen.get(key, []))
+        if method == "GET" and path == "/_control/profiles":
+            key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
+            with lock:
+                return self.answer(200, tokens.get(key, {}).get("profiles", {}))
         if method == "GET" and path == "/_control/devices":
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
@@ -135,6 +143,10 @@ class Handler(BaseHTTPRequestHandler):
                         token["devices"][serial] = merged
                     if not data.get("hidden"):
                         token["feed"].append(dict(token["devices"].get(serial, device), op_type=op, op_date=stamp))
+            elif path == "/_control/assign":
+                token = tokens[data["consumer_key"]]
+                token["assign_outcomes"] = dict(data.get("outcomes") or {})
+                token["assign_retry_after"] = data.get("retry_after_seconds")
             elif path == "/_control/delay":
                 tokens[data["consumer_key"]]["delay_ms"] = int(data["ms"])
             elif path == "/_control/cursor":
@@ -216,7 +228,89 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(400, b"INVALID_LIMIT", headers, consumer_key=key)
             cursor = request.get("cursor")
             return self.devices(path, cursor, limit, token, headers, key)
+        if path in ("/profile", "/profile/devices", "/devices", "/devices/disown"):
+            return self.profiles(method, path, token, headers, key)
         return self.answer(404, b"NOT_FOUND", headers, consumer_key=key)
+
+    PROFILE_KEYS = {"profile_name", "url", "configuration_web_url", "allow_pairing", "anchor_certs", "supervising_host_certs",
+                    "auto_advance_setup", "await_device_configured", "is_supervised", "is_mandatory", "is_mdm_removable",
+                    "is_multi_user", "is_return_to_service", "do_not_use_profile_from_backup", "language", "region",
+                    "department", "org_magic", "support_phone_number", "support_email_address", "skip_setup_items", "devices"}
+
+    def profiles(self, method, path, token, headers, key):
+        """Define and fetch profiles, assign them, device details and disown: ABM's rules as REFERENCE §4.3-4.5 has them."""
+        if method == "GET" and path == "/profile":
+            uuid_ = parse_qs(urlparse(self.path).query).get("profile_uuid", [""])[0]
+            with lock:
+                profile = token.setdefault("profiles", {}).get(uuid_)
+            if profile is None:
+                return self.answer(404, b"PROFILE_NOT_FOUND", headers, consumer_key=key)
+            return self.answer(200, dict(profile, profile_uuid=uuid_), headers, consumer_key=key)
+        try:
+            request = json.loads(self.body() or b"")
+        except ValueError:
+            return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+        if not isinstance(request, dict):
+            return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+        serials = request.get("devices", [])
+        if not isinstance(serials, list) or not all(isinstance(s, str) for s in serials):
+            return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+        if len(serials) > 1000:
+            return self.answer(400, b"DEVICE_ID_LIMIT_EXCEEDED", headers, consumer_key=key)
+        with lock:
+            if method == "POST" and path == "/profile":
+                if set(request) - self.PROFILE_KEYS:
+                    return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+                if not isinstance(request.get("profile_name"), str) or not isinstance(request.get("url"), str):
+                    return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+                if request.get("is_mdm_removable") is False and request.get("is_supervised") is not True:
+                    return self.answer(400, b"FLAGS_INVALID", headers, consumer_key=key)
+                profile_uuid = uuid.uuid4().hex.upper()
+                token.setdefault("profiles", {})[profile_uuid] = {k: v for k, v in request.items() if k != "devices"}
+                return self.answer(200, {"profile_uuid": profile_uuid, "devices": self.assign(token, profile_uuid, serials)[0]},
+                                   headers, consumer_key=key)
+            if method in ("POST", "PUT") and path == "/profile/devices":
+                profile_uuid = request.get("profile_uuid")
+                if not serials:
+                    return self.answer(400, b"DEVICE_ID_REQUIRED", headers, consumer_key=key)
+                if profile_uuid not in token.setdefault("profiles", {}):
+                    return self.answer(400, b"PROFILE_NOT_FOUND", headers, consumer_key=key)
+                outcomes, retry_after = self.assign(token, profile_uuid, serials)
+                answer = {"profile_uuid": profile_uuid, "devices": outcomes}
+                if retry_after is not None:
+                    answer["retry_after_seconds"] = retry_after
+                return self.answer(200, answer, headers, consumer_key=key)
+            if method == "POST" and path == "/devices":
+                if not serials:
+                    return self.answer(400, b"DEVICE_ID_REQUIRED", headers, consumer_key=key)
+                details = {s: dict(token["devices"][s], response_status="SUCCESS") if s in token["devices"]
+                           else {"response_status": "NOT_ACCESSIBLE"} for s in serials}
+                return self.answer(200, {"devices": details}, headers, consumer_key=key)
+            if method == "POST" and path == "/devices/disown":
+                outcomes = {}
+                for s in serials:
+                    outcomes[s] = "SUCCESS" if token["devices"].pop(s, None) is not None else "NOT_ACCESSIBLE"
+                return self.answer(200, {"devices": outcomes}, headers, consumer_key=key)
+        return self.answer(405, b"METHOD_NOT_ALLOWED", headers, consumer_key=key)
+
+    def assign(self, token, profile_uuid, serials):
+        """Per-serial outcomes (under the lock); a successful assignment goes on the sync feed as ABM's does."""
+        forced = token.get("assign_outcomes", {})
+        outcomes = {}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for serial in serials:
+            if serial in forced:
+                outcomes[serial] = forced[serial]
+            elif serial not in token["devices"]:
+                outcomes[serial] = "NOT_ACCESSIBLE"
+            else:
+                outcomes[serial] = "SUCCESS"
+                device = token["devices"][serial]
+                device.update(profile_uuid=profile_uuid, profile_status="assigned", profile_assign_time=stamp)
+                token["feed"].append(dict(device, op_type="modified", op_date=stamp))
+        token.setdefault("assignments", []).append({"profile_uuid": profile_uuid, "count": len(serials)})
+        retry = token.get("assign_retry_after") if any(o != "SUCCESS" for o in outcomes.values()) else None
+        return outcomes, retry
 
     def devices(self, path, cursor, limit, token, headers, key):
         """Fetch cursors are f:<offset>:<feed length when the fetch began>; sync cursors s:<feed position>."""

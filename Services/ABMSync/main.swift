@@ -7,8 +7,8 @@ import OrchardSchemas
 import OrchardServiceKit
 import ServiceLifecycle
 
-// abm-sync: owns the Apple Business Manager (and School Manager) server tokens, and will mirror device
-// assignments and ADE profiles. Answers the admin API's requests from orchard.abm-requests.v1.
+// abm-sync: owns the Apple Business Manager (and School Manager) server tokens, mirrors the devices
+// ABM assigns to them, defines and assigns ADE profiles. Answers the admin API's requests from orchard.abm-requests.v1.
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "abm-sync", defaultPort: 8083, schema: "abm_sync", migrations: ABMSyncMigrations.all))
 
@@ -30,8 +30,10 @@ let tokens = await runtime.startUp {
                         service: runtime.definition.name, appleURL: appleURL, http: http)
 }
 
+let assigner = Assigner(tokens: tokens, database: runtime.database, outbox: runtime.outbox)
+let profiles = ADEProfiles(tokens: tokens, assigner: assigner, database: runtime.database, outbox: runtime.outbox)
 let sync = DeviceSync(tokens: tokens, database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
-                      instance: runtime.configuration.instanceID)
+                      instance: runtime.configuration.instanceID, assigner: assigner)
 // Hourly by default; 0 turns the schedule off (syncs on demand only, as the test stack runs).
 let syncInterval = await runtime.startUp {
     try runtime.configuration.environment.int("ORCHARD_ABM_SYNC_INTERVAL_SECONDS", default: 3600, range: 0...86400)
@@ -56,6 +58,24 @@ routes.respond(RequestResponder(CheckABMToken.self, producer: runtime.producer, 
 })
 routes.respond(RequestResponder(ListABMTokens.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
     ListABMTokens.Reply(items: try await tokens.list())
+})
+routes.respond(RequestResponder(DefineADEProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await profiles.define(request, correlationID: message.correlationID)
+})
+routes.respond(RequestResponder(ListADEProfiles.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
+    ListADEProfiles.Reply(items: try await profiles.list())
+})
+routes.respond(RequestResponder(SetDefaultADEProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await profiles.makeDefault(request, correlationID: message.correlationID)
+})
+routes.respond(RequestResponder(AssignADEProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await profiles.assign(request, correlationID: message.correlationID)
+})
+routes.respond(RequestResponder(ListABMDevices.self, producer: runtime.producer, logger: runtime.logger) { request, _ in
+    ListABMDevices.Reply(items: try await profiles.devices(request))
+})
+routes.respond(RequestResponder(ABMDeviceAction.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await profiles.act(request, correlationID: message.correlationID)
 })
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)
 

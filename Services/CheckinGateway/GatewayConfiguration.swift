@@ -18,6 +18,8 @@ struct GatewayConfiguration: Sendable {
     let commandRetentionDays: Int
     /// Roots that Apple devices' MachineInfo signatures chain to (Apple's, or a test CA).
     let appleDeviceRoots: [Certificate]
+    /// How long an ADE device's setup items may take before it is released anyway (a NotNow must not hold it).
+    let adeReleaseDeadline: Duration
 
     var serverURL: String { "\(publicURL)/mdm/server" }
     var checkInURL: String { "\(publicURL)/mdm/checkin" }
@@ -42,6 +44,7 @@ struct GatewayConfiguration: Sendable {
         extraDeviceRoots = try env.optional("ORCHARD_DEVICE_IDENTITY_ROOTS").map(Self.readPEM) ?? []
         commandRetentionDays = try env.int("ORCHARD_COMMAND_RETENTION_DAYS", default: 30, range: 1...3650)
         appleDeviceRoots = try env.optional("ORCHARD_APPLE_DEVICE_ROOTS").map(Self.readPEM) ?? []
+        adeReleaseDeadline = .seconds(try env.int("ORCHARD_ADE_RELEASE_DEADLINE_SECONDS", default: 900, range: 1...86400))
     }
 
     private static func readPEM(_ path: String) throws -> [Certificate] {

@@ -39,9 +39,11 @@ let links = EnrollmentLinks(database: database, outbox: runtime.outbox, delivery
 let topicCheck = PushTopicCheck(pushTopic: pushTopic)
 let watchPairing = WatchPairingTokens(database: database, requests: requests, settings: watchEnrollment,
                                       organization: configuration.organization, requestTimeout: timeout)
+let machineInfo = MachineInfoAuthenticator(roots: configuration.appleDeviceRoots)
+let adeSetup = ADESetup(declarations: declarations, deadline: configuration.adeReleaseDeadline, service: service)
 let checkins = CheckinHandlers(
     authenticate: AuthenticateHandler(topic: topicCheck),
-    tokenUpdate: TokenUpdateHandler(topic: topicCheck, secrets: configuration.secrets, service: service),
+    tokenUpdate: TokenUpdateHandler(topic: topicCheck, secrets: configuration.secrets, service: service, observers: [adeSetup]),
     checkOut: CheckOutHandler(),
     setBootstrapToken: SetBootstrapTokenHandler(secrets: configuration.secrets),
     getBootstrapToken: GetBootstrapTokenHandler(secrets: configuration.secrets),
@@ -51,23 +53,29 @@ let checkins = CheckinHandlers(
 
 let router = runtime.makeRouter(GatewayContext.self)
 DevicePipeline(database: database, authentication: DeviceAuthentication(methods: authenticators), checkins: checkins,
-               commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service)]),
+               commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service), adeSetup]),
                pusher: pusher).add(to: router)
 router.get("enroll/:token") { _, context -> Response in
     try await links.download(token: try context.parameters.require("token"), correlationID: context.correlationID)
 }
 WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery, settings: watchEnrollment,
-                      configuration: configuration, requestTimeout: timeout).add(to: router)
+                      configuration: configuration, requestTimeout: timeout, machineInfo: machineInfo).add(to: router)
+ADEEnrollmentRoutes(database: database, delivery: delivery, machineInfo: machineInfo).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
-            requestTimeout: timeout, watchEnrollment: watchEnrollment).add(to: router)
+            requestTimeout: timeout, watchEnrollment: watchEnrollment,
+            adeEnrollmentURL: "\(configuration.publicURL)/mdm/ade/enroll").add(to: router)
 
 let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity", background: true,
                                 handler: ActivityLogConsumer.handler(database: database))
+// The gateway's copy of abm-sync's devices and ADE profiles (it enrolls ADE devices while abm-sync is down).
+let abmEvents = runtime.consumer(topics: [ABMDeviceEvent.topic, ADEProfileEvent.topic], group: "orchard.checkin-gateway.abm",
+                                 background: true, handler: ABMEventConsumer.handler(database: database))
 let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
                                handler: EnqueueConsumer.handler(database: database, outbox: runtime.outbox, pusher: pusher))
 await runtime.run(router: router, services: [
-    pusher, activity, enqueue,
+    pusher, activity, enqueue, abmEvents,
+    ReleaseDeadline(setup: adeSetup, database: database, outbox: runtime.outbox, pusher: pusher, logger: runtime.logger),
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
                                         + WatchPairingStore.pruning, logger: runtime.logger),
     // A claim is given back 30 s after its delivery must have ended either way: the delivery's one slow step,

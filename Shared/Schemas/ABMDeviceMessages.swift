@@ -65,8 +65,13 @@ public struct SyncABMToken: RequestSchema, Equatable {
         /// ABM answered the cursor it was given with more_to_follow: the cycle ended there.
         public var cursorEchoed: Bool
         public var devices: Int
+        /// Devices assigned a profile after the sync (their token's default, or one chosen for them).
+        public var assigned: Int?
+        /// Why assigning after the sync failed, if it did (the next sync retries).
+        public var assignmentError: String?
 
-        public init(mode: String, pages: Int, added: Int, modified: Int, deleted: Int, cursorEchoed: Bool, devices: Int) {
+        public init(mode: String, pages: Int, added: Int, modified: Int, deleted: Int, cursorEchoed: Bool, devices: Int,
+                    assigned: Int? = nil, assignmentError: String? = nil) {
             self.mode = mode
             self.pages = pages
             self.added = added
@@ -74,6 +79,8 @@ public struct SyncABMToken: RequestSchema, Equatable {
             self.deleted = deleted
             self.cursorEchoed = cursorEchoed
             self.devices = devices
+            self.assigned = assigned
+            self.assignmentError = assignmentError
         }
     }
 }

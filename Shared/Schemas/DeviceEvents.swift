@@ -8,6 +8,8 @@ public struct DeviceEvent: Codable, Sendable, Equatable {
         case authenticated, enrolled, tokenUpdated = "token-updated", informationUpdated = "information-updated"
         case checkedOut = "checked-out", unenrolled, commandCompleted = "command-completed"
         case declarationStatusReported = "declaration-status-reported"
+        /// An ADE device moved on: `details["state"]` is `profile pushed`, `enrolled`, `setting up`, `released` or `failed`.
+        case adeState = "ade-state"
     }
 
     public var kind: Kind

@@ -17,6 +17,10 @@ public struct BuildEnrollmentProfile: RequestSchema, Equatable {
     public var checkInURL: String
     public var organization: String
     public var serverCapabilities: [String]
+    /// Anchor certificates (DER) this profile adds to profile-signer's own (an ADE profile's `anchor_certs`).
+    public var extraAnchors: [Data]?
+    /// `PayloadRemovalDisallowed`: an ADE profile with `is_mdm_removable` false.
+    public var removalDisallowed: Bool?
 
     public var key: String { subject }
 

@@ -11,7 +11,8 @@ public enum Topics {
         .init(name: DeviceEvent.topic, partitions: 6,
               purpose: "enrolled, token updated, information updated, checked out, unenrolled"),
         .init(name: ABMDeviceEvent.topic, partitions: 6, purpose: "ABM device assignment changes"),
-        .init(name: CreateABMToken.topic, partitions: 3, purpose: "admin requests to abm-sync (server tokens)"),
+        .init(name: ADEProfileEvent.topic, partitions: 3, purpose: "ADE profiles defined with ABM"),
+        .init(name: CreateABMToken.topic, partitions: 3, purpose: "admin requests to abm-sync (server tokens, ADE profiles, devices)"),
         .init(name: ActivityRecorded.topic, partitions: 6, purpose: "the audit trail of every major step"),
         .init(name: "orchard.token-requests.v1", partitions: 6, purpose: "security and pairing token requests"),
         .init(name: BuildEnrollmentProfile.topic, partitions: 6, purpose: "enrollment profile build-and-sign requests"),
@@ -25,7 +26,7 @@ public enum Topics {
     /// The consumer groups Orchard's services form (`orchard.<service>` by default, see ServiceRuntime.consumer).
     /// The local broker reads their committed offsets to say what a restart of it lost.
     public static let consumerGroups = [
-        "orchard.checkin-gateway", "orchard.checkin-gateway.activity", "orchard.token-service",
+        "orchard.checkin-gateway", "orchard.checkin-gateway.activity", "orchard.checkin-gateway.abm", "orchard.token-service",
         "orchard.profile-signer", "orchard.abm-sync", "orchard.user-enrollment-auth",
     ]
 }

@@ -22,6 +22,8 @@ public final class SimulatedDevice: @unchecked Sendable {
     public var mdmPayloadIdentifier: String?
     /// The enrollment profile's top-level `PayloadIdentifier` (what RemoveProfile names).
     public var profileIdentifier: String?
+    /// An ADE device in Setup Assistant whose profile says await_device_configured: TokenUpdate says so.
+    public var awaitingConfiguration = false
 
     public init(udid: String, serial: String, platform: String = "iOS", identity: SigningIdentity, topic: String,
                 checkInURL: String, serverURL: String, productName: String = "iPhone15,2", osVersion: String = "18.1") throws {
@@ -42,7 +44,8 @@ public final class SimulatedDevice: @unchecked Sendable {
     /// A device that installed `signedProfile`: the signature must verify against `roots`; the device
     /// takes the PKCS#12 identity, Topic, ServerURL and CheckInURL from the profile.
     public static func installing(_ signedProfile: [UInt8], roots: [Certificate], udid: String, serial: String,
-                                  platform: String = "iOS") throws -> (SimulatedDevice, [String: PlistValue]) {
+                                  platform: String = "iOS", productName: String? = nil,
+                                  osVersion: String? = nil) throws -> (SimulatedDevice, [String: PlistValue]) {
         let verified = try CMS.verify(signedProfile, roots: roots)
         let profile = try Plist.parseDictionary(verified.content)
         let payloads = profile["PayloadContent"]?.array?.compactMap(\.dictionary) ?? []
@@ -55,8 +58,8 @@ public final class SimulatedDevice: @unchecked Sendable {
         let device = try SimulatedDevice(udid: udid, serial: serial, platform: platform, identity: identity,
                                          topic: mdm["Topic"]?.string ?? "", checkInURL: mdm["CheckInURL"]?.string ?? "",
                                          serverURL: mdm["ServerURL"]?.string ?? "",
-                                         productName: platform == "watchOS" ? "Watch7,3" : "iPhone15,2",
-                                         osVersion: platform == "watchOS" ? "11.1" : "18.1")
+                                         productName: productName ?? (platform == "watchOS" ? "Watch7,3" : "iPhone15,2"),
+                                         osVersion: osVersion ?? (platform == "watchOS" ? "11.1" : "18.1"))
         device.mdmPayloadIdentifier = mdm["PayloadIdentifier"]?.string
         device.profileIdentifier = profile["PayloadIdentifier"]?.string
         return (device, profile)
@@ -80,7 +83,8 @@ public final class SimulatedDevice: @unchecked Sendable {
 
     public var tokenUpdateMessage: [String: PlistValue] {
         identifiers.merging(["MessageType": .string("TokenUpdate"), "Topic": .string(topic), "Token": .data(pushToken),
-                             "PushMagic": .string(pushMagic), "UnlockToken": .data(unlockToken)]) { $1 }
+                             "PushMagic": .string(pushMagic), "UnlockToken": .data(unlockToken),
+                             "AwaitingConfiguration": .bool(awaitingConfiguration)]) { $1 }
     }
 
     public func authenticate() async throws -> HTTPResult { try await checkin(authenticateMessage) }

@@ -32,5 +32,15 @@ enum ABMSyncMigrations {
         Migration(4, "server token expiry warnings", """
             ALTER TABLE abm_tokens ADD COLUMN expiry_warned_days integer;
             """),
+        Migration(5, "ADE profiles and assignment", """
+            CREATE TABLE abm_profiles (
+                id uuid PRIMARY KEY, token_id uuid NOT NULL REFERENCES abm_tokens(id), name text NOT NULL,
+                profile_uuid text NOT NULL, body text NOT NULL, minimum_os text NOT NULL DEFAULT '{}',
+                defined_by text NOT NULL, defined_at timestamptz NOT NULL DEFAULT now());
+            ALTER TABLE abm_tokens ADD COLUMN default_profile_id uuid REFERENCES abm_profiles(id);
+            ALTER TABLE abm_devices ADD COLUMN wanted_profile_id uuid REFERENCES abm_profiles(id),
+                ADD COLUMN assign_state text NOT NULL DEFAULT 'unassigned', ADD COLUMN assign_outcome text,
+                ADD COLUMN assign_retry_at timestamptz, ADD COLUMN assign_attempted_at timestamptz;
+            """),
     ]
 }

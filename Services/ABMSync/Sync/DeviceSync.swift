@@ -17,6 +17,7 @@ struct DeviceSync: Sendable {
     let outbox: OutboxPublisher
     let service: String
     let instance: String
+    let assigner: Assigner
 
     static let lease: Duration = .seconds(45)
     static let pageLimit = 1000
@@ -60,8 +61,17 @@ struct DeviceSync: Sendable {
                                  httpStatus: 409)
         }
         do {
-            let reply = try await cycle(id: id, session: session, fullFetch: r.fullFetch, actor: r.actor, correlationID: correlationID)
-            try await finish(id, error: nil)
+            var reply = try await cycle(id: id, session: session, fullFetch: r.fullFetch, actor: r.actor, correlationID: correlationID)
+            // New devices get the token's default profile; released-and-returned or changed ones get theirs again.
+            do {
+                let assigned = try await assigner.assignDue(tokenID: id, session: session, actor: r.actor, correlationID: correlationID)
+                reply.assigned = assigned.outcomes.values.filter { $0 == "SUCCESS" }.count
+            } catch let terms as ABMSession.TermsNotSigned {
+                throw terms
+            } catch {
+                reply.assignmentError = "\(error)"
+            }
+            try await finish(id, error: reply.assignmentError.map { "assignment failed: \($0)" })
             return reply
         } catch {
             try? await finish(id, error: error is ABMSession.TermsNotSigned ? "\(error)" : "sync failed: \(error)",

@@ -52,7 +52,7 @@ struct DeviceView: ResponseEncodable {
     }
 }
 
-struct CommandInput: Decodable {
+struct CommandInput: Codable {
     let type: String
     let message: String?
     let phoneNumber: String?
@@ -195,3 +195,39 @@ struct WatchEnrollmentView: ResponseEncodable {
 }
 
 struct ABMTokenInput: Decodable { let name: String }
+
+/// `POST /abm/tokens/{id}/profiles`: Apple's ADE profile JSON, Orchard's minimum OS, and whether new devices get it.
+struct ADEProfileInput: Decodable {
+    let profile: JSONObject
+    let minimumOS: [String: String]?
+    let `default`: Bool?
+}
+
+struct SerialsInput: Decodable { let serials: [String] }
+
+
+struct ADESetupInput: Decodable {
+    let commands: [CommandInput]?
+    let declarations: [String]?
+}
+
+struct ADESetupView: ResponseEncodable {
+    let profileID: String
+    let commands: [String]
+    let declarations: [String]
+}
+
+/// An ABM device as the gateway sees it: `unassigned`, `assigned`, `profile pushed`, `enrolled`, `setting up`,
+/// `released` or `failed` (with the reason), or `released by ABM`.
+struct ADEDeviceView: ResponseEncodable {
+    let serialNumber: String, tokenID: String, state: String
+    let reason: String?, udid: String?, profileUUID: String?, profileName: String?, profileStatus: String?
+    let model: String?, os: String?, deviceFamily: String?, stateSince: String?
+
+    init(_ r: Row) {
+        serialNumber = r.string("serial_number") ?? ""; tokenID = r.string("token_id") ?? ""; state = r.string("state") ?? ""
+        reason = r.string("reason"); udid = r.string("udid"); profileUUID = r.string("profile_uuid"); profileName = r.string("profile_name")
+        profileStatus = r.string("profile_status"); model = r.string("model"); os = r.string("os"); deviceFamily = r.string("device_family")
+        stateSince = isoDate(r.date("state_since"))
+    }
+}

@@ -20,6 +20,8 @@ struct AdminRoutes: Sendable {
     let secrets: SecretBox
     let requestTimeout: Duration
     let watchEnrollment: WatchEnrollmentSettings
+    /// Orchard's ADE enrollment endpoint, the `url` of ADE profiles that give none.
+    let adeEnrollmentURL: String
 
     func add(to router: Router<GatewayContext>) {
         let admin = router.group("admin/v1").add(middleware: AdminAuthentication(database: database))
@@ -165,6 +167,75 @@ struct AdminRoutes: Sendable {
                                               timeout: requestTimeout, correlationID: context.correlationID)
         }
 
+        // ADE profiles and the device mirror (abm-sync defines and assigns them with ABM).
+        admin.post("abm/tokens/:id/profiles") { request, context -> ADEProfileView in
+            let input = try await request.decode(as: ADEProfileInput.self, context: context)
+            return try await requests.request(
+                DefineADEProfile(tokenID: try context.parameters.require("id"), profile: Data(input.profile.bytes),
+                                 minimumOS: input.minimumOS ?? [:], makeDefault: input.default ?? false,
+                                 enrollmentURL: adeEnrollmentURL, actor: context.adminKey!.actor),
+                timeout: max(requestTimeout, .seconds(30)), correlationID: context.correlationID)
+        }
+        admin.get("abm/profiles") { _, context -> ListADEProfiles.Reply in
+            try await requests.request(ListADEProfiles(), timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        admin.post("abm/profiles/:id/default") { _, context -> AssignADEProfile.Reply in
+            try await requests.request(SetDefaultADEProfile(profileID: try context.parameters.require("id"), actor: context.adminKey!.actor),
+                                       timeout: max(requestTimeout, .seconds(60)), correlationID: context.correlationID)
+        }
+        admin.post("abm/profiles/:id/assign") { request, context -> AssignADEProfile.Reply in
+            let input = try await request.decode(as: SerialsInput.self, context: context)
+            guard (1...100_000).contains(input.serials.count) else { throw refuse(.badRequest, "serials must list 1 to 100000 serial numbers") }
+            return try await requests.request(
+                AssignADEProfile(profileID: try context.parameters.require("id"), serials: input.serials, actor: context.adminKey!.actor),
+                timeout: max(requestTimeout, .seconds(60)), correlationID: context.correlationID)
+        }
+        admin.get("abm/devices") { request, context -> ListABMDevices.Reply in
+            let q = request.uri.queryParameters
+            return try await requests.request(
+                ListABMDevices(tokenID: q["tokenId"].map(String.init), after: q["after"].map(String.init) ?? "",
+                               limit: try pageLimit(q["limit"])),
+                timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        admin.post("abm/tokens/:id/devices/check") { request, context -> ABMDeviceAction.Reply in
+            try await deviceAction(.check, request, context)
+        }
+        admin.post("abm/tokens/:id/devices/disown") { request, context -> ABMDeviceAction.Reply in
+            try await deviceAction(.disown, request, context)
+        }
+
+        // ADE as the gateway sees it: each device's state, and the setup items of each ADE profile.
+        admin.get("ade/devices") { request, _ -> Page<ADEDeviceView> in
+            let q = request.uri.queryParameters
+            let rows = try await ADEStore.list(database, after: q["after"].map(String.init) ?? "", limit: try pageLimit(q["limit"]))
+            return Page(items: rows.map(ADEDeviceView.init))
+        }
+        admin.put("ade/profiles/:id/setup") { request, context -> ADESetupView in
+            let profileID = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
+            let input = try await request.decode(as: ADESetupInput.self, context: context)
+            let commands = input.commands ?? [], declarationIDs = input.declarations ?? []
+            guard commands.count <= 100, declarationIDs.count <= 100 else {
+                throw refuse(.badRequest, "at most 100 commands and 100 declarations")
+            }
+            for command in commands {
+                guard !["ClearPasscode", "Unenroll", "EraseDevice", "DeviceConfigured"].contains(command.type) else {
+                    throw refuse(.badRequest, "\(command.type) cannot be a setup item")
+                }
+                _ = try command.command()
+            }
+            let text = String(decoding: try JSONEncoder().encode(commands), as: UTF8.self)
+            try await database.transaction { c in
+                let known = try DeclarationStore.existing(c, declarationIDs)
+                if let missing = declarationIDs.first(where: { !known.contains($0) }) { throw refuse(.badRequest, "no declaration \(missing)") }
+                try ADEStore.saveSetupItems(c, profileID: profileID, commands: text, declarations: declarationIDs,
+                                            actor: context.adminKey!.actor)
+                try audit(c, context, "ade.setup-items.saved", device: nil,
+                          detail: "profile \(profileID): \(commands.map(\.type).joined(separator: ", ")); declarations \(declarationIDs.joined(separator: ", "))")
+            }
+            outbox.notify()
+            return ADESetupView(profileID: profileID, commands: commands.map(\.type), declarations: declarationIDs)
+        }
+
         admin.get("activity") { request, _ -> Page<ActivityView> in
             let q = request.uri.queryParameters
             let limit = try pageLimit(q["limit"])
@@ -229,6 +300,15 @@ struct AdminRoutes: Sendable {
         }
     }
 
+    private func deviceAction(_ action: ABMDeviceAction.Action, _ request: Request, _ context: GatewayContext) async throws
+        -> ABMDeviceAction.Reply {
+        let input = try await request.decode(as: SerialsInput.self, context: context)
+        guard (1...1000).contains(input.serials.count) else { throw refuse(.badRequest, "serials must list 1 to 1000 serial numbers") }
+        return try await requests.request(ABMDeviceAction(tokenID: try context.parameters.require("id"), action: action,
+                                                          serials: input.serials, actor: context.adminKey!.actor),
+                                          timeout: requestTimeout, correlationID: context.correlationID)
+    }
+
     /// `limit` of a listing: 1 to 1000, 100 when absent; anything else is a 400 (it was a 500 for -1).
     func pageLimit(_ value: Substring?) throws -> Int {
         guard let value else { return 100 }
@@ -273,7 +353,7 @@ struct AdminRoutes: Sendable {
                     last = command
                 }
             } else {
-                let command = try build(input)
+                let command = try input.command()
                 queued = try CommandQueue.enqueue(c, command, enrollmentIDs: ids, requestedBy: actor, journal: &journal)
                 last = command
             }
@@ -304,29 +384,6 @@ struct AdminRoutes: Sendable {
         return .clearPasscode(unlockToken: try secrets.open(sealed, context: "unlock/\(enrollmentID)"))
     }
 
-    private func build(_ input: CommandInput) throws -> MDMCommand {
-        switch input.type {
-        case "DeviceInformation": return .deviceInformation(queries: input.queries ?? MDMCommand.standardQueries)
-        case "DeviceLock": return .deviceLock(message: input.message, phoneNumber: input.phoneNumber)
-        case "EraseDevice": return .eraseDevice(preserveDataPlan: input.preserveDataPlan ?? false)
-        case "DeviceConfigured": return .deviceConfigured()
-        case "DeclarativeManagement": return .declarativeManagement(tokens: nil)
-        case "RemoveProfile":
-            guard let identifier = input.identifier, !identifier.isEmpty else { throw refuse(.badRequest, "RemoveProfile needs identifier") }
-            return .removeProfile(identifier: identifier)
-        case "InstallProfile":
-            guard let text = input.profile, let data = Data(base64Encoded: text), !data.isEmpty else {
-                throw refuse(.badRequest, "InstallProfile needs profile (base64)")
-            }
-            return .installProfile(Array(data))
-        case "Raw":
-            guard let text = input.plist, let data = Data(base64Encoded: text) else { throw refuse(.badRequest, "Raw needs plist (base64)") }
-            do { return try MDMCommand(plist: Array(data)) } catch { throw refuse(.badRequest, "Raw plist: \(error)") }
-        default:
-            throw refuse(.badRequest, "unknown command type \(input.type.prefix(64))")
-        }
-    }
-
     private func pushIdentity(_ input: PushCertificateInput) throws -> SigningIdentity {
         do {
             if let p12 = input.pkcs12 {
@@ -354,3 +411,8 @@ extension DescribeSigningIdentities.Reply: ResponseEncodable {}
 extension ABMTokenHealth: ResponseEncodable {}
 extension ListABMTokens.Reply: ResponseEncodable {}
 extension SyncABMToken.Reply: ResponseEncodable {}
+extension ADEProfileView: ResponseEncodable {}
+extension ListADEProfiles.Reply: ResponseEncodable {}
+extension AssignADEProfile.Reply: ResponseEncodable {}
+extension ListABMDevices.Reply: ResponseEncodable {}
+extension ABMDeviceAction.Reply: ResponseEncodable {}

@@ -9,6 +9,8 @@ struct TokenUpdateHandler: DeviceMessageHandler {
     let topic: PushTopicCheck
     let secrets: SecretBox
     let service: String
+    /// Flows that act when a device enrolls (ADE setup).
+    var observers: [any EnrollmentObserver] = []
 
     var recordsLastSeen: Bool { true }
 
@@ -29,6 +31,7 @@ struct TokenUpdateHandler: DeviceMessageHandler {
         let phone = e.record?.pairedWith
         journal.activity(actor: "device:\(e.id)", phone == nil ? "device.enrolled" : "watch.enrolled", device: e.id,
                          related: phone.map { [$0] } ?? [])
+        for observer in observers { _ = try observer.enrolled(m, enrollment: e, in: c, journal: &journal) }
         return true
     }
 

@@ -131,6 +131,16 @@ struct DeclarationService: Sendable {
     }
 
     /// A DeclarativeManagement command carrying each device's new tokens.
+    /// Assigns declarations to a device (an ADE profile's setup items) and returns the DeclarativeManagement
+    /// command that tells it to synchronise, for the caller to queue and follow.
+    func assignForSetup(_ c: Connection, _ identifiers: [String], to enrollmentID: String) throws -> MDMCommand? {
+        let known = try DeclarationStore.existing(c, identifiers).filter(identifiers.contains)
+        guard !known.isEmpty else { return nil }
+        try DeclarationStore.add(c, Array(known), to: enrollmentID)
+        let tokens = TokensResponse(declarationsToken: token(try DeclarationStore.tokens(c, of: enrollmentID)), timestamp: Date()).json
+        return .declarativeManagement(tokens: tokens)
+    }
+
     private func syncCommands(_ c: Connection, _ enrollmentIDs: [String], actor: String, journal: inout Journal) throws -> [String] {
         var queued: [String] = []
         for id in enrollmentIDs {

@@ -31,17 +31,24 @@ struct ProfileDelivery: Sendable {
         var pairedPhone: String?
         /// The pairing token this delivery spends (a watch's): a second delivery for it is refused.
         var pairingToken: (id: String, expiresAt: Date)?
+        /// Anchor certificates (DER) the profile adds (an ADE profile's `anchor_certs`).
+        var extraAnchors: [Data] = []
+        /// `PayloadRemovalDisallowed` (an ADE profile with `is_mdm_removable` false).
+        var removalDisallowed = false
     }
 
     /// Builds the profile and records its identity; `activity` (the flow's entry) commits with the record.
     /// Failures of profile-signer answer as `DependencyFailure` maps them; nothing is recorded then.
-    func deliver(to recipient: Recipient, correlationID: String,
+    /// `record` writes the flow's own state in the same transaction (an ADE device's `profile pushed`).
+    func deliver(to recipient: Recipient, correlationID: String, record: (@Sendable (Connection) throws -> Void)? = nil,
                  activity: @escaping @Sendable (BuildEnrollmentProfile.Reply) -> ActivityRecorded) async throws -> Response {
         guard let topic = await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
         var build = BuildEnrollmentProfile(subject: recipient.subject, platform: recipient.platform, topic: topic,
                                            serverURL: configuration.serverURL, checkInURL: configuration.checkInURL,
                                            organization: configuration.organization)
         if let capabilities = recipient.capabilities { build.serverCapabilities = capabilities }
+        if !recipient.extraAnchors.isEmpty { build.extraAnchors = recipient.extraAnchors }
+        if recipient.removalDisallowed { build.removalDisallowed = true }
         let reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
         if let ca = reply.issuingCA { try await trust.trust(Array(ca)) }
         let capabilities = build.serverCapabilities
@@ -59,6 +66,7 @@ struct ProfileDelivery: Sendable {
             if let claim = recipient.linkClaimID {
                 try EnrollmentLinkStore.settle(c, claimID: claim)
             }
+            try record?(c)
             var journal = Journal(correlationID: correlationID)
             journal.activity(activity(reply))
             try journal.write(c)

@@ -114,5 +114,31 @@ enum CheckinGatewayMigrations {
                 spent_at timestamptz NOT NULL DEFAULT now());
             CREATE INDEX spent_pairing_tokens_expiry ON spent_pairing_tokens (expires_at);
             """),
+        // The gateway's own copy of what ADE enrollment needs from abm-sync's events (it enrolls while
+        // abm-sync is down), each ADE device's way through setup, and the setup items of each ADE profile.
+        Migration(10, "automated device enrollment", """
+            CREATE TABLE ade_devices (
+                serial_number text PRIMARY KEY, token_id text NOT NULL, profile_uuid text, profile_status text,
+                model text, os text, device_family text, released boolean NOT NULL DEFAULT false,
+                updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE ade_profiles (
+                profile_uuid text PRIMARY KEY, profile_id text NOT NULL, token_id text NOT NULL, name text NOT NULL,
+                is_supervised boolean NOT NULL, is_mdm_removable boolean NOT NULL, await_device_configured boolean NOT NULL,
+                anchors text NOT NULL DEFAULT '[]', minimum_os text NOT NULL DEFAULT '{}',
+                updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE INDEX ade_profiles_profile_id ON ade_profiles (profile_id);
+            CREATE TABLE ade_setup_items (
+                profile_id text PRIMARY KEY, commands text NOT NULL DEFAULT '[]', declarations text NOT NULL DEFAULT '[]',
+                updated_by text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE ade_enrollments (
+                udid text PRIMARY KEY, serial_number text NOT NULL, profile_uuid text NOT NULL, state text NOT NULL,
+                reason text, await_configured boolean NOT NULL DEFAULT false, setup_deadline timestamptz,
+                release_command text, created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE INDEX ade_enrollments_serial ON ade_enrollments (serial_number);
+            CREATE INDEX ade_enrollments_deadline ON ade_enrollments (setup_deadline) WHERE state = 'setting up';
+            CREATE TABLE ade_setup_commands (
+                udid text NOT NULL, command_uuid text NOT NULL, request_type text NOT NULL, status text,
+                PRIMARY KEY (udid, command_uuid));
+            """),
     ]
 }

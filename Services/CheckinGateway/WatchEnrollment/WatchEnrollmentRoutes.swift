@@ -18,19 +18,14 @@ struct WatchEnrollmentRoutes: Sendable {
     let settings: WatchEnrollmentSettings
     let configuration: GatewayConfiguration
     let requestTimeout: Duration
-
-    static let deviceInfoHeader = HTTPField.Name("x-apple-aspen-deviceinfo")!
+    let machineInfo: MachineInfoAuthenticator
 
     func add(to router: Router<GatewayContext>) {
         router.post("mdm/watch/enroll") { request, context in
-            try await enroll(signedMachineInfo: try await request.bodyBytes(limit: 64 * 1024), correlationID: context.correlationID)
+            try await enroll(request, correlationID: context.correlationID)
         }
         router.get("mdm/watch/enroll") { request, context in
-            guard let header = request.headers[Self.deviceInfoHeader], header.utf8.count < 96 * 1024,
-                  let data = Data(base64Encoded: header, options: .ignoreUnknownCharacters) else {
-                throw refuse(.badRequest, "send the signed MachineInfo as the POST body or in x-apple-aspen-deviceinfo")
-            }
-            return try await enroll(signedMachineInfo: Array(data), correlationID: context.correlationID)
+            try await enroll(request, correlationID: context.correlationID)
         }
         router.get("mdm/watch/anchors.pem") { _, _ -> Response in
             guard let pem = try await settings.anchorsPEM() else { throw refuse(.notFound, "no anchor certificates configured") }
@@ -38,22 +33,14 @@ struct WatchEnrollmentRoutes: Sendable {
         }
     }
 
-    func enroll(signedMachineInfo: [UInt8], correlationID: String) async throws -> Response {
-        guard !configuration.appleDeviceRoots.isEmpty else {
+    func enroll(_ request: Request, correlationID: String) async throws -> Response {
+        guard !machineInfo.roots.isEmpty else {
             throw refuse(.serviceUnavailable, "watch enrollment needs ORCHARD_APPLE_DEVICE_ROOTS")
         }
         let info: MachineInfo
-        do {
-            // Apple's device identity leaves may be expired: check the chain and signature, not the dates.
-            let verified = try CMS.verify(signedMachineInfo, roots: configuration.appleDeviceRoots, checkValidityPeriods: false)
-            info = try MachineInfo.parse(verified.content)
-        } catch let error as PlistError {
-            try await record("watch.machine-info.rejected", device: nil, outcome: .refused, detail: "\(error)", correlationID: correlationID)
-            throw refuse(.badRequest, "malformed MachineInfo: \(error)")
-        } catch {
-            try await record("watch.machine-info.rejected", device: nil, outcome: .refused,
-                             detail: "signature or chain does not verify", correlationID: correlationID)
-            throw refuse(.forbidden, "MachineInfo is not signed by a trusted device identity")
+        do { info = try machineInfo.verify(try await MachineInfoAuthenticator.signedBytes(request)) } catch let rejection as MachineInfoAuthenticator.Rejection {
+            try await record("watch.machine-info.rejected", device: nil, outcome: .refused, detail: "\(rejection)", correlationID: correlationID)
+            throw refuse(rejection.status, "\(rejection)")
         }
         guard let token = info.pairingToken else {
             let reply = try await requests.request(IssueSecurityToken(watchUDID: info.udid, watchSerialNumber: info.serial),

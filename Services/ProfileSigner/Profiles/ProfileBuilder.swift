@@ -67,11 +67,13 @@ struct ProfileBuilder: Sendable {
         case .macOS: .macOS
         case .watchOS: .watchOS
         }
-        let profile = EnrollmentProfile(
+        var profile = EnrollmentProfile(
             identifier: identifierRoot, displayName: "\(request.organization) device management",
             organization: request.organization, topic: request.topic, serverURL: request.serverURL,
             checkInURL: request.checkInURL, identity: identity,
-            anchorCertificates: anchors.map(\.der), platform: platform, serverCapabilities: request.serverCapabilities)
+            anchorCertificates: anchors.map(\.der) + (request.extraAnchors ?? []).map { Array($0) }, platform: platform,
+            serverCapabilities: request.serverCapabilities)
+        profile.removalDisallowed = request.removalDisallowed ?? false
         let signed = try CMS.sign(profile.plist, identity: authorities.profileSigning)
 
         let activity = ActivityRecorded(actor: "service:\(service)", action: "profile.signed", deviceID: request.subject,
@@ -104,6 +106,11 @@ struct ProfileBuilder: Sendable {
 
     private func validate(_ r: BuildEnrollmentProfile) throws {
         func refuse(_ message: String) -> RequestRefused { RequestRefused(code: "invalid-profile-request", message: message) }
+        if let extra = r.extraAnchors {
+            guard extra.count <= 20, extra.allSatisfy({ (try? Certificate(der: Array($0))) != nil }) else {
+                throw refuse("extraAnchors must be at most 20 DER certificates")
+            }
+        }
         guard DeviceIdentifier.isValid(r.subject) else { throw refuse("subject must be a device identifier") }
         guard r.topic.hasPrefix("com.apple.mgmt."), r.topic.count <= 200 else { throw refuse("topic must start with com.apple.mgmt.") }
         for url in [r.serverURL, r.checkInURL] where !url.hasPrefix("https://") && !url.hasPrefix("http://") {

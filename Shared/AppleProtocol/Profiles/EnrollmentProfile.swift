@@ -32,6 +32,8 @@ public struct EnrollmentProfile: Sendable, Equatable {
     public var identity: Identity
     public var anchorCertificates: [[UInt8]]
     public var platform: Platform
+    /// `PayloadRemovalDisallowed` on the profile (honoured on supervised devices: ADE with `is_mdm_removable` false).
+    public var removalDisallowed: Bool = false
 
     public init(identifier: String, displayName: String, organization: String, topic: String, serverURL: String,
                 checkInURL: String, identity: Identity, anchorCertificates: [[UInt8]] = [], platform: Platform = .iOS,
@@ -85,6 +87,7 @@ public struct EnrollmentProfile: Sendable, Equatable {
         case .macOS: top["PayloadScope"] = .string("System")
         case .iOS: break
         }
+        if removalDisallowed { top["PayloadRemovalDisallowed"] = .bool(true) }
         return top
     }
 

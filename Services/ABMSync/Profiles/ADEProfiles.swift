@@ -1,0 +1,160 @@
+import Foundation
+import OrchardCore
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+import OrchardStorage
+
+/// ADE profiles: validated (`ProfileValidation`), defined with ABM (`POST /profile`), recorded with the
+/// `orchard.abm-profiles.v1` event the gateway enrolls devices by, and assigned (`Assigner`). A profile is
+/// immutable at ABM: a changed profile is a new one, made the default or assigned in its place.
+struct ADEProfiles: Sendable {
+    let tokens: ServerTokens
+    let assigner: Assigner
+    let database: Database
+    let outbox: OutboxPublisher
+
+    func define(_ r: DefineADEProfile, correlationID: String?) async throws -> ADEProfileView {
+        let tokenID = try ServerTokens.canonicalID(r.tokenID)
+        let checked = try ProfileValidation.check(r.profile, enrollmentURL: r.enrollmentURL)
+        try ProfileValidation.checkMinimumOS(r.minimumOS)
+        let session = try await tokens.session(id: tokenID)
+        let answer: ABMSession.Answer
+        do { answer = try await session.call(.POST, "/profile", json: checked.json) } catch let refused as ABMSession.Refused
+            where refused.status == 400 {
+            throw RequestRefused(code: "ade-profile.refused-by-abm", message: "ABM refused the profile: \(refused.body.prefix(300))")
+        }
+        guard let profileUUID = ((try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any])?["profile_uuid"] as? String,
+              !profileUUID.isEmpty, profileUUID.count <= 64 else {
+            throw ABMSession.Refused(status: answer.status, body: "ABM's answer to POST /profile has no profile_uuid")
+        }
+        let id = RandomUUID.lowercased()
+        let minimum = String(decoding: try JSONEncoder().encode(r.minimumOS), as: UTF8.self)
+        let event = ADEProfileEvent(profileID: id, tokenID: tokenID, profileUUID: profileUUID, name: checked.name,
+                                    isSupervised: checked.isSupervised, isMdmRemovable: checked.isMdmRemovable,
+                                    awaitDeviceConfigured: checked.awaitDeviceConfigured, anchorCertificates: checked.anchors,
+                                    minimumOS: r.minimumOS)
+        try await database.transaction { c in
+            try c.query("""
+                INSERT INTO abm_profiles (id, token_id, name, profile_uuid, body, minimum_os, defined_by)
+                VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7)
+                """, [.text(id), .text(tokenID), .text(checked.name), .text(profileUUID),
+                      .text(String(decoding: checked.json, as: UTF8.self)), .text(minimum), .text(r.actor)])
+            if r.makeDefault {
+                try c.query("UPDATE abm_tokens SET default_profile_id = $2::uuid WHERE id = $1::uuid", [.text(tokenID), .text(id)])
+            }
+            if !checked.devices.isEmpty {
+                try want(c, tokenID: tokenID, profileID: id, serials: checked.devices)
+            }
+            try Outbox.append([event, tokens.activity(r.actor, "ade-profile.defined", detail: """
+                server token \(tokenID): \(checked.name) (\(profileUUID))\(r.makeDefault ? ", the token's default" : "")
+                """)], correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        if r.makeDefault || !checked.devices.isEmpty {
+            _ = try await assigner.assignDue(tokenID: tokenID, session: session, serials: r.makeDefault ? nil : checked.devices,
+                                             actor: r.actor, correlationID: correlationID)
+        }
+        return try await view(id)
+    }
+
+    func list() async throws -> [ADEProfileView] {
+        try await database.query("\(Self.viewColumns) ORDER BY p.defined_at DESC, p.id").map(Self.view)
+    }
+
+    func makeDefault(_ r: SetDefaultADEProfile, correlationID: String?) async throws -> AssignADEProfile.Reply {
+        let profile = try await view(try ServerTokens.canonicalID(r.profileID))
+        try await database.transaction { c in
+            try c.query("UPDATE abm_tokens SET default_profile_id = $2::uuid WHERE id = $1::uuid", [.text(profile.tokenID), .text(profile.id)])
+            try Outbox.append(tokens.activity(r.actor, "ade-profile.default", detail: """
+                server token \(profile.tokenID): new devices get \(profile.name) (\(profile.profileUUID))
+                """), correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return try await assigner.assignDue(tokenID: profile.tokenID, actor: r.actor, correlationID: correlationID)
+    }
+
+    /// Explicit serials: chosen for the profile (their cooldown ends: an administrator asked), then assigned.
+    func assign(_ r: AssignADEProfile, correlationID: String?) async throws -> AssignADEProfile.Reply {
+        let profile = try await view(try ServerTokens.canonicalID(r.profileID))
+        let serials = Array(Set(r.serials))
+        guard !serials.isEmpty, serials.count <= 100_000, serials.allSatisfy({ (1...64).contains($0.count) && !$0.containsControlCharacters })
+        else { throw RequestRefused(code: "ade-profile.serials", message: "serials must list 1 to 100000 serial numbers") }
+        let known = try await database.transaction { c in
+            try want(c, tokenID: profile.tokenID, profileID: profile.id, serials: serials)
+        }
+        var reply = try await assigner.assignDue(tokenID: profile.tokenID, serials: serials, actor: r.actor, correlationID: correlationID)
+        for serial in serials where !known.contains(serial) { reply.outcomes[serial] = "NOT_IN_MIRROR" }
+        return reply
+    }
+
+    /// Chooses the profile for mirrored serials of its token; returns those it found.
+    @discardableResult
+    private func want(_ c: Connection, tokenID: String, profileID: String, serials: [String]) throws -> Set<String> {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: serials), as: UTF8.self)
+        return Set(try c.query("""
+            UPDATE abm_devices SET wanted_profile_id = $2::uuid, assign_retry_at = NULL
+            WHERE token_id = $1::uuid AND deleted_at IS NULL AND serial_number IN (SELECT jsonb_array_elements_text($3::jsonb))
+            RETURNING serial_number
+            """, [.text(tokenID), .text(profileID), .text(json)]).compactMap { $0.string("serial_number") })
+    }
+
+    func devices(_ r: ListABMDevices) async throws -> [ABMDeviceView] {
+        let token = try r.tokenID.map(ServerTokens.canonicalID)
+        return try await database.query("""
+            SELECT token_id::text AS token_id, serial_number, model, os, device_family, color, asset_tag, description, profile_status,
+                   profile_uuid, device_assigned_date, device_assigned_by, assign_state, assign_outcome, assign_retry_at,
+                   deleted_at IS NOT NULL AS released
+            FROM abm_devices WHERE ($1::uuid IS NULL OR token_id = $1::uuid) AND serial_number > $2
+            ORDER BY serial_number LIMIT $3
+            """, [token.map(SQLValue.text) ?? .null, .text(r.after), .int(max(1, min(r.limit, 1000)))]).map {
+            ABMDeviceView(tokenID: $0.string("token_id") ?? "", serialNumber: $0.string("serial_number") ?? "", model: $0.string("model"),
+                          os: $0.string("os"), deviceFamily: $0.string("device_family"), color: $0.string("color"),
+                          assetTag: $0.string("asset_tag"), description: $0.string("description"),
+                          profileStatus: $0.string("profile_status"), profileUUID: $0.string("profile_uuid"),
+                          deviceAssignedDate: $0.string("device_assigned_date"), deviceAssignedBy: $0.string("device_assigned_by"),
+                          assignment: $0.string("assign_state") ?? "unassigned", lastOutcome: $0.string("assign_outcome"),
+                          retryAfter: $0.date("assign_retry_at"), released: $0.bool("released") ?? false)
+        }
+    }
+
+    /// "Check with ABM" (`POST /devices`) or disown (`POST /devices/disown`), at most 1,000 serials.
+    func act(_ r: ABMDeviceAction, correlationID: String?) async throws -> ABMDeviceAction.Reply {
+        let tokenID = try ServerTokens.canonicalID(r.tokenID)
+        guard (1...1000).contains(r.serials.count), r.serials.allSatisfy({ (1...64).contains($0.count) && !$0.containsControlCharacters })
+        else { throw RequestRefused(code: "abm-devices.serials", message: "serials must list 1 to 1000 serial numbers") }
+        let session = try await tokens.session(id: tokenID)
+        let answer = try await session.call(.POST, r.action == .check ? "/devices" : "/devices/disown",
+                                            json: Array(try JSONSerialization.data(withJSONObject: ["devices": r.serials])))
+        let devices = ((try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any])?["devices"] ?? [:]
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: devices, options: [.sortedKeys]), as: UTF8.self)
+        if r.action == .disown {
+            try await database.transaction { c in
+                try Outbox.append(tokens.activity(r.actor, "abm-devices.disowned", detail: "server token \(tokenID): \(text.prefix(2000))"),
+                                  correlationID: correlationID, on: c)
+            }
+            outbox.notify()
+        }
+        return ABMDeviceAction.Reply(devices: text)
+    }
+
+    private func view(_ id: String) async throws -> ADEProfileView {
+        guard let row = try await database.query("\(Self.viewColumns) WHERE p.id = $1::uuid", [.text(id)]).first else {
+            throw RequestRefused(code: "ade-profile.unknown", message: "no ADE profile \(id)", httpStatus: 404)
+        }
+        return Self.view(row)
+    }
+
+    private static let viewColumns = """
+        SELECT p.id::text AS id, p.token_id::text AS token_id, p.name, p.profile_uuid, p.body, p.minimum_os, p.defined_at,
+               t.default_profile_id IS NOT DISTINCT FROM p.id AS is_default
+        FROM abm_profiles p JOIN abm_tokens t ON t.id = p.token_id
+        """
+
+    private static func view(_ row: Row) -> ADEProfileView {
+        ADEProfileView(id: row.string("id") ?? "", tokenID: row.string("token_id") ?? "", name: row.string("name") ?? "",
+                       profileUUID: row.string("profile_uuid") ?? "", profile: row.string("body") ?? "{}",
+                       minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
+                       isDefault: row.bool("is_default") ?? false, definedAt: row.date("defined_at") ?? Date())
+    }
+}

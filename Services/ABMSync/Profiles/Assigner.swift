@@ -1,0 +1,120 @@
+import Foundation
+import OrchardCore
+import OrchardMessaging
+import OrchardSchemas
+import OrchardStorage
+
+/// Assigns ADE profiles to the mirror's devices (REFERENCE §4.3, §4.7): a device is due when it wants a profile
+/// (chosen for it, or its token's default) and ABM does not show that profile on it — never assigned, another
+/// `profile_uuid`, or `profile_status` `removed` (a device re-assigned to this server arrives so) — and its cooldown
+/// is over. ABM's `POST /profile/devices` takes at most 1,000 serials; its per-serial answer is recorded on the
+/// device: `SUCCESS` marks it assigned at once (and tells the gateway), `FAILED`, `NOT_ACCESSIBLE` and `THROTTLED`
+/// wait `retry_after_seconds` when ABM gives it, otherwise 24 hours (1 hour for `THROTTLED`).
+struct Assigner: Sendable {
+    let tokens: ServerTokens
+    let database: Database
+    let outbox: OutboxPublisher
+
+    static let batch = 1000
+    static let failedCooldown = 86400
+    static let throttledCooldown = 3600
+
+    /// Assigns what is due for the token (only `serials`, when given). Returns every serial's outcome.
+    func assignDue(tokenID id: String, session given: ABMSession? = nil, serials: [String]? = nil, actor: String,
+                   correlationID: String?) async throws -> AssignADEProfile.Reply {
+        let due = try await database.query("""
+            SELECT d.serial_number, p.profile_uuid, p.name FROM abm_devices d
+            JOIN abm_tokens t ON t.id = d.token_id
+            JOIN abm_profiles p ON p.id = COALESCE(d.wanted_profile_id, t.default_profile_id)
+            WHERE d.token_id = $1::uuid AND d.deleted_at IS NULL AND p.token_id = d.token_id
+              AND (d.profile_uuid IS DISTINCT FROM p.profile_uuid OR COALESCE(d.profile_status, 'empty') IN ('empty', 'removed'))
+              AND (d.assign_retry_at IS NULL OR d.assign_retry_at <= now())
+              AND ($2::jsonb IS NULL OR d.serial_number IN (SELECT jsonb_array_elements_text($2::jsonb)))
+            ORDER BY p.profile_uuid, d.serial_number
+            """, [.text(id), serials.map { .text(String(decoding: try! JSONSerialization.data(withJSONObject: $0), as: UTF8.self)) } ?? .null])
+        var reply = AssignADEProfile.Reply(outcomes: [:], batches: 0)
+        guard !due.isEmpty else { return reply }
+        let session: ABMSession
+        if let given { session = given } else { session = try await tokens.session(id: id) }
+        var byProfile: [(uuid: String, name: String, serials: [String])] = []
+        for row in due {
+            let uuid = row.string("profile_uuid") ?? "", serial = row.string("serial_number") ?? ""
+            if byProfile.last?.uuid == uuid { byProfile[byProfile.count - 1].serials.append(serial) } else {
+                byProfile.append((uuid, row.string("name") ?? uuid, [serial]))
+            }
+        }
+        for group in byProfile {
+            for start in stride(from: 0, to: group.serials.count, by: Self.batch) {
+                let chunk = Array(group.serials[start..<min(start + Self.batch, group.serials.count)])
+                let outcomes = try await assign(id, profileUUID: group.uuid, profileName: group.name, serials: chunk, session: session,
+                                                actor: actor, correlationID: correlationID)
+                reply.outcomes.merge(outcomes) { $1 }
+                reply.batches += 1
+            }
+        }
+        return reply
+    }
+
+    private struct Answer: Decodable {
+        let devices: [String: String]?
+        let retryAfterSeconds: Int?
+        enum CodingKeys: String, CodingKey { case devices, retryAfterSeconds = "retry_after_seconds" }
+    }
+
+    /// One call of at most 1,000 serials, its outcomes recorded with their events in one transaction.
+    private func assign(_ id: String, profileUUID: String, profileName: String, serials: [String], session: ABMSession, actor: String,
+                        correlationID: String?) async throws -> [String: String] {
+        let body = try JSONSerialization.data(withJSONObject: ["profile_uuid": profileUUID, "devices": serials])
+        let answer = try await session.call(.POST, "/profile/devices", json: Array(body))
+        guard let decoded = try? JSONDecoder().decode(Answer.self, from: Data(answer.body)) else {
+            throw ABMSession.Refused(status: answer.status, body: "unreadable assignment answer")
+        }
+        var outcomes: [String: String] = [:]
+        var rows: [[String: Any]] = []
+        for serial in serials {
+            // A serial ABM left out of its answer was not assigned: it is retried like a failure.
+            let outcome = decoded.devices?[serial] ?? "FAILED"
+            outcomes[serial] = outcome
+            let wait = outcome == "SUCCESS" ? 0 : decoded.retryAfterSeconds.map { min(max($0, 1), 7 * 86400) }
+                ?? (outcome == "THROTTLED" ? Self.throttledCooldown : Self.failedCooldown)
+            rows.append(["serial": serial, "outcome": outcome, "wait": wait])
+        }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: rows), as: UTF8.self)
+        let counts = Dictionary(grouping: outcomes.values, by: { $0 }).mapValues(\.count)
+        let notAssigned = outcomes.filter { $0.value != "SUCCESS" }.keys.sorted()
+        let listed = notAssigned.prefix(50).map { "\($0) \(outcomes[$0]!)" }.joined(separator: ", ")
+        try await database.transaction { c in
+            let done = try c.query("""
+                UPDATE abm_devices d SET assign_outcome = o.outcome, assign_attempted_at = now(), updated_at = now(),
+                    assign_state = CASE o.outcome WHEN 'SUCCESS' THEN 'assigned' WHEN 'THROTTLED' THEN 'throttled'
+                                                  WHEN 'NOT_ACCESSIBLE' THEN 'not-accessible' ELSE 'failed' END,
+                    assign_retry_at = CASE WHEN o.outcome = 'SUCCESS' THEN NULL ELSE now() + make_interval(secs => o.wait) END,
+                    profile_uuid = CASE WHEN o.outcome = 'SUCCESS' THEN $2 ELSE d.profile_uuid END,
+                    profile_status = CASE WHEN o.outcome = 'SUCCESS' THEN 'assigned' ELSE d.profile_status END
+                FROM jsonb_to_recordset($3::jsonb) AS o(serial text, outcome text, wait int)
+                WHERE d.token_id = $1::uuid AND d.serial_number = o.serial
+                RETURNING d.serial_number, d.model, d.os, d.device_family, o.outcome
+                """, [.text(id), .text(profileUUID), .text(json)])
+            // The gateway learns of an assignment now, not at the next sync.
+            let events = done.filter { $0.string("outcome") == "SUCCESS" }.map {
+                ABMDeviceEvent(tokenID: id, serialNumber: $0.string("serial_number") ?? "", change: .modified, model: $0.string("model"),
+                               os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "assigned",
+                               profileUUID: profileUUID, opDate: nil)
+            }
+            for start in stride(from: 0, to: events.count, by: 500) {
+                try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema },
+                                  correlationID: correlationID, on: c)
+            }
+            let summary = counts.sorted { $0.key < $1.key }.map { "\($1) \($0)" }.joined(separator: ", ")
+            try Outbox.append(tokens.activity(actor, "ade-profile.assigned", outcome: notAssigned.isEmpty ? .succeeded : .failed,
+                                              detail: """
+                                                server token \(id): profile \(profileName) (\(profileUUID)) to \(serials.count) devices: \(summary)\
+                                                \(notAssigned.isEmpty ? "" : "; not assigned: \(listed)\(notAssigned.count > 50 ? " …" : "")")\
+                                                \(decoded.retryAfterSeconds.map { "; ABM asks to retry after \($0) s" } ?? "")
+                                                """),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return outcomes
+    }
+}

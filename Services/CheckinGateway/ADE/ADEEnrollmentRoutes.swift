@@ -1,0 +1,98 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardCore
+import OrchardSchemas
+import OrchardStorage
+
+/// The ADE profile's `url` (and `configuration_web_url`): during Setup Assistant the device POSTs its
+/// CMS-signed MachineInfo, or GETs with it in `x-apple-aspen-deviceinfo` (REFERENCE §4.6). The serial must be
+/// in the gateway's copy of the ABM mirror with one of Orchard's profiles assigned; otherwise 403 with a JSON
+/// reason. Below the profile's minimum OS, a device that allows it is told `com.apple.softwareupdate.required`.
+/// The profile is served with the ADE profile's anchors and removability, its identity bound to the UDID.
+struct ADEEnrollmentRoutes: Sendable {
+    let database: Database
+    let delivery: ProfileDelivery
+    let machineInfo: MachineInfoAuthenticator
+
+    func add(to router: Router<GatewayContext>) {
+        router.post("mdm/ade/enroll") { request, context in try await enroll(request, correlationID: context.correlationID) }
+        router.get("mdm/ade/enroll") { request, context in try await enroll(request, correlationID: context.correlationID) }
+    }
+
+    func enroll(_ request: Request, correlationID: String) async throws -> Response {
+        guard !machineInfo.roots.isEmpty else { throw refuse(.serviceUnavailable, "ADE enrollment needs ORCHARD_APPLE_DEVICE_ROOTS") }
+        let info: MachineInfo
+        do { info = try machineInfo.verify(try await MachineInfoAuthenticator.signedBytes(request)) } catch let rejection as MachineInfoAuthenticator.Rejection {
+            try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: correlationID)
+            throw refuse(rejection.status, "\(rejection)")
+        }
+        guard !info.serial.isEmpty, info.serial.count <= 64, !info.serial.containsControlCharacters else {
+            throw refuse(.badRequest, "malformed MachineInfo: SERIAL")
+        }
+        guard let assignment = try await ADEStore.assignment(database, serial: info.serial), !assignment.released else {
+            return try await refusal(info, "orchard.ade.device-unknown",
+                                     "serial \(info.serial) is not assigned to this MDM server in Apple Business Manager", correlationID)
+        }
+        guard let profile = assignment.profile, ["assigned", "pushed"].contains(assignment.profileStatus ?? "") else {
+            return try await refusal(info, "orchard.ade.profile-not-assigned", """
+                serial \(info.serial) has no Orchard enrollment profile assigned in Apple Business Manager \
+                (profile status \(assignment.profileStatus ?? "empty"))
+                """, correlationID)
+        }
+        let platform = Self.platform(product: info.product)
+        var belowMinimum: String?
+        if let minimum = profile.minimumOS[platform == .macOS ? "macOS" : "iOS"], !info.osVersion.isEmpty,
+           Self.compare(info.osVersion, minimum) == .orderedAscending {
+            if info.canRequestSoftwareUpdate {
+                try await record(info, "ade.enrollment.update-required", outcome: .refused,
+                                 detail: "\(info.serial) runs \(info.osVersion); profile \(profile.name) requires \(minimum)",
+                                 correlationID: correlationID)
+                return bytesResponse(ErrorDocument.softwareUpdateRequired(osVersion: minimum).json, contentType: "application/json",
+                                     status: .forbidden)
+            }
+            // It cannot be asked to update during Setup Assistant: it enrolls, and the log says so.
+            belowMinimum = " (below the minimum \(minimum); the device cannot be asked to update during setup)"
+        }
+        let serial = info.serial, udid = info.udid, note = belowMinimum ?? ""
+        return try await delivery.deliver(
+            to: .init(subject: udid, platform: platform, deviceID: udid, extraAnchors: profile.anchors,
+                      removalDisallowed: !profile.isMdmRemovable),
+            correlationID: correlationID,
+            record: { c in try ADEStore.profileServed(c, udid: udid, serial: serial, profileUUID: profile.profileUUID) }) { _ in
+            ActivityRecorded(actor: "device:\(udid)", action: "ade.enrollment-profile.served", deviceID: udid, relatedDeviceIDs: [],
+                             outcome: .succeeded,
+                             detail: "serial \(serial), \(info.product) \(info.osVersion), profile \(profile.name)\(note)",
+                             service: ActivityLog.service)
+        }
+    }
+
+    /// iPhone, iPad, iPod and Apple TV take the iOS profile; Macs (Mac…, iMac…, MacBook…, VirtualMac…) the macOS one.
+    static func platform(product: String) -> BuildEnrollmentProfile.Platform {
+        product.hasPrefix("Mac") || product.hasPrefix("iMac") || product.hasPrefix("VirtualMac") ? .macOS : .iOS
+    }
+
+    /// Dotted versions compared numerically (18.2 < 18.10); missing parts count as 0.
+    static func compare(_ a: String, _ b: String) -> ComparisonResult {
+        let x = a.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
+        let y = b.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
+        for i in 0..<max(x.count, y.count) {
+            let l = i < x.count ? x[i] : 0, r = i < y.count ? y[i] : 0
+            if l != r { return l < r ? .orderedAscending : .orderedDescending }
+        }
+        return .orderedSame
+    }
+
+    private func refusal(_ info: MachineInfo, _ code: String, _ message: String, _ correlationID: String) async throws -> Response {
+        try await record(info, "ade.enrollment.refused", outcome: .refused, detail: "\(code): \(message)", correlationID: correlationID)
+        return bytesResponse(ErrorDocument(code: code, description: message, details: [:]).json, contentType: "application/json",
+                             status: .forbidden)
+    }
+
+    private func record(_ info: MachineInfo?, _ action: String, outcome: ActivityRecorded.Outcome, detail: String,
+                        correlationID: String) async throws {
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(actor: "device:\(info?.udid ?? "unknown")", action, device: info?.udid, outcome: outcome, detail: detail)
+        try await journal.commit(to: database)
+    }
+}

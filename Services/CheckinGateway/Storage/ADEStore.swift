@@ -1,0 +1,185 @@
+import Foundation
+import OrchardSchemas
+import OrchardStorage
+
+/// Every statement on the ADE tables: the copy of abm-sync's devices and profiles, each ADE device's way
+/// from `profile pushed` to `released`, and the setup items of each ADE profile.
+enum ADEStore {
+    /// What the ADE endpoint needs to decide about a serial: its device row and the profile ABM shows on it.
+    struct Assignment: Sendable {
+        let serial: String
+        let released: Bool
+        let profileUUID: String?
+        let profileStatus: String?
+        /// Nil: the profile on the device is not one of Orchard's (or not known to the gateway yet).
+        let profile: Profile?
+    }
+
+    struct Profile: Sendable {
+        let profileUUID: String, profileID: String, name: String
+        let isMdmRemovable: Bool, awaitDeviceConfigured: Bool
+        let anchors: [Data]
+        let minimumOS: [String: String]
+    }
+
+    // MARK: The copy of abm-sync's events
+
+    static func apply(_ c: Connection, _ e: ABMDeviceEvent) throws {
+        try c.query("""
+            INSERT INTO ade_devices (serial_number, token_id, profile_uuid, profile_status, model, os, device_family, released)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (serial_number) DO UPDATE SET token_id = EXCLUDED.token_id,
+                profile_uuid = CASE WHEN EXCLUDED.released THEN ade_devices.profile_uuid ELSE EXCLUDED.profile_uuid END,
+                profile_status = CASE WHEN EXCLUDED.released THEN ade_devices.profile_status ELSE EXCLUDED.profile_status END,
+                model = COALESCE(EXCLUDED.model, ade_devices.model), os = COALESCE(EXCLUDED.os, ade_devices.os),
+                device_family = COALESCE(EXCLUDED.device_family, ade_devices.device_family), released = EXCLUDED.released,
+                updated_at = now()
+            """, [.text(e.serialNumber), .text(e.tokenID), .optionalText(e.profileUUID), .optionalText(e.profileStatus),
+                  .optionalText(e.model), .optionalText(e.os), .optionalText(e.deviceFamily), .bool(e.change == .deleted)])
+    }
+
+    static func apply(_ c: Connection, _ e: ADEProfileEvent) throws {
+        let anchors = String(decoding: try JSONEncoder().encode(e.anchorCertificates), as: UTF8.self)
+        let minimum = String(decoding: try JSONEncoder().encode(e.minimumOS), as: UTF8.self)
+        try c.query("""
+            INSERT INTO ade_profiles (profile_uuid, profile_id, token_id, name, is_supervised, is_mdm_removable, await_device_configured,
+                                      anchors, minimum_os)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (profile_uuid) DO UPDATE SET profile_id = EXCLUDED.profile_id, token_id = EXCLUDED.token_id, name = EXCLUDED.name,
+                is_supervised = EXCLUDED.is_supervised, is_mdm_removable = EXCLUDED.is_mdm_removable,
+                await_device_configured = EXCLUDED.await_device_configured, anchors = EXCLUDED.anchors, minimum_os = EXCLUDED.minimum_os,
+                updated_at = now()
+            """, [.text(e.profileUUID), .text(e.profileID), .text(e.tokenID), .text(e.name), .bool(e.isSupervised),
+                  .bool(e.isMdmRemovable), .bool(e.awaitDeviceConfigured), .text(anchors), .text(minimum)])
+    }
+
+    static func assignment(_ database: Database, serial: String) async throws -> Assignment? {
+        guard let row = try await database.query("""
+            SELECT d.serial_number, d.released, d.profile_uuid, d.profile_status, p.profile_id, p.name, p.is_mdm_removable,
+                   p.await_device_configured, p.anchors, p.minimum_os
+            FROM ade_devices d LEFT JOIN ade_profiles p ON p.profile_uuid = d.profile_uuid WHERE d.serial_number = $1
+            """, [.text(serial)]).first else { return nil }
+        let profile = row.string("profile_id").map { id in
+            Profile(profileUUID: row.string("profile_uuid") ?? "", profileID: id, name: row.string("name") ?? "",
+                    isMdmRemovable: row.bool("is_mdm_removable") ?? true, awaitDeviceConfigured: row.bool("await_device_configured") ?? false,
+                    anchors: (try? JSONDecoder().decode([Data].self, from: Data((row.string("anchors") ?? "[]").utf8))) ?? [],
+                    minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:])
+        }
+        return Assignment(serial: serial, released: row.bool("released") ?? false, profileUUID: row.string("profile_uuid"),
+                          profileStatus: row.string("profile_status"), profile: profile)
+    }
+
+    // MARK: Each ADE device's state
+
+    /// The profile was served: the device is `profile pushed` (again, if it enrolls anew).
+    static func profileServed(_ c: Connection, udid: String, serial: String, profileUUID: String) throws {
+        try c.query("""
+            INSERT INTO ade_enrollments (udid, serial_number, profile_uuid, state) VALUES ($1, $2, $3, 'profile pushed')
+            ON CONFLICT (udid) DO UPDATE SET serial_number = EXCLUDED.serial_number, profile_uuid = EXCLUDED.profile_uuid,
+                state = 'profile pushed', reason = NULL, setup_deadline = NULL, release_command = NULL, updated_at = now()
+            """, [.text(udid), .text(serial), .text(profileUUID)])
+        try c.query("DELETE FROM ade_setup_commands WHERE udid = $1", [.text(udid)])
+    }
+
+    struct Enrollment: Sendable {
+        let udid: String, serial: String, profileUUID: String, state: String
+        let awaitConfigured: Bool
+        let releaseCommand: String?
+    }
+
+    static func enrollment(_ c: Connection, udid: String, lock: Bool = false) throws -> Enrollment? {
+        try c.query("""
+            SELECT udid, serial_number, profile_uuid, state, await_configured, release_command FROM ade_enrollments WHERE udid = $1
+            \(lock ? "FOR UPDATE" : "")
+            """, [.text(udid)]).first.map {
+            Enrollment(udid: $0.string("udid") ?? udid, serial: $0.string("serial_number") ?? "", profileUUID: $0.string("profile_uuid") ?? "",
+                       state: $0.string("state") ?? "", awaitConfigured: $0.bool("await_configured") ?? false,
+                       releaseCommand: $0.string("release_command"))
+        }
+    }
+
+    static func setState(_ c: Connection, udid: String, _ state: String, reason: String? = nil, awaitConfigured: Bool? = nil,
+                         deadline: Date? = nil, releaseCommand: String? = nil) throws {
+        try c.query("""
+            UPDATE ade_enrollments SET state = $2, reason = $3, await_configured = COALESCE($4, await_configured),
+                   setup_deadline = COALESCE($5, setup_deadline), release_command = COALESCE($6, release_command), updated_at = now()
+            WHERE udid = $1
+            """, [.text(udid), .text(state), .optionalText(reason), awaitConfigured.map(SQLValue.bool) ?? .null,
+                  deadline.map(SQLValue.timestamp) ?? .null, .optionalText(releaseCommand)])
+    }
+
+    /// The profile of the device's ADE enrollment (its settings at the time of setup).
+    static func profile(_ c: Connection, uuid: String) throws -> (profileID: String, awaitDeviceConfigured: Bool)? {
+        try c.query("SELECT profile_id, await_device_configured FROM ade_profiles WHERE profile_uuid = $1", [.text(uuid)]).first.map {
+            ($0.string("profile_id") ?? "", $0.bool("await_device_configured") ?? false)
+        }
+    }
+
+    // MARK: Setup items
+
+    static func setupItems(_ c: Connection, profileID: String) throws -> (commands: String, declarations: [String]) {
+        guard let row = try c.query("SELECT commands, declarations FROM ade_setup_items WHERE profile_id = $1", [.text(profileID)]).first
+        else { return ("[]", []) }
+        return (row.string("commands") ?? "[]",
+                (try? JSONDecoder().decode([String].self, from: Data((row.string("declarations") ?? "[]").utf8))) ?? [])
+    }
+
+    static func saveSetupItems(_ c: Connection, profileID: String, commands: String, declarations: [String], actor: String) throws {
+        try c.query("""
+            INSERT INTO ade_setup_items (profile_id, commands, declarations, updated_by) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (profile_id) DO UPDATE SET commands = EXCLUDED.commands, declarations = EXCLUDED.declarations,
+                updated_by = EXCLUDED.updated_by, updated_at = now()
+            """, [.text(profileID), .text(commands),
+                  .text(String(decoding: try JSONEncoder().encode(declarations), as: UTF8.self)), .text(actor)])
+    }
+
+    static func trackSetupCommand(_ c: Connection, udid: String, uuid: String, requestType: String) throws {
+        try c.query("INSERT INTO ade_setup_commands (udid, command_uuid, request_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    [.text(udid), .text(uuid), .text(requestType)])
+    }
+
+    /// Records a setup command's final status; returns how many are still open, or nil if it was not a setup item.
+    static func setupCommandFinished(_ c: Connection, udid: String, uuid: String, status: String) throws -> Int? {
+        guard !(try c.query("""
+            UPDATE ade_setup_commands SET status = $3 WHERE udid = $1 AND command_uuid = $2 AND status IS NULL RETURNING 1
+            """, [.text(udid), .text(uuid), .text(status)])).isEmpty else { return nil }
+        return try c.query("SELECT count(*)::int AS n FROM ade_setup_commands WHERE udid = $1 AND status IS NULL",
+                           [.text(udid)]).first?.int("n") ?? 0
+    }
+
+    static func setupSummary(_ c: Connection, udid: String) throws -> (done: Int, failed: Int, open: Int) {
+        let row = try c.query("""
+            SELECT count(*) FILTER (WHERE status = 'Acknowledged')::int AS done,
+                   count(*) FILTER (WHERE status IS NOT NULL AND status <> 'Acknowledged')::int AS failed,
+                   count(*) FILTER (WHERE status IS NULL)::int AS open
+            FROM ade_setup_commands WHERE udid = $1
+            """, [.text(udid)]).first
+        return (row?.int("done") ?? 0, row?.int("failed") ?? 0, row?.int("open") ?? 0)
+    }
+
+    /// Devices still setting up past their deadline (locked: one gateway replica releases each).
+    static func overdue(_ c: Connection, limit: Int = 100) throws -> [String] {
+        try c.query("""
+            SELECT udid FROM ade_enrollments WHERE state = 'setting up' AND release_command IS NULL AND setup_deadline < now()
+            ORDER BY setup_deadline LIMIT $1 FOR UPDATE SKIP LOCKED
+            """, [.int(limit)]).compactMap { $0.string("udid") }
+    }
+
+    // MARK: Admin
+
+    /// The copy of ABM's devices with each one's ADE state: `assigned` (to one of Orchard's profiles) until
+    /// the device asks for its profile, then its enrollment's state.
+    static func list(_ database: Database, after: String, limit: Int) async throws -> [Row] {
+        try await database.query("""
+            SELECT d.serial_number, d.token_id, d.profile_uuid, d.profile_status, d.model, d.os, d.device_family, d.released,
+                   p.name AS profile_name, e.udid, e.reason, e.updated_at AS state_since,
+                   CASE WHEN e.state IS NOT NULL THEN e.state WHEN d.released THEN 'released by ABM'
+                        WHEN p.profile_uuid IS NOT NULL AND d.profile_status IN ('assigned', 'pushed') THEN 'assigned'
+                        ELSE 'unassigned' END AS state
+            FROM ade_devices d LEFT JOIN ade_profiles p ON p.profile_uuid = d.profile_uuid
+            LEFT JOIN LATERAL (SELECT * FROM ade_enrollments x WHERE x.serial_number = d.serial_number
+                               ORDER BY x.updated_at DESC LIMIT 1) e ON true
+            WHERE d.serial_number > $1 ORDER BY d.serial_number LIMIT $2
+            """, [.text(after), .int(limit)])
+    }
+}
