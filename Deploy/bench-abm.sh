@@ -51,3 +51,16 @@ urllib.request.urlopen(req).read()
 PY
 read -r seconds peak < <(timed_sync "")
 printf 'delta sync: 1,000 modified devices in %.2f s\n' "$seconds"
+# Assignment: a default profile makes every device of the token due (1,000 of them carry another profile);
+# abm-sync assigns them in calls of 1,000. The admin call answers 503 after 60 s while it goes on.
+assigned() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT count(*) FROM abm_sync.abm_devices WHERE token_id = '$ID' AND assign_state = 'assigned'"; }
+started=$(date +%s.%N)
+base=$(rss); peak=$base
+curl -s -o /dev/null -X POST -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/abm/tokens/$ID/profiles" \
+  -d '{"profile": {"profile_name": "Bench", "is_supervised": true}, "default": true}' &
+define=$!
+while [ "$(assigned)" -lt "$n" ]; do now=$(rss); [ "$now" -gt "$peak" ] && peak=$now; sleep 0.5; done
+seconds=$(python3 -c "print($(date +%s.%N) - $started)")
+wait $define || true
+printf 'assignment: %d serials in %.1f s (%.0f serials/s, %d calls to ABM); abm-sync RSS peak growth %d MB\n' \
+  "$n" "$seconds" "$(python3 -c "print($n / $seconds)")" "$(( (n + 999) / 1000 ))" $(((peak - base) / 1024))

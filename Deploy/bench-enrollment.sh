@@ -2,10 +2,12 @@
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
 #   ./Deploy/bench-enrollment.sh watch [--pairings 50] [--watches 10] [--rate 50]  Apple Watch enrollments (rate 0: closed loop)
+#   ./Deploy/bench-enrollment.sh ade [--devices 2000] [-c 16] [--rate 50]   ADE enrollments: MachineInfo → signed profile
+#     (half closed loop at -c, half paced at --rate; the devices are assigned in the ABM stand-in and synced first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|watch [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|watch|ade [options]}
 shift
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
@@ -20,6 +22,10 @@ trap 'stop_stack; rm -rf "$STATE"' EXIT
 [ -n "${ORCHARD_BENCH_PG_SLOW_MS:-}" ] && export ORCHARD_PG_EXTRA_OPTIONS="${ORCHARD_PG_EXTRA_OPTIONS:-} -c log_min_duration_statement=$ORCHARD_BENCH_PG_SLOW_MS"
 start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
 start_broker "$BIN" "$STATE" >/dev/null
+if [ "$MODE" = ade ]; then
+  start_abm_standin "${ORCHARD_BENCH_ABM_PORT:-28445}" >/dev/null 2>&1
+  export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0
+fi
 start_measured_services "$BIN" "$STATE" "${ORCHARD_BENCH_FIRST_PORT:-28080}" "${ORCHARD_BENCH_APNS_PORT:-28443}"
 # CPU used by each process while the benchmark runs (utime + stime from /proc), to see where time goes.
 cpu_ticks() {
@@ -28,6 +34,20 @@ cpu_ticks() {
     [ -n "$name" ] && echo "$name $(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null)"
   done | awk '{t[$1]+=$2} END {for (n in t) print n, t[n]}'
 }
+if [ "$MODE" = ade ]; then
+  # Setup, not measured: N devices assigned to a token in the stand-in, synced, given a default profile
+  # (assigned by abm-sync), and in the gateway's copy.
+  N=$(echo "$@" | sed -nE 's/.*--devices ([0-9]+).*/\1/p'); N=${N:-2000}
+  PREFIX="ADE$$"
+  abm_uploaded_token "$STATE" "CK_ade_$$"
+  abm_assign_devices "CK_ade_$$" "$N" "$PREFIX"
+  ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
+  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" "$ADMIN/abm/tokens/$ABM_TOKEN_ID/sync"
+  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
+    "$ADMIN/abm/tokens/$ABM_TOKEN_ID/profiles" -d '{"profile": {"profile_name": "Bench", "is_supervised": true}, "default": true}'
+  until [ "$(psql "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM checkin_gateway.ade_devices d JOIN checkin_gateway.ade_profiles p USING (profile_uuid) WHERE serial_number LIKE '$PREFIX%'")" -ge "$N" ]; do sleep 0.5; done
+  set -- "$@" --prefix "$PREFIX"
+fi
 before=$(cpu_ticks)
 # The benchmark reads these processes' CPU itself at the start and end of its timed phase.
 export ORCHARD_BENCH_PIDS="${ORCHARD_PIDS[*]} $ORCHARD_BROKER_PID $(pgrep -u postgres postgres | tr '\n' ' ')"

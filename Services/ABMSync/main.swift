@@ -32,8 +32,11 @@ let tokens = await runtime.startUp {
 
 let assigner = Assigner(tokens: tokens, database: runtime.database, outbox: runtime.outbox)
 let profiles = ADEProfiles(tokens: tokens, assigner: assigner, database: runtime.database, outbox: runtime.outbox)
-let sync = DeviceSync(tokens: tokens, database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
-                      instance: runtime.configuration.instanceID, assigner: assigner)
+let sync = await DeviceSync(tokens: tokens, database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
+                            instance: runtime.configuration.instanceID, assigner: assigner,
+                            lease: .seconds(runtime.startUp {
+                                try runtime.configuration.environment.int("ORCHARD_ABM_SYNC_LEASE_SECONDS", default: 45, range: 5...600)
+                            }))
 // Hourly by default; 0 turns the schedule off (syncs on demand only, as the test stack runs).
 let syncInterval = await runtime.startUp {
     try runtime.configuration.environment.int("ORCHARD_ABM_SYNC_INTERVAL_SECONDS", default: 3600, range: 0...86400)

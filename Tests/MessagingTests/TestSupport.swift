@@ -20,38 +20,6 @@ enum TestStack {
     static let logger = quietLogger
 }
 
-/// A child process (an Orchard executable) that the test can stop gently or kill.
-final class ChildProcess {
-    let process = Process()
-    let output: URL
-
-    init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
-        let bin = try TestStack.require("ORCHARD_BIN_DIR")
-        process.executableURL = URL(fileURLWithPath: "\(bin)/\(executable)")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
-        output = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-child-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-    }
-
-    deinit { try? FileManager.default.removeItem(at: output) }
-
-    var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
-
-    func terminate() { process.terminate() }
-    func kill() { Foundation.kill(process.processIdentifier, SIGKILL) }
-
-    func waitForExit(timeout: TimeInterval = 30) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        return !process.isRunning
-    }
-}
-
 /// Polls until the condition holds or the timeout passes.
 func eventually(timeout: TimeInterval = 60, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = Date().addingTimeInterval(timeout)

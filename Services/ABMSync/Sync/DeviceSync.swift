@@ -18,8 +18,10 @@ struct DeviceSync: Sendable {
     let service: String
     let instance: String
     let assigner: Assigner
+    /// How long a replica holds a token's sync without renewing it (each page renews it); another replica takes
+    /// over once it lapses (`ORCHARD_ABM_SYNC_LEASE_SECONDS`, 45 by default).
+    var lease: Duration = .seconds(45)
 
-    static let lease: Duration = .seconds(45)
     static let pageLimit = 1000
     /// A cycle ends after this many pages even if ABM keeps saying more_to_follow (the next cycle goes on).
     static let maximumPages = 2000
@@ -240,7 +242,7 @@ struct DeviceSync: Sendable {
                 UPDATE abm_tokens SET cursor = $2, cursor_kind = $3, sync_lease_until = now() + make_interval(secs => $5),
                        last_full_fetch_at = CASE WHEN $4 THEN now() ELSE last_full_fetch_at END
                 WHERE id = $1::uuid AND sync_lease_holder = $6
-                """, [.text(id), .text(cursor), .text(kind), .bool(finishing), .int(Int(Self.lease.components.seconds)), .text(instance)])
+                """, [.text(id), .text(cursor), .text(kind), .bool(finishing), .int(Int(lease.components.seconds)), .text(instance)])
             for start in stride(from: 0, to: events.count, by: 500) {
                 try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema },
                                   correlationID: correlationID, on: c)
@@ -266,7 +268,7 @@ struct DeviceSync: Sendable {
             UPDATE abm_tokens SET sync_lease_holder = $2, sync_lease_until = now() + make_interval(secs => $3)
             WHERE id = $1::uuid AND (sync_lease_until IS NULL OR sync_lease_until < now() OR sync_lease_holder = $2)
             RETURNING 1
-            """, [.text(id), .text(instance), .int(Int(Self.lease.components.seconds))])).isEmpty
+            """, [.text(id), .text(instance), .int(Int(lease.components.seconds))])).isEmpty
     }
 
     private func finish(_ id: String, error: String?, termsNotSigned: Bool = false) async throws {
