@@ -56,6 +56,9 @@ routes.respond(RequestResponder(CreateABMToken.self, producer: runtime.producer,
 routes.respond(RequestResponder(UploadABMServerToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
     try await tokens.upload(request, correlationID: message.correlationID)
 })
+routes.respond(RequestResponder(RotateABMTokenKey.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+    try await tokens.rotate(request, correlationID: message.correlationID)
+})
 routes.respond(RequestResponder(CheckABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
     try await tokens.check(request, correlationID: message.correlationID)
 })

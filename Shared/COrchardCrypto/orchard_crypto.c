@@ -595,3 +595,9 @@ int orc_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, siz
     unsigned int n = 32;
     return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n) != NULL;
 }
+
+/* PBKDF2-HMAC-SHA256, for local passwords (the ADE sign-in page's accounts). */
+int orc_pbkdf2_sha256(const char *password, size_t password_len, const uint8_t *salt, size_t salt_len, int iterations,
+                      uint8_t *out, size_t out_len) {
+    return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations, EVP_sha256(), (int)out_len, out) == 1;
+}

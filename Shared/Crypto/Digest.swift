@@ -15,6 +15,14 @@ public enum Digest {
         return out
     }
 
+    /// PBKDF2-HMAC-SHA256 of a password (local accounts): 32 bytes.
+    public static func pbkdf2SHA256(password: String, salt: [UInt8], iterations: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let length = password.utf8.count
+        _ = password.withCString { orc_pbkdf2_sha256($0, length, salt, salt.count, Int32(iterations), &out, 32) }
+        return out
+    }
+
     /// Compares two byte strings in time that depends only on their lengths.
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

@@ -29,11 +29,16 @@ public struct ABMTokenHealth: Codable, Sendable, Equatable {
     public var lastError: String?
     /// ABM's terms changed and wait for an administrator (`T_C_NOT_SIGNED`): this token does nothing until then.
     public var termsNotSigned: Bool
+    /// A new key pair staged by a key rotation: upload this certificate to ABM, then the `.p7m` ABM makes for
+    /// it; the current key keeps working until that `.p7m` arrives, and is replaced then.
+    public var stagedCertificatePEM: String?
+    public var stagedCertificateSHA256: String?
 
     public init(id: String, name: String, certificateSHA256: String, certificatePEM: String, hasServerToken: Bool,
                 consumerKey: String?, accessTokenExpiry: Date?, daysLeft: Int?, state: String, serverTokenUploadedAt: Date?,
                 createdAt: Date, organization: String? = nil, serverName: String? = nil, lastCheckedAt: Date? = nil,
-                lastError: String? = nil, termsNotSigned: Bool = false) {
+                lastError: String? = nil, termsNotSigned: Bool = false, stagedCertificatePEM: String? = nil,
+                stagedCertificateSHA256: String? = nil) {
         self.id = id
         self.name = name
         self.certificateSHA256 = certificateSHA256
@@ -50,6 +55,8 @@ public struct ABMTokenHealth: Codable, Sendable, Equatable {
         self.lastCheckedAt = lastCheckedAt
         self.lastError = lastError
         self.termsNotSigned = termsNotSigned
+        self.stagedCertificatePEM = stagedCertificatePEM
+        self.stagedCertificateSHA256 = stagedCertificateSHA256
     }
 }
 
@@ -114,6 +121,25 @@ public struct ListABMTokens: RequestSchema, Equatable {
 public struct CheckABMToken: RequestSchema, Equatable {
     public static let topic = "orchard.abm-requests.v1"
     public static let type = "abm.token.check"
+    public static let version = 1
+
+    public var id: String
+    public var actor: String
+    public var key: String { id }
+
+    public init(id: String, actor: String) {
+        self.id = id
+        self.actor = actor
+    }
+
+    public typealias Reply = ABMTokenHealth
+}
+
+/// Stages a new key pair for a server token (key rotation): the current key stays until ABM's `.p7m` for the
+/// new certificate is uploaded, which replaces it. Staging again replaces a staged pair not yet used.
+public struct RotateABMTokenKey: RequestSchema, Equatable {
+    public static let topic = "orchard.abm-requests.v1"
+    public static let type = "abm.token.rotate-key"
     public static let version = 1
 
     public var id: String

@@ -193,3 +193,48 @@ final class ABMTokenCheckTests: XCTestCase {
         }
     }
 }
+
+/// Key rotation (ADE issue, item 1): the new pair is staged first; the current key and server token keep
+/// working until ABM's `.p7m` for the staged certificate is uploaded, which promotes it and drops the old key.
+final class ABMKeyRotationTests: XCTestCase {
+    func testTheNewKeyIsStagedAndReplacesTheOldOneOnlyWithItsServerToken() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let standIn = try ABMStandIn()
+        let consumerKey = "CK_rotate_\(UUID().uuidString.prefix(8))"
+        let id = try await uploadedToken(stack, standIn: standIn, consumerKey: consumerKey)
+        let before = try unwrap((try await stack.admin.expect(.GET, "/abm/tokens")["items"] as? [[String: Any]])?.first { $0["id"] as? String == id })
+        let oldCertificate = try Certificate.parsePEM(Array(try unwrap(before["certificatePEM"] as? String).utf8))[0]
+
+        let staged = try await stack.admin.expect(.POST, "/abm/tokens/\(id)/rotate-key")
+        let stagedCertificate = try Certificate.parsePEM(Array(try unwrap(staged["stagedCertificatePEM"] as? String).utf8))[0]
+        XCTAssertNotEqual(stagedCertificate.sha256Fingerprint, oldCertificate.sha256Fingerprint)
+        XCTAssertEqual(staged["certificateSHA256"] as? String, oldCertificate.sha256Fingerprint, "the current key stays until then")
+        // Meanwhile the token works as before (a check with ABM), and a renewal for the old key is still taken.
+        let checked = try await stack.admin.expect(.POST, "/abm/tokens/\(id)/check")
+        XCTAssertNil(checked["lastError"] as? String, "\(checked)")
+        let renewedOld = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: try serverTokenFile(
+            for: oldCertificate, consumerKey: consumerKey, expiry: Date().addingTimeInterval(86400 * 300)))
+        XCTAssertEqual(renewedOld.status, 200, renewedOld.text)
+        XCTAssertNotNil(try renewedOld.json()["stagedCertificatePEM"] as? String, "still staged")
+
+        // ABM's .p7m for the staged certificate promotes it.
+        let rotated = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: try serverTokenFile(
+            for: stagedCertificate, consumerKey: consumerKey, expiry: Date().addingTimeInterval(86400 * 365)))
+        XCTAssertEqual(rotated.status, 200, rotated.text)
+        let health = try rotated.json()
+        XCTAssertEqual(health["certificateSHA256"] as? String, stagedCertificate.sha256Fingerprint)
+        XCTAssertNil(health["stagedCertificatePEM"] as? String)
+        // The old key is gone: a .p7m for it is now another key's.
+        let stale = try await stack.admin.call(.PUT, "/abm/tokens/\(id)/server-token", body: try serverTokenFile(
+            for: oldCertificate, consumerKey: consumerKey, expiry: Date().addingTimeInterval(86400 * 365)))
+        XCTAssertEqual(stale.status, 422, stale.text)
+        let checkedAfter = try await stack.admin.expect(.POST, "/abm/tokens/\(id)/check")
+        XCTAssertNil(checkedAfter["lastError"] as? String, "\(checkedAfter)")
+        let logged = await eventually {
+            let items = (try? await stack.admin.expect(.GET, "/activity?limit=500"))?["items"] as? [[String: Any]] ?? []
+            let actions = Set(items.filter { ($0["detail"] as? String ?? "").contains(consumerKey) }.compactMap { $0["action"] as? String })
+            return actions.isSuperset(of: ["abm-token.key-staged", "abm-token.key-rotated"])
+        }
+        XCTAssertTrue(logged)
+    }
+}

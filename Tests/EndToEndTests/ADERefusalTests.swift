@@ -88,7 +88,17 @@ final class ADERefusalTests: XCTestCase {
             XCTAssertEqual(state[serials[0]]?["profileStatus"] as? String, "assigned")
         }
 
-        try await step("4. An administrator's explicit assignment ends a cooldown; an unknown serial is not sent") {
+        try await step("4. ABM throttles the whole call (429 + Retry-After), then answers: the assignment waits and is not lost") {
+            try await standIn.control("devices", ["consumer_key": consumerKey, "devices": [["serial_number": "AS\(tag)9", "model": "iPad"]]])
+            try await standIn.control("throttle", ["consumer_key": consumerKey, "count": 2, "retry_after": 1])
+            let synced = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/sync")
+            XCTAssertNil(synced["assignmentError"], "\(synced)")
+            XCTAssertEqual(synced["assigned"] as? Int, 1, "the new device got the default profile after the throttling")
+            let calls = try await standIn.requests(consumerKey)
+            XCTAssertGreaterThanOrEqual(calls.filter { $0["status"] as? Int == 429 }.count, 2)
+        }
+
+        try await step("5. An administrator's explicit assignment ends a cooldown; an unknown serial is not sent") {
             let profiles = try await stack.admin.expect(.GET, "/abm/profiles")
             let profile = try unwrap((profiles["items"] as? [[String: Any]])?.first { $0["tokenID"] as? String == tokenID })
             let reply = try await stack.admin.expect(.POST, "/abm/profiles/\(try unwrap(profile["id"] as? String))/assign",

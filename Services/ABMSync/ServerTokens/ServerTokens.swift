@@ -28,12 +28,7 @@ struct ServerTokens: Sendable {
             throw RequestRefused(code: "abm-token.name", message: "name must be 1 to 100 characters, without control characters")
         }
         let id = RandomUUID.lowercased()
-        // As NanoDEP: RSA-2048, self-signed; ABM only uses it to encrypt the server token to us.
-        let key = try PrivateKey.generateRSA(bits: 2048)
-        let now = Date()
-        let certificate = try Certificate.issue(subject: "/CN=Orchard ABM server token \(id)", key: key, issuer: nil,
-                                                usage: .clientIdentity, validity: now.addingTimeInterval(-300)...now.addingTimeInterval(86400 * 3650))
-        let pem = String(decoding: try certificate.pemRepresentation(), as: UTF8.self)
+        let (key, certificate, pem) = try Self.newKeyPair(id)
         let sealedKey = try box.seal(try key.pemRepresentation(), context: Self.keyContext(id))
         do {
             try await database.transaction { c in
@@ -55,18 +50,36 @@ struct ServerTokens: Sendable {
     func upload(_ r: UploadABMServerToken, correlationID: String?) async throws -> ABMTokenHealth {
         let id = try Self.canonicalID(r.id)
         guard let row = try await database.query(
-            "SELECT name, sealed_private_key, certificate_pem, consumer_key FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first,
+            """
+            SELECT name, sealed_private_key, certificate_pem, consumer_key, staged_private_key, staged_certificate_pem,
+                   staged_certificate_sha256 FROM abm_tokens WHERE id = $1::uuid
+            """, [.text(id)]).first,
               let sealedKey = row.bytes("sealed_private_key"), let pem = row.string("certificate_pem") else {
             throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
         }
         let key = try PrivateKey(pem: try box.open(sealedKey, context: Self.keyContext(id)))
         let certificate = try Certificate.parsePEM(Array(pem.utf8))[0]
+        // A key rotation in progress: the staged pair opens the .p7m ABM made for its certificate.
+        let staged = try row.bytes("staged_private_key").map { sealed in
+            (key: try PrivateKey(pem: try box.open(sealed, context: Self.stagedKeyContext(id))),
+             certificate: try Certificate.parsePEM(Array((row.string("staged_certificate_pem") ?? "").utf8))[0],
+             sealed: sealed, pem: row.string("staged_certificate_pem") ?? "", sha256: row.string("staged_certificate_sha256") ?? "")
+        }
+        var rotated = false
         let credentials: ServerTokenFile.Credentials
         do {
             let envelope = try ServerTokenFile.envelope(from: Array(r.p7m))
             let content: [UInt8]
             do { content = try CMS.decrypt(envelope, certificate: certificate, key: key) } catch CMS.DecryptionFailure.notCMS {
                 throw ServerTokenFile.Malformed(reason: "not a CMS EnvelopedData message")
+            } catch CMS.DecryptionFailure.notForThisKey where staged != nil {
+                do { content = try CMS.decrypt(envelope, certificate: staged!.certificate, key: staged!.key) } catch CMS.DecryptionFailure.notForThisKey {
+                    throw RequestRefused(code: "abm-token.other-key", message: """
+                        this server token was encrypted neither to server token \(id)'s certificate nor to its staged one \
+                        (SHA-256 \(staged!.sha256.prefix(16))…): download the server token again after uploading the staged certificate
+                        """, httpStatus: 422)
+                }
+                rotated = true
             } catch CMS.DecryptionFailure.notForThisKey {
                 throw RequestRefused(code: "abm-token.other-key", message: """
                     this server token was encrypted to another certificate than server token \(id)'s \
@@ -80,11 +93,23 @@ struct ServerTokens: Sendable {
         }
         let sealed = try box.seal(Array(try JSONEncoder().encode(credentials)), context: Self.credentialsContext(id))
         let renewed = row.string("consumer_key") != nil
+        // The staged key becomes the key (sealed again for its new place); the old one goes only now.
+        let promoted = rotated ? try staged.map { try box.seal(try $0.key.pemRepresentation(), context: Self.keyContext(id)) } : nil
         try await database.transaction { c in
             try c.query("""
                 UPDATE abm_tokens SET sealed_server_token = $2, consumer_key = $3, access_token_expiry = $4,
                        server_token_uploaded_at = now(), expiry_warned_days = NULL WHERE id = $1::uuid
                 """, [.text(id), .bytes(sealed), .text(credentials.consumerKey), .timestamp(credentials.accessTokenExpiry)])
+            if let staged, let promoted {
+                try c.query("""
+                    UPDATE abm_tokens SET sealed_private_key = $2, certificate_pem = $3, certificate_sha256 = $4,
+                           staged_private_key = NULL, staged_certificate_pem = NULL, staged_certificate_sha256 = NULL, key_staged_at = NULL
+                    WHERE id = $1::uuid
+                    """, [.text(id), .bytes(promoted), .text(staged.pem), .text(staged.sha256)])
+                try Outbox.append(activity(r.actor, "abm-token.key-rotated", detail: """
+                    \(row.string("name") ?? id): the staged key (certificate SHA-256 \(staged.sha256.prefix(16))…) replaced the old one
+                    """), correlationID: correlationID, on: c)
+            }
             try Outbox.append(activity(r.actor, renewed ? "abm-token.renewed" : "abm-token.uploaded",
                                        detail: "\(row.string("name") ?? id): expires \(ISO8601.string(from: credentials.accessTokenExpiry))"),
                               correlationID: correlationID, on: c)
@@ -92,6 +117,37 @@ struct ServerTokens: Sendable {
         outbox.notify()
         try await warnIfExpiring(id: id)
         return try await health(id: id)
+    }
+
+    /// Stages a new key pair (key rotation): its certificate goes to ABM; the `.p7m` ABM then makes for it
+    /// promotes it (`upload`). Until then the current key and server token keep working.
+    func rotate(_ r: RotateABMTokenKey, correlationID: String?) async throws -> ABMTokenHealth {
+        let id = try Self.canonicalID(r.id)
+        let (key, certificate, pem) = try Self.newKeyPair(id)
+        let sealed = try box.seal(try key.pemRepresentation(), context: Self.stagedKeyContext(id))
+        try await database.transaction { c in
+            guard let name = try c.query("""
+                UPDATE abm_tokens SET staged_private_key = $2, staged_certificate_pem = $3, staged_certificate_sha256 = $4,
+                       key_staged_at = now() WHERE id = $1::uuid RETURNING name
+                """, [.text(id), .bytes(sealed), .text(pem), .text(certificate.sha256Fingerprint)]).first?.string("name") else {
+                throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
+            }
+            try Outbox.append(activity(r.actor, "abm-token.key-staged", detail: """
+                \(name): new certificate SHA-256 \(certificate.sha256Fingerprint.prefix(16))… to upload to ABM; the current key stays \
+                until ABM's server token for it is uploaded
+                """), correlationID: correlationID, on: c)
+        }
+        outbox.notify()
+        return try await health(id: id)
+    }
+
+    /// As NanoDEP: RSA-2048, self-signed; ABM only uses the certificate to encrypt the server token to us.
+    static func newKeyPair(_ id: String) throws -> (PrivateKey, Certificate, String) {
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        let now = Date()
+        let certificate = try Certificate.issue(subject: "/CN=Orchard ABM server token \(id)", key: key, issuer: nil,
+                                                usage: .clientIdentity, validity: now.addingTimeInterval(-300)...now.addingTimeInterval(86400 * 3650))
+        return (key, certificate, String(decoding: try certificate.pemRepresentation(), as: UTF8.self))
     }
 
     /// Warns once per threshold (30, 7 and 1 days before the access token expires) with an activity entry,
@@ -182,7 +238,7 @@ struct ServerTokens: Sendable {
     private static let healthColumns = """
         SELECT id::text AS id, name, certificate_pem, certificate_sha256, sealed_server_token IS NOT NULL AS has_token,
                consumer_key, access_token_expiry, server_token_uploaded_at, created_at, org_name, server_name, last_checked_at,
-               last_error, terms_not_signed FROM abm_tokens
+               last_error, terms_not_signed, staged_certificate_pem, staged_certificate_sha256 FROM abm_tokens
         """
 
     private static func health(_ row: Row) -> ABMTokenHealth {
@@ -203,7 +259,9 @@ struct ServerTokens: Sendable {
                               serverTokenUploadedAt: row.date("server_token_uploaded_at"), createdAt: row.date("created_at") ?? Date(),
                               organization: row.string("org_name"), serverName: row.string("server_name"),
                               lastCheckedAt: row.date("last_checked_at"), lastError: row.string("last_error"),
-                              termsNotSigned: row.bool("terms_not_signed") ?? false)
+                              termsNotSigned: row.bool("terms_not_signed") ?? false,
+                              stagedCertificatePEM: row.string("staged_certificate_pem"),
+                              stagedCertificateSHA256: row.string("staged_certificate_sha256"))
     }
 
     /// An activity entry of abm-sync's (none concerns one device: the ABM mirror's changes are events).
@@ -228,5 +286,6 @@ struct ServerTokens: Sendable {
     }
 
     static func keyContext(_ id: String) -> String { "abm_sync.abm_tokens/\(id)/key" }
+    static func stagedKeyContext(_ id: String) -> String { "abm_sync.abm_tokens/\(id)/staged-key" }
     static func credentialsContext(_ id: String) -> String { "abm_sync.abm_tokens/\(id)/server-token" }
 }

@@ -42,5 +42,9 @@ enum ABMSyncMigrations {
                 ADD COLUMN assign_state text NOT NULL DEFAULT 'unassigned', ADD COLUMN assign_outcome text,
                 ADD COLUMN assign_retry_at timestamptz, ADD COLUMN assign_attempted_at timestamptz;
             """),
+        Migration(6, "server token key rotation", """
+            ALTER TABLE abm_tokens ADD COLUMN staged_private_key bytea, ADD COLUMN staged_certificate_pem text,
+                ADD COLUMN staged_certificate_sha256 text, ADD COLUMN key_staged_at timestamptz;
+            """),
     ]
 }

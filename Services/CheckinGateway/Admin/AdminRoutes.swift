@@ -157,6 +157,10 @@ struct AdminRoutes: Sendable {
                                                            fullFetch: full),
                                               timeout: max(requestTimeout, .seconds(30)), correlationID: context.correlationID)
         }
+        admin.post("abm/tokens/:id/rotate-key") { _, context -> ABMTokenHealth in
+            try await requests.request(RotateABMTokenKey(id: try context.parameters.require("id"), actor: context.adminKey!.actor),
+                                       timeout: requestTimeout, correlationID: context.correlationID)
+        }
         admin.get("abm/tokens") { _, context -> ListABMTokens.Reply in
             try await requests.request(ListABMTokens(), timeout: requestTimeout, correlationID: context.correlationID)
         }

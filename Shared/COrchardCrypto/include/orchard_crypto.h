@@ -85,5 +85,7 @@ int orc_aead_open(const uint8_t key[32], const uint8_t *aad, size_t aad_len, con
                   size_t len, uint8_t **out, size_t *out_len);
 
 int orc_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t out[32]);
+int orc_pbkdf2_sha256(const char *password, size_t password_len, const uint8_t *salt, size_t salt_len, int iterations,
+                      uint8_t *out, size_t out_len);
 
 #endif
