@@ -60,7 +60,9 @@ router.get("enroll/:token") { _, context -> Response in
 }
 WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery, settings: watchEnrollment,
                       configuration: configuration, requestTimeout: timeout, machineInfo: machineInfo).add(to: router)
-ADEEnrollmentRoutes(database: database, delivery: delivery, machineInfo: machineInfo).add(to: router)
+let adeEnrollment = ADEEnrollmentRoutes(database: database, delivery: delivery, machineInfo: machineInfo)
+adeEnrollment.add(to: router)
+ADESignInRoutes(database: database, enrollment: adeEnrollment).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
             requestTimeout: timeout, watchEnrollment: watchEnrollment,

@@ -21,9 +21,38 @@ struct ADEEnrollmentRoutes: Sendable {
     }
 
     func enroll(_ request: Request, correlationID: String) async throws -> Response {
-        guard !machineInfo.roots.isEmpty else { throw refuse(.serviceUnavailable, "ADE enrollment needs ORCHARD_APPLE_DEVICE_ROOTS") }
+        switch try await admit(try await signedMachineInfo(request, correlationID: correlationID), correlationID: correlationID) {
+        case .refused(let answer): return answer
+        case .admitted(let admitted): return try await serve(admitted, actor: "device:\(admitted.info.udid)", correlationID: correlationID)
+        }
+    }
+
+    /// A device that may have its profile: who it is, the ADE profile assigned to it, and a note for the log.
+    struct Admitted: Sendable {
         let info: MachineInfo
-        do { info = try machineInfo.verify(try await MachineInfoAuthenticator.signedBytes(request)) } catch let rejection as MachineInfoAuthenticator.Rejection {
+        let profile: ADEStore.Profile
+        let note: String
+    }
+
+    enum Admission: Sendable {
+        case admitted(Admitted)
+        /// The answer the device gets instead (403 with a JSON reason, or `com.apple.softwareupdate.required`).
+        case refused(Response)
+    }
+
+    /// The signed MachineInfo of the request (POST body or `x-apple-aspen-deviceinfo`); 400/403 when missing or untrusted.
+    func signedMachineInfo(_ request: Request, correlationID: String) async throws -> [UInt8] {
+        guard !machineInfo.roots.isEmpty else { throw refuse(.serviceUnavailable, "ADE enrollment needs ORCHARD_APPLE_DEVICE_ROOTS") }
+        do { return try await MachineInfoAuthenticator.signedBytes(request) } catch let rejection as MachineInfoAuthenticator.Rejection {
+            try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: correlationID)
+            throw refuse(rejection.status, "\(rejection)")
+        }
+    }
+
+    /// Verifies the signed MachineInfo and decides whether the device may have its profile.
+    func admit(_ signed: [UInt8], correlationID: String) async throws -> Admission {
+        let info: MachineInfo
+        do { info = try machineInfo.verify(signed) } catch let rejection as MachineInfoAuthenticator.Rejection {
             try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: correlationID)
             throw refuse(rejection.status, "\(rejection)")
         }
@@ -31,36 +60,42 @@ struct ADEEnrollmentRoutes: Sendable {
             throw refuse(.badRequest, "malformed MachineInfo: SERIAL")
         }
         guard let assignment = try await ADEStore.assignment(database, serial: info.serial), !assignment.released else {
-            return try await refusal(info, "orchard.ade.device-unknown",
-                                     "serial \(info.serial) is not assigned to this MDM server in Apple Business Manager", correlationID)
+            return .refused(try await refusal(info, "orchard.ade.device-unknown",
+                                              "serial \(info.serial) is not assigned to this MDM server in Apple Business Manager", correlationID))
         }
         guard let profile = assignment.profile, ["assigned", "pushed"].contains(assignment.profileStatus ?? "") else {
-            return try await refusal(info, "orchard.ade.profile-not-assigned", """
+            return .refused(try await refusal(info, "orchard.ade.profile-not-assigned", """
                 serial \(info.serial) has no Orchard enrollment profile assigned in Apple Business Manager \
                 (profile status \(assignment.profileStatus ?? "empty"))
-                """, correlationID)
+                """, correlationID))
         }
         let platform = Self.platform(product: info.product)
-        var belowMinimum: String?
+        var note = ""
         if let minimum = profile.minimumOS[platform == .macOS ? "macOS" : "iOS"], !info.osVersion.isEmpty,
            Self.compare(info.osVersion, minimum) == .orderedAscending {
             if info.canRequestSoftwareUpdate {
                 try await record(info, "ade.enrollment.update-required", outcome: .refused,
                                  detail: "\(info.serial) runs \(info.osVersion); profile \(profile.name) requires \(minimum)",
                                  correlationID: correlationID)
-                return bytesResponse(ErrorDocument.softwareUpdateRequired(osVersion: minimum).json, contentType: "application/json",
-                                     status: .forbidden)
+                return .refused(bytesResponse(ErrorDocument.softwareUpdateRequired(osVersion: minimum).json, contentType: "application/json",
+                                              status: .forbidden))
             }
             // It cannot be asked to update during Setup Assistant: it enrolls, and the log says so.
-            belowMinimum = " (below the minimum \(minimum); the device cannot be asked to update during setup)"
+            note = " (below the minimum \(minimum); the device cannot be asked to update during setup)"
         }
-        let serial = info.serial, udid = info.udid, note = belowMinimum ?? ""
+        return .admitted(Admitted(info: info, profile: profile, note: note))
+    }
+
+    /// The signed profile for an admitted device, its identity bound to the UDID, the device `profile pushed`.
+    func serve(_ admitted: Admitted, actor: String, correlationID: String) async throws -> Response {
+        let info = admitted.info, profile = admitted.profile, note = admitted.note
+        let serial = info.serial, udid = info.udid
         return try await delivery.deliver(
-            to: .init(subject: udid, platform: platform, deviceID: udid, extraAnchors: profile.anchors,
+            to: .init(subject: udid, platform: Self.platform(product: info.product), deviceID: udid, extraAnchors: profile.anchors,
                       removalDisallowed: !profile.isMdmRemovable),
             correlationID: correlationID,
             record: { c in try ADEStore.profileServed(c, udid: udid, serial: serial, profileUUID: profile.profileUUID) }) { _ in
-            ActivityRecorded(actor: "device:\(udid)", action: "ade.enrollment-profile.served", deviceID: udid, relatedDeviceIDs: [],
+            ActivityRecorded(actor: actor, action: "ade.enrollment-profile.served", deviceID: udid, relatedDeviceIDs: [],
                              outcome: .succeeded,
                              detail: "serial \(serial), \(info.product) \(info.osVersion), profile \(profile.name)\(note)",
                              service: ActivityLog.service)
@@ -89,7 +124,7 @@ struct ADEEnrollmentRoutes: Sendable {
                              status: .forbidden)
     }
 
-    private func record(_ info: MachineInfo?, _ action: String, outcome: ActivityRecorded.Outcome, detail: String,
+    func record(_ info: MachineInfo?, _ action: String, outcome: ActivityRecorded.Outcome, detail: String,
                         correlationID: String) async throws {
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(info?.udid ?? "unknown")", action, device: info?.udid, outcome: outcome, detail: detail)

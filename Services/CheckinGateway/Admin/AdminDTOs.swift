@@ -201,6 +201,19 @@ struct ADEProfileInput: Decodable {
     let profile: JSONObject
     let minimumOS: [String: String]?
     let `default`: Bool?
+    /// The device shows Orchard's sign-in page (`configuration_web_url` = /mdm/ade/sign-in) before its profile.
+    let signIn: Bool?
+}
+
+struct ADEAccountInput: Decodable {
+    let password: String
+    let disabled: Bool?
+}
+
+struct ADEAccountView: ResponseEncodable {
+    let username: String
+    let disabled: Bool
+    let locked: Bool
 }
 
 struct SerialsInput: Decodable { let serials: [String] }

@@ -22,6 +22,8 @@ struct AdminRoutes: Sendable {
     let watchEnrollment: WatchEnrollmentSettings
     /// Orchard's ADE enrollment endpoint, the `url` of ADE profiles that give none.
     let adeEnrollmentURL: String
+    /// Orchard's ADE sign-in page, the `configuration_web_url` of profiles defined with `signIn`.
+    var adeSignInURL: String { adeEnrollmentURL.replacingOccurrences(of: "/mdm/ade/enroll", with: "/mdm/ade/sign-in") }
 
     func add(to router: Router<GatewayContext>) {
         let admin = router.group("admin/v1").add(middleware: AdminAuthentication(database: database))
@@ -174,8 +176,14 @@ struct AdminRoutes: Sendable {
         // ADE profiles and the device mirror (abm-sync defines and assigns them with ABM).
         admin.post("abm/tokens/:id/profiles") { request, context -> ADEProfileView in
             let input = try await request.decode(as: ADEProfileInput.self, context: context)
+            var profile = input.profile.bytes
+            if input.signIn == true, var object = (try? JSONSerialization.jsonObject(with: Data(profile))) as? [String: Any] {
+                if object["configuration_web_url"] == nil { object["configuration_web_url"] = adeSignInURL }
+                if object["url"] == nil { object["url"] = adeEnrollmentURL }
+                profile = Array(try JSONSerialization.data(withJSONObject: object))
+            }
             return try await requests.request(
-                DefineADEProfile(tokenID: try context.parameters.require("id"), profile: Data(input.profile.bytes),
+                DefineADEProfile(tokenID: try context.parameters.require("id"), profile: Data(profile),
                                  minimumOS: input.minimumOS ?? [:], makeDefault: input.default ?? false,
                                  enrollmentURL: adeEnrollmentURL, actor: context.adminKey!.actor),
                 timeout: max(requestTimeout, .seconds(30)), correlationID: context.correlationID)
@@ -213,6 +221,42 @@ struct AdminRoutes: Sendable {
             let q = request.uri.queryParameters
             let rows = try await ADEStore.list(database, after: q["after"].map(String.init) ?? "", limit: try pageLimit(q["limit"]))
             return Page(items: rows.map(ADEDeviceView.init))
+        }
+        admin.put("ade/accounts/:username") { request, context -> ADEAccountView in
+            let username = try context.parameters.require("username").trimmingCharacters(in: .whitespaces).lowercased()
+            guard (1...200).contains(username.count), !username.containsControlCharacters else {
+                throw refuse(.badRequest, "username must be 1-200 characters")
+            }
+            let input = try await request.decode(as: ADEAccountInput.self, context: context)
+            guard (12...1024).contains(input.password.count) else { throw refuse(.badRequest, "password must be 12 to 1024 characters") }
+            let hashed = try ADESignInRoutes.hash(input.password)
+            try await database.transaction { c in
+                try c.query("""
+                    INSERT INTO ade_accounts (username, salt, password_hash, iterations, disabled) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (username) DO UPDATE SET salt = EXCLUDED.salt, password_hash = EXCLUDED.password_hash,
+                        iterations = EXCLUDED.iterations, disabled = EXCLUDED.disabled, failures = 0, locked_until = NULL, updated_at = now()
+                    """, [.text(username), .bytes(hashed.salt), .bytes(hashed.hash), .int(ADESignInRoutes.iterations),
+                          .bool(input.disabled ?? false)])
+                try audit(c, context, "ade.account.saved", device: nil, detail: "\(username)\(input.disabled == true ? " (disabled)" : "")")
+            }
+            outbox.notify()
+            return ADEAccountView(username: username, disabled: input.disabled ?? false, locked: false)
+        }
+        admin.get("ade/accounts") { _, _ -> Page<ADEAccountView> in
+            Page(items: try await database.query("""
+                SELECT username, disabled, coalesce(locked_until > now(), false) AS locked FROM ade_accounts ORDER BY username
+                """).map { ADEAccountView(username: $0.string("username") ?? "", disabled: $0.bool("disabled") ?? false, locked: $0.bool("locked") ?? false) })
+        }
+        admin.delete("ade/accounts/:username") { _, context -> Response in
+            let username = try context.parameters.require("username").lowercased()
+            let deleted = try await database.transaction { c -> Bool in
+                let hit = !(try c.query("DELETE FROM ade_accounts WHERE username = $1 RETURNING 1", [.text(username)])).isEmpty
+                if hit { try audit(c, context, "ade.account.deleted", device: nil, detail: username) }
+                return hit
+            }
+            guard deleted else { throw refuse(.notFound, "no account \(username.prefix(200))") }
+            outbox.notify()
+            return emptyResponse(.noContent)
         }
         admin.put("ade/profiles/:id/setup") { request, context -> ADESetupView in
             let profileID = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()

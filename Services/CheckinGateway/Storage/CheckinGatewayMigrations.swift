@@ -140,5 +140,12 @@ enum CheckinGatewayMigrations {
                 udid text NOT NULL, command_uuid text NOT NULL, request_type text NOT NULL, status text,
                 PRIMARY KEY (udid, command_uuid));
             """),
+        // Local accounts for the ADE sign-in page (configuration_web_url): PBKDF2-SHA256, a lockout after failures.
+        Migration(11, "ADE sign-in accounts", """
+            CREATE TABLE ade_accounts (
+                username text PRIMARY KEY, salt bytea NOT NULL, password_hash bytea NOT NULL, iterations integer NOT NULL,
+                disabled boolean NOT NULL DEFAULT false, failures integer NOT NULL DEFAULT 0, locked_until timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+            """),
     ]
 }
