@@ -47,6 +47,8 @@ if [ "$MODE" = ade ]; then
     "$ADMIN/abm/tokens/$ABM_TOKEN_ID/profiles" -d '{"profile": {"profile_name": "Bench", "is_supervised": true}, "default": true}'
   until [ "$(psql "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM checkin_gateway.ade_devices d JOIN checkin_gateway.ade_profiles p USING (profile_uuid) WHERE serial_number LIKE '$PREFIX%'")" -ge "$N" ]; do sleep 0.5; done
   set -- "$@" --prefix "$PREFIX"
+  # ORCHARD_BENCH_STOP_ABM_SYNC=1: abm-sync is stopped before the measurement (the gateway enrolls from its own copy).
+  if [ "${ORCHARD_BENCH_STOP_ABM_SYNC:-0}" = 1 ]; then kill "$(service_pid abm-sync)"; echo "abm-sync stopped"; fi
 fi
 before=$(cpu_ticks)
 # The benchmark reads these processes' CPU itself at the start and end of its timed phase.

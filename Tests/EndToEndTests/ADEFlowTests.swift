@@ -125,7 +125,17 @@ final class ADEFlowTests: XCTestCase {
             XCTAssertTrue(released, "both devices are released")
         }
 
-        try await step("7. The activity log shows every step, from the token to the release") {
+        try await step("7. The Mac's identity cannot speak for the iPhone (identities are bound to the UDID their MachineInfo proved)") {
+            let (macDevice, phoneDevice) = (enrolled[0], enrolled[1])
+            let impostor = try SimulatedDevice(udid: phoneDevice.udid, serial: phoneDevice.serial, identity: macDevice.identity,
+                                               topic: phoneDevice.topic, checkInURL: phoneDevice.checkInURL, serverURL: phoneDevice.serverURL)
+            let stolen = try await impostor.authenticate()
+            XCTAssertEqual(stolen.status, 403, stolen.text)
+            let stillThere = try await phoneDevice.idle()
+            XCTAssertNil(stillThere, "the iPhone keeps working")
+        }
+
+        try await step("8. The activity log shows every step, from the token to the release") {
             let expected = ["abm-token.uploaded", "abm-sync.finished", "ade-profile.defined", "ade-profile.assigned",
                             "ade.enrollment-profile.served", "ade.enrolled", "ade.setting-up", "ade.setup-item.done",
                             "ade.release.requested", "ade.released"]
