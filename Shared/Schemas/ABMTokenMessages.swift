@@ -33,6 +33,13 @@ public struct ABMTokenHealth: Codable, Sendable, Equatable {
     /// it; the current key keeps working until that `.p7m` arrives, and is replaced then.
     public var stagedCertificatePEM: String?
     public var stagedCertificateSHA256: String?
+    /// The last device sync that finished, and why the last one failed (cleared by one that works).
+    public var lastSyncAt: Date?
+    public var lastSyncError: String?
+    /// The ADE profile new devices of this token get.
+    public var defaultProfileID: String?
+    /// Devices in the mirror now.
+    public var devices: Int?
 
     public init(id: String, name: String, certificateSHA256: String, certificatePEM: String, hasServerToken: Bool,
                 consumerKey: String?, accessTokenExpiry: Date?, daysLeft: Int?, state: String, serverTokenUploadedAt: Date?,

@@ -32,6 +32,10 @@ final class ADEFlowTests: XCTestCase {
                 ["serial_number": phone.serial, "model": "iPhone 16", "os": "iOS", "device_family": "iPhone"]]])
             let synced = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/sync")
             XCTAssertEqual(synced["added"] as? Int, 2)
+            let health = try unwrap((try await stack.admin.expect(.GET, "/abm/tokens")["items"] as? [[String: Any]])?.first { $0["id"] as? String == tokenID })
+            XCTAssertNotNil(health["lastSyncAt"] as? String, "the token's health shows its last sync")
+            XCTAssertNil(health["lastSyncError"] as? String)
+            XCTAssertEqual(health["devices"] as? Int, 2)
         }
 
         try await step("3. An ADE profile is defined with ABM (validated first) and made the token's default: both devices get it") {
@@ -45,6 +49,8 @@ final class ADEFlowTests: XCTestCase {
             profileID = try unwrap(defined["id"] as? String)
             profileUUID = try unwrap(defined["profileUUID"] as? String)
             XCTAssertEqual(defined["isDefault"] as? Bool, true)
+            let health = try unwrap((try await stack.admin.expect(.GET, "/abm/tokens")["items"] as? [[String: Any]])?.first { $0["id"] as? String == tokenID })
+            XCTAssertEqual(health["defaultProfileID"] as? String, profileID)
             let atABM = try await standInJSON(standIn, "profiles?consumer_key=\(consumerKey)")
             let sent = try unwrap((atABM as? [String: Any])?[profileUUID] as? [String: Any])
             XCTAssertEqual(sent["url"] as? String, enrollURL, "Orchard fills url with its ADE endpoint")

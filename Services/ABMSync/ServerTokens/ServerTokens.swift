@@ -238,7 +238,10 @@ struct ServerTokens: Sendable {
     private static let healthColumns = """
         SELECT id::text AS id, name, certificate_pem, certificate_sha256, sealed_server_token IS NOT NULL AS has_token,
                consumer_key, access_token_expiry, server_token_uploaded_at, created_at, org_name, server_name, last_checked_at,
-               last_error, terms_not_signed, staged_certificate_pem, staged_certificate_sha256 FROM abm_tokens
+               last_error, terms_not_signed, staged_certificate_pem, staged_certificate_sha256, last_sync_at, last_sync_error,
+               default_profile_id::text AS default_profile_id,
+               (SELECT count(*)::int FROM abm_devices d WHERE d.token_id = abm_tokens.id AND d.deleted_at IS NULL) AS devices
+        FROM abm_tokens
         """
 
     private static func health(_ row: Row) -> ABMTokenHealth {
@@ -252,7 +255,7 @@ struct ServerTokens: Sendable {
         case let days? where days <= expiringWithinDays: state = "expiring"
         default: state = "ok"
         }
-        return ABMTokenHealth(id: row.string("id") ?? "", name: row.string("name") ?? "",
+        var health = ABMTokenHealth(id: row.string("id") ?? "", name: row.string("name") ?? "",
                               certificateSHA256: row.string("certificate_sha256") ?? "", certificatePEM: row.string("certificate_pem") ?? "",
                               hasServerToken: row.bool("has_token") ?? false, consumerKey: row.string("consumer_key"),
                               accessTokenExpiry: expiry, daysLeft: daysLeft, state: state,
@@ -262,6 +265,11 @@ struct ServerTokens: Sendable {
                               termsNotSigned: row.bool("terms_not_signed") ?? false,
                               stagedCertificatePEM: row.string("staged_certificate_pem"),
                               stagedCertificateSHA256: row.string("staged_certificate_sha256"))
+        health.lastSyncAt = row.date("last_sync_at")
+        health.lastSyncError = row.string("last_sync_error")
+        health.defaultProfileID = row.string("default_profile_id")
+        health.devices = row.int("devices")
+        return health
     }
 
     /// An activity entry of abm-sync's (none concerns one device: the ABM mirror's changes are events).
