@@ -47,3 +47,5 @@ routes.respond(RequestResponder(DescribeSigningIdentities.self, producer: runtim
 let requests = runtime.consumer(topics: [BuildEnrollmentProfile.topic], handler: routes.handler)
 
 await runtime.run(router: runtime.makeRouter(), services: [requests])
+// No key generation may be running when the process exits (OpenSSL's exit-time cleanup would race it).
+await builder.keys.stop()

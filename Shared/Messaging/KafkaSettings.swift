@@ -26,10 +26,6 @@ public struct KafkaSettings: Sendable {
             "client.id": clientID,
             "socket.nagle.disable": "true",
             "log.connection.close": "false",
-            // Every topic is created ahead (Topics.all: the local broker, docker-compose's topic step). A producer
-            // asks the broker to create a topic it does not know by default: after a local broker restart that
-            // raced the broker's own creation and made topics with the wrong partition count.
-            "allow.auto.create.topics": "false",
         ]
         c.merge(extra) { $1 }
         return c

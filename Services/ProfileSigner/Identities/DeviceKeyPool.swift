@@ -12,6 +12,7 @@ actor DeviceKeyPool {
     private let target: Int
     private var ready: [PrivateKey] = []
     private var refilling = false
+    private var stopped = false
     private let queue = DispatchQueue(label: "orchard.device-key-pool", qos: .utility)
 
     init(type: KeyType, target: Int) {
@@ -28,7 +29,7 @@ actor DeviceKeyPool {
     }
 
     func startRefill() {
-        guard !refilling, ready.count < target else { return }
+        guard !refilling, !stopped, ready.count < target else { return }
         refilling = true
         Task {
             while await self.needsMore() {
@@ -38,7 +39,16 @@ actor DeviceKeyPool {
         }
     }
 
-    private func needsMore() -> Bool { ready.count < target }
+    private func needsMore() -> Bool { !stopped && ready.count < target }
+
+    /// Stops refilling and returns once the key being made (if any) is done. Called before the process exits:
+    /// exiting while OpenSSL generates a key on the pool's thread races OpenSSL's exit-time cleanup, which frees
+    /// the locks that generation is using (a segfault or an abort on SIGTERM: 16 of 30 runs of
+    /// Deploy/fault-signer-sigterm.sh before this).
+    func stop() async {
+        stopped = true
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in queue.async { done.resume() } }
+    }
     private func add(_ key: PrivateKey) { ready.append(key) }
     private func doneRefilling() { refilling = false }
 
