@@ -46,7 +46,7 @@ enum ProfileValidation {
 
     static func check(_ data: Data, enrollmentURL: String) throws -> Checked {
         guard data.count <= 256 * 1024 else { throw invalid("the profile must be under 256 kB of JSON") }
-        guard case .object(let object)? = try? JSONDecoder().decode(JSON.self, from: data) else {
+        guard case .object(let object)? = try? JSONDecoder().decode(AnyJSON.self, from: data) else {
             throw invalid("the profile must be a JSON object")
         }
         var profile: [String: Any] = [:]
@@ -106,7 +106,7 @@ enum ProfileValidation {
     }
 
     /// The value as Foundation gives it to JSONSerialization (Bool, String, [String]), or a 400.
-    private static func checkValue(_ value: JSON, of kind: Kind, key: String) throws -> Any {
+    private static func checkValue(_ value: AnyJSON, of kind: Kind, key: String) throws -> Any {
         switch (kind, value) {
         case (.bool, .bool(let flag)):
             return flag
@@ -139,20 +139,6 @@ enum ProfileValidation {
         case (.url, _): throw invalid("\(key) must be an absolute https URL")
         case (.strings(let max), _): throw invalid("\(key) must be a list of at most \(max) non-empty strings")
         case (.certificates, _): throw invalid("\(key) must be a list of at most 20 base64 DER certificates")
-        }
-    }
-
-    /// JSON as decoded, booleans kept apart from numbers (JSONSerialization gives NSNumber for both).
-    indirect enum JSON: Decodable {
-        case null, bool(Bool), number(Double), string(String), array([JSON]), object([String: JSON])
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-            else if let n = try? c.decode(Double.self) { self = .number(n) }
-            else if let s = try? c.decode(String.self) { self = .string(s) }
-            else if let a = try? c.decode([JSON].self) { self = .array(a) }
-            else { self = .object(try c.decode([String: JSON].self)) }
         }
     }
 

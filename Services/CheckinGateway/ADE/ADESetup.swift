@@ -59,7 +59,7 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
                 state(c, e.id, "released", serial: ade.serial, detail: "DeviceConfigured acknowledged: Setup Assistant goes on",
                       journal: &journal)
             } else {
-                let reason = "DeviceConfigured answered \(result.status.rawValue)\(Self.describe(result))"
+                let reason = "DeviceConfigured answered \(result.status.rawValue)\(result.errorSummary)"
                 try ADEStore.setState(c, udid: e.id, "failed", reason: reason)
                 state(c, e.id, "failed", serial: ade.serial, detail: reason, outcome: .failed, journal: &journal)
             }
@@ -67,7 +67,7 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
         }
         guard let open = try ADEStore.setupCommandFinished(c, udid: e.id, uuid: uuid, status: result.status.rawValue) else { return [] }
         journal.activity(actor: actor, "ade.setup-item.done", device: e.id, outcome: result.status == .acknowledged ? .succeeded : .failed,
-                         detail: "\(requestType) \(uuid): \(result.status.rawValue)\(Self.describe(result)); \(open) open")
+                         detail: "\(requestType) \(uuid): \(result.status.rawValue)\(result.errorSummary); \(open) open")
         guard open == 0, ade.releaseCommand == nil else { return [] }
         try release(c, e.id, serial: ade.serial, awaiting: ade.awaitConfigured, why: "every setup item finished", journal: &journal)
         return []
@@ -108,12 +108,6 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
     }
 
     private var seconds: TimeInterval { TimeInterval(deadline.components.seconds) }
-
-    private static func describe(_ result: CommandResult) -> String {
-        result.errorChain.first.map { e in
-            " (\(e["ErrorDomain"]?.string ?? "") \(e["ErrorCode"]?.integer.map(String.init) ?? ""): \(e["USEnglishDescription"]?.string ?? e["LocalizedDescription"]?.string ?? ""))"
-        } ?? ""
-    }
 }
 
 /// Something that reacts when a device's first TokenUpdate enrolls it, in that transaction.

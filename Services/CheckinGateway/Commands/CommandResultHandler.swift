@@ -44,9 +44,7 @@ struct CommandResultHandler: DeviceMessageHandler {
         journal.event(DeviceEvent(kind: .commandCompleted, enrollmentID: e.id,
                                   details: ["commandUUID": uuid, "requestType": requestType, "status": result.status.rawValue]))
         let failed = result.status != .acknowledged
-        let chain = result.errorChain.first.map { e in
-            " (\(e["ErrorDomain"]?.string ?? "") \(e["ErrorCode"]?.integer.map(String.init) ?? ""): \(e["USEnglishDescription"]?.string ?? e["LocalizedDescription"]?.string ?? ""))"
-        } ?? ""
+        let chain = result.errorSummary
         journal.activity(actor: "device:\(e.id)", failed ? "command.failed" : "command.acknowledged", device: e.id,
                          outcome: failed ? .failed : .succeeded, detail: "\(requestType) \(uuid)\(chain)")
         guard result.status == .acknowledged else { return }
@@ -67,5 +65,14 @@ struct CommandResultHandler: DeviceMessageHandler {
             journal.event(DeviceEvent(kind: .unenrolled, enrollmentID: e.id))
             journal.activity(actor: "device:\(e.id)", "device.unenrolled", device: e.id)
         }
+    }
+}
+
+extension CommandResult {
+    /// The first error of the device's `ErrorChain` for the log, as " (domain code: description)"; empty without one.
+    var errorSummary: String {
+        errorChain.first.map { e in
+            " (\(e["ErrorDomain"]?.string ?? "") \(e["ErrorCode"]?.integer.map(String.init) ?? ""): \(e["USEnglishDescription"]?.string ?? e["LocalizedDescription"]?.string ?? ""))"
+        } ?? ""
     }
 }
