@@ -126,22 +126,25 @@ struct ReleaseDeadline: Service {
     var interval: Duration = .seconds(5)
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                let released = try await database.transaction { c -> [String] in
-                    var journal = Journal(correlationID: nil)
-                    let released = try setup.releaseOverdue(c, journal: &journal)
-                    try journal.write(c)
-                    return released
+        // Stops at once on SIGTERM (a plain sleep held the gateway's shutdown for up to `interval`).
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let released = try await database.transaction { c -> [String] in
+                        var journal = Journal(correlationID: nil)
+                        let released = try setup.releaseOverdue(c, journal: &journal)
+                        try journal.write(c)
+                        return released
+                    }
+                    if !released.isEmpty {
+                        outbox.notify()
+                        await pusher.push(released)
+                    }
+                } catch {
+                    logger.warning("ADE release deadline sweep failed: \(error)")
                 }
-                if !released.isEmpty {
-                    outbox.notify()
-                    await pusher.push(released)
-                }
-            } catch {
-                logger.warning("ADE release deadline sweep failed: \(error)")
+                try? await Task.sleep(for: interval)
             }
-            try? await Task.sleep(for: interval)
         }
     }
 }
