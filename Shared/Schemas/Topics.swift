@@ -13,6 +13,7 @@ public enum Topics {
         .init(name: ABMDeviceEvent.topic, partitions: 6, purpose: "ABM device assignment changes"),
         .init(name: ADEProfileEvent.topic, partitions: 3, purpose: "ADE profiles defined with ABM"),
         .init(name: CreateABMToken.topic, partitions: 3, purpose: "admin requests to abm-sync (server tokens, ADE profiles, devices)"),
+        .init(name: SaveManagedDomain.topic, partitions: 3, purpose: "admin requests to user-enrollment-auth (Managed Apple Account domains)"),
         .init(name: ActivityRecorded.topic, partitions: 6, purpose: "the audit trail of every major step"),
         .init(name: "orchard.token-requests.v1", partitions: 6, purpose: "security and pairing token requests"),
         .init(name: BuildEnrollmentProfile.topic, partitions: 6, purpose: "enrollment profile build-and-sign requests"),

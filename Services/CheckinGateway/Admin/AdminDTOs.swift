@@ -219,3 +219,9 @@ struct ADEDeviceView: ResponseEncodable {
         stateSince = isoDate(r.date("state_since"))
     }
 }
+
+struct ManagedDomainInput: Decodable {
+    let mode: String
+    let directory: String?
+    let minimumOS: [String: String]?
+}

@@ -284,6 +284,23 @@ struct AdminRoutes: Sendable {
             return ADESetupView(profileID: profileID, commands: commands.map(\.type), declarations: declarationIDs)
         }
 
+        // Managed Apple Account domains (account-driven enrollment): user-enrollment-auth owns them.
+        admin.put("account-domains/:domain") { request, context -> ManagedDomain in
+            let input = try await request.decode(as: ManagedDomainInput.self, context: context)
+            return try await requests.request(
+                SaveManagedDomain(domain: try context.parameters.require("domain"), mode: input.mode, directory: input.directory,
+                                  minimumOS: input.minimumOS, actor: context.adminKey!.actor),
+                timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        admin.get("account-domains") { _, context -> ListManagedDomains.Reply in
+            try await requests.request(ListManagedDomains(), timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        admin.delete("account-domains/:domain") { _, context -> Response in
+            _ = try await requests.request(DeleteManagedDomain(domain: try context.parameters.require("domain"), actor: context.adminKey!.actor),
+                                           timeout: requestTimeout, correlationID: context.correlationID)
+            return emptyResponse(.noContent)
+        }
+
         admin.get("activity") { request, _ -> Page<ActivityView> in
             let q = request.uri.queryParameters
             let limit = try pageLimit(q["limit"])
@@ -460,6 +477,8 @@ extension ABMTokenHealth: ResponseEncodable {}
 extension ListABMTokens.Reply: ResponseEncodable {}
 extension SyncABMToken.Reply: ResponseEncodable {}
 extension ADEProfileView: ResponseEncodable {}
+extension ManagedDomain: ResponseEncodable {}
+extension ListManagedDomains.Reply: ResponseEncodable {}
 extension ListADEProfiles.Reply: ResponseEncodable {}
 extension AssignADEProfile.Reply: ResponseEncodable {}
 extension ListABMDevices.Reply: ResponseEncodable {}

@@ -1,0 +1,44 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Service discovery for account-driven enrollment (REFERENCE §5.1): the device splits the Managed Apple Account
+/// at its last `@` and asks `GET https://<domain>/.well-known/com.apple.remotemanagement?user-identifier=…&model-family=…`.
+/// A known domain answers `{"Servers":[{"Version","BaseURL"}]}`; anything else `403` with
+/// `com.apple.well-known.failed` (the device stops there, iOS 17.5+). An organisation serves this from its mail
+/// domain by proxying or redirecting here with the query kept (the device does not re-append it).
+struct DiscoveryRoutes: Sendable {
+    let domains: ManagedDomains
+
+    static let modelFamilies: Set<String> = ["AppleTV", "iPad", "iPhone", "Mac", "RealityDevice", "Watch"]
+
+    func add<Context: RequestContext>(to router: Router<Context>) {
+        router.get(".well-known/com.apple.remotemanagement") { request, _ -> Response in
+            let query = request.uri.queryParameters
+            guard let identifier = query["user-identifier"].map(String.init), identifier.count <= 320,
+                  let at = identifier.lastIndex(of: "@"), at != identifier.startIndex else {
+                return failed("user-identifier must be a Managed Apple Account (name@domain)")
+            }
+            if let family = query["model-family"].map(String.init), !Self.modelFamilies.contains(family) {
+                return failed("unknown model-family \(family.prefix(32))")
+            }
+            guard let domain = try? ManagedDomains.canonical(String(identifier[identifier.index(after: at)...])),
+                  let known = try await domains.find(domain) else {
+                return failed("this organisation does not enroll devices for \(identifier[identifier.index(after: at)...].prefix(253))")
+            }
+            let body = try JSONSerialization.data(withJSONObject: ["Servers": [["Version": known.mode, "BaseURL": known.baseURL]]],
+                                                  options: [.sortedKeys, .withoutEscapingSlashes])
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
+
+    /// `com.apple.well-known.failed`: the device shows `message` where it can; `description` is for logs.
+    private func failed(_ description: String) -> Response {
+        let body = try! JSONSerialization.data(withJSONObject: [
+            "code": "com.apple.well-known.failed", "description": description,
+            "message": "This account cannot enroll a device with this organisation. Contact your IT department.",
+        ], options: [.sortedKeys])
+        return Response(status: .forbidden, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
