@@ -47,42 +47,42 @@ guard syncInterval == 0 || syncInterval >= 60 else {
 }
 
 var routes = MessageRouter()
-routes.respond(RequestResponder(SyncABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+runtime.respond(SyncABMToken.self, on: &routes) { request, message in
     try await sync.sync(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(CreateABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(CreateABMToken.self, on: &routes) { request, message in
     try await tokens.create(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(UploadABMServerToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(UploadABMServerToken.self, on: &routes) { request, message in
     try await tokens.upload(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(RotateABMTokenKey.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(RotateABMTokenKey.self, on: &routes) { request, message in
     try await tokens.rotate(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(CheckABMToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(CheckABMToken.self, on: &routes) { request, message in
     try await tokens.check(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(ListABMTokens.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
+}
+runtime.respond(ListABMTokens.self, on: &routes) { _, _ in
     ListABMTokens.Reply(items: try await tokens.list())
-})
-routes.respond(RequestResponder(DefineADEProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(DefineADEProfile.self, on: &routes) { request, message in
     try await profiles.define(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(ListADEProfiles.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
+}
+runtime.respond(ListADEProfiles.self, on: &routes) { _, _ in
     ListADEProfiles.Reply(items: try await profiles.list())
-})
-routes.respond(RequestResponder(SetDefaultADEProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(SetDefaultADEProfile.self, on: &routes) { request, message in
     try await profiles.makeDefault(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(AssignADEProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(AssignADEProfile.self, on: &routes) { request, message in
     try await profiles.assign(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(ListABMDevices.self, producer: runtime.producer, logger: runtime.logger) { request, _ in
+}
+runtime.respond(ListABMDevices.self, on: &routes) { request, _ in
     ListABMDevices.Reply(items: try await profiles.devices(request))
-})
-routes.respond(RequestResponder(ABMDeviceAction.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(ABMDeviceAction.self, on: &routes) { request, message in
     try await profiles.act(request, correlationID: message.correlationID)
-})
+}
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)
 
 let schedule: [any Service] = syncInterval == 0 ? [] : [

@@ -38,12 +38,12 @@ let builder = await runtime.startUp {
 }
 
 var routes = MessageRouter()
-routes.respond(RequestResponder(BuildEnrollmentProfile.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+runtime.respond(BuildEnrollmentProfile.self, on: &routes) { request, message in
     try await builder.build(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(DescribeSigningIdentities.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
+}
+runtime.respond(DescribeSigningIdentities.self, on: &routes) { _, _ in
     try builder.describe()
-})
+}
 let requests = runtime.consumer(topics: [BuildEnrollmentProfile.topic], handler: routes.handler)
 
 await runtime.run(router: runtime.makeRouter(), services: [requests])

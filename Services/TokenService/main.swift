@@ -26,15 +26,15 @@ let pairing = await runtime.startUp {
 }
 
 var routes = MessageRouter()
-routes.respond(RequestResponder(IssuePairingToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+runtime.respond(IssuePairingToken.self, on: &routes) { request, message in
     try await pairing.issue(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(RedeemPairingToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(RedeemPairingToken.self, on: &routes) { request, message in
     try await pairing.redeem(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(IssueSecurityToken.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(IssueSecurityToken.self, on: &routes) { request, message in
     try await issuer.issue(request, correlationID: message.correlationID)
-})
+}
 let requests = runtime.consumer(topics: [IssueSecurityToken.topic], handler: routes.handler)
 
 let pruner = RetentionPruner(database: runtime.database, rules: TokenServiceMigrations.pruning, logger: runtime.logger)

@@ -20,15 +20,15 @@ let domains = await runtime.startUp {
 }
 
 var routes = MessageRouter()
-routes.respond(RequestResponder(SaveManagedDomain.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+runtime.respond(SaveManagedDomain.self, on: &routes) { request, message in
     try await domains.save(request, correlationID: message.correlationID)
-})
-routes.respond(RequestResponder(ListManagedDomains.self, producer: runtime.producer, logger: runtime.logger) { _, _ in
+}
+runtime.respond(ListManagedDomains.self, on: &routes) { _, _ in
     ListManagedDomains.Reply(items: try await domains.list())
-})
-routes.respond(RequestResponder(DeleteManagedDomain.self, producer: runtime.producer, logger: runtime.logger) { request, message in
+}
+runtime.respond(DeleteManagedDomain.self, on: &routes) { request, message in
     try await domains.delete(request, correlationID: message.correlationID)
-})
+}
 let requests = runtime.consumer(topics: [SaveManagedDomain.topic], handler: routes.handler)
 
 let router = runtime.makeRouter()

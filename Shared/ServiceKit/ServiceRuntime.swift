@@ -198,6 +198,14 @@ func retrying<T>(_ what: String, logger: Logger, attempts: Int = 30,
     }
 }
 
+extension ServiceRuntime {
+    /// Answers requests of type `R` (arriving on `routes`' consumer) with this service's producer and logger.
+    public func respond<R: RequestSchema>(_ type: R.Type, on routes: inout MessageRouter,
+                                          _ handle: @escaping RequestResponder<R>.Handle) {
+        routes.respond(RequestResponder(type, producer: producer, logger: logger, handle: handle))
+    }
+}
+
 /// glibc gives each thread that meets contention an arena of its own (up to 8 per core); under steady load the
 /// gateway's memory then crept by ~1 MB per 5,000 enrollments as the arenas fragmented, and levelled off with two
 /// (Deploy/soak-memory.sh, docs/decisions.md). Two unless `MALLOC_ARENA_MAX` says otherwise; before any
