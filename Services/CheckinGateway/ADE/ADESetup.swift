@@ -51,7 +51,9 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
 
     func commandFinished(_ result: CommandResult, requestType: String, enrollment e: AuthorizedEnrollment, in c: Connection,
                          journal: inout Journal) throws -> [String] {
-        guard result.status != .notNow, result.status != .idle, let uuid = result.commandUUID,
+        // Every device's command results pass here: only an ADE device in setup (known from the enrollment's own
+        // row, read by the authorization anyway) costs a statement.
+        guard e.record?.adeSettingUp == true, result.status != .notNow, result.status != .idle, let uuid = result.commandUUID,
               let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == "setting up" else { return [] }
         if uuid == ade.releaseCommand {
             if result.status == .acknowledged {

@@ -10,6 +10,8 @@ struct EnrollmentRecord: Sendable {
     let enrolledAt: Date?
     let profileIdentifier: String?
     let pairedWith: String?
+    /// An ADE device in Setup Assistant whose setup items are being followed (ADESetup reads its command results).
+    var adeSettingUp: Bool = false
 }
 
 /// What the gateway knows about an identity that wants to Authenticate as an enrollment, read in one
@@ -43,11 +45,14 @@ enum EnrollmentStore {
     /// binding repeat it in their WHERE clause (`tokenUpdate`), so a concurrent re-binding makes them no-ops.
     static func find(_ c: Connection, id: String) throws -> EnrollmentRecord? {
         guard let row = try c.query("""
-            SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with FROM enrollments WHERE id = $1
+            SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with,
+                   EXISTS (SELECT 1 FROM ade_enrollments a WHERE a.udid = $1 AND a.state = 'setting up') AS ade_setting_up
+            FROM enrollments WHERE id = $1
             """, [.text(id)]).first else { return nil }
         return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
-                                profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"))
+                                profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"),
+                                adeSettingUp: row.bool("ade_setting_up") ?? false)
     }
 
     /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
