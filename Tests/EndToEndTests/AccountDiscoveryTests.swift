@@ -59,7 +59,26 @@ final class AccountDiscoveryTests: XCTestCase {
             }
         }
 
-        try await step("4. The activity log has each change") {
+        try await step("4. Hostile queries (raw bytes, broken percent-encoding, huge and repeated parameters): a 4xx, never a 5xx") {
+            var random = SplitMix64(seed: 0x11)
+            var queries = ["user-identifier=%FF%FE@\(byod)", "user-identifier=a%40\(byod)", "user-identifier=a@\(byod)&user-identifier=b@x.y",
+                           "user-identifier=" + String(repeating: "a", count: 20_000) + "@\(byod)", "user-identifier=a@@@", "user-identifier=%",
+                           "user-identifier=a@\(byod).", "user-identifier=a@-\(byod)", "model-family=&user-identifier=&"]
+            for _ in 0..<150 {
+                let length = Int(random.next() % 80)
+                let alphabet = Array("abc@%.-_=&+/\\'\"<>;:0123456789ABCDEFéü")
+                queries.append(String((0..<length).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] })
+                    .addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "x")
+            }
+            for query in queries {
+                let answer = try await discover(query)
+                XCTAssertTrue([200, 400, 403, 414, 431].contains(answer.status), "\(query.prefix(80)) → \(answer.status)")
+            }
+            let health = try await http(.GET, "\(auth)/healthz")
+            XCTAssertEqual(health.status, 200)
+        }
+
+        try await step("5. The activity log has each change") {
             let logged = await eventually {
                 let items = (try? await stack.admin.expect(.GET, "/activity?limit=500"))?["items"] as? [[String: Any]] ?? []
                 let mine = Set(items.filter { ($0["detail"] as? String ?? "").contains(tag) }.compactMap { $0["action"] as? String })
