@@ -37,6 +37,8 @@ let package = Package(
                        providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq",
                        providers: [.apt(["libpq-dev"])]),
+        .target(name: "COrchardLDAP", path: "Shared/COrchardLDAP",
+                linkerSettings: [.linkedLibrary("ldap"), .linkedLibrary("lber")]),
         .target(name: "COrchardCrypto", path: "Shared/COrchardCrypto",
                 linkerSettings: [.linkedLibrary("crypto")]),
 
@@ -97,7 +99,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], path: "Services/ABMSync"),
-        .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies,
+        .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies + ["COrchardLDAP", "OrchardCrypto"],
                           path: "Services/UserEnrollmentAuth"),
 
         // Local stack and benchmarks.

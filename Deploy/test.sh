@@ -8,6 +8,7 @@ source Deploy/scripts/stack.sh
 STATE=$(mktemp -d /tmp/orchard-test.XXXXXX)
 chmod 755 "$STATE"
 install_dependencies
+install_test_dependencies
 command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
 log "building"
 swift build --build-tests
@@ -27,6 +28,10 @@ export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_DEVICE_KEY_POOL
 export ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem" ORCHARD_CLIENT_CERT_HEADER=X-Client-Cert
 start_abm_standin "${ORCHARD_TEST_ABM_PORT:-18445}"
 export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0  # syncs on demand only: the tests drive each one
+start_slapd "$STATE/ldap" "${ORCHARD_TEST_LDAP_PORT:-13389}" Tests/Fixtures/ldap/directory.ldif
+export ORCHARD_FORWARDED_FOR_HEADER=X-Forwarded-For  # the sign-in's per-address limits: each test says its own address
+export ORCHARD_TEST_ARTIFACTS=${ORCHARD_TEST_ARTIFACTS:-$PWD/.build/test-artifacts}
+mkdir -p "$ORCHARD_TEST_ARTIFACTS"
 export ORCHARD_ADE_RELEASE_DEADLINE_SECONDS=30  # an ADE device whose setup items stall is released after 30 s (900 by default)
 start_services "$BIN" "$FIRST_PORT" 2> >(sed -u 's/^/  /' >&2) > "$STATE/services.log"
 export ORCHARD_TEST_STACK=1 ORCHARD_BIN_DIR="$BIN"

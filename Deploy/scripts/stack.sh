@@ -12,7 +12,7 @@ log() { printf '\033[1m[orchard]\033[0m %s\n' "$*" >&2; }
 
 # Debian packages for building and running, installed only when missing.
 install_dependencies() {
-  local needed=(librdkafka-dev libpq-dev libssl-dev postgresql pkg-config openssl python3 python3-oauthlib)
+  local needed=(librdkafka-dev libpq-dev libssl-dev libldap-dev postgresql pkg-config openssl python3 python3-oauthlib)
   local missing=()
   for p in "${needed[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -23,6 +23,21 @@ install_dependencies() {
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# What only the test command needs: a real directory (slapd, with ldapsearch to wait for it) and a real browser
+# for the sign-in page (chromium, driven over the DevTools protocol by Debian's python3-websocket).
+install_test_dependencies() {
+  local needed=(slapd ldap-utils chromium python3-websocket) missing=() p
+  for p in "${needed[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages for the tests: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a system slapd on port 389 when it installs one; the tests run their own.
+  pkill -x slapd 2>/dev/null || true
 }
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -229,6 +244,39 @@ stop_processes() {
 
 # Stops the services first (they commit offsets, leave their groups and flush, which needs the broker),
 # then the broker, then PostgreSQL. Runs from EXIT traps, where `set -e` still applies: nothing may fail.
+# start_slapd DIR PORT LDIF: a real OpenLDAP slapd (Debian's) on 127.0.0.1:PORT with the entries of LDIF under
+# dc=example,dc=com (root dn cn=admin,dc=example,dc=com); sets ORCHARD_TEST_LDAP_URL. Stopped with the stack.
+start_slapd() {
+  local dir=$1 port=$2 ldif=$3
+  mkdir -p "$dir/db"
+  cat > "$dir/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $dir/slapd.pid
+database mdb
+maxsize 104857600
+suffix "dc=example,dc=com"
+rootdn "cn=admin,dc=example,dc=com"
+rootpw admin-secret
+directory $dir/db
+index mail eq
+access to attrs=userPassword by anonymous auth by * none
+access to * by * read
+EOF
+  /usr/sbin/slapadd -q -f "$dir/slapd.conf" -l "$ldif" >/dev/null 2>&1 || { log "slapadd failed"; /usr/sbin/slapadd -f "$dir/slapd.conf" -l "$ldif"; return 1; }
+  /usr/sbin/slapd -d 0 -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/" > "$dir/slapd.log" 2>&1 &
+  ORCHARD_PIDS+=($!)
+  for _ in $(seq 1 100); do
+    ldapsearch -x -H "ldap://127.0.0.1:$port/" -b dc=example,dc=com -s base >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  export ORCHARD_TEST_LDAP_URL="ldap://127.0.0.1:$port/"
+  log "slapd on $ORCHARD_TEST_LDAP_URL"
+}
+
 stop_stack() {
   stop_processes "${ORCHARD_PIDS[@]}"
   ORCHARD_PIDS=()

@@ -20,6 +20,8 @@ struct GatewayConfiguration: Sendable {
     let appleDeviceRoots: [Certificate]
     /// How long an ADE device's setup items may take before it is released anyway (a NotNow must not hold it).
     let adeReleaseDeadline: Duration
+    /// How long the gateway trusts user-enrollment-auth's answer about a bearer token (account-driven enrollment).
+    let accountTokenCacheSeconds: Int
 
     var serverURL: String { "\(publicURL)/mdm/server" }
     var checkInURL: String { "\(publicURL)/mdm/checkin" }
@@ -45,6 +47,7 @@ struct GatewayConfiguration: Sendable {
         commandRetentionDays = try env.int("ORCHARD_COMMAND_RETENTION_DAYS", default: 30, range: 1...3650)
         appleDeviceRoots = try env.optional("ORCHARD_APPLE_DEVICE_ROOTS").map(Self.readPEM) ?? []
         adeReleaseDeadline = .seconds(try env.int("ORCHARD_ADE_RELEASE_DEADLINE_SECONDS", default: 900, range: 1...86400))
+        accountTokenCacheSeconds = try env.int("ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS", default: 20, range: 0...30)
     }
 
     private static func readPEM(_ path: String) throws -> [Certificate] {

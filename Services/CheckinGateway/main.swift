@@ -51,10 +51,13 @@ let checkins = CheckinHandlers(
     getToken: GetTokenHandler(services: [GetToken.watchPairing: watchPairing]),
     userAuthenticate: UserAuthenticateHandler())
 
+let accounts = AccountAuthorization(requests: requests, timeout: timeout,
+                                    tokenCacheSeconds: TimeInterval(configuration.accountTokenCacheSeconds))
+
 let router = runtime.makeRouter(GatewayContext.self)
 DevicePipeline(database: database, authentication: DeviceAuthentication(methods: authenticators), checkins: checkins,
                commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service), adeSetup]),
-               pusher: pusher).add(to: router)
+               pusher: pusher, accounts: accounts, outbox: runtime.outbox).add(to: router)
 router.get("enroll/:token") { _, context -> Response in
     try await links.download(token: try context.parameters.require("token"), correlationID: context.correlationID)
 }
@@ -63,9 +66,11 @@ WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery
 let adeEnrollment = ADEEnrollmentRoutes(database: database, delivery: delivery, machineInfo: machineInfo)
 adeEnrollment.add(to: router)
 ADESignInRoutes(database: database, enrollment: adeEnrollment).add(to: router)
+AccountEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: delivery, accounts: accounts,
+                        roots: configuration.appleDeviceRoots, service: service).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
-            requestTimeout: timeout, watchEnrollment: watchEnrollment,
+            requestTimeout: timeout, watchEnrollment: watchEnrollment, accounts: accounts,
             adeEnrollmentURL: "\(configuration.publicURL)/mdm/ade/enroll").add(to: router)
 
 let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity", background: true,

@@ -1,23 +1,56 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
 import OrchardServiceKit
 
-// user-enrollment-auth: account-driven enrollment: Managed Apple Account domains and service discovery
-// (`/.well-known/com.apple.remotemanagement`); sign-in, access tokens and the BaseURL come next.
+// user-enrollment-auth: account-driven enrollment. Managed Apple Account domains and their directories, service
+// discovery (`/.well-known/com.apple.remotemanagement`), the sign-in page and the access tokens it issues; the
+// gateway serves the BaseURL and asks this service about domains and tokens over `orchard.account-requests.v1`.
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "user-enrollment-auth", defaultPort: 8084, schema: "user_enrollment_auth", migrations: UserEnrollmentAuthMigrations.all))
 
-let domains = await runtime.startUp {
-    let env = runtime.configuration.environment
-    // Where devices reach this service (through the TLS terminator); the BaseURL derives from it.
-    var url = try env.string("ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL", default: "http://127.0.0.1:\(runtime.configuration.httpPort)")
-    while url.hasSuffix("/") { url.removeLast() }
-    guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-        throw ConfigurationError("ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL must be an http(s) URL")
-    }
-    return ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
-                          baseURL: "\(url)/enroll/account")
+struct AccountServices {
+    let domains: ManagedDomains
+    let tokens: AccountTokens
+    let signIn: SignInRoutes
+    let activity: AccountActivity
 }
+
+let services = await runtime.startUp { () throws -> AccountServices in
+    let env = runtime.configuration.environment
+    func url(_ name: String, default value: String) throws -> String {
+        var url = try env.string(name, default: value)
+        while url.hasSuffix("/") { url.removeLast() }
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ConfigurationError("\(name) must be an http(s) URL") }
+        return url
+    }
+    // Where devices reach this service (the sign-in page) and the gateway (the BaseURL), through the TLS terminator.
+    let ownURL = try url("ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL", default: "http://127.0.0.1:\(runtime.configuration.httpPort)")
+    let gatewayURL = try url("ORCHARD_PUBLIC_URL", default: "http://127.0.0.1:8080")
+    let kek = try runtime.requireKeyEncryptionKey("seals directory passwords and keys its sign-in forms with it")
+    let domains = ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
+                                 gatewayURL: gatewayURL, secrets: try SecretBox(key: kek))
+    let activity = AccountActivity(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
+    let signInURL = "\(ownURL)/\(SignInRoutes.path)"
+    let tokens = AccountTokens(database: runtime.database, outbox: runtime.outbox, domains: domains, service: runtime.definition.name,
+                               lifetime: TimeInterval(try env.int("ORCHARD_ACCOUNT_TOKEN_LIFETIME_SECONDS", default: 30 * 86400, range: 60...(400 * 86400))),
+                               challenge: { _ in "Bearer method=\"apple-as-web\", url=\"\(signInURL)\"" }, logger: runtime.logger)
+    let throttle = SignInThrottle(database: runtime.database,
+                                  accountLimit: try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000),
+                                  addressLimit: try env.int("ORCHARD_SIGN_IN_ADDRESS_FAILURES", default: 20, range: 1...100_000))
+    let forwarded = try env.optional("ORCHARD_FORWARDED_FOR_HEADER").map { name -> HTTPField.Name in
+        guard let field = HTTPField.Name(name) else { throw ConfigurationError("ORCHARD_FORWARDED_FOR_HEADER is not a header name") }
+        return field
+    }
+    let signIn = SignInRoutes(database: runtime.database, activity: activity, domains: domains, tokens: tokens, throttle: throttle,
+                              csrfKey: Digest.hmacSHA256(key: kek, data: Array("orchard sign-in csrf".utf8)),
+                              secureCookies: ownURL.hasPrefix("https://"), forwardedFor: forwarded, logger: runtime.logger)
+    return AccountServices(domains: domains, tokens: tokens, signIn: signIn, activity: activity)
+}
+let domains = services.domains, tokens = services.tokens
 
 var routes = MessageRouter()
 runtime.respond(SaveManagedDomain.self, on: &routes) { request, message in
@@ -29,8 +62,24 @@ runtime.respond(ListManagedDomains.self, on: &routes) { _, _ in
 runtime.respond(DeleteManagedDomain.self, on: &routes) { request, message in
     try await domains.delete(request, correlationID: message.correlationID)
 }
+runtime.respond(DescribeAccountEnrollment.self, on: &routes) { request, _ in
+    guard let record = try await domains.find(try ManagedDomains.canonical(request.domain)) else {
+        throw RequestRefused(code: "account-domain.unknown", message: "this organisation does not enroll devices for \(request.domain.prefix(253))",
+                             httpStatus: 404)
+    }
+    return .init(domain: record.view.domain, mode: record.view.mode, minimumOS: record.view.minimumOS,
+                 challenge: tokens.challenge(record.view.domain))
+}
+runtime.respond(ValidateAccountToken.self, on: &routes) { request, message in
+    try await tokens.validate(request, correlationID: message.correlationID)
+}
+runtime.respond(RevokeAccountTokens.self, on: &routes) { request, message in
+    .init(revoked: try await tokens.revoke(user: request.managedAppleID, actor: request.actor, reason: "revoked by \(request.actor)",
+                                           correlationID: message.correlationID))
+}
 let requests = runtime.consumer(topics: [SaveManagedDomain.topic], handler: routes.handler)
 
-let router = runtime.makeRouter()
-DiscoveryRoutes(domains: domains).add(to: router)
+let router = runtime.makeRouter(AccountRequestContext.self)
+DiscoveryRoutes(domains: domains, activity: services.activity).add(to: router)
+services.signIn.add(to: router)
 await runtime.run(router: router, services: [requests])

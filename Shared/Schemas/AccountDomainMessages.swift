@@ -8,8 +8,10 @@ public struct ManagedDomain: Codable, Sendable, Equatable {
     public var domain: String
     /// `mdm-byod` or `mdm-adde` (the `Version` the discovery answer carries).
     public var mode: String
-    /// Which directory authenticates the domain's users (`local` until directories are configurable).
+    /// Which directory authenticates the domain's users: `ldap` (the settings in `ldap`), or `none` (nobody can sign in yet).
     public var directory: String
+    /// The LDAP directory, without its search account's password.
+    public var ldap: LDAPDirectorySettings?
     /// `iOS`, `iPadOS`, `macOS` → minimum version (defaults 18.2, 18.2, 15.2).
     public var minimumOS: [String: String]
     /// The `BaseURL` devices of this domain enroll at.
@@ -20,11 +22,12 @@ public struct ManagedDomain: Codable, Sendable, Equatable {
     public var registeredWithABM: Bool
     public var updatedAt: Date
 
-    public init(domain: String, mode: String, directory: String, minimumOS: [String: String], baseURL: String,
-                registeredWithABM: Bool, updatedAt: Date) {
+    public init(domain: String, mode: String, directory: String, ldap: LDAPDirectorySettings? = nil, minimumOS: [String: String],
+                baseURL: String, registeredWithABM: Bool, updatedAt: Date) {
         self.domain = domain
         self.mode = mode
         self.directory = directory
+        self.ldap = ldap
         self.minimumOS = minimumOS
         self.baseURL = baseURL
         self.registeredWithABM = registeredWithABM
@@ -40,13 +43,16 @@ public struct SaveManagedDomain: RequestSchema, Equatable {
     public var domain: String
     public var mode: String
     public var directory: String?
+    public var ldap: LDAPDirectorySettings?
     public var minimumOS: [String: String]?
     public var actor: String
     public var key: String { domain }
-    public init(domain: String, mode: String, directory: String?, minimumOS: [String: String]?, actor: String) {
+    public init(domain: String, mode: String, directory: String?, ldap: LDAPDirectorySettings? = nil, minimumOS: [String: String]?,
+                actor: String) {
         self.domain = domain
         self.mode = mode
         self.directory = directory
+        self.ldap = ldap
         self.minimumOS = minimumOS
         self.actor = actor
     }
@@ -81,5 +87,35 @@ public struct DeleteManagedDomain: RequestSchema, Equatable {
     public struct Reply: Codable, Sendable, Equatable {
         public var deleted: Bool
         public init(deleted: Bool) { self.deleted = deleted }
+    }
+}
+
+/// How user-enrollment-auth signs a domain's users in against LDAP (OpenLDAP, Active Directory): an optional search
+/// account binds, finds the one entry `userFilter` matches (`{user}` stands for the Managed Apple Account, escaped),
+/// then the user's own simple bind with their password decides. `disabledFilter`, evaluated on that entry, marks
+/// accounts that may not sign in (`(employeeType=disabled)`; on Active Directory
+/// `(userAccountControl:1.2.840.113556.1.4.803:=2)`). `ldaps://` URLs use TLS; `caFile` trusts a private CA.
+public struct LDAPDirectorySettings: Codable, Sendable, Equatable {
+    public var url: String
+    public var baseDN: String
+    public var userFilter: String
+    public var disabledFilter: String?
+    public var bindDN: String?
+    /// Write-only: sealed at rest with `ORCHARD_KEK`, never returned (the view says `bindPasswordSet`).
+    public var bindPassword: String?
+    public var bindPasswordSet: Bool?
+    public var caFile: String?
+    public var timeoutSeconds: Int?
+
+    public init(url: String, baseDN: String, userFilter: String, disabledFilter: String? = nil, bindDN: String? = nil,
+                bindPassword: String? = nil, caFile: String? = nil, timeoutSeconds: Int? = nil) {
+        self.url = url
+        self.baseDN = baseDN
+        self.userFilter = userFilter
+        self.disabledFilter = disabledFilter
+        self.bindDN = bindDN
+        self.bindPassword = bindPassword
+        self.caFile = caFile
+        self.timeoutSeconds = timeoutSeconds
     }
 }

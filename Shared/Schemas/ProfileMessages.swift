@@ -21,6 +21,10 @@ public struct BuildEnrollmentProfile: RequestSchema, Equatable {
     public var extraAnchors: [Data]?
     /// `PayloadRemovalDisallowed`: an ADE profile with `is_mdm_removable` false.
     public var removalDisallowed: Bool?
+    /// Account-driven enrollment: `EnrollmentMode` (`BYOD` or `ADDE`) and `AssignedManagedAppleID` of the MDM payload.
+    /// With `BYOD` the payload has no `AccessRights` (a User Enrollment cancels when it has them).
+    public var enrollmentMode: String?
+    public var assignedManagedAppleID: String?
 
     public var key: String { subject }
 

@@ -40,7 +40,7 @@ final class AccountDiscoveryTests: XCTestCase {
             let servers = try XCTUnwrap(try answer.json()["Servers"] as? [[String: Any]])
             XCTAssertEqual(servers.count, 1)
             XCTAssertEqual(servers.first?["Version"] as? String, "mdm-byod")
-            XCTAssertEqual(servers.first?["BaseURL"] as? String, "\(auth)/enroll/account")
+            XCTAssertEqual(servers.first?["BaseURL"] as? String, "\(stack.gateway)/mdm/account/enroll/\(byod)")
             let corp = try await discover("user-identifier=\("it+mac@".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)\(adde)&model-family=Mac")
             XCTAssertEqual((try corp.json()["Servers"] as? [[String: Any]])?.first?["Version"] as? String, "mdm-adde")
         }

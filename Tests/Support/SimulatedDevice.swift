@@ -24,6 +24,10 @@ public final class SimulatedDevice: @unchecked Sendable {
     public var profileIdentifier: String?
     /// An ADE device in Setup Assistant whose profile says await_device_configured: TokenUpdate says so.
     public var awaitingConfiguration = false
+    /// A User Enrollment (account-driven BYOD): identified by `EnrollmentID` only, never UDID or serial.
+    public var enrollmentID: String?
+    /// Account-driven enrollment: sent as `Authorization: Bearer` on every check-in and command request (iOS).
+    public var bearer: String?
 
     public init(udid: String, serial: String, platform: String = "iOS", identity: SigningIdentity, topic: String,
                 checkInURL: String, serverURL: String, productName: String = "iPhone15,2", osVersion: String = "18.1") throws {
@@ -73,12 +77,13 @@ public final class SimulatedDevice: @unchecked Sendable {
         return try await put(checkInURL, body: body, contentType: "application/x-apple-aspen-mdm-checkin", signer: other ?? identity)
     }
 
-    public var identifiers: [String: PlistValue] { ["UDID": .string(udid)] }
+    public var identifiers: [String: PlistValue] { enrollmentID.map { ["EnrollmentID": .string($0)] } ?? ["UDID": .string(udid)] }
 
     public var authenticateMessage: [String: PlistValue] {
-        identifiers.merging(["MessageType": .string("Authenticate"), "Topic": .string(topic), "OSVersion": .string(osVersion),
-                             "BuildVersion": .string("22B83"), "ProductName": .string(productName),
-                             "SerialNumber": .string(serial)]) { $1 }
+        var m = identifiers.merging(["MessageType": .string("Authenticate"), "Topic": .string(topic), "OSVersion": .string(osVersion),
+                                     "BuildVersion": .string("22B83"), "ProductName": .string(productName)]) { $1 }
+        if enrollmentID == nil { m["SerialNumber"] = .string(serial) }
+        return m
     }
 
     public var tokenUpdateMessage: [String: PlistValue] {
@@ -152,6 +157,7 @@ public final class SimulatedDevice: @unchecked Sendable {
     public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?,
                     extraHeaders: [(String, String)] = []) async throws -> HTTPResult {
         var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0")] + extraHeaders
+        if let bearer { headers.append(("Authorization", "Bearer \(bearer)")) }
         if let signer {
             headers.append(("Mdm-Signature", Data(try CMS.sign(body, identity: signer, detached: true)).base64EncodedString()))
         }

@@ -72,7 +72,7 @@ struct ADEEnrollmentRoutes: Sendable {
         let platform = Self.platform(product: info.product)
         var note = ""
         if let minimum = profile.minimumOS[platform == .macOS ? "macOS" : "iOS"], !info.osVersion.isEmpty,
-           Self.compare(info.osVersion, minimum) == .orderedAscending {
+           OSVersion.compare(info.osVersion, minimum) == .orderedAscending {
             if info.canRequestSoftwareUpdate {
                 try await record(info, "ade.enrollment.update-required", outcome: .refused,
                                  detail: "\(info.serial) runs \(info.osVersion); profile \(profile.name) requires \(minimum)",
@@ -108,16 +108,6 @@ struct ADEEnrollmentRoutes: Sendable {
     }
 
     /// Dotted versions compared numerically (18.2 < 18.10); missing parts count as 0.
-    static func compare(_ a: String, _ b: String) -> ComparisonResult {
-        let x = a.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
-        let y = b.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
-        for i in 0..<max(x.count, y.count) {
-            let l = i < x.count ? x[i] : 0, r = i < y.count ? y[i] : 0
-            if l != r { return l < r ? .orderedAscending : .orderedDescending }
-        }
-        return .orderedSame
-    }
-
     private func refusal(_ info: MachineInfo, _ code: String, _ message: String, _ correlationID: String) async throws -> Response {
         try await record(info, "ade.enrollment.refused", outcome: .refused, detail: "\(code): \(message)", correlationID: correlationID)
         return bytesResponse(ErrorDocument(code: code, description: message, details: [:]).json, contentType: "application/json",

@@ -30,7 +30,7 @@ struct ADESignInRoutes: Sendable {
             }
         }
         router.post("mdm/ade/sign-in") { request, context -> Response in
-            let form = Self.parseForm(try await request.bodyBytes(limit: 160 * 1024))
+            let form = FormEncoding.parse(try await request.bodyBytes(limit: 160 * 1024))
             guard let deviceInfo = form["deviceinfo"], let signed = Data(base64Encoded: deviceInfo), !signed.isEmpty else {
                 throw refuse(.badRequest, "the sign-in form lacks the device's MachineInfo: open the page from Setup Assistant")
             }
@@ -80,23 +80,9 @@ struct ADESignInRoutes: Sendable {
         return (salt, Digest.pbkdf2SHA256(password: password, salt: salt, iterations: iterations))
     }
 
-    /// `application/x-www-form-urlencoded`.
-    static func parseForm(_ body: [UInt8]) -> [String: String] {
-        var form: [String: String] = [:]
-        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
-            if let name = parts.first { form[decode(name)] = parts.count > 1 ? decode(parts[1]) : "" }
-        }
-        return form
-    }
-
     private func page(deviceInfo: String, serial: String, username: String = "", error: String? = nil,
                       status: HTTPResponse.Status = .ok) -> Response {
-        func escape(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-        }
+        let escape = htmlEscaped
         let html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -1,6 +1,7 @@
 import Foundation
 import OrchardCore
 import Hummingbird
+import OrchardSchemas
 import OrchardStorage
 
 /// JSON shapes of the admin API (docs/openapi.yaml). Dates are ISO 8601 strings.
@@ -37,7 +38,8 @@ struct DeviceView: ResponseEncodable {
     let pushTokenValid: Bool, hasUnlockToken: Bool, awaitingConfiguration: Bool
     let createdAt: String?, enrolledAt: String?, lastSeenAt: String?
     let pairedWith: [String]
-
+    /// Account-driven enrollment: the Managed Apple Account and `mdm-byod` (a User Enrollment: no UDID, no serial) or `mdm-adde`.
+    let managedAppleID: String?, enrollmentMode: String?
 
     init(_ r: Row) {
         id = r.string("id") ?? ""; udid = r.string("udid"); kind = r.string("enrollment_kind") ?? ""
@@ -49,6 +51,7 @@ struct DeviceView: ResponseEncodable {
         var pairs = parseTextArray(r.string("paired_children"))
         if let parent = r.string("paired_with") { pairs.insert(parent, at: 0) }
         pairedWith = pairs
+        managedAppleID = r.string("managed_apple_id"); enrollmentMode = r.string("enrollment_mode")
     }
 }
 
@@ -223,5 +226,6 @@ struct ADEDeviceView: ResponseEncodable {
 struct ManagedDomainInput: Decodable {
     let mode: String
     let directory: String?
+    let ldap: LDAPDirectorySettings?
     let minimumOS: [String: String]?
 }

@@ -20,6 +20,7 @@ struct AdminRoutes: Sendable {
     let secrets: SecretBox
     let requestTimeout: Duration
     let watchEnrollment: WatchEnrollmentSettings
+    let accounts: AccountAuthorization
     /// Orchard's ADE enrollment endpoint, the `url` of ADE profiles that give none.
     let adeEnrollmentURL: String
     /// Orchard's ADE sign-in page, the `configuration_web_url` of profiles defined with `signIn`.
@@ -53,7 +54,8 @@ struct AdminRoutes: Sendable {
             let status = request.uri.queryParameters["status"].map(String.init)
             let limit = try pageLimit(request.uri.queryParameters["limit"])
             let after = request.uri.queryParameters["after"].map(String.init) ?? ""
-            let rows = try await AdminQueries.devices(database, status: status, after: after, limit: limit)
+            let rows = try await AdminQueries.devices(database, status: status, managedAppleID: request.uri.queryParameters["managedAppleID"].map(String.init),
+                                                      after: after, limit: limit)
             return Page(items: rows.map(DeviceView.init))
         }
         admin.get("devices/:id") { _, context -> DeviceView in
@@ -289,8 +291,16 @@ struct AdminRoutes: Sendable {
             let input = try await request.decode(as: ManagedDomainInput.self, context: context)
             return try await requests.request(
                 SaveManagedDomain(domain: try context.parameters.require("domain"), mode: input.mode, directory: input.directory,
-                                  minimumOS: input.minimumOS, actor: context.adminKey!.actor),
+                                  ldap: input.ldap, minimumOS: input.minimumOS, actor: context.adminKey!.actor),
                 timeout: requestTimeout, correlationID: context.correlationID)
+        }
+        // A Managed Apple Account's tokens: revoked, its devices' next requests are challenged (they sign in again).
+        admin.post("account-users/:user/revoke-tokens") { _, context -> RevokeAccountTokens.Reply in
+            let user = try context.parameters.require("user").lowercased()
+            let reply = try await requests.request(RevokeAccountTokens(managedAppleID: user, actor: context.adminKey!.actor),
+                                                   timeout: requestTimeout, correlationID: context.correlationID)
+            accounts.forget(user: user)
+            return reply
         }
         admin.get("account-domains") { _, context -> ListManagedDomains.Reply in
             try await requests.request(ListManagedDomains(), timeout: requestTimeout, correlationID: context.correlationID)
@@ -483,3 +493,4 @@ extension ListADEProfiles.Reply: ResponseEncodable {}
 extension AssignADEProfile.Reply: ResponseEncodable {}
 extension ListABMDevices.Reply: ResponseEncodable {}
 extension ABMDeviceAction.Reply: ResponseEncodable {}
+extension RevokeAccountTokens.Reply: ResponseEncodable {}

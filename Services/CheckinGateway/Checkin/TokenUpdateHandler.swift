@@ -24,7 +24,9 @@ struct TokenUpdateHandler: DeviceMessageHandler {
             journal.event(DeviceEvent(kind: .tokenUpdated, enrollmentID: e.id))
             return false
         }
-        try CommandQueue.enqueue(c, MDMCommand.deviceInformation(), enrollmentIDs: [e.id], requestedBy: "service:\(service)",
+        // A User Enrollment (no UDID) may not be asked for its UDID, serial number or IMEI.
+        let queries = e.record?.account?.mode == "mdm-byod" ? MDMCommand.userEnrollmentQueries : MDMCommand.standardQueries
+        try CommandQueue.enqueue(c, MDMCommand.deviceInformation(queries: queries), enrollmentIDs: [e.id], requestedBy: "service:\(service)",
                                  journal: &journal)
         journal.event(DeviceEvent(kind: .enrolled, enrollmentID: e.id,
                                   details: ["awaitingConfiguration": String(m.awaitingConfiguration)]))

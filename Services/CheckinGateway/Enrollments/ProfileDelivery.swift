@@ -35,6 +35,9 @@ struct ProfileDelivery: Sendable {
         var extraAnchors: [Data] = []
         /// `PayloadRemovalDisallowed` (an ADE profile with `is_mdm_removable` false).
         var removalDisallowed = false
+        /// Account-driven enrollment: the signed-in Managed Apple Account (the profile's `EnrollmentMode` and
+        /// `AssignedManagedAppleID` follow from it); the identity's enrollment is bound to that account.
+        var account: AccountBinding? = nil
     }
 
     /// Builds the profile and records its identity; `activity` (the flow's entry) commits with the record.
@@ -49,6 +52,10 @@ struct ProfileDelivery: Sendable {
         if let capabilities = recipient.capabilities { build.serverCapabilities = capabilities }
         if !recipient.extraAnchors.isEmpty { build.extraAnchors = recipient.extraAnchors }
         if recipient.removalDisallowed { build.removalDisallowed = true }
+        if let account = recipient.account {
+            build.enrollmentMode = account.mode == "mdm-byod" ? "BYOD" : "ADDE"
+            build.assignedManagedAppleID = account.managedAppleID
+        }
         let reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)
         if let ca = reply.issuingCA { try await trust.trust(Array(ca)) }
         let capabilities = build.serverCapabilities
@@ -56,7 +63,8 @@ struct ProfileDelivery: Sendable {
             if let fingerprint = reply.identityFingerprint {
                 try IssuedIdentityStore.record(c, fingerprint: fingerprint, linkID: recipient.linkID,
                                                profileIdentifier: reply.removableIdentifier, capabilities: capabilities,
-                                               deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone)
+                                               deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone,
+                                               account: recipient.account)
             }
             if let token = recipient.pairingToken, let device = recipient.deviceID {
                 guard try WatchPairingStore.spend(c, tokenID: token.id, watch: device, expiresAt: token.expiresAt) else {

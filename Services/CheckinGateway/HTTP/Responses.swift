@@ -20,14 +20,3 @@ func emptyResponse(_ status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentLength: "0"])
 }
 
-extension Request {
-    /// The body, refused with 413 beyond `limit` bytes.
-    func bodyBytes(limit: Int) async throws -> [UInt8] {
-        do {
-            var buffer = try await body.collect(upTo: limit)
-            return buffer.readBytes(length: buffer.readableBytes) ?? []
-        } catch is NIOTooManyBytesError {
-            throw refuse(.contentTooLarge, "body larger than \(limit) bytes")
-        }
-    }
-}

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import OrchardCrypto
+import OrchardSchemas
 
 /// Who sent a device request, as the authentication method that recognised it established.
 /// The fingerprint is what an enrollment is bound to.
@@ -14,6 +15,10 @@ struct DeviceCredential: Sendable {
     let method: Method
     let certificate: Certificate
     let fingerprint: String
+    /// Account-driven enrollment: the request's `Authorization: Bearer` token, and what user-enrollment-auth says of it.
+    /// The authorizer requires a good one for the enrollment's Managed Apple Account when the enrollment needs it.
+    var bearer: String? = nil
+    var accountToken: ValidateAccountToken.Reply? = nil
 
     /// `fingerprint`: the certificate's SHA-256, as `DeviceTrust.trusted` computed it.
     init(method: Method, certificate: Certificate, fingerprint: String) {

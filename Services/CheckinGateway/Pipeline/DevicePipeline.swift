@@ -1,6 +1,8 @@
 import AppleProtocol
 import Foundation
 import Hummingbird
+import OrchardMessaging
+import OrchardSchemas
 import OrchardStorage
 
 /// The device-facing MDM endpoints as one pipeline, in this order for every request:
@@ -10,6 +12,8 @@ import OrchardStorage
 /// 4. authorization of the enrollment the message names (`EnrollmentAuthorizer`; 401/403), in the
 ///    transaction that then applies the message;
 /// 5. the handler of that message type (`DeviceMessageHandler`): apply in that transaction, respond after.
+/// An account-driven enrollment's request also needs a good bearer for its Managed Apple Account (401 with the
+/// domain's challenge otherwise), and one for an enrollment Orchard does not know gets 403 com.apple.unrecognized.device.
 /// No handler is reachable any other way.
 struct DevicePipeline: Sendable {
     let database: Database
@@ -17,6 +21,8 @@ struct DevicePipeline: Sendable {
     let checkins: CheckinHandlers
     let commandResults: any DeviceMessageHandler<CommandResult>
     let pusher: APNsPusher
+    let accounts: AccountAuthorization
+    let outbox: OutboxPublisher
 
     static let checkinLimit = 1 << 20
     static let resultLimit = 8 << 20
@@ -36,7 +42,8 @@ struct DevicePipeline: Sendable {
             throw refuse(.unsupportedMediaType, "check-in needs Content-Type \(CheckinMessage.contentType)")
         }
         let body = try await request.bodyBytes(limit: Self.checkinLimit)
-        let credential = try await authentication.authenticate(request, body: body)
+        var credential = try await authentication.authenticate(request, body: body)
+        credential.bearer = AccountAuthorization.bearer(request)
         let message: CheckinMessage
         do { message = try CheckinMessage.parse(body) } catch let error as PlistError {
             throw refuse(.badRequest, "malformed check-in: \(error)")
@@ -60,7 +67,8 @@ struct DevicePipeline: Sendable {
     /// `PUT` ServerURL: the result of the previous command (or Idle), answered with the next command.
     func commandResult(_ request: Request, correlationID: String) async throws -> Response {
         let body = try await request.bodyBytes(limit: Self.resultLimit)
-        let credential = try await authentication.authenticate(request, body: body)
+        var credential = try await authentication.authenticate(request, body: body)
+        credential.bearer = AccountAuthorization.bearer(request)
         let result: CommandResult
         do { result = try CommandResult.parse(body) } catch let error as PlistError {
             throw refuse(.badRequest, "malformed command result: \(error)")
@@ -73,6 +81,37 @@ struct DevicePipeline: Sendable {
     private func run<H: DeviceMessageHandler>(_ handler: H, _ message: H.Message, _ identity: EnrollmentIdentity,
                                               _ credential: DeviceCredential, _ correlationID: String) async throws -> DeviceAnswer {
         guard let id = identity.enrollmentKey else { throw refuse(.badRequest, "missing UDID or EnrollmentID") }
+        var credential = credential
+        if let bearer = credential.bearer {
+            credential.accountToken = try await accounts.validate(bearer, correlationID: correlationID)
+        }
+        do {
+            return try await authorizeAndApply(handler, message, id, credential, correlationID)
+        } catch let required as AccountChallengeRequired {
+            let binding = required.binding
+            var challenge = credential.accountToken?.challenge
+            if challenge == nil { challenge = try await accounts.describe(binding.domain, correlationID: correlationID)?.challenge }
+            guard let challenge else {
+                try await record(id, "account.enrollment.unrecognized", .refused, "\(binding.domain) no longer enrolls devices", correlationID)
+                return DeviceAnswer(response: AccountAuthorization.unrecognizedDevice("domain \(binding.domain) no longer enrolls devices"))
+            }
+            try await record(id, "account.reauthentication-required", .refused, "\(binding.managedAppleID): \(required.reason)", correlationID)
+            return DeviceAnswer(response: AccountAuthorization.challenge(challenge, reason: "sign in again: \(required.reason)"))
+        } catch let unknown as UnrecognizedAccountDevice {
+            try await record(id, "account.enrollment.unrecognized", .refused, unknown.reason, correlationID)
+            return DeviceAnswer(response: AccountAuthorization.unrecognizedDevice(unknown.reason))
+        }
+    }
+
+    private func record(_ id: String, _ action: String, _ outcome: ActivityRecorded.Outcome, _ detail: String, _ correlationID: String) async throws {
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(actor: "device:\(id)", action, device: id, outcome: outcome, detail: detail)
+        try await journal.commit(to: database)
+        outbox.notify()
+    }
+
+    private func authorizeAndApply<H: DeviceMessageHandler>(_ handler: H, _ message: H.Message, _ id: String,
+                                                            _ credential: DeviceCredential, _ correlationID: String) async throws -> DeviceAnswer {
         try await handler.check(message)
         let (enrollment, applied) = try await database.transaction { c in
             let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access,

@@ -26,6 +26,19 @@ struct AuthorizedEnrollment: Sendable {
     var status: EnrollmentStatus? { record?.status ?? claim?.current?.status }
 }
 
+/// An account-driven enrollment's request without a good bearer for its Managed Apple Account: the pipeline answers
+/// `401` with the domain's challenge; the device signs in again and retries (REFERENCE §5.7).
+struct AccountChallengeRequired: Error {
+    let binding: AccountBinding
+    let reason: String
+}
+
+/// A request of an account-driven device for an enrollment Orchard does not know (any more): `403
+/// com.apple.unrecognized.device`, which makes the device unenroll (a 401 would only make it sign in again).
+struct UnrecognizedAccountDevice: Error {
+    let reason: String
+}
+
 /// The one authorization decision of the device endpoints. Refusals: unknown enrollment 401, another
 /// identity 403, checked out 401; nothing is written on refusal (the transaction rolls back).
 enum EnrollmentAuthorizer {
@@ -39,19 +52,35 @@ enum EnrollmentAuthorizer {
             if let reason = bindingRefusal(id: id, fingerprint: credential.fingerprint, claim: claim) {
                 throw refuse(.forbidden, reason)
             }
+            try checkAccount(claim.issued?.account, credential)
             return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
         case .active, .activeOrCheckedOut:
             guard let record = try EnrollmentStore.find(c, id: id) else {
+                if credential.bearer != nil { throw UnrecognizedAccountDevice(reason: "unknown enrollment \(id)") }
                 throw refuse(.unauthorized, "unknown enrollment \(id): Authenticate first")
             }
             guard record.identityFingerprint == credential.fingerprint else {
                 throw refuse(.forbidden, "request signed by an identity that is not this enrollment's")
             }
             if !record.status.isActive && access != .activeOrCheckedOut {
+                if record.account != nil { throw UnrecognizedAccountDevice(reason: "enrollment \(id) is \(record.status.rawValue)") }
                 throw refuse(.unauthorized, "enrollment \(id) is \(record.status.rawValue): enroll again first")
             }
+            try checkAccount(record.account, credential)
             if touch { try EnrollmentStore.touch(c, id: id) }
             return AuthorizedEnrollment(id: id, credential: credential, record: record, claim: nil)
+        }
+    }
+
+    /// An account-driven enrollment whose device sends the bearer (iOS, iPadOS) needs a good one, issued to its account.
+    static func checkAccount(_ binding: AccountBinding?, _ credential: DeviceCredential) throws {
+        guard let binding, binding.bearerRequired else { return }
+        guard credential.bearer != nil, let token = credential.accountToken else {
+            throw AccountChallengeRequired(binding: binding, reason: "no bearer token")
+        }
+        guard token.valid else { throw AccountChallengeRequired(binding: binding, reason: token.reason ?? "token refused") }
+        guard token.managedAppleID == binding.managedAppleID else {
+            throw AccountChallengeRequired(binding: binding, reason: "token of another account")
         }
     }
 

@@ -7,7 +7,7 @@ enum AdminQueries {
         e.id, e.udid, e.enrollment_kind, e.status, e.supervised, e.serial_number, e.os_version, e.build_version,
         e.product_name, e.model, e.device_name, (e.push_token IS NOT NULL AND NOT e.push_token_invalid) AS push_ok,
         (e.sealed_unlock_token IS NOT NULL) AS has_unlock, e.awaiting_configuration, e.created_at, e.enrolled_at,
-        e.last_seen_at, e.paired_with,
+        e.last_seen_at, e.paired_with, e.managed_apple_id, e.enrollment_mode,
         ARRAY(SELECT p.id FROM enrollments p WHERE p.paired_with = e.id) AS paired_children
         """
 
@@ -27,11 +27,12 @@ enum AdminQueries {
 
     // MARK: Devices and their commands
 
-    static func devices(_ database: Database, status: String?, after: String, limit: Int) async throws -> [Row] {
+    static func devices(_ database: Database, status: String?, managedAppleID: String? = nil, after: String, limit: Int) async throws -> [Row] {
         try await database.query("""
             SELECT \(deviceColumns) FROM enrollments e
-            WHERE ($1::text IS NULL OR e.status = $1) AND e.id > $2 ORDER BY e.id LIMIT $3
-            """, [.optionalText(status), .text(after), .int(limit)])
+            WHERE ($1::text IS NULL OR e.status = $1) AND ($4::text IS NULL OR e.managed_apple_id = $4)
+              AND e.id > $2 ORDER BY e.id LIMIT $3
+            """, [.optionalText(status), .text(after), .int(limit), .optionalText(managedAppleID?.lowercased())])
     }
 
     static func device(_ database: Database, id: String) async throws -> Row? {

@@ -147,5 +147,14 @@ enum CheckinGatewayMigrations {
                 disabled boolean NOT NULL DEFAULT false, failures integer NOT NULL DEFAULT 0, locked_until timestamptz,
                 created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
             """),
+        // Account-driven enrollment: the Managed Apple Account a profile was served to, and whether its device sends
+        // the bearer on every request (iOS, iPadOS: yes; macOS device channel: no). Copied to the enrollment at Authenticate.
+        Migration(12, "account-driven enrollments", """
+            ALTER TABLE issued_identities ADD COLUMN managed_apple_id text, ADD COLUMN account_domain text,
+                ADD COLUMN enrollment_mode text, ADD COLUMN bearer_required boolean NOT NULL DEFAULT false;
+            ALTER TABLE enrollments ADD COLUMN managed_apple_id text, ADD COLUMN account_domain text,
+                ADD COLUMN enrollment_mode text, ADD COLUMN bearer_required boolean NOT NULL DEFAULT false;
+            CREATE INDEX enrollments_managed_apple_id ON enrollments (managed_apple_id) WHERE managed_apple_id IS NOT NULL;
+            """),
     ]
 }

@@ -12,6 +12,31 @@ struct EnrollmentRecord: Sendable {
     let pairedWith: String?
     /// An ADE device in Setup Assistant whose setup items are being followed (ADESetup reads its command results).
     var adeSettingUp: Bool = false
+    /// An account-driven enrollment: the Managed Apple Account, and whether every request must carry its bearer.
+    var account: AccountBinding? = nil
+}
+
+/// The Managed Apple Account an account-driven enrollment belongs to (its profile was served after that sign-in).
+struct AccountBinding: Sendable, Equatable {
+    let managedAppleID: String
+    let domain: String
+    /// `mdm-byod` or `mdm-adde`.
+    let mode: String
+    /// iOS and iPadOS send `Authorization: Bearer` on every request; macOS's device channel does not.
+    let bearerRequired: Bool
+
+    init(managedAppleID: String, domain: String, mode: String, bearerRequired: Bool) {
+        self.managedAppleID = managedAppleID
+        self.domain = domain
+        self.mode = mode
+        self.bearerRequired = bearerRequired
+    }
+
+    init?(_ row: Row) {
+        guard let user = row.string("managed_apple_id"), let domain = row.string("account_domain") else { return nil }
+        self.init(managedAppleID: user, domain: domain, mode: row.string("enrollment_mode") ?? "",
+                  bearerRequired: row.bool("bearer_required") ?? false)
+    }
 }
 
 /// What the gateway knows about an identity that wants to Authenticate as an enrollment, read in one
@@ -30,6 +55,7 @@ struct IdentityClaim: Sendable {
         /// The device it was issued to, when Orchard knew it at issue time (a watch's verified UDID).
         let deviceID: String?
         let pairedPhone: String?
+        var account: AccountBinding? = nil
     }
 }
 
@@ -46,20 +72,22 @@ enum EnrollmentStore {
     static func find(_ c: Connection, id: String) throws -> EnrollmentRecord? {
         guard let row = try c.query("""
             SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with,
+                   managed_apple_id, account_domain, enrollment_mode, bearer_required,
                    EXISTS (SELECT 1 FROM ade_enrollments a WHERE a.udid = $1 AND a.state = 'setting up') AS ade_setting_up
             FROM enrollments WHERE id = $1
             """, [.text(id)]).first else { return nil }
         return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
                                 profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"),
-                                adeSettingUp: row.bool("ade_setting_up") ?? false)
+                                adeSettingUp: row.bool("ade_setting_up") ?? false, account: AccountBinding(row))
     }
 
     /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
     static func claim(_ c: Connection, id: String, fingerprint: String) throws -> IdentityClaim {
         let row = try c.query("""
             SELECT e.identity_fingerprint, e.status, b.enrollment_id AS bound_to,
-                   i.profile_identifier, i.server_capabilities, i.device_id, i.paired_phone
+                   i.profile_identifier, i.server_capabilities, i.device_id, i.paired_phone,
+                   i.managed_apple_id, i.account_domain, i.enrollment_mode, i.bearer_required
             FROM (SELECT 1) one
             LEFT JOIN (SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE) e ON true
             LEFT JOIN identity_bindings b ON b.fingerprint = $2
@@ -68,7 +96,8 @@ enum EnrollmentStore {
         let current = row?.string("identity_fingerprint").map { ($0, EnrollmentStatus(stored: row?.string("status"))) }
         let issued = row?.string("profile_identifier").map {
             IdentityClaim.IssuedIdentity(profileIdentifier: $0, serverCapabilities: row?.string("server_capabilities") ?? "",
-                                         deviceID: row?.string("device_id"), pairedPhone: row?.string("paired_phone"))
+                                         deviceID: row?.string("device_id"), pairedPhone: row?.string("paired_phone"),
+                                         account: row.flatMap(AccountBinding.init))
         }
         return IdentityClaim(current: current, boundTo: row?.string("bound_to"), issued: issued)
     }
@@ -82,9 +111,10 @@ enum EnrollmentStore {
         try c.query("""
             INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
                                      os_version, build_version, product_name, model, device_name,
-                                     profile_identifier, server_capabilities, paired_with, supervised, last_seen_at)
+                                     profile_identifier, server_capabilities, paired_with, supervised, last_seen_at,
+                                     managed_apple_id, account_domain, enrollment_mode, bearer_required)
             VALUES ($1, $2, $3, '\(EnrollmentStatus.pending.rawValue)', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                    CASE WHEN $14::text IS NOT NULL THEN true END, now())
+                    CASE WHEN $14::text IS NOT NULL THEN true END, now(), $15, $16, $17, $18)
             ON CONFLICT (id) DO UPDATE SET
                 status = CASE WHEN enrollments.identity_fingerprint = EXCLUDED.identity_fingerprint
                                AND enrollments.status = '\(EnrollmentStatus.enrolled.rawValue)'
@@ -106,12 +136,15 @@ enum EnrollmentStore {
                 server_capabilities = COALESCE(EXCLUDED.server_capabilities, enrollments.server_capabilities),
                 paired_with = COALESCE(EXCLUDED.paired_with, enrollments.paired_with),
                 supervised = COALESCE(EXCLUDED.supervised, enrollments.supervised),
+                managed_apple_id = EXCLUDED.managed_apple_id, account_domain = EXCLUDED.account_domain,
+                enrollment_mode = EXCLUDED.enrollment_mode, bearer_required = EXCLUDED.bearer_required,
                 last_seen_at = now()
             """, [.text(id), .optionalText(m.identity.udid), .text(kind), .text(fingerprint), .text(m.topic),
                   .optionalText(m.serialNumber), .optionalText(m.osVersion), .optionalText(m.buildVersion),
                   .optionalText(m.productName), .optionalText(m.model), .optionalText(m.deviceName),
                   .optionalText(issued?.profileIdentifier), .optionalText(issued?.serverCapabilities),
-                  .optionalText(issued?.pairedPhone)])
+                  .optionalText(issued?.pairedPhone), .optionalText(issued?.account?.managedAppleID),
+                  .optionalText(issued?.account?.domain), .optionalText(issued?.account?.mode), .bool(issued?.account?.bearerRequired ?? false)])
         if claim.boundTo == nil {
             try c.queryAtCommit("INSERT INTO identity_bindings (fingerprint, enrollment_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                                 [.text(fingerprint), .text(id)])

@@ -74,6 +74,8 @@ struct ProfileBuilder: Sendable {
             anchorCertificates: anchors.map(\.der) + (request.extraAnchors ?? []).map { Array($0) }, platform: platform,
             serverCapabilities: request.serverCapabilities)
         profile.removalDisallowed = request.removalDisallowed ?? false
+        profile.enrollmentMode = request.enrollmentMode
+        profile.assignedManagedAppleID = request.assignedManagedAppleID
         let signed = try CMS.sign(profile.plist, identity: authorities.profileSigning)
 
         let activity = ActivityRecorded(actor: "service:\(service)", action: "profile.signed", deviceID: request.subject,
@@ -112,6 +114,15 @@ struct ProfileBuilder: Sendable {
             }
         }
         guard DeviceIdentifier.isValid(r.subject) else { throw refuse("subject must be a device identifier") }
+        if let mode = r.enrollmentMode {
+            guard mode == "BYOD" || mode == "ADDE" else { throw refuse("enrollmentMode must be BYOD or ADDE") }
+            guard let account = r.assignedManagedAppleID, (3...320).contains(account.count), account.contains("@"),
+                  !account.containsControlCharacters else {
+                throw refuse("an account-driven profile needs assignedManagedAppleID (name@domain)")
+            }
+        } else if r.assignedManagedAppleID != nil {
+            throw refuse("assignedManagedAppleID needs enrollmentMode")
+        }
         guard r.topic.hasPrefix("com.apple.mgmt."), r.topic.count <= 200 else { throw refuse("topic must start with com.apple.mgmt.") }
         for url in [r.serverURL, r.checkInURL] where !url.hasPrefix("https://") && !url.hasPrefix("http://") {
             throw refuse("server URLs must be http(s)")

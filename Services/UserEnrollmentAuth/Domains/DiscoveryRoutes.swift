@@ -9,11 +9,12 @@ import NIOCore
 /// domain by proxying or redirecting here with the query kept (the device does not re-append it).
 struct DiscoveryRoutes: Sendable {
     let domains: ManagedDomains
+    let activity: AccountActivity
 
     static let modelFamilies: Set<String> = ["AppleTV", "iPad", "iPhone", "Mac", "RealityDevice", "Watch"]
 
     func add<Context: RequestContext>(to router: Router<Context>) {
-        router.get(".well-known/com.apple.remotemanagement") { request, _ -> Response in
+        router.get(".well-known/com.apple.remotemanagement") { request, context -> Response in
             let query = request.uri.queryParameters
             guard let identifier = query["user-identifier"].map(String.init), identifier.count <= 320,
                   let at = identifier.lastIndex(of: "@"), at != identifier.startIndex else {
@@ -24,9 +25,14 @@ struct DiscoveryRoutes: Sendable {
             }
             guard let domain = try? ManagedDomains.canonical(String(identifier[identifier.index(after: at)...])),
                   let known = try await domains.find(domain) else {
+                try await activity.record("account.discovery", actor: "service:\(activity.service)", outcome: .refused,
+                                          detail: "\(identifier.prefix(320)): not a domain of this organisation", correlationID: context.correlationID)
                 return failed("this organisation does not enroll devices for \(identifier[identifier.index(after: at)...].prefix(253))")
             }
-            let body = try JSONSerialization.data(withJSONObject: ["Servers": [["Version": known.mode, "BaseURL": known.baseURL]]],
+            try await activity.record("account.discovery", actor: "service:\(activity.service)", outcome: .succeeded,
+                                      detail: "\(identifier) (\(query["model-family"].map(String.init) ?? "no model family")): \(known.view.mode)",
+                                      correlationID: context.correlationID)
+            let body = try JSONSerialization.data(withJSONObject: ["Servers": [["Version": known.view.mode, "BaseURL": known.view.baseURL]]],
                                                   options: [.sortedKeys, .withoutEscapingSlashes])
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))

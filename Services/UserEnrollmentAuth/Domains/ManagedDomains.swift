@@ -1,5 +1,6 @@
 import Foundation
 import OrchardCore
+import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
 import OrchardStorage
@@ -10,8 +11,11 @@ struct ManagedDomains: Sendable {
     let database: Database
     let outbox: OutboxPublisher
     let service: String
-    /// Where devices of every domain enroll (`BaseURL`).
-    let baseURL: String
+    /// The gateway's public URL: a domain's devices enroll at `<it>/mdm/account/enroll/<domain>` (`BaseURL`).
+    let gatewayURL: String
+    let secrets: SecretBox
+
+    func baseURL(_ domain: String) -> String { "\(gatewayURL)/mdm/account/enroll/\(domain)" }
 
     /// Apple's minimums for account-driven enrollment with the flows Orchard serves (REFERENCE §5; seed 003).
     static let defaultMinimumOS = ["iOS": "18.2", "iPadOS": "18.2", "macOS": "15.2"]
@@ -22,10 +26,23 @@ struct ManagedDomains: Sendable {
         guard Self.modes.contains(r.mode) else {
             throw RequestRefused(code: "account-domain.mode", message: "mode must be mdm-byod (User Enrollment) or mdm-adde (Device Enrollment)")
         }
-        let directory = r.directory ?? "local"
-        guard directory == "local" else {
-            throw RequestRefused(code: "account-domain.directory", message: "directory must be local (directories come with the sign-in)")
+        let directory = r.directory ?? (r.ldap == nil ? "none" : "ldap")
+        guard directory == "none" || directory == "ldap" else {
+            throw RequestRefused(code: "account-domain.directory", message: "directory must be ldap (with ldap settings) or none")
         }
+        var ldap = r.ldap
+        if directory == "ldap" {
+            guard let settings = ldap else {
+                throw RequestRefused(code: "account-domain.directory", message: "directory ldap needs the ldap settings (url, baseDN, userFilter)")
+            }
+            try Self.check(settings)
+        } else if ldap != nil {
+            throw RequestRefused(code: "account-domain.directory", message: "ldap settings need directory ldap")
+        }
+        let sealedPassword = try ldap?.bindPassword.map { try secrets.seal(Array($0.utf8), context: "ldap-bind:\(domain)") }
+        ldap?.bindPassword = nil
+        ldap?.bindPasswordSet = nil
+        let ldapText = try ldap.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         var minimum = Self.defaultMinimumOS
         for (platform, version) in r.minimumOS ?? [:] {
             guard Self.defaultMinimumOS.keys.contains(platform) else {
@@ -41,22 +58,27 @@ struct ManagedDomains: Sendable {
         let summary = minimum.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         try await database.transaction { c in
             let inserted = try c.query("""
-                INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by) VALUES ($1, $2, $3, $4, $5)
+                INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by, ldap_settings, ldap_bind_password)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (domain) DO UPDATE SET mode = EXCLUDED.mode, directory = EXCLUDED.directory,
-                    minimum_os = EXCLUDED.minimum_os, updated_at = now()
+                    minimum_os = EXCLUDED.minimum_os, ldap_settings = EXCLUDED.ldap_settings,
+                    ldap_bind_password = CASE WHEN EXCLUDED.ldap_settings IS NULL THEN NULL
+                                              ELSE COALESCE(EXCLUDED.ldap_bind_password, managed_domains.ldap_bind_password) END,
+                    updated_at = now()
                 RETURNING (xmax = 0) AS inserted
-                """, [.text(domain), .text(r.mode), .text(directory), .text(minimumText), .text(r.actor)]).first?.bool("inserted") ?? true
+                """, [.text(domain), .text(r.mode), .text(directory), .text(minimumText), .text(r.actor),
+                      .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null]).first?.bool("inserted") ?? true
             try Outbox.append(activity(r.actor, inserted ? "account-domain.created" : "account-domain.changed",
-                                       detail: "\(domain): \(r.mode), minimum \(summary)"),
+                                       detail: "\(domain): \(r.mode), directory \(directory), minimum \(summary)"),
                               correlationID: correlationID, on: c)
         }
         outbox.notify()
         guard let saved = try await find(domain) else { throw RequestRefused(code: "account-domain.unknown", message: "no domain \(domain)", httpStatus: 404) }
-        return saved
+        return saved.view
     }
 
     func list() async throws -> [ManagedDomain] {
-        try await database.query("SELECT domain, mode, directory, minimum_os, updated_at FROM managed_domains ORDER BY domain").map(view)
+        try await database.query("SELECT \(Self.columns) FROM managed_domains ORDER BY domain").map { record($0).view }
     }
 
     func delete(_ r: DeleteManagedDomain, correlationID: String?) async throws -> DeleteManagedDomain.Reply {
@@ -71,15 +93,60 @@ struct ManagedDomains: Sendable {
         return .init(deleted: true)
     }
 
-    func find(_ domain: String) async throws -> ManagedDomain? {
-        try await database.query("SELECT domain, mode, directory, minimum_os, updated_at FROM managed_domains WHERE domain = $1",
-                                 [.text(domain)]).first.map(view)
+    /// A domain as sign-in needs it: the admin's view, and the directory with its search account's password.
+    struct Record: Sendable {
+        let view: ManagedDomain
+        let ldap: LDAPDirectorySettings?
+        let sealedBindPassword: [UInt8]?
     }
 
-    private func view(_ row: Row) -> ManagedDomain {
-        ManagedDomain(domain: row.string("domain") ?? "", mode: row.string("mode") ?? "", directory: row.string("directory") ?? "local",
-                      minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
-                      baseURL: baseURL, registeredWithABM: false, updatedAt: row.date("updated_at") ?? Date())
+    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password"
+
+    func find(_ domain: String) async throws -> Record? {
+        try await database.query("SELECT \(Self.columns) FROM managed_domains WHERE domain = $1", [.text(domain)]).first.map(record)
+    }
+
+    /// The search account's password of `record`'s directory.
+    func bindPassword(_ record: Record) throws -> String? {
+        try record.sealedBindPassword.map { String(decoding: try secrets.open($0, context: "ldap-bind:\(record.view.domain)"), as: UTF8.self) }
+    }
+
+    private func record(_ row: Row) -> Record {
+        let domain = row.string("domain") ?? ""
+        var ldap = row.string("ldap_settings").flatMap { try? JSONDecoder().decode(LDAPDirectorySettings.self, from: Data($0.utf8)) }
+        let sealed = row.bytes("ldap_bind_password")
+        var shown = ldap
+        shown?.bindPasswordSet = sealed != nil
+        ldap?.bindPasswordSet = sealed != nil
+        let view = ManagedDomain(domain: domain, mode: row.string("mode") ?? "", directory: row.string("directory") ?? "none", ldap: shown,
+                                 minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
+                                 baseURL: baseURL(domain), registeredWithABM: false, updatedAt: row.date("updated_at") ?? Date())
+        return Record(view: view, ldap: ldap, sealedBindPassword: sealed)
+    }
+
+    /// LDAP settings an admin may save: an ldap(s) URL, filters in parentheses, `{user}` in the user filter.
+    static func check(_ s: LDAPDirectorySettings) throws {
+        func refuse(_ message: String) -> RequestRefused { RequestRefused(code: "account-domain.ldap", message: message) }
+        let lower = s.url.lowercased()
+        guard s.url.count <= 512, lower.hasPrefix("ldap://") || lower.hasPrefix("ldaps://"), !s.url.containsControlCharacters else {
+            throw refuse("ldap.url must be an ldap:// or ldaps:// URL")
+        }
+        guard (1...1024).contains(s.baseDN.count), !s.baseDN.containsControlCharacters else { throw refuse("ldap.baseDN is required (such as dc=example,dc=com)") }
+        guard s.userFilter.count <= 1024, s.userFilter.hasPrefix("("), s.userFilter.hasSuffix(")"), s.userFilter.contains("{user}"),
+              !s.userFilter.containsControlCharacters else {
+            throw refuse("ldap.userFilter must be a filter in parentheses naming {user}, such as (mail={user}) or (userPrincipalName={user})")
+        }
+        if let f = s.disabledFilter, !f.isEmpty {
+            guard f.count <= 1024, f.hasPrefix("("), f.hasSuffix(")"), !f.containsControlCharacters else {
+                throw refuse("ldap.disabledFilter must be a filter in parentheses, such as (employeeType=disabled)")
+            }
+        }
+        if let dn = s.bindDN { guard dn.count <= 1024, !dn.containsControlCharacters else { throw refuse("ldap.bindDN is too long") } }
+        if let p = s.bindPassword { guard p.count <= 1024 else { throw refuse("ldap.bindPassword is too long") } }
+        if let ca = s.caFile {
+            guard ca.hasPrefix("/"), FileManager.default.isReadableFile(atPath: ca) else { throw refuse("ldap.caFile must be a readable PEM file on user-enrollment-auth's host") }
+        }
+        if let t = s.timeoutSeconds { guard (1...30).contains(t) else { throw refuse("ldap.timeoutSeconds must be 1 to 30") } }
     }
 
     private func activity(_ actor: String, _ action: String, detail: String) -> ActivityRecorded {

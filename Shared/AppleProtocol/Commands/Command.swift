@@ -39,6 +39,9 @@ extension MDMCommand {
         MDMCommand(requestType: "DeviceInformation", parameters: ["Queries": .array(queries.map(PlistValue.string))])
     }
 
+    /// The standard queries a User Enrollment may be asked (Apple's schema forbids UDID, SerialNumber and IMEI there).
+    public static var userEnrollmentQueries: [String] { standardQueries.filter { !["UDID", "SerialNumber", "IMEI"].contains($0) } }
+
     public static let standardQueries = [
         "UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber",
         "IsSupervised", "IsMultiUser", "IMEI",

@@ -34,6 +34,10 @@ public struct EnrollmentProfile: Sendable, Equatable {
     public var platform: Platform
     /// `PayloadRemovalDisallowed` on the profile (honoured on supervised devices: ADE with `is_mdm_removable` false).
     public var removalDisallowed: Bool = false
+    /// Account-driven enrollment (REFERENCE §5.6): `BYOD` (User Enrollment: no `AccessRights`) or `ADDE`, with the
+    /// Managed Apple Account the user signed in with. Both must stay byte for byte the same when the profile is re-sent.
+    public var enrollmentMode: String?
+    public var assignedManagedAppleID: String?
 
     public init(identifier: String, displayName: String, organization: String, topic: String, serverURL: String,
                 checkInURL: String, identity: Identity, anchorCertificates: [[UInt8]] = [], platform: Platform = .iOS,
@@ -71,7 +75,9 @@ public struct EnrollmentProfile: Sendable, Equatable {
         mdm["CheckInURL"] = .string(checkInURL)
         mdm["SignMessage"] = .bool(true)
         mdm["CheckOutWhenRemoved"] = .bool(true)
-        mdm["AccessRights"] = .integer(accessRights)
+        if enrollmentMode != "BYOD" { mdm["AccessRights"] = .integer(accessRights) }
+        if let enrollmentMode { mdm["EnrollmentMode"] = .string(enrollmentMode) }
+        if let assignedManagedAppleID { mdm["AssignedManagedAppleID"] = .string(assignedManagedAppleID) }
         mdm["ServerCapabilities"] = .array(serverCapabilities.map(PlistValue.string))
         content.append(.dictionary(mdm))
 

@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOConcurrencyHelpers
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+
+/// What the gateway asks user-enrollment-auth about account-driven enrollment, cached: a domain's mode, minimum OS
+/// and challenge (30 s), and whether a bearer token is good (`tokenCacheSeconds`, never past the token's expiry).
+/// So a revoked token, or a user disabled in the directory, stops working within `tokenCacheSeconds` plus
+/// user-enrollment-auth's own 30 s directory recheck: under a minute with the defaults.
+struct AccountAuthorization: Sendable {
+    let requests: RequestClient
+    let timeout: Duration
+    let tokenCacheSeconds: TimeInterval
+    private let tokens = ExpiringCache<ValidateAccountToken.Reply>(capacity: 200_000)
+    private let domains = ExpiringCache<DescribeAccountEnrollment.Reply?>(capacity: 10_000)
+
+    init(requests: RequestClient, timeout: Duration, tokenCacheSeconds: TimeInterval) {
+        self.requests = requests
+        self.timeout = timeout
+        self.tokenCacheSeconds = tokenCacheSeconds
+    }
+
+    static let authorization = HTTPField.Name("Authorization")!
+    static let wwwAuthenticate = HTTPField.Name("WWW-Authenticate")!
+
+    /// The bearer token of `Authorization: Bearer <token>`; nil without one.
+    static func bearer(_ request: Request) -> String? {
+        guard let value = request.headers[authorization], value.utf8.count <= 4096 else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+
+    /// The domain's account-driven settings; nil when it is not a domain of this organisation.
+    func describe(_ domain: String, correlationID: String) async throws -> DescribeAccountEnrollment.Reply? {
+        let key = domain.lowercased()
+        if let cached = domains.get(key) { return cached }
+        let reply: DescribeAccountEnrollment.Reply?
+        do {
+            reply = try await requests.request(DescribeAccountEnrollment(domain: key), timeout: timeout, correlationID: correlationID)
+        } catch let refused as RequestRefused where refused.httpStatus == 404 || refused.httpStatus == 400 {
+            reply = nil
+        }
+        domains.set(key, reply, for: 30)
+        return reply
+    }
+
+    /// Whether `token` is good now, as user-enrollment-auth last said (by its SHA-256; the token never leaves here).
+    func validate(_ token: String, correlationID: String) async throws -> ValidateAccountToken.Reply {
+        let hash = Digest.sha256(Array(token.utf8)).hexString
+        if let cached = tokens.get(hash) { return cached }
+        let reply = try await requests.request(ValidateAccountToken(tokenHash: hash), timeout: timeout, correlationID: correlationID)
+        var ttl = tokenCacheSeconds
+        if reply.valid, let expiry = reply.expiresAt { ttl = min(ttl, expiry.timeIntervalSinceNow) }
+        if ttl > 0 { tokens.set(hash, reply, for: ttl) }
+        return reply
+    }
+
+    /// Drops this gateway's cached answers for `user`'s tokens (after an admin revoked them here).
+    func forget(user: String) {
+        tokens.removeAll { $0.managedAppleID == user.lowercased() }
+    }
+
+    /// `401` with the challenge that sends the device to sign in (again): Apple's `WWW-Authenticate` comma form.
+    static func challenge(_ value: String, reason: String) -> Response {
+        var response = jsonResponse(["code": "com.orchard.account.authentication-required", "description": reason], status: .unauthorized)
+        response.headers[wwwAuthenticate] = value
+        return response
+    }
+
+    /// `403 com.apple.unrecognized.device`: the device unenrolls (an account-driven enrollment Orchard no longer knows).
+    static func unrecognizedDevice(_ reason: String) -> Response {
+        jsonResponse(["code": "com.apple.unrecognized.device", "description": reason,
+                      "message": "This device is no longer enrolled with your organisation."], status: .forbidden)
+    }
+
+    static func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return bytesResponse(Array(body), contentType: "application/json", status: status)
+    }
+}
+
+/// A bounded map whose entries expire; when full, expired entries go first, then everything (a cache, not a store).
+final class ExpiringCache<Value: Sendable>: Sendable {
+    private let box = NIOLockedValueBox<[String: (value: Value, until: Date)]>([:])
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func get(_ key: String) -> Value? {
+        box.withLockedValue { entries in
+            guard let entry = entries[key] else { return nil }
+            if entry.until > Date() { return entry.value }
+            entries[key] = nil
+            return nil
+        }
+    }
+
+    func set(_ key: String, _ value: Value, for seconds: TimeInterval) {
+        box.withLockedValue { entries in
+            if entries.count >= capacity {
+                let now = Date()
+                entries = entries.filter { $0.value.until > now }
+                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[key] = (value, Date().addingTimeInterval(seconds))
+        }
+    }
+
+    func removeAll(where match: (Value) -> Bool) {
+        box.withLockedValue { entries in entries = entries.filter { !match($0.value.value) } }
+    }
+}

@@ -1,0 +1,106 @@
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardCore
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+import OrchardServiceKit
+import OrchardStorage
+
+/// The `BaseURL` of account-driven enrollment, `/mdm/account/enroll/<domain>` (REFERENCE §5.2–5.5): the device POSTs its
+/// MachineInfo, CMS-signed by its built-in identity, whatever the Content-Type. Without a good bearer the answer is
+/// `401` with the domain's challenge (`WWW-Authenticate: Bearer method="apple-as-web", url="…"`); with one, the signed
+/// profile with `EnrollmentMode` and `AssignedManagedAppleID`, its identity bound to that Managed Apple Account.
+/// An OS below the domain's minimum gets a 403 whose message names both versions. Nothing is enrolled until the
+/// device Authenticates with the profile's identity.
+struct AccountEnrollmentRoutes: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let delivery: ProfileDelivery
+    let accounts: AccountAuthorization
+    let roots: [Certificate]
+    let service: String
+
+    func add(to router: Router<GatewayContext>) {
+        router.post("mdm/account/enroll/:domain") { request, context -> Response in
+            try await enroll(request, domain: try context.parameters.require("domain"), correlationID: context.correlationID)
+        }
+    }
+
+    func enroll(_ request: Request, domain rawDomain: String, correlationID: String) async throws -> Response {
+        let signed = try await request.bodyBytes(limit: 64 * 1024)
+        guard !signed.isEmpty else { throw refuse(.badRequest, "send the device's signed MachineInfo as the body") }
+        let domain = rawDomain.lowercased()
+        guard domain.count <= 253, let settings = try await accounts.describe(domain, correlationID: correlationID) else {
+            try await record("account.enrollment.refused", outcome: .refused, detail: "unknown domain \(domain.prefix(253))", correlationID: correlationID)
+            throw refuse(.notFound, "this organisation does not enroll devices for \(domain.prefix(253))")
+        }
+        let verified: VerifiedContent
+        do { verified = try CMS.verify(signed, roots: roots, checkValidityPeriods: false) } catch {
+            let unsigned = (try? CMS.verify(signed, roots: [], checkValidityPeriods: false)) == nil
+                && (try? Plist.parseDictionary(signed)) != nil
+            try await record("account.enrollment.refused", outcome: .refused,
+                             detail: "\(domain): \(unsigned ? "unsigned body" : "body not signed by a trusted device identity")", correlationID: correlationID)
+            if unsigned { throw refuse(.badRequest, "the MachineInfo must be CMS-signed by the device's identity") }
+            throw refuse(.forbidden, "the body is not a MachineInfo signed by a trusted device identity")
+        }
+        let info: AccountEnrollmentRequest
+        do { info = try AccountEnrollmentRequest.parse(verified.content) } catch {
+            throw refuse(.badRequest, "malformed MachineInfo: \(error)")
+        }
+        guard let platform = info.platform else {
+            throw refuse(.badRequest, "account-driven enrollment is for iPhone, iPad, Mac and Apple Vision Pro, not \(info.product)")
+        }
+        if let refusal = try await osRefusal(info, platform: platform, settings: settings, correlationID: correlationID) { return refusal }
+
+        guard let bearer = AccountAuthorization.bearer(request) else {
+            try await record("account.challenged", outcome: .succeeded, detail: "\(domain): \(info.product) asked to sign in", correlationID: correlationID)
+            return AccountAuthorization.challenge(settings.challenge, reason: "sign in to enroll")
+        }
+        let token = try await accounts.validate(bearer, correlationID: correlationID)
+        guard token.valid, let user = token.managedAppleID, token.domain == settings.domain else {
+            let why = token.valid ? "token of another domain" : token.reason ?? "refused"
+            try await record("account.token.refused", outcome: .refused, detail: "\(domain): \(why)", correlationID: correlationID)
+            return AccountAuthorization.challenge(settings.challenge, reason: "sign in again: \(why)")
+        }
+        let account = AccountBinding(managedAppleID: user, domain: settings.domain, mode: settings.mode,
+                                     bearerRequired: platform != .macOS)
+        // User Enrollment has no device identifier: the profile is made for a fresh one (its identity's subject).
+        let subject = info.udid ?? RandomUUID.uppercased()
+        return try await delivery.deliver(
+            to: .init(subject: subject, platform: platform == .macOS ? .macOS : .iOS, account: account),
+            correlationID: correlationID) { _ in
+            ActivityRecorded(actor: "user:\(user)", action: "account.enrollment-profile.served", deviceID: info.udid, relatedDeviceIDs: [],
+                             outcome: .succeeded,
+                             detail: "\(settings.mode == "mdm-byod" ? "User Enrollment" : "Device Enrollment") profile for \(user) on \(info.product) \(info.osVersion ?? info.version)",
+                             service: service)
+        }
+    }
+
+    /// The refusal for an OS below the domain's minimum for its platform, with both versions in the message;
+    /// `com.apple.softwareupdate.required` when the device says it can be asked to update. A device without
+    /// `OS_VERSION` runs an OS older than iOS 17 / macOS 14.
+    private func osRefusal(_ info: AccountEnrollmentRequest, platform: AccountEnrollmentRequest.Platform,
+                           settings: DescribeAccountEnrollment.Reply, correlationID: String) async throws -> Response? {
+        guard let minimum = settings.minimumOS[platform.rawValue] else { return nil }
+        let running = info.osVersion ?? (platform == .macOS ? "13" : "16")
+        guard OSVersion.compare(running, minimum) == .orderedAscending else { return nil }
+        let shown = info.osVersion ?? "an older version"
+        let message = "\(settings.domain) enrolls devices with \(platform.rawValue) \(minimum) or later; this device runs \(platform.rawValue) \(shown). Update it in Settings, then enroll again."
+        try await record("account.enrollment.refused", outcome: .refused,
+                         detail: "\(settings.domain): \(info.product) runs \(platform.rawValue) \(shown), minimum \(minimum)", correlationID: correlationID)
+        var document = info.canRequestSoftwareUpdate ? ErrorDocument.softwareUpdateRequired(osVersion: minimum)
+            : ErrorDocument(code: "com.orchard.account.os-too-old", description: "OS \(shown) below the minimum \(minimum)", details: [:])
+        document.message = message
+        return bytesResponse(document.json, contentType: "application/json", status: .forbidden)
+    }
+
+    private func record(_ action: String, outcome: ActivityRecorded.Outcome, detail: String, correlationID: String) async throws {
+        var journal = Journal(correlationID: correlationID)
+        journal.activity(ActivityRecorded(actor: "service:\(service)", action: action, deviceID: nil, relatedDeviceIDs: [],
+                                          outcome: outcome, detail: detail, service: service))
+        try await journal.commit(to: database)
+        outbox.notify()
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Logging
+import OrchardCore
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+import OrchardStorage
+
+/// Access tokens of account-driven enrollment: issued at a successful sign-in (the `access-token` of the 308), sent by
+/// the device as `Authorization: Bearer` on its second enrollment request and, on iOS and iPadOS, every MDM request
+/// after. Opaque random 256-bit values; only their SHA-256 is stored, and only that travels to the gateway.
+/// A token stops working when it expires, is revoked (admin API, or its user is disabled or gone in the directory,
+/// which is asked again at most every `recheck`), or its domain is removed.
+struct AccountTokens: Sendable {
+    let database: Database
+    let outbox: OutboxPublisher
+    let domains: ManagedDomains
+    let service: String
+    let lifetime: TimeInterval
+    let challenge: @Sendable (String) -> String
+    let logger: Logger
+
+    static let recheck: TimeInterval = 30
+
+    static func hash(_ token: String) -> String { Digest.sha256(Array(token.utf8)).hexString }
+
+    /// A new token for `user`, recorded in `c` (the sign-in's transaction).
+    func issue(_ c: Connection, user: String, domain: String, dn: String?) throws -> (id: String, token: String) {
+        let token = "orc_at_" + (try SecureRandom.token())
+        let id = RandomUUID.lowercased()
+        try c.query("""
+            INSERT INTO account_tokens (id, token_hash, managed_apple_id, domain, directory_dn, expires_at)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+            """, [.text(id), .text(Self.hash(token)), .text(user), .text(domain), .optionalText(dn), .int(Int(lifetime))])
+        return (id, token)
+    }
+
+    func validate(_ r: ValidateAccountToken, correlationID: String?) async throws -> ValidateAccountToken.Reply {
+        guard r.tokenHash.count == 64, r.tokenHash.allSatisfy(\.isHexDigit) else { return .init(valid: false, reason: "not a token") }
+        guard let row = try await database.query("""
+            SELECT t.id, t.managed_apple_id, t.domain, t.expires_at, t.revoked_at, t.revoked_reason, t.expires_at <= now() AS expired,
+                   t.directory_checked_at < now() - make_interval(secs => $2) AS stale, d.mode
+            FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain WHERE t.token_hash = $1
+            """, [.text(r.tokenHash), .int(Int(Self.recheck))]).first,
+              let id = row.string("id"), let user = row.string("managed_apple_id"), let domain = row.string("domain") else {
+            return .init(valid: false, reason: "unknown token")
+        }
+        var reply = ValidateAccountToken.Reply(valid: false, tokenID: id, managedAppleID: user, domain: domain, mode: row.string("mode"),
+                                               expiresAt: row.date("expires_at"), challenge: challenge(domain))
+        if row.date("revoked_at") != nil { reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"; return reply }
+        if row.bool("expired") == true { reply.reason = "expired"; return reply }
+        guard let record = try await domains.find(domain) else { reply.reason = "domain \(domain) no longer enrolls"; return reply }
+        if row.bool("stale") == true, let ldap = record.ldap {
+            let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
+            switch outcome {
+            case .ok:
+                try await database.query("UPDATE account_tokens SET directory_checked_at = now() WHERE id = $1", [.text(id)])
+            case .disabled, .notFound, .ambiguous:
+                let why = outcome == .disabled ? "disabled in the directory" : "no longer in the directory"
+                _ = try await revoke(user: user, actor: "service:\(service)", reason: why, correlationID: correlationID)
+                reply.reason = "revoked (\(why))"
+                return reply
+            case .unreachable(let message), .failed(let message):
+                // The directory is away: the token keeps its last answer rather than locking every device out.
+                logger.warning("directory of \(domain) unreachable while checking a token again; it stays valid", metadata: ["error": "\(message)"])
+            case .wrongPassword:
+                break
+            }
+        }
+        reply.valid = true
+        return reply
+    }
+
+    /// Revokes every live token of `user`; the count revoked.
+    func revoke(user: String, actor: String, reason: String, correlationID: String?) async throws -> Int {
+        let user = user.lowercased()
+        let count = try await database.transaction { c -> Int in
+            let rows = try c.query("""
+                UPDATE account_tokens SET revoked_at = now(), revoked_reason = $2
+                WHERE managed_apple_id = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id
+                """, [.text(user), .text(reason)])
+            if !rows.isEmpty {
+                try Outbox.append(ActivityRecorded(actor: actor, action: "account.token.revoked", deviceID: nil, relatedDeviceIDs: [],
+                                                   outcome: .succeeded, detail: "\(user): \(rows.count) token(s), \(reason)", service: service),
+                                  correlationID: correlationID, on: c)
+            }
+            return rows.count
+        }
+        outbox.notify()
+        return count
+    }
+}

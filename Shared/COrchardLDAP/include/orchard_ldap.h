@@ -1,0 +1,25 @@
+#ifndef ORCHARD_LDAP_H
+#define ORCHARD_LDAP_H
+#include <stddef.h>
+
+/// Outcomes of orc_ldap_check.
+enum {
+    ORC_LDAP_OK = 0,
+    ORC_LDAP_NOT_FOUND = 1,      // no entry matches the user filter
+    ORC_LDAP_AMBIGUOUS = 2,      // more than one entry matches
+    ORC_LDAP_WRONG_PASSWORD = 3, // the user's bind was refused (invalid credentials)
+    ORC_LDAP_DISABLED = 4,       // the entry matches the disabled filter
+    ORC_LDAP_UNREACHABLE = 5,    // no connection, a timeout, or the server went away
+    ORC_LDAP_SEARCH_BIND = 6,    // the search account's bind was refused (configuration)
+    ORC_LDAP_ERROR = 7,          // anything else (the message says what)
+};
+
+/// Looks a user up with libldap and, when `user_password` is given, binds as the entry found with it.
+/// Simple binds over ldap:// or ldaps:// (`ca_file` trusts a private CA for ldaps). `filter` is complete and
+/// already escaped. `disabled_filter` (may be empty) marks entries that may not sign in. Blocking; every call
+/// opens and closes its own connection. The entry's DN is copied to `dn_out`, a message to `err`.
+int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
+                   const char *base_dn, const char *filter, const char *disabled_filter, const char *user_password,
+                   int timeout_seconds, char *dn_out, size_t dn_capacity, char *err, size_t err_capacity);
+
+#endif

@@ -1,0 +1,103 @@
+#define LDAP_DEPRECATED 0
+#include "orchard_ldap.h"
+#include <ldap.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+static int fail(int code, int rc, const char *what, char *err, size_t cap) {
+    snprintf(err, cap, "%s: %s", what, ldap_err2string(rc));
+    return code;
+}
+
+static int transport_failure(int rc) {
+    return rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT || rc == LDAP_CONNECT_ERROR || rc == LDAP_UNAVAILABLE
+        || rc == LDAP_BUSY;
+}
+
+static int simple_bind(LDAP *ld, const char *dn, const char *password) {
+    struct berval cred;
+    cred.bv_val = (char *)(password ? password : "");
+    cred.bv_len = password ? strlen(password) : 0;
+    return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+}
+
+int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
+                   const char *base_dn, const char *filter, const char *disabled_filter, const char *user_password,
+                   int timeout_seconds, char *dn_out, size_t dn_capacity, char *err, size_t err_capacity) {
+    LDAP *ld = NULL;
+    LDAPMessage *result = NULL;
+    int code = ORC_LDAP_ERROR, rc;
+    err[0] = 0;
+    if (dn_capacity) dn_out[0] = 0;
+    if (user_password && !user_password[0]) {
+        // An empty password is an unauthenticated bind, which servers accept: never a sign-in.
+        snprintf(err, err_capacity, "empty password");
+        return ORC_LDAP_WRONG_PASSWORD;
+    }
+    rc = ldap_initialize(&ld, url);
+    if (rc != LDAP_SUCCESS) return fail(ORC_LDAP_ERROR, rc, "directory URL", err, err_capacity);
+    int version = LDAP_VERSION3;
+    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    struct timeval timeout = { timeout_seconds, 0 };
+    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &timeout);
+    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &timeout);
+    if (ca_file && ca_file[0]) {
+        int demand = LDAP_OPT_X_TLS_DEMAND, new_ctx = 0;
+        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file);
+        ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
+    }
+    if (bind_dn && bind_dn[0]) {
+        rc = simple_bind(ld, bind_dn, bind_password);
+        if (rc != LDAP_SUCCESS) {
+            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_SEARCH_BIND, rc, "search account bind",
+                        err, err_capacity);
+            goto done;
+        }
+    }
+    char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
+    rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 2, &result);
+    if (rc == LDAP_SIZELIMIT_EXCEEDED) { code = ORC_LDAP_AMBIGUOUS; snprintf(err, err_capacity, "several entries match"); goto done; }
+    if (rc != LDAP_SUCCESS) {
+        code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "user search", err, err_capacity);
+        goto done;
+    }
+    int count = ldap_count_entries(ld, result);
+    if (count == 0) { code = ORC_LDAP_NOT_FOUND; snprintf(err, err_capacity, "no entry matches"); goto done; }
+    if (count > 1) { code = ORC_LDAP_AMBIGUOUS; snprintf(err, err_capacity, "several entries match"); goto done; }
+    char *dn = ldap_get_dn(ld, ldap_first_entry(ld, result));
+    if (!dn) { code = ORC_LDAP_ERROR; snprintf(err, err_capacity, "entry without a DN"); goto done; }
+    snprintf(dn_out, dn_capacity, "%s", dn);
+    ldap_memfree(dn);
+    ldap_msgfree(result);
+    result = NULL;
+    if (disabled_filter && disabled_filter[0]) {
+        rc = ldap_search_ext_s(ld, dn_out, LDAP_SCOPE_BASE, disabled_filter, no_attributes, 0, NULL, NULL, &timeout, 1, &result);
+        if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
+            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "disabled check", err, err_capacity);
+            goto done;
+        }
+        if (rc == LDAP_SUCCESS && ldap_count_entries(ld, result) > 0) {
+            code = ORC_LDAP_DISABLED; snprintf(err, err_capacity, "the account is disabled"); goto done;
+        }
+        ldap_msgfree(result);
+        result = NULL;
+    }
+    if (user_password) {
+        rc = simple_bind(ld, dn_out, user_password);
+        if (rc == LDAP_INVALID_CREDENTIALS) { code = ORC_LDAP_WRONG_PASSWORD; snprintf(err, err_capacity, "invalid credentials"); goto done; }
+        if (rc != LDAP_SUCCESS) {
+            // Active Directory refuses the bind of a disabled or locked account with invalid credentials (data 533/775),
+            // which reads as a wrong password; other refusals say why.
+            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "user bind", err, err_capacity);
+            goto done;
+        }
+    }
+    code = ORC_LDAP_OK;
+done:
+    if (result) ldap_msgfree(result);
+    ldap_unbind_ext_s(ld, NULL, NULL);
+    return code;
+}
