@@ -37,7 +37,8 @@ let services = await runtime.startUp { () throws -> AccountServices in
     let signInURL = "\(ownURL)/\(SignInRoutes.path)"
     let tokens = AccountTokens(database: runtime.database, outbox: runtime.outbox, domains: domains, service: runtime.definition.name,
                                lifetime: TimeInterval(try env.int("ORCHARD_ACCOUNT_TOKEN_LIFETIME_SECONDS", default: 30 * 86400, range: 60...(400 * 86400))),
-                               challenge: { _ in "Bearer method=\"apple-as-web\", url=\"\(signInURL)\"" }, logger: runtime.logger)
+                               challenge: { _ in "Bearer method=\"apple-as-web\", url=\"\(signInURL)\"" }, logger: runtime.logger,
+                               recheck: TimeInterval(try env.int("ORCHARD_DIRECTORY_RECHECK_SECONDS", default: 30, range: 1...300)))
     let throttle = SignInThrottle(database: runtime.database,
                                   accountLimit: try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000),
                                   addressLimit: try env.int("ORCHARD_SIGN_IN_ADDRESS_FAILURES", default: 20, range: 1...100_000))

@@ -140,4 +140,53 @@ final class AccountEnrollmentFlowTests: XCTestCase {
             XCTAssertFalse(text.contains(token), "no access token in the activity log")
         }
     }
+
+    /// Account-driven Device Enrollment (`mdm-adde`) of an organisation's iPhone and Mac: the same sign-in, a profile with
+    /// `EnrollmentMode` ADDE and AccessRights, an enrollment keyed by the UDID. The Mac's device channel sends no bearer.
+    func testOrganisationDevicesEnrollWithAccountDrivenDeviceEnrollment() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let user = "carol@adde.example.com"
+        try await AccountEnrollment.configureDomains(stack)
+        let discovered = try await http(.GET, "\(try AccountEnrollment.auth)/.well-known/com.apple.remotemanagement?user-identifier=\(user)&model-family=iPhone")
+        let server = try unwrap((try discovered.json()["Servers"] as? [[String: Any]])?.first)
+        XCTAssertEqual(server["Version"] as? String, "mdm-adde")
+        let baseURL = try unwrap(server["BaseURL"] as? String)
+
+        for (product, os, platform) in [("iPhone17,2", "18.3", "iOS"), ("Mac16,1", "15.3", "macOS")] {
+            try await step("\(platform): 401, sign-in, the ADDE profile, Authenticate with the UDID") {
+                let udid = newUDID()
+                let request = try CMS.sign(AccountEnrollment.machineInfo(product: product, osVersion: os), identity: try AccountEnrollment.deviceIdentity(stack))
+                let first = try await AccountEnrollment.post(baseURL, request)
+                XCTAssertEqual(first.status, 401, first.text)
+                let token = try await AccountEnrollment.signedIn(user, address: "192.0.2.30")
+                let second = try await AccountEnrollment.post(baseURL, request, bearer: token)
+                XCTAssertEqual(second.status, 200, second.text)
+                let (profile, mdm) = try AccountEnrollment.mdmPayload(second.body, stack: stack)
+                XCTAssertEqual(mdm["EnrollmentMode"]?.string, "ADDE")
+                XCTAssertEqual(mdm["AssignedManagedAppleID"]?.string, user)
+                XCTAssertEqual(mdm["AccessRights"]?.integer, 8191, "a Device Enrollment keeps its rights")
+                XCTAssertEqual(try AppleSchema.profileProblems(profile, platform: platform), [])
+                let device = try SimulatedDevice.installing(second.body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.prefix(8))",
+                                                            platform: platform, productName: product, osVersion: os).0
+                if platform == "iOS" { device.bearer = token }
+                let r_authenticate = try await device.authenticate()
+                XCTAssertEqual(r_authenticate.status, 200, r_authenticate.text)
+                let r_tokenUpdate = try await device.tokenUpdate()
+                XCTAssertEqual(r_tokenUpdate.status, 200, r_tokenUpdate.text)
+                let enrolled = try await stack.admin.expect(.GET, "/devices/\(udid)")
+                XCTAssertEqual(enrolled["status"] as? String, "enrolled")
+                XCTAssertEqual(enrolled["udid"] as? String, udid)
+                XCTAssertEqual(enrolled["managedAppleID"] as? String, user)
+                XCTAssertEqual(enrolled["enrollmentMode"] as? String, "mdm-adde")
+                let command = try await device.idle()
+                XCTAssertEqual(command?.requestType, "DeviceInformation")
+                XCTAssertTrue(command?.parameters["Queries"]?.array?.contains(.string("SerialNumber")) == true, "a device enrollment may ask for the serial")
+                if platform == "iOS" {
+                    device.bearer = nil
+                    let bare = try await device.tokenUpdate()
+                    XCTAssertEqual(bare.status, 401, "an iPhone's requests carry the bearer: \(bare.text)")
+                }
+            }
+        }
+    }
 }

@@ -36,8 +36,10 @@ struct SignInRoutes: Sendable {
 
     func add(to router: Router<AccountRequestContext>) {
         router.get(RouterPath(stringLiteral: Self.path)) { request, _ -> Response in
-            let user = request.uri.queryParameters["user-identifier"].map(String.init) ?? ""
-            return try page(user: Self.clean(user) ?? "")
+            let user = Self.clean(request.uri.queryParameters["user-identifier"].map(String.init) ?? "") ?? ""
+            let domain = user.split(separator: "@").last.flatMap { try? ManagedDomains.canonical(String($0)) }
+            let mode = try await domain.asyncFlatMap { try await domains.find($0)?.view.mode }
+            return try page(user: user, mode: mode)
         }
         router.post(RouterPath(stringLiteral: Self.path)) { request, context -> Response in
             try await signIn(request, context: context)
@@ -104,7 +106,8 @@ struct SignInRoutes: Sendable {
             try await self.record("account.sign-in.failed", user: user, outcome: .refused,
                                   detail: "\(user) from \(address): \(outcome == .ambiguous ? "several directory entries match" : "wrong account or password")",
                                   correlationID: context.correlationID)
-            return try page(user: user, error: "The Managed Apple Account or the password is not right.", status: .unauthorized)
+            return try page(user: user, error: "The Managed Apple Account or the password is not right.", status: .unauthorized,
+                            mode: record.view.mode)
         case .disabled:
             try await throttle.fail(addressKey, limit: throttle.addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): disabled in the directory",
@@ -156,8 +159,12 @@ struct SignInRoutes: Sendable {
 
     // MARK: The page
 
-    /// The page, with a new form: a new nonce in the form and in the cookie.
-    private func page(user: String, error: String? = nil, status: HTTPResponse.Status = .ok) throws -> Response {
+    /// The page, with a new form: a new nonce in the form and in the cookie. `mode` (the domain's, when known) says what
+    /// enrolling will mean for the device.
+    private func page(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil) throws -> Response {
+        let meaning = mode == "mdm-adde"
+            ? "This device becomes managed by your organisation."
+            : "Your organisation manages only its own accounts, apps and data on this device; your personal data stays private."
         let nonce = try SecureRandom.token(byteCount: 16)
         let expiry = Int(Date().timeIntervalSince1970 + Self.formLifetime)
         let csrf = csrfToken(nonce: nonce, expiry: expiry)
@@ -171,7 +178,7 @@ struct SignInRoutes: Sendable {
             button{margin-top:1.5em;font-size:17px;padding:.6em 1.2em;background:#0a4fbd;color:#fff;border:0;border-radius:6px}
             button:focus,input:focus{outline:3px solid #b35c00;outline-offset:2px}.error{color:#a30000;font-weight:600}.hint{color:#333}</style></head>
             <body><main><h1>Sign in</h1>
-            <p class="hint">Sign in with your Managed Apple Account and your organisation password to enroll this device. Your organisation manages only its own accounts, apps and data on it.</p>
+            <p class="hint">Sign in with your Managed Apple Account and your organisation password to enroll this device. \(meaning)</p>
             \(error.map { "<p class=\"error\" id=\"error\" role=\"alert\">\(e($0))</p>" } ?? "")
             <form method="post" action="sign-in"\(error == nil ? "" : " aria-describedby=\"error\"")>
             <input type="hidden" name="csrf" value="\(e(csrf))">

@@ -10,7 +10,7 @@ import OrchardStorage
 /// the device as `Authorization: Bearer` on its second enrollment request and, on iOS and iPadOS, every MDM request
 /// after. Opaque random 256-bit values; only their SHA-256 is stored, and only that travels to the gateway.
 /// A token stops working when it expires, is revoked (admin API, or its user is disabled or gone in the directory,
-/// which is asked again at most every `recheck`), or its domain is removed.
+/// which is asked again when the last check is older than `recheck`), or its domain is removed.
 struct AccountTokens: Sendable {
     let database: Database
     let outbox: OutboxPublisher
@@ -19,8 +19,8 @@ struct AccountTokens: Sendable {
     let lifetime: TimeInterval
     let challenge: @Sendable (String) -> String
     let logger: Logger
-
-    static let recheck: TimeInterval = 30
+    /// How old a token's last directory check may be before a validation asks the directory again.
+    let recheck: TimeInterval
 
     static func hash(_ token: String) -> String { Digest.sha256(Array(token.utf8)).hexString }
 
@@ -41,7 +41,7 @@ struct AccountTokens: Sendable {
             SELECT t.id, t.managed_apple_id, t.domain, t.expires_at, t.revoked_at, t.revoked_reason, t.expires_at <= now() AS expired,
                    t.directory_checked_at < now() - make_interval(secs => $2) AS stale, d.mode
             FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain WHERE t.token_hash = $1
-            """, [.text(r.tokenHash), .int(Int(Self.recheck))]).first,
+            """, [.text(r.tokenHash), .int(Int(recheck))]).first,
               let id = row.string("id"), let user = row.string("managed_apple_id"), let domain = row.string("domain") else {
             return .init(valid: false, reason: "unknown token")
         }
