@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", "OrchardTestSupport"],
                     path: "Tests/AppleProtocolTests"),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "AppleProtocol", "OrchardTestSupport", "OrchardCrypto", "OrchardMessaging", "OrchardSchemas", "OrchardStorage",
+            "AppleProtocol", "OrchardTestSupport", "OrchardCore", "OrchardCrypto", "OrchardMessaging", "OrchardSchemas", "OrchardStorage",
         ], path: "Tests/EndToEndTests"),
         .testTarget(name: "DeployTests", dependencies: ["OrchardSchemas", .product(name: "Yams", package: "Yams")],
                     path: "Tests/DeployTests"),

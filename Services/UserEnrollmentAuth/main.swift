@@ -17,6 +17,7 @@ struct AccountServices {
     let tokens: AccountTokens
     let signIn: SignInRoutes
     let activity: AccountActivity
+    let oauth2: OAuth2Routes
 }
 
 let services = await runtime.startUp { () throws -> AccountServices in
@@ -34,10 +35,10 @@ let services = await runtime.startUp { () throws -> AccountServices in
     let domains = ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
                                  gatewayURL: gatewayURL, secrets: try SecretBox(key: kek))
     let activity = AccountActivity(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
-    let signInURL = "\(ownURL)/\(SignInRoutes.path)"
+    let challenges = AccountChallenges(ownURL: ownURL, clientID: try env.string("ORCHARD_OAUTH2_CLIENT_ID", default: "orchard-enrollment"))
     let tokens = AccountTokens(database: runtime.database, outbox: runtime.outbox, domains: domains, service: runtime.definition.name,
                                lifetime: TimeInterval(try env.int("ORCHARD_ACCOUNT_TOKEN_LIFETIME_SECONDS", default: 30 * 86400, range: 60...(400 * 86400))),
-                               challenge: { _ in "Bearer method=\"apple-as-web\", url=\"\(signInURL)\"" }, logger: runtime.logger,
+                               challenges: challenges, logger: runtime.logger,
                                recheck: TimeInterval(try env.int("ORCHARD_DIRECTORY_RECHECK_SECONDS", default: 30, range: 1...300)))
     let throttle = SignInThrottle(database: runtime.database,
                                   accountLimit: try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000),
@@ -46,10 +47,16 @@ let services = await runtime.startUp { () throws -> AccountServices in
         guard let field = HTTPField.Name(name) else { throw ConfigurationError("ORCHARD_FORWARDED_FOR_HEADER is not a header name") }
         return field
     }
-    let signIn = SignInRoutes(database: runtime.database, activity: activity, domains: domains, tokens: tokens, throttle: throttle,
+    let grants = OAuthGrants(database: runtime.database, tokens: tokens, domains: domains, activity: activity,
+                             accessLifetime: TimeInterval(try env.int("ORCHARD_OAUTH2_ACCESS_TOKEN_SECONDS", default: 3600, range: 60...86400)),
+                             refreshLifetime: TimeInterval(try env.int("ORCHARD_OAUTH2_REFRESH_TOKEN_SECONDS", default: 90 * 86400,
+                                                                       range: 3600...(400 * 86400))))
+    let signIn = SignInRoutes(database: runtime.database, activity: activity, domains: domains, tokens: tokens, grants: grants,
+                              challenges: challenges, throttle: throttle,
                               csrfKey: Digest.hmacSHA256(key: kek, data: Array("orchard sign-in csrf".utf8)),
                               secureCookies: ownURL.hasPrefix("https://"), forwardedFor: forwarded, logger: runtime.logger)
-    return AccountServices(domains: domains, tokens: tokens, signIn: signIn, activity: activity)
+    return AccountServices(domains: domains, tokens: tokens, signIn: signIn, activity: activity,
+                           oauth2: OAuth2Routes(signIn: signIn, grants: grants, challenges: challenges))
 }
 let domains = services.domains, tokens = services.tokens
 
@@ -69,7 +76,7 @@ runtime.respond(DescribeAccountEnrollment.self, on: &routes) { request, _ in
                              httpStatus: 404)
     }
     return .init(domain: record.view.domain, mode: record.view.mode, minimumOS: record.view.minimumOS,
-                 challenge: tokens.challenge(record.view.domain))
+                 challenge: tokens.challenges.challenge(authentication: record.view.authentication ?? "apple-as-web"))
 }
 runtime.respond(ValidateAccountToken.self, on: &routes) { request, message in
     try await tokens.validate(request, correlationID: message.correlationID)
@@ -83,4 +90,5 @@ let requests = runtime.consumer(topics: [SaveManagedDomain.topic], handler: rout
 let router = runtime.makeRouter(AccountRequestContext.self)
 DiscoveryRoutes(domains: domains, activity: services.activity).add(to: router)
 services.signIn.add(to: router)
+services.oauth2.add(to: router)
 await runtime.run(router: router, services: [requests])

@@ -12,6 +12,9 @@ public struct ManagedDomain: Codable, Sendable, Equatable {
     public var directory: String
     /// The LDAP directory, without its search account's password.
     public var ldap: LDAPDirectorySettings?
+    /// How devices sign in: `apple-as-web` (the simple web flow) or `apple-oauth2` (Orchard's authorization and token
+    /// endpoints, with refresh tokens).
+    public var authentication: String?
     /// `iOS`, `iPadOS`, `macOS` → minimum version (defaults 18.2, 18.2, 15.2).
     public var minimumOS: [String: String]
     /// The `BaseURL` devices of this domain enroll at.
@@ -44,15 +47,18 @@ public struct SaveManagedDomain: RequestSchema, Equatable {
     public var mode: String
     public var directory: String?
     public var ldap: LDAPDirectorySettings?
+    /// `apple-as-web` (default) or `apple-oauth2`.
+    public var authentication: String?
     public var minimumOS: [String: String]?
     public var actor: String
     public var key: String { domain }
-    public init(domain: String, mode: String, directory: String?, ldap: LDAPDirectorySettings? = nil, minimumOS: [String: String]?,
-                actor: String) {
+    public init(domain: String, mode: String, directory: String?, ldap: LDAPDirectorySettings? = nil, authentication: String? = nil,
+                minimumOS: [String: String]?, actor: String) {
         self.domain = domain
         self.mode = mode
         self.directory = directory
         self.ldap = ldap
+        self.authentication = authentication
         self.minimumOS = minimumOS
         self.actor = actor
     }

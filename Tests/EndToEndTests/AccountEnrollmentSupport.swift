@@ -1,5 +1,6 @@
 import AppleProtocol
 import Foundation
+import OrchardCore
 import OrchardCrypto
 import OrchardTestSupport
 import XCTest
@@ -10,7 +11,8 @@ import XCTest
 enum AccountEnrollment {
     static let byod = "byod.example.com", adde = "adde.example.com"
     static let passwords = ["alice": "alice-correct-horse", "bob": "bob-correct-horse", "carol": "carol-correct-horse",
-                            "dave": "dave-correct-horse", "erin": "erin-correct-horse"]
+                            "dave": "dave-correct-horse", "erin": "erin-correct-horse", "frank": "frank-correct-horse"]
+    static let oauth = "oauth.example.com"
 
     static var auth: String { get throws { try TestEnvironment.require("ORCHARD_URL_USER_ENROLLMENT_AUTH") } }
 
@@ -65,6 +67,34 @@ enum AccountEnrollment {
         return try await http(.POST, "\(auth)/account/sign-in", headers: [
             ("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie), ("X-Forwarded-For", address),
         ], body: Array(form.utf8))
+    }
+
+    /// The OAuth 2 variant over plain HTTP: GET the authorization endpoint with `query`, then POST the page's form
+    /// (its hidden fields carry the authorization request) with the password.
+    static func oauthSignIn(_ query: [(String, String)], password: String, address: String) async throws -> HTTPResult {
+        let auth = try auth
+        let page = try await http(.GET, "\(auth)/account/oauth2/authorize?" + FormEncoding.encode(query))
+        guard page.status == 200 else { return page }
+        var fields: [(String, String)] = []
+        let pattern = try NSRegularExpression(pattern: #"<input type="hidden" name="([^"]+)" value="([^"]*)">"#)
+        for match in pattern.matches(in: page.text, range: NSRange(page.text.startIndex..., in: page.text)) {
+            let name = String(page.text[Range(match.range(at: 1), in: page.text)!])
+            let value = String(page.text[Range(match.range(at: 2), in: page.text)!])
+                .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
+                .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
+            fields.append((name, value))
+        }
+        let user = query.first { $0.0 == "login_hint" }?.1 ?? ""
+        let cookie = page.headers["set-cookie"]?.split(separator: ";").first.map(String.init) ?? ""
+        return try await http(.POST, "\(auth)/account/sign-in", headers: [
+            ("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie), ("X-Forwarded-For", address),
+        ], body: Array(FormEncoding.encode(fields + [("user", user), ("password", password)]).utf8))
+    }
+
+    /// The token endpoint.
+    static func token(_ form: [(String, String)]) async throws -> HTTPResult {
+        try await http(.POST, "\(try auth)/account/oauth2/token", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                       body: Array(FormEncoding.encode(form).utf8))
     }
 
     /// The access token of a successful sign-in's `308` (`apple-remotemanagement-user-login://authentication-results?access-token=…`).
@@ -124,3 +154,4 @@ enum AccountEnrollment {
         }
     }
 }
+

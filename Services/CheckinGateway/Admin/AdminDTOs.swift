@@ -227,5 +227,6 @@ struct ManagedDomainInput: Decodable {
     let mode: String
     let directory: String?
     let ldap: LDAPDirectorySettings?
+    let authentication: String?
     let minimumOS: [String: String]?
 }

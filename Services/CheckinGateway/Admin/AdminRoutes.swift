@@ -291,7 +291,8 @@ struct AdminRoutes: Sendable {
             let input = try await request.decode(as: ManagedDomainInput.self, context: context)
             return try await requests.request(
                 SaveManagedDomain(domain: try context.parameters.require("domain"), mode: input.mode, directory: input.directory,
-                                  ldap: input.ldap, minimumOS: input.minimumOS, actor: context.adminKey!.actor),
+                                  ldap: input.ldap, authentication: input.authentication, minimumOS: input.minimumOS,
+                                  actor: context.adminKey!.actor),
                 timeout: requestTimeout, correlationID: context.correlationID)
         }
         // A Managed Apple Account's tokens: revoked, its devices' next requests are challenged (they sign in again).

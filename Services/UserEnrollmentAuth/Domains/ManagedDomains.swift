@@ -20,6 +20,7 @@ struct ManagedDomains: Sendable {
     /// Apple's minimums for account-driven enrollment with the flows Orchard serves (REFERENCE §5; seed 003).
     static let defaultMinimumOS = ["iOS": "18.2", "iPadOS": "18.2", "macOS": "15.2"]
     static let modes: Set<String> = ["mdm-byod", "mdm-adde"]
+    static let authentications: Set<String> = ["apple-as-web", "apple-oauth2"]
 
     func save(_ r: SaveManagedDomain, correlationID: String?) async throws -> ManagedDomain {
         let domain = try Self.canonical(r.domain)
@@ -38,6 +39,10 @@ struct ManagedDomains: Sendable {
             try Self.check(settings)
         } else if ldap != nil {
             throw RequestRefused(code: "account-domain.directory", message: "ldap settings need directory ldap")
+        }
+        let authentication = r.authentication ?? "apple-as-web"
+        guard Self.authentications.contains(authentication) else {
+            throw RequestRefused(code: "account-domain.authentication", message: "authentication must be apple-as-web or apple-oauth2")
         }
         let sealedPassword = try ldap?.bindPassword.map { try secrets.seal(Array($0.utf8), context: "ldap-bind:\(domain)") }
         ldap?.bindPassword = nil
@@ -58,18 +63,20 @@ struct ManagedDomains: Sendable {
         let summary = minimum.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         try await database.transaction { c in
             let inserted = try c.query("""
-                INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by, ldap_settings, ldap_bind_password)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by, ldap_settings, ldap_bind_password,
+                                             authentication)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 ON CONFLICT (domain) DO UPDATE SET mode = EXCLUDED.mode, directory = EXCLUDED.directory,
                     minimum_os = EXCLUDED.minimum_os, ldap_settings = EXCLUDED.ldap_settings,
+                    authentication = EXCLUDED.authentication,
                     ldap_bind_password = CASE WHEN EXCLUDED.ldap_settings IS NULL THEN NULL
                                               ELSE COALESCE(EXCLUDED.ldap_bind_password, managed_domains.ldap_bind_password) END,
                     updated_at = now()
                 RETURNING (xmax = 0) AS inserted
                 """, [.text(domain), .text(r.mode), .text(directory), .text(minimumText), .text(r.actor),
-                      .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null]).first?.bool("inserted") ?? true
+                      .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null, .text(authentication)]).first?.bool("inserted") ?? true
             try Outbox.append(activity(r.actor, inserted ? "account-domain.created" : "account-domain.changed",
-                                       detail: "\(domain): \(r.mode), directory \(directory), minimum \(summary)"),
+                                       detail: "\(domain): \(r.mode), directory \(directory), \(authentication), minimum \(summary)"),
                               correlationID: correlationID, on: c)
         }
         outbox.notify()
@@ -100,7 +107,7 @@ struct ManagedDomains: Sendable {
         let sealedBindPassword: [UInt8]?
     }
 
-    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password"
+    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication"
 
     func find(_ domain: String) async throws -> Record? {
         try await database.query("SELECT \(Self.columns) FROM managed_domains WHERE domain = $1", [.text(domain)]).first.map(record)
@@ -118,9 +125,10 @@ struct ManagedDomains: Sendable {
         var shown = ldap
         shown?.bindPasswordSet = sealed != nil
         ldap?.bindPasswordSet = sealed != nil
-        let view = ManagedDomain(domain: domain, mode: row.string("mode") ?? "", directory: row.string("directory") ?? "none", ldap: shown,
+        var view = ManagedDomain(domain: domain, mode: row.string("mode") ?? "", directory: row.string("directory") ?? "none", ldap: shown,
                                  minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
                                  baseURL: baseURL(domain), registeredWithABM: false, updatedAt: row.date("updated_at") ?? Date())
+        view.authentication = row.string("authentication") ?? "apple-as-web"
         return Record(view: view, ldap: ldap, sealedBindPassword: sealed)
     }
 

@@ -21,6 +21,8 @@ struct SignInRoutes: Sendable {
     let activity: AccountActivity
     let domains: ManagedDomains
     let tokens: AccountTokens
+    let grants: OAuthGrants
+    let challenges: AccountChallenges
     let throttle: SignInThrottle
     let csrfKey: [UInt8]
     let secureCookies: Bool
@@ -48,23 +50,35 @@ struct SignInRoutes: Sendable {
 
     private func signIn(_ request: Request, context: AccountRequestContext) async throws -> Response {
         let form = FormEncoding.parse(try await request.bodyBytes(limit: 16 * 1024))
+        // The OAuth 2 variant carries the authorization request in hidden fields: checked again here.
+        var parsed: OAuthRequest?
+        if form["client_id"] != nil {
+            switch OAuthRequest.parse(form, challenges: challenges, requireResponseType: false) {
+            case .success(let r): parsed = r
+            case .failure(let e): return try errorPage("This sign-in request is not valid (\(e.description)). Start the enrollment again.")
+            }
+        }
+        let oauth = parsed
+        func render(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil) throws -> Response {
+            try page(user: user, error: error, status: status, mode: mode, oauth: oauth)
+        }
         let typed = form["user"] ?? ""
         guard let user = Self.clean(typed) else {
-            return try page(user: "", error: "Enter your Managed Apple Account, such as name@example.com.", status: .badRequest)
+            return try render(user: "", error: "Enter your Managed Apple Account, such as name@example.com.", status: .badRequest)
         }
         guard csrfValid(form["csrf"], cookie: request.headers[.cookie]) else {
-            return try page(user: user, error: "This sign-in page has expired. Sign in again.", status: .forbidden)
+            return try render(user: user, error: "This sign-in page has expired. Sign in again.", status: .forbidden)
         }
         let password = form["password"] ?? ""
         guard (1...1024).contains(password.count) else {
-            return try page(user: user, error: "Enter your password.", status: .badRequest)
+            return try render(user: user, error: "Enter your password.", status: .badRequest)
         }
         let address = clientAddress(request, context)
         let accountKey = "account:\(user)", addressKey = "address:\(address)"
         if let until = try await throttle.lockedUntil([accountKey, addressKey]) {
             try await record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): locked until \(ISO8601.string(from: until))",
                              correlationID: context.correlationID)
-            var response = try page(user: user, error: "Too many failed sign-ins. Try again after \(Self.time(until)).", status: .tooManyRequests)
+            var response = try render(user: user, error: "Too many failed sign-ins. Try again after \(Self.time(until)).", status: .tooManyRequests)
             let seconds: Int = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
             response.headers[Self.retryAfter] = String(seconds)
             return response
@@ -74,50 +88,53 @@ struct SignInRoutes: Sendable {
             try await throttle.fail(addressKey, limit: throttle.addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): not a domain of this organisation",
                                   correlationID: context.correlationID)
-            return try page(user: user, error: "\(user) is not an account of an organisation that enrolls devices here. Check the part after @.",
+            return try render(user: user, error: "\(user) is not an account of an organisation that enrolls devices here. Check the part after @.",
                             status: .forbidden)
         }
         guard let ldap = record.ldap else {
             try await self.record("account.sign-in.failed", user: user, outcome: .failed, detail: "\(user): domain \(domain) has no directory",
                                   correlationID: context.correlationID)
-            return try page(user: user, error: "Sign-in is not set up for \(domain) yet. Contact your IT department.", status: .serviceUnavailable)
+            return try render(user: user, error: "Sign-in is not set up for \(domain) yet. Contact your IT department.", status: .serviceUnavailable)
         }
         let directory = LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record))
         let outcome = await directory.check(user: user, password: password)
         switch outcome {
         case .ok(let dn):
             try await throttle.clear(accountKey)
-            let token = try await database.transaction { c -> String in
-                let issued = try tokens.issue(c, user: user, domain: domain, dn: dn)
+            let location = try await database.transaction { c -> String in
                 try Outbox.append(activity("account.sign-in.succeeded", user: user, outcome: .succeeded, detail: "\(user) from \(address) (\(record.view.mode))"),
                                   correlationID: context.correlationID, on: c)
+                if let oauth {
+                    // OAuth 2: the code goes to the registered redirect, with the client's state; tokens come from the token endpoint.
+                    let code = try grants.issueCode(c, oauth, user: user, domain: domain, dn: dn)
+                    return "\(oauth.redirectURI)?" + FormEncoding.encode([("code", code), ("state", oauth.state)])
+                }
+                let issued = try tokens.issue(c, user: user, domain: domain, dn: dn)
                 try Outbox.append(activity("account.token.issued", user: user, outcome: .succeeded,
                                            detail: "\(user): access token \(issued.id), valid \(Int(tokens.lifetime)) s"),
                                   correlationID: context.correlationID, on: c)
-                return issued.token
+                return "\(Self.callback)?access-token=\(issued.token)"
             }
             activity.outbox.notify()
-            return Response(status: .permanentRedirect, headers: [
-                .location: "\(Self.callback)?access-token=\(token)", .cacheControl: "no-store", .contentLength: "0",
-            ])
+            return Response(status: .permanentRedirect, headers: [.location: location, .cacheControl: "no-store", .contentLength: "0"])
         case .notFound, .wrongPassword, .ambiguous:
             try await throttle.fail(accountKey, limit: throttle.accountLimit)
             try await throttle.fail(addressKey, limit: throttle.addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused,
                                   detail: "\(user) from \(address): \(outcome == .ambiguous ? "several directory entries match" : "wrong account or password")",
                                   correlationID: context.correlationID)
-            return try page(user: user, error: "The Managed Apple Account or the password is not right.", status: .unauthorized,
+            return try render(user: user, error: "The Managed Apple Account or the password is not right.", status: .unauthorized,
                             mode: record.view.mode)
         case .disabled:
             try await throttle.fail(addressKey, limit: throttle.addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): disabled in the directory",
                                   correlationID: context.correlationID)
-            return try page(user: user, error: "This account is disabled. Contact your IT department.", status: .forbidden)
+            return try render(user: user, error: "This account is disabled. Contact your IT department.", status: .forbidden)
         case .unreachable(let message), .failed(let message):
             logger.error("directory of \(domain) failed during a sign-in", metadata: ["error": "\(message)"])
             try await self.record("account.sign-in.failed", user: user, outcome: .failed, detail: "\(user): directory of \(domain): \(message)",
                                   correlationID: context.correlationID)
-            var response = try page(user: user, error: "Your organisation's directory cannot be reached right now. Try again in a few minutes.",
+            var response = try render(user: user, error: "Your organisation's directory cannot be reached right now. Try again in a few minutes.",
                                     status: .serviceUnavailable)
             response.headers[Self.retryAfter] = "30"
             return response
@@ -159,9 +176,22 @@ struct SignInRoutes: Sendable {
 
     // MARK: The page
 
+    /// A request that cannot be signed in at all (a broken OAuth 2 authorization request): never redirected anywhere.
+    func errorPage(_ message: String) throws -> Response {
+        let html = """
+            <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Cannot sign in</title></head><body><main><h1>Cannot sign in</h1><p role="alert">\(htmlEscaped(message))</p></main></body></html>
+            """
+        var response = Response(status: .badRequest, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+        response.headers[.cacheControl] = "no-store"
+        response.headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; frame-ancestors 'none'"
+        return response
+    }
+
     /// The page, with a new form: a new nonce in the form and in the cookie. `mode` (the domain's, when known) says what
-    /// enrolling will mean for the device.
-    private func page(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil) throws -> Response {
+    /// enrolling will mean for the device; `oauth` carries an OAuth 2 authorization request through the form.
+    func page(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil,
+              oauth: OAuthRequest? = nil) throws -> Response {
         let meaning = mode == "mdm-adde"
             ? "This device becomes managed by your organisation."
             : "Your organisation manages only its own accounts, apps and data on this device; your personal data stays private."
@@ -180,8 +210,8 @@ struct SignInRoutes: Sendable {
             <body><main><h1>Sign in</h1>
             <p class="hint">Sign in with your Managed Apple Account and your organisation password to enroll this device. \(meaning)</p>
             \(error.map { "<p class=\"error\" id=\"error\" role=\"alert\">\(e($0))</p>" } ?? "")
-            <form method="post" action="sign-in"\(error == nil ? "" : " aria-describedby=\"error\"")>
-            <input type="hidden" name="csrf" value="\(e(csrf))">
+            <form method="post" action="/\(Self.path)"\(error == nil ? "" : " aria-describedby=\"error\"")>
+            <input type="hidden" name="csrf" value="\(e(csrf))">\((oauth?.formFields ?? []).map { "\n<input type=\"hidden\" name=\"\(e($0.0))\" value=\"\(e($0.1))\">" }.joined())
             <label for="user">Managed Apple Account</label>
             <input id="user" name="user" type="email" autocomplete="username" autocapitalize="none" spellcheck="false" required value="\(e(user))">
             <label for="password">Password</label>

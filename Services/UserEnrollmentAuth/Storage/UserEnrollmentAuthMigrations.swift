@@ -25,5 +25,22 @@ enum UserEnrollmentAuthMigrations {
                 key text PRIMARY KEY, failures integer NOT NULL, window_started_at timestamptz NOT NULL,
                 locked_until timestamptz);
             """),
+        // OAuth 2 (item 6): a domain's sign-in method; authorization codes and refresh tokens by their SHA-256. A refresh
+        // token belongs to a family (one sign-in); reusing a rotated one revokes the family's tokens.
+        Migration(3, "OAuth 2 sign-in", """
+            ALTER TABLE managed_domains ADD COLUMN authentication text NOT NULL DEFAULT 'apple-as-web'
+                CHECK (authentication IN ('apple-as-web', 'apple-oauth2'));
+            ALTER TABLE account_tokens ADD COLUMN family_id text;
+            CREATE INDEX account_tokens_family ON account_tokens (family_id) WHERE family_id IS NOT NULL;
+            CREATE TABLE account_codes (
+                code_hash text PRIMARY KEY, client_id text NOT NULL, redirect_uri text NOT NULL, code_challenge text,
+                managed_apple_id text NOT NULL, domain text NOT NULL, directory_dn text, family_id text NOT NULL,
+                expires_at timestamptz NOT NULL, used_at timestamptz);
+            CREATE TABLE account_refresh_tokens (
+                token_hash text PRIMARY KEY, family_id text NOT NULL, client_id text NOT NULL, managed_apple_id text NOT NULL,
+                domain text NOT NULL, directory_dn text, issued_at timestamptz NOT NULL DEFAULT now(),
+                expires_at timestamptz NOT NULL, used_at timestamptz, revoked_at timestamptz);
+            CREATE INDEX account_refresh_tokens_family ON account_refresh_tokens (family_id);
+            """),
     ]
 }

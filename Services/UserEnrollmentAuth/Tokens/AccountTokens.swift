@@ -17,7 +17,7 @@ struct AccountTokens: Sendable {
     let domains: ManagedDomains
     let service: String
     let lifetime: TimeInterval
-    let challenge: @Sendable (String) -> String
+    let challenges: AccountChallenges
     let logger: Logger
     /// How old a token's last directory check may be before a validation asks the directory again.
     let recheck: TimeInterval
@@ -25,13 +25,16 @@ struct AccountTokens: Sendable {
     static func hash(_ token: String) -> String { Digest.sha256(Array(token.utf8)).hexString }
 
     /// A new token for `user`, recorded in `c` (the sign-in's transaction).
-    func issue(_ c: Connection, user: String, domain: String, dn: String?) throws -> (id: String, token: String) {
+    /// `lifetime` unless given; `familyID` ties an OAuth 2 access token to its sign-in (revoked together).
+    func issue(_ c: Connection, user: String, domain: String, dn: String?, lifetime: TimeInterval? = nil,
+               familyID: String? = nil) throws -> (id: String, token: String) {
         let token = "orc_at_" + (try SecureRandom.token())
         let id = RandomUUID.lowercased()
         try c.query("""
-            INSERT INTO account_tokens (id, token_hash, managed_apple_id, domain, directory_dn, expires_at)
-            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-            """, [.text(id), .text(Self.hash(token)), .text(user), .text(domain), .optionalText(dn), .int(Int(lifetime))])
+            INSERT INTO account_tokens (id, token_hash, managed_apple_id, domain, directory_dn, expires_at, family_id)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
+            """, [.text(id), .text(Self.hash(token)), .text(user), .text(domain), .optionalText(dn),
+                  .int(Int(lifetime ?? self.lifetime)), .optionalText(familyID)])
         return (id, token)
     }
 
@@ -46,10 +49,11 @@ struct AccountTokens: Sendable {
             return .init(valid: false, reason: "unknown token")
         }
         var reply = ValidateAccountToken.Reply(valid: false, tokenID: id, managedAppleID: user, domain: domain, mode: row.string("mode"),
-                                               expiresAt: row.date("expires_at"), challenge: challenge(domain))
+                                               expiresAt: row.date("expires_at"))
+        guard let record = try await domains.find(domain) else { reply.reason = "domain \(domain) no longer enrolls"; return reply }
+        reply.challenge = challenges.challenge(authentication: record.view.authentication ?? "apple-as-web")
         if row.date("revoked_at") != nil { reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"; return reply }
         if row.bool("expired") == true { reply.reason = "expired"; return reply }
-        guard let record = try await domains.find(domain) else { reply.reason = "domain \(domain) no longer enrolls"; return reply }
         if row.bool("stale") == true, let ldap = record.ldap {
             let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
             switch outcome {
@@ -79,6 +83,8 @@ struct AccountTokens: Sendable {
                 UPDATE account_tokens SET revoked_at = now(), revoked_reason = $2
                 WHERE managed_apple_id = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id
                 """, [.text(user), .text(reason)])
+            try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE managed_apple_id = $1 AND revoked_at IS NULL",
+                        [.text(user)])
             if !rows.isEmpty {
                 try Outbox.append(ActivityRecorded(actor: actor, action: "account.token.revoked", deviceID: nil, relatedDeviceIDs: [],
                                                    outcome: .succeeded, detail: "\(user): \(rows.count) token(s), \(reason)", service: service),

@@ -1,0 +1,23 @@
+/// The `WWW-Authenticate` challenge of a domain's `401` (REFERENCE §5.3), in Apple's comma form: the simple web flow
+/// sends the device to the sign-in page; OAuth 2 names Orchard's authorization and token endpoints, the redirect the
+/// device listens for, the client id and the scope.
+struct AccountChallenges: Sendable {
+    /// user-enrollment-auth's public URL.
+    let ownURL: String
+    let clientID: String
+
+    static let redirectURI = "apple-remotemanagement-user-login:/oauth2/redirection"
+    static let scope = "enroll"
+
+    var signInURL: String { "\(ownURL)/\(SignInRoutes.path)" }
+    var authorizationURL: String { "\(ownURL)/\(OAuth2Routes.authorizePath)" }
+    var tokenURL: String { "\(ownURL)/\(OAuth2Routes.tokenPath)" }
+
+    func challenge(authentication: String) -> String {
+        if authentication == "apple-oauth2" {
+            return #"Bearer method="apple-oauth2", authorization-url="\#(authorizationURL)", token-url="\#(tokenURL)", "#
+                + #"redirect-url="\#(Self.redirectURI)", client-id="\#(clientID)", scope="\#(Self.scope)""#
+        }
+        return #"Bearer method="apple-as-web", url="\#(signInURL)""#
+    }
+}
