@@ -4,10 +4,12 @@
 #   ./Deploy/bench-enrollment.sh watch [--pairings 50] [--watches 10] [--rate 50]  Apple Watch enrollments (rate 0: closed loop)
 #   ./Deploy/bench-enrollment.sh ade [--devices 2000] [-c 16] [--rate 50]   ADE enrollments: MachineInfo → signed profile
 #     (half closed loop at -c, half paced at --rate; the devices are assigned in the ABM stand-in and synced first)
+#   ./Deploy/bench-enrollment.sh byod [--devices 1000] [-c 16] [--rate 20]   complete account-driven User Enrollments
+#     (discovery → TokenUpdate against a real slapd, half closed loop, half paced; then check-ins with the bearer vs plain)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|watch|ade [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|watch|ade|byod [options]}
 shift
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
@@ -22,6 +24,16 @@ trap 'stop_stack; rm -rf "$STATE"' EXIT
 [ -n "${ORCHARD_BENCH_PG_SLOW_MS:-}" ] && export ORCHARD_PG_EXTRA_OPTIONS="${ORCHARD_PG_EXTRA_OPTIONS:-} -c log_min_duration_statement=$ORCHARD_BENCH_PG_SLOW_MS"
 start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
 start_broker "$BIN" "$STATE" >/dev/null
+if [ "$MODE" = byod ]; then
+  install_test_dependencies
+  # The tests' directory plus 2,000 users (bench0000@byod.example.com … with password bench-password): each
+  # enrollment signs in as its own user, as a real roll-out does.
+  cp Tests/Fixtures/ldap/directory.ldif "$STATE/directory.ldif"
+  for i in $(seq -w 0 1999); do
+    printf '\ndn: uid=bench%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bench%s\ncn: Bench %s\nsn: Bench\nmail: bench%s@byod.example.com\nuserPassword: bench-password\n' "$i" "$i" "$i" "$i"
+  done >> "$STATE/directory.ldif"
+  start_slapd "$STATE/ldap" "${ORCHARD_BENCH_LDAP_PORT:-28389}" "$STATE/directory.ldif" >/dev/null 2>&1
+fi
 if [ "$MODE" = ade ]; then
   start_abm_standin "${ORCHARD_BENCH_ABM_PORT:-28445}" >/dev/null 2>&1
   export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0

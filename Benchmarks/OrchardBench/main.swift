@@ -130,6 +130,15 @@ case "ade":
                                  concurrency: option("-c", "--concurrency", 16), rate: Double(option("-r", "--rate", 50)))
     try await benchmark.run()
 
+case "byod":
+    let benchmark = AccountBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
+                                     auth: environment["ORCHARD_URL_USER_ENROLLMENT_AUTH"] ?? "http://127.0.0.1:8084",
+                                     ldapURL: environment["ORCHARD_TEST_LDAP_URL"] ?? "ldap://127.0.0.1:389/",
+                                     adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
+                                     devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16),
+                                     rate: Double(option("-r", "--rate", 20)))
+    try await benchmark.run()
+
 case "faults":
     let load = FaultLoad(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
                          adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",

@@ -150,8 +150,9 @@ public final class SimulatedDevice: @unchecked Sendable {
     }
 
     public func send(_ presigned: Presigned, to url: String, contentType: String) async throws -> HTTPResult {
-        try await http(.PUT, url, headers: [("Content-Type", contentType), ("User-Agent", "MDM/1.0"),
-                                            ("Mdm-Signature", presigned.signature)], body: presigned.body)
+        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0"), ("Mdm-Signature", presigned.signature)]
+        if let bearer { headers.append(("Authorization", "Bearer \(bearer)")) }
+        return try await http(.PUT, url, headers: headers, body: presigned.body)
     }
 
     public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?,

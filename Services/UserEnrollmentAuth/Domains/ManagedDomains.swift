@@ -118,7 +118,8 @@ struct ManagedDomains: Sendable {
         try record.sealedBindPassword.map { String(decoding: try secrets.open($0, context: "ldap-bind:\(record.view.domain)"), as: UTF8.self) }
     }
 
-    private func record(_ row: Row) -> Record {
+    /// A row with `columns` (of a query that may join other tables).
+    func record(_ row: Row) -> Record {
         let domain = row.string("domain") ?? ""
         var ldap = row.string("ldap_settings").flatMap { try? JSONDecoder().decode(LDAPDirectorySettings.self, from: Data($0.utf8)) }
         let sealed = row.bytes("ldap_bind_password")

@@ -42,5 +42,15 @@ enum UserEnrollmentAuthMigrations {
                 expires_at timestamptz NOT NULL, used_at timestamptz, revoked_at timestamptz);
             CREATE INDEX account_refresh_tokens_family ON account_refresh_tokens (family_id);
             """),
+        // The directory is asked again about a user, not about each of the user's tokens (all of a user's devices
+        // share one answer); revocations by user also cover tokens Orchard did not issue (an OIDC provider's).
+        Migration(4, "directory checks and revocations per user", """
+            CREATE TABLE account_users (
+                managed_apple_id text PRIMARY KEY, directory_checked_at timestamptz NOT NULL DEFAULT now(),
+                revoked_before timestamptz);
+            INSERT INTO account_users (managed_apple_id, directory_checked_at)
+                SELECT managed_apple_id, max(directory_checked_at) FROM account_tokens GROUP BY managed_apple_id;
+            ALTER TABLE account_tokens DROP COLUMN directory_checked_at;
+            """),
     ]
 }

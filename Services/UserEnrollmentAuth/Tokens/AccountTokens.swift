@@ -35,22 +35,36 @@ struct AccountTokens: Sendable {
             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
             """, [.text(id), .text(Self.hash(token)), .text(user), .text(domain), .optionalText(dn),
                   .int(Int(lifetime ?? self.lifetime)), .optionalText(familyID)])
+        try Self.directoryConfirmed(c, user: user)
         return (id, token)
+    }
+
+    /// The directory just said `user` may sign in (a sign-in, or a recheck).
+    static func directoryConfirmed(_ c: Connection, user: String) throws {
+        try c.query("""
+            INSERT INTO account_users (managed_apple_id, directory_checked_at) VALUES ($1, now())
+            ON CONFLICT (managed_apple_id) DO UPDATE SET directory_checked_at = now()
+            """, [.text(user)])
     }
 
     func validate(_ r: ValidateAccountToken, correlationID: String?) async throws -> ValidateAccountToken.Reply {
         guard r.tokenHash.count == 64, r.tokenHash.allSatisfy(\.isHexDigit) else { return .init(valid: false, reason: "not a token") }
+        // The token, its user's last directory check and its domain, in one round trip.
         guard let row = try await database.query("""
-            SELECT t.id, t.managed_apple_id, t.domain, t.expires_at, t.revoked_at, t.revoked_reason, t.expires_at <= now() AS expired,
-                   t.directory_checked_at < now() - make_interval(secs => $2) AS stale, d.mode
-            FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain WHERE t.token_hash = $1
+            SELECT t.id, t.managed_apple_id, t.domain AS token_domain, t.expires_at, t.revoked_at, t.revoked_reason,
+                   t.expires_at <= now() AS expired,
+                   (u.directory_checked_at IS NULL OR u.directory_checked_at < now() - make_interval(secs => $2)) AS stale,
+                   \(ManagedDomains.columns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+            FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain
+            LEFT JOIN account_users u ON u.managed_apple_id = t.managed_apple_id WHERE t.token_hash = $1
             """, [.text(r.tokenHash), .int(Int(recheck))]).first,
-              let id = row.string("id"), let user = row.string("managed_apple_id"), let domain = row.string("domain") else {
+              let id = row.string("id"), let user = row.string("managed_apple_id"), let domain = row.string("token_domain") else {
             return .init(valid: false, reason: "unknown token")
         }
         var reply = ValidateAccountToken.Reply(valid: false, tokenID: id, managedAppleID: user, domain: domain, mode: row.string("mode"),
                                                expiresAt: row.date("expires_at"))
-        guard let record = try await domains.find(domain) else { reply.reason = "domain \(domain) no longer enrolls"; return reply }
+        guard row.string("mode") != nil else { reply.reason = "domain \(domain) no longer enrolls"; return reply }
+        let record = domains.record(row)
         reply.challenge = challenges.challenge(authentication: record.view.authentication ?? "apple-as-web")
         if row.date("revoked_at") != nil { reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"; return reply }
         if row.bool("expired") == true { reply.reason = "expired"; return reply }
@@ -58,7 +72,7 @@ struct AccountTokens: Sendable {
             let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
             switch outcome {
             case .ok:
-                try await database.query("UPDATE account_tokens SET directory_checked_at = now() WHERE id = $1", [.text(id)])
+                try await database.transaction { c in try Self.directoryConfirmed(c, user: user) }
             case .disabled, .notFound, .ambiguous:
                 let why = outcome == .disabled ? "disabled in the directory" : "no longer in the directory"
                 _ = try await revoke(user: user, actor: "service:\(service)", reason: why, correlationID: correlationID)
@@ -85,6 +99,11 @@ struct AccountTokens: Sendable {
                 """, [.text(user), .text(reason)])
             try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE managed_apple_id = $1 AND revoked_at IS NULL",
                         [.text(user)])
+            // Tokens Orchard did not issue (an OIDC provider's) issued before now stop working too.
+            try c.query("""
+                INSERT INTO account_users (managed_apple_id, revoked_before) VALUES ($1, now())
+                ON CONFLICT (managed_apple_id) DO UPDATE SET revoked_before = now()
+                """, [.text(user)])
             if !rows.isEmpty {
                 try Outbox.append(ActivityRecorded(actor: actor, action: "account.token.revoked", deviceID: nil, relatedDeviceIDs: [],
                                                    outcome: .succeeded, detail: "\(user): \(rows.count) token(s), \(reason)", service: service),
