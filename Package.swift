@@ -99,7 +99,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], path: "Services/ABMSync"),
-        .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies + ["COrchardLDAP", "OrchardCrypto"],
+        .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies + [
+            "COrchardLDAP", "OrchardCrypto",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ],
                           path: "Services/UserEnrollmentAuth"),
 
         // Local stack and benchmarks.

@@ -28,6 +28,7 @@ export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_DEVICE_KEY_POOL
 export ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem" ORCHARD_CLIENT_CERT_HEADER=X-Client-Cert
 start_abm_standin "${ORCHARD_TEST_ABM_PORT:-18445}"
 export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0  # syncs on demand only: the tests drive each one
+start_oidc_standin "${ORCHARD_TEST_OIDC_PORT:-18446}"
 start_slapd "$STATE/ldap" "${ORCHARD_TEST_LDAP_PORT:-13389}" Tests/Fixtures/ldap/directory.ldif
 # A revoked token, an expired one or a user disabled in the directory is noticed within 10 s here (within a minute by default).
 export ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS=5 ORCHARD_DIRECTORY_RECHECK_SECONDS=5

@@ -181,6 +181,17 @@ start_abm_standin() {
   log "ABM stand-in on $ORCHARD_ABM_URL"
 }
 
+# start_oidc_standin PORT: the tests' stand-in OpenID Connect provider (Deploy/standins/oidc_standin.py: discovery
+# document, JWKS, RS256 tokens signed by the openssl tool); sets ORCHARD_TEST_OIDC_URL. Stopped with the stack.
+start_oidc_standin() {
+  local port=$1
+  /usr/bin/python3 Deploy/standins/oidc_standin.py "$port" > >(sed -u 's/^/[oidc-standin] /') 2>&1 &
+  ORCHARD_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/jwks" && break; sleep 0.1; done
+  export ORCHARD_TEST_OIDC_URL="http://127.0.0.1:$port"
+  log "OIDC stand-in on $ORCHARD_TEST_OIDC_URL"
+}
+
 # abm_uploaded_token STATE CONSUMER_KEY: a server-token entry in the admin API whose .p7m (made here with
 # openssl smime, as ABM makes it) carries credentials the stand-in knows; sets ABM_TOKEN_ID.
 abm_uploaded_token() {

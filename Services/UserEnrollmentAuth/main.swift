@@ -35,10 +35,12 @@ let services = await runtime.startUp { () throws -> AccountServices in
     let domains = ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
                                  gatewayURL: gatewayURL, secrets: try SecretBox(key: kek))
     let activity = AccountActivity(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
-    let challenges = AccountChallenges(ownURL: ownURL, clientID: try env.string("ORCHARD_OAUTH2_CLIENT_ID", default: "orchard-enrollment"))
+    let oidc = OIDCProviders()
+    let challenges = AccountChallenges(ownURL: ownURL, clientID: try env.string("ORCHARD_OAUTH2_CLIENT_ID", default: "orchard-enrollment"),
+                                       oidc: oidc)
     let tokens = AccountTokens(database: runtime.database, outbox: runtime.outbox, domains: domains, service: runtime.definition.name,
                                lifetime: TimeInterval(try env.int("ORCHARD_ACCOUNT_TOKEN_LIFETIME_SECONDS", default: 30 * 86400, range: 60...(400 * 86400))),
-                               challenges: challenges, logger: runtime.logger,
+                               challenges: challenges, oidc: oidc, logger: runtime.logger,
                                recheck: TimeInterval(try env.int("ORCHARD_DIRECTORY_RECHECK_SECONDS", default: 30, range: 1...300)))
     let throttle = SignInThrottle(database: runtime.database,
                                   accountLimit: try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000),
@@ -76,7 +78,7 @@ runtime.respond(DescribeAccountEnrollment.self, on: &routes) { request, _ in
                              httpStatus: 404)
     }
     return .init(domain: record.view.domain, mode: record.view.mode, minimumOS: record.view.minimumOS,
-                 challenge: tokens.challenges.challenge(authentication: record.view.authentication ?? "apple-as-web"))
+                 challenge: try await tokens.challenges.challenge(for: record))
 }
 runtime.respond(ValidateAccountToken.self, on: &routes) { request, message in
     try await tokens.validate(request, correlationID: message.correlationID)

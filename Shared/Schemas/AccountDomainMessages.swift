@@ -13,8 +13,10 @@ public struct ManagedDomain: Codable, Sendable, Equatable {
     /// The LDAP directory, without its search account's password.
     public var ldap: LDAPDirectorySettings?
     /// How devices sign in: `apple-as-web` (the simple web flow) or `apple-oauth2` (Orchard's authorization and token
-    /// endpoints, with refresh tokens).
+    /// endpoints, with refresh tokens, or those of `oidc`).
     public var authentication: String?
+    /// An external OpenID Connect provider that signs the domain's users in (with `apple-oauth2`).
+    public var oidc: OIDCProviderSettings?
     /// `iOS`, `iPadOS`, `macOS` → minimum version (defaults 18.2, 18.2, 15.2).
     public var minimumOS: [String: String]
     /// The `BaseURL` devices of this domain enroll at.
@@ -49,16 +51,18 @@ public struct SaveManagedDomain: RequestSchema, Equatable {
     public var ldap: LDAPDirectorySettings?
     /// `apple-as-web` (default) or `apple-oauth2`.
     public var authentication: String?
+    public var oidc: OIDCProviderSettings?
     public var minimumOS: [String: String]?
     public var actor: String
     public var key: String { domain }
     public init(domain: String, mode: String, directory: String?, ldap: LDAPDirectorySettings? = nil, authentication: String? = nil,
-                minimumOS: [String: String]?, actor: String) {
+                oidc: OIDCProviderSettings? = nil, minimumOS: [String: String]?, actor: String) {
         self.domain = domain
         self.mode = mode
         self.directory = directory
         self.ldap = ldap
         self.authentication = authentication
+        self.oidc = oidc
         self.minimumOS = minimumOS
         self.actor = actor
     }
@@ -123,5 +127,26 @@ public struct LDAPDirectorySettings: Codable, Sendable, Equatable {
         self.bindPassword = bindPassword
         self.caFile = caFile
         self.timeoutSeconds = timeoutSeconds
+    }
+}
+
+/// An external OpenID Connect provider: the challenge names its authorization and token endpoints (from
+/// `<issuer>/.well-known/openid-configuration`) and `clientID`; Orchard validates the JWT access tokens it issues
+/// (signature by its JWKS, `iss`, `aud` = `audience` or `clientID`, expiry) and takes the account from `userClaim`.
+public struct OIDCProviderSettings: Codable, Sendable, Equatable {
+    public var issuer: String
+    public var clientID: String
+    public var audience: String?
+    /// Default `openid email`.
+    public var scope: String?
+    /// The claim holding the Managed Apple Account; default `email`.
+    public var userClaim: String?
+
+    public init(issuer: String, clientID: String, audience: String? = nil, scope: String? = nil, userClaim: String? = nil) {
+        self.issuer = issuer
+        self.clientID = clientID
+        self.audience = audience
+        self.scope = scope
+        self.userClaim = userClaim
     }
 }

@@ -36,8 +36,14 @@ public struct ValidateAccountToken: RequestSchema, Equatable {
     public static let version = 1
     /// Hex SHA-256 of the bearer token.
     public var tokenHash: String
+    /// The bearer itself, only when it is a JWT (an external OIDC provider's, whose signature must be checked);
+    /// Orchard's own opaque tokens never travel.
+    public var jwt: String?
     public var key: String { String(tokenHash.prefix(16)) }
-    public init(tokenHash: String) { self.tokenHash = tokenHash }
+    public init(tokenHash: String, jwt: String? = nil) {
+        self.tokenHash = tokenHash
+        self.jwt = jwt
+    }
 
     public struct Reply: Codable, Sendable, Equatable {
         public var valid: Bool

@@ -53,7 +53,10 @@ struct AccountAuthorization: Sendable {
     func validate(_ token: String, correlationID: String) async throws -> ValidateAccountToken.Reply {
         let hash = Digest.sha256(Array(token.utf8)).hexString
         if let cached = tokens.get(hash) { return cached }
-        let reply = try await requests.request(ValidateAccountToken(tokenHash: hash), timeout: timeout, correlationID: correlationID)
+        // An external OIDC provider's JWT must reach user-enrollment-auth to have its signature checked; Orchard's own
+        // opaque tokens travel only as their hash.
+        let jwt = token.hasPrefix("eyJ") && token.split(separator: ".", omittingEmptySubsequences: false).count == 3 ? token : nil
+        let reply = try await requests.request(ValidateAccountToken(tokenHash: hash, jwt: jwt), timeout: timeout, correlationID: correlationID)
         var ttl = tokenCacheSeconds
         if reply.valid, let expiry = reply.expiresAt { ttl = min(ttl, expiry.timeIntervalSinceNow) }
         if ttl > 0 { tokens.set(hash, reply, for: ttl) }

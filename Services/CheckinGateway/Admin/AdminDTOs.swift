@@ -228,5 +228,6 @@ struct ManagedDomainInput: Decodable {
     let directory: String?
     let ldap: LDAPDirectorySettings?
     let authentication: String?
+    let oidc: OIDCProviderSettings?
     let minimumOS: [String: String]?
 }

@@ -291,7 +291,7 @@ struct AdminRoutes: Sendable {
             let input = try await request.decode(as: ManagedDomainInput.self, context: context)
             return try await requests.request(
                 SaveManagedDomain(domain: try context.parameters.require("domain"), mode: input.mode, directory: input.directory,
-                                  ldap: input.ldap, authentication: input.authentication, minimumOS: input.minimumOS,
+                                  ldap: input.ldap, authentication: input.authentication, oidc: input.oidc, minimumOS: input.minimumOS,
                                   actor: context.adminKey!.actor),
                 timeout: requestTimeout, correlationID: context.correlationID)
         }

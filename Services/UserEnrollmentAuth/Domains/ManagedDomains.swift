@@ -44,6 +44,13 @@ struct ManagedDomains: Sendable {
         guard Self.authentications.contains(authentication) else {
             throw RequestRefused(code: "account-domain.authentication", message: "authentication must be apple-as-web or apple-oauth2")
         }
+        if let oidc = r.oidc {
+            guard authentication == "apple-oauth2" else {
+                throw RequestRefused(code: "account-domain.oidc", message: "an OIDC provider needs authentication apple-oauth2")
+            }
+            try Self.check(oidc)
+        }
+        let oidcText = try r.oidc.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         let sealedPassword = try ldap?.bindPassword.map { try secrets.seal(Array($0.utf8), context: "ldap-bind:\(domain)") }
         ldap?.bindPassword = nil
         ldap?.bindPasswordSet = nil
@@ -64,17 +71,18 @@ struct ManagedDomains: Sendable {
         try await database.transaction { c in
             let inserted = try c.query("""
                 INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by, ldap_settings, ldap_bind_password,
-                                             authentication)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                             authentication, oidc_settings)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 ON CONFLICT (domain) DO UPDATE SET mode = EXCLUDED.mode, directory = EXCLUDED.directory,
                     minimum_os = EXCLUDED.minimum_os, ldap_settings = EXCLUDED.ldap_settings,
-                    authentication = EXCLUDED.authentication,
+                    authentication = EXCLUDED.authentication, oidc_settings = EXCLUDED.oidc_settings,
                     ldap_bind_password = CASE WHEN EXCLUDED.ldap_settings IS NULL THEN NULL
                                               ELSE COALESCE(EXCLUDED.ldap_bind_password, managed_domains.ldap_bind_password) END,
                     updated_at = now()
                 RETURNING (xmax = 0) AS inserted
                 """, [.text(domain), .text(r.mode), .text(directory), .text(minimumText), .text(r.actor),
-                      .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null, .text(authentication)]).first?.bool("inserted") ?? true
+                      .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null, .text(authentication),
+                      .optionalText(oidcText)]).first?.bool("inserted") ?? true
             try Outbox.append(activity(r.actor, inserted ? "account-domain.created" : "account-domain.changed",
                                        detail: "\(domain): \(r.mode), directory \(directory), \(authentication), minimum \(summary)"),
                               correlationID: correlationID, on: c)
@@ -107,7 +115,7 @@ struct ManagedDomains: Sendable {
         let sealedBindPassword: [UInt8]?
     }
 
-    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication"
+    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication, oidc_settings"
 
     func find(_ domain: String) async throws -> Record? {
         try await database.query("SELECT \(Self.columns) FROM managed_domains WHERE domain = $1", [.text(domain)]).first.map(record)
@@ -130,7 +138,25 @@ struct ManagedDomains: Sendable {
                                  minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
                                  baseURL: baseURL(domain), registeredWithABM: false, updatedAt: row.date("updated_at") ?? Date())
         view.authentication = row.string("authentication") ?? "apple-as-web"
+        view.oidc = row.string("oidc_settings").flatMap { try? JSONDecoder().decode(OIDCProviderSettings.self, from: Data($0.utf8)) }
         return Record(view: view, ldap: ldap, sealedBindPassword: sealed)
+    }
+
+    /// An OIDC provider an admin may save: an https issuer (http only on this machine, for a stand-in), a client id.
+    static func check(_ o: OIDCProviderSettings) throws {
+        func refuse(_ message: String) -> RequestRefused { RequestRefused(code: "account-domain.oidc", message: message) }
+        let local = o.issuer.hasPrefix("http://127.0.0.1:") || o.issuer.hasPrefix("http://localhost:")
+        guard o.issuer.count <= 512, o.issuer.hasPrefix("https://") || local, !o.issuer.hasSuffix("/"), URL(string: o.issuer) != nil else {
+            throw refuse("oidc.issuer must be the provider's https URL, without a trailing slash")
+        }
+        guard (1...200).contains(o.clientID.count), !o.clientID.containsControlCharacters, !o.clientID.contains("\"") else {
+            throw refuse("oidc.clientID is required")
+        }
+        for value in [o.audience, o.scope, o.userClaim].compactMap({ $0 }) {
+            guard (1...200).contains(value.count), !value.containsControlCharacters, !value.contains("\"") else {
+                throw refuse("oidc.audience, scope and userClaim must be 1 to 200 characters without quotes")
+            }
+        }
     }
 
     /// LDAP settings an admin may save: an ldap(s) URL, filters in parentheses, `{user}` in the user filter.

@@ -5,6 +5,7 @@ struct AccountChallenges: Sendable {
     /// user-enrollment-auth's public URL.
     let ownURL: String
     let clientID: String
+    let oidc: OIDCProviders
 
     static let redirectURI = "apple-remotemanagement-user-login:/oauth2/redirection"
     static let scope = "enroll"
@@ -12,6 +13,17 @@ struct AccountChallenges: Sendable {
     var signInURL: String { "\(ownURL)/\(SignInRoutes.path)" }
     var authorizationURL: String { "\(ownURL)/\(OAuth2Routes.authorizePath)" }
     var tokenURL: String { "\(ownURL)/\(OAuth2Routes.tokenPath)" }
+
+    /// The domain's challenge; an external provider's endpoints come from its discovery document (cached).
+    func challenge(for record: ManagedDomains.Record) async throws -> String {
+        if let provider = record.view.oidc {
+            let metadata = try await oidc.metadata(issuer: provider.issuer)
+            return #"Bearer method="apple-oauth2", authorization-url="\#(metadata.authorizationEndpoint)", "#
+                + #"token-url="\#(metadata.tokenEndpoint)", redirect-url="\#(Self.redirectURI)", "#
+                + #"client-id="\#(provider.clientID)", scope="\#(provider.scope ?? "openid email")""#
+        }
+        return challenge(authentication: record.view.authentication ?? "apple-as-web")
+    }
 
     func challenge(authentication: String) -> String {
         if authentication == "apple-oauth2" {

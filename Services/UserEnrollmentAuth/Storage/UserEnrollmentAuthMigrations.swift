@@ -52,5 +52,8 @@ enum UserEnrollmentAuthMigrations {
                 SELECT managed_apple_id, max(directory_checked_at) FROM account_tokens GROUP BY managed_apple_id;
             ALTER TABLE account_tokens DROP COLUMN directory_checked_at;
             """),
+        Migration(5, "external OpenID Connect providers", """
+            ALTER TABLE managed_domains ADD COLUMN oidc_settings text;
+            """),
     ]
 }

@@ -18,6 +18,7 @@ struct AccountTokens: Sendable {
     let service: String
     let lifetime: TimeInterval
     let challenges: AccountChallenges
+    let oidc: OIDCProviders
     let logger: Logger
     /// How old a token's last directory check may be before a validation asks the directory again.
     let recheck: TimeInterval
@@ -49,6 +50,7 @@ struct AccountTokens: Sendable {
 
     func validate(_ r: ValidateAccountToken, correlationID: String?) async throws -> ValidateAccountToken.Reply {
         guard r.tokenHash.count == 64, r.tokenHash.allSatisfy(\.isHexDigit) else { return .init(valid: false, reason: "not a token") }
+        if let jwt = r.jwt { return try await validateExternal(jwt, correlationID: correlationID) }
         // The token, its user's last directory check and its domain, in one round trip.
         guard let row = try await database.query("""
             SELECT t.id, t.managed_apple_id, t.domain AS token_domain, t.expires_at, t.revoked_at, t.revoked_reason,
@@ -65,28 +67,78 @@ struct AccountTokens: Sendable {
                                                expiresAt: row.date("expires_at"))
         guard row.string("mode") != nil else { reply.reason = "domain \(domain) no longer enrolls"; return reply }
         let record = domains.record(row)
-        reply.challenge = challenges.challenge(authentication: record.view.authentication ?? "apple-as-web")
+        reply.challenge = try? await challenges.challenge(for: record)
         if row.date("revoked_at") != nil { reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"; return reply }
         if row.bool("expired") == true { reply.reason = "expired"; return reply }
-        if row.bool("stale") == true, let ldap = record.ldap {
-            let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
-            switch outcome {
-            case .ok:
-                try await database.transaction { c in try Self.directoryConfirmed(c, user: user) }
-            case .disabled, .notFound, .ambiguous:
-                let why = outcome == .disabled ? "disabled in the directory" : "no longer in the directory"
-                _ = try await revoke(user: user, actor: "service:\(service)", reason: why, correlationID: correlationID)
-                reply.reason = "revoked (\(why))"
-                return reply
-            case .unreachable(let message), .failed(let message):
-                // The directory is away: the token keeps its last answer rather than locking every device out.
-                logger.warning("directory of \(domain) unreachable while checking a token again; it stays valid", metadata: ["error": "\(message)"])
-            case .wrongPassword:
-                break
-            }
+        if row.bool("stale") == true, let why = try await recheck(user: user, record: record, correlationID: correlationID) {
+            reply.reason = "revoked (\(why))"
+            return reply
         }
         reply.valid = true
         return reply
+    }
+
+    /// Asks the domain's directory about `user` again; why the user's tokens were revoked, or nil when they stand.
+    private func recheck(user: String, record: ManagedDomains.Record, correlationID: String?) async throws -> String? {
+        guard let ldap = record.ldap else { return nil }
+        let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
+        switch outcome {
+        case .ok:
+            try await database.transaction { c in try Self.directoryConfirmed(c, user: user) }
+            return nil
+        case .disabled, .notFound, .ambiguous:
+            let why = outcome == .disabled ? "disabled in the directory" : "no longer in the directory"
+            _ = try await revoke(user: user, actor: "service:\(service)", reason: why, correlationID: correlationID)
+            return why
+        case .unreachable(let message), .failed(let message):
+            // The directory is away: the token keeps its last answer rather than locking every device out.
+            logger.warning("directory of \(record.view.domain) unreachable while checking a token again; it stays valid", metadata: ["error": "\(message)"])
+            return nil
+        case .wrongPassword:
+            return nil
+        }
+    }
+
+    /// A JWT access token of a domain's external OpenID Connect provider: the domains whose provider is the token's
+    /// (unverified) issuer are tried; the first that validates it decides. Revocations by user apply to tokens issued
+    /// before them, and the directory (when the domain has one) is asked again as for Orchard's own tokens.
+    private func validateExternal(_ jwt: String, correlationID: String?) async throws -> ValidateAccountToken.Reply {
+        let parts = jwt.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = OIDCProviders.base64URLDecode(parts[1]),
+              let issuer = (try? JSONSerialization.jsonObject(with: payload) as? [String: Any])?["iss"] as? String, issuer.count <= 512 else {
+            return .init(valid: false, reason: "not a token of a known provider")
+        }
+        let candidates = try await database.query("""
+            SELECT \(ManagedDomains.columns) FROM managed_domains WHERE oidc_settings IS NOT NULL AND (oidc_settings::json ->> 'issuer') = $1
+            """, [.text(issuer)]).map(domains.record)
+        var last = "no domain trusts issuer \(issuer.prefix(200))"
+        for record in candidates {
+            guard let settings = record.view.oidc else { continue }
+            switch try await oidc.validate(jwt, settings: settings, domain: record.view.domain) {
+            case .failure(let error):
+                last = error.description
+            case .success(let claims):
+                var reply = ValidateAccountToken.Reply(valid: false, tokenID: "oidc:" + String(Self.hash(jwt).prefix(16)), managedAppleID: claims.user,
+                                                       domain: record.view.domain, mode: record.view.mode, expiresAt: claims.expiresAt,
+                                                       challenge: try? await challenges.challenge(for: record))
+                let user = try await database.query("""
+                    SELECT revoked_before, directory_checked_at < now() - make_interval(secs => $2) AS stale
+                    FROM account_users WHERE managed_apple_id = $1
+                    """, [.text(claims.user), .int(Int(recheck))]).first
+                if let revokedBefore = user?.date("revoked_before"), (claims.issuedAt ?? .distantPast) <= revokedBefore {
+                    reply.reason = "revoked (issued before the account's tokens were revoked)"
+                    return reply
+                }
+                if user == nil || user?.bool("stale") == true,
+                   let why = try await recheck(user: claims.user, record: record, correlationID: correlationID) {
+                    reply.reason = "revoked (\(why))"
+                    return reply
+                }
+                reply.valid = true
+                return reply
+            }
+        }
+        return .init(valid: false, reason: last)
     }
 
     /// Revokes every live token of `user`; the count revoked.
