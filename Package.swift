@@ -98,6 +98,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ], path: "Services/ABMSync"),
         .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies + [
             "COrchardLDAP", "OrchardCrypto",

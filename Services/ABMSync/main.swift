@@ -47,6 +47,10 @@ guard syncInterval == 0 || syncInterval >= 60 else {
 }
 
 var routes = MessageRouter()
+let maid = ManagedAppleIDTokens(tokens: tokens, database: runtime.database)
+runtime.respond(SignManagedAppleIDToken.self, on: &routes) { request, message in
+    try await maid.sign(request, correlationID: message.correlationID)
+}
 runtime.respond(SyncABMToken.self, on: &routes) { request, message in
     try await sync.sync(request, correlationID: message.correlationID)
 }

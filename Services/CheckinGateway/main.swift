@@ -48,7 +48,9 @@ let checkins = CheckinHandlers(
     setBootstrapToken: SetBootstrapTokenHandler(secrets: configuration.secrets),
     getBootstrapToken: GetBootstrapTokenHandler(secrets: configuration.secrets),
     declarativeManagement: DeclarativeManagementHandler(declarations: declarations),
-    getToken: GetTokenHandler(services: [GetToken.watchPairing: watchPairing]),
+    getToken: GetTokenHandler(services: [GetToken.watchPairing: watchPairing,
+                                         GetToken.managedAppleID: ManagedAppleIDTokenService(database: database, requests: requests,
+                                                                                             requestTimeout: timeout)]),
     userAuthenticate: UserAuthenticateHandler())
 
 let accounts = AccountAuthorization(requests: requests, timeout: timeout,

@@ -160,3 +160,28 @@ public struct RotateABMTokenKey: RequestSchema, Equatable {
 
     public typealias Reply = ABMTokenHealth
 }
+
+/// The gateway asks abm-sync for a Managed Apple Account access-management token (GetToken `com.apple.maid`,
+/// REFERENCE §2/§4.7): a JWT with `iss` = the ABM server's `server_uuid`, `iat`, `jti` and `service_type`, signed (RS256)
+/// with the private key of that server's token. The token of the device's serial when ABM assigned it to us;
+/// otherwise the most recently connected one.
+public struct SignManagedAppleIDToken: RequestSchema, Equatable {
+    public static let topic = "orchard.abm-requests.v1"
+    public static let type = "abm.maid-token.sign"
+    public static let version = 1
+    public var serialNumber: String?
+    public var key: String { serialNumber ?? "maid" }
+    public init(serialNumber: String?) { self.serialNumber = serialNumber }
+
+    public struct Reply: Codable, Sendable, Equatable {
+        public var jwt: String
+        /// The ABM server token whose key signed it.
+        public var tokenID: String
+        public var jti: String
+        public init(jwt: String, tokenID: String, jti: String) {
+            self.jwt = jwt
+            self.tokenID = tokenID
+            self.jti = jti
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import _CryptoExtras
+import Foundation
+import OrchardCore
+import OrchardCrypto
+import OrchardMessaging
+import OrchardSchemas
+import OrchardStorage
+
+/// GetToken `com.apple.maid` (REFERENCE §2, §4.7): the JWT Apple's identity service asks a device for when a Managed
+/// Apple Account signs in, to check that the account belongs to the organisation of the MDM server. Signed with the
+/// current private key of the ABM server token (a staged key signs nothing until ABM's `.p7m` promotes it).
+struct ManagedAppleIDTokens: Sendable {
+    let tokens: ServerTokens
+    let database: Database
+
+    func sign(_ r: SignManagedAppleIDToken, correlationID: String?) async throws -> SignManagedAppleIDToken.Reply {
+        guard var row = try await token(for: r.serialNumber) else {
+            throw RequestRefused(code: "abm-token.none", message: "no Apple Business Manager server token is connected", httpStatus: 409)
+        }
+        // The server's uuid comes from ABM's GET /account; a token never checked yet is checked now.
+        if row.string("server_uuid") == nil, let id = row.string("id") {
+            _ = try await tokens.check(CheckABMToken(id: id, actor: "service:abm-sync"), correlationID: correlationID)
+            row = try await database.query("SELECT id::text AS id, sealed_private_key, server_uuid FROM abm_tokens WHERE id = $1::uuid",
+                                           [.text(id)]).first ?? row
+        }
+        guard let id = row.string("id"), let sealed = row.bytes("sealed_private_key"), let serverUUID = row.string("server_uuid") else {
+            throw RequestRefused(code: "abm-token.unchecked", message: "Apple Business Manager did not tell this server's uuid (GET /account)",
+                                 httpStatus: 503)
+        }
+        let pem = try PrivateKey(pem: try tokens.box.open(sealed, context: ServerTokens.keyContext(id))).pemRepresentation()
+        let key = try _RSA.Signing.PrivateKey(pemRepresentation: String(decoding: pem, as: UTF8.self))
+        let jti = RandomUUID.uppercased()
+        let header = try JSONSerialization.data(withJSONObject: ["alg": "RS256", "typ": "JWT"], options: [.sortedKeys])
+        let claims = try JSONSerialization.data(withJSONObject: [
+            "iss": serverUUID, "iat": Int(Date().timeIntervalSince1970), "jti": jti, "service_type": "com.apple.maid",
+        ] as [String: Any], options: [.sortedKeys])
+        let input = base64URL(Array(header)) + "." + base64URL(Array(claims))
+        let signature = try key.signature(for: Data(input.utf8), padding: .insecurePKCS1v1_5)
+        return .init(jwt: input + "." + base64URL(Array(signature.rawRepresentation)), tokenID: id, jti: jti)
+    }
+
+    /// The server token of the device's serial when ABM assigned it to us, otherwise the most recently connected one.
+    private func token(for serial: String?) async throws -> Row? {
+        if let serial, !serial.isEmpty, let row = try await database.query("""
+            SELECT t.id::text AS id, t.sealed_private_key, t.server_uuid FROM abm_tokens t JOIN abm_devices d ON d.token_id = t.id
+            WHERE d.serial_number = $1 AND t.sealed_server_token IS NOT NULL ORDER BY t.server_token_uploaded_at DESC NULLS LAST LIMIT 1
+            """, [.text(serial)]).first {
+            return row
+        }
+        return try await database.query("""
+            SELECT id::text AS id, sealed_private_key, server_uuid FROM abm_tokens WHERE sealed_server_token IS NOT NULL
+            ORDER BY server_token_uploaded_at DESC NULLS LAST LIMIT 1
+            """).first
+    }
+}
