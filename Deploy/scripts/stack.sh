@@ -157,6 +157,8 @@ wait_ready() {
 # start_services BIN_DIR FIRST_PORT: the five services on consecutive ports; waits for /readyz.
 start_services() {
   local bin=$1 port=$2 name
+  # user-enrollment-auth is the fifth service: abm-sync registers its discovery URL with ABM.
+  export ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL=${ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL:-http://127.0.0.1:$((port + 4))}
   for name in "${ORCHARD_SERVICES[@]}"; do
     start_service "$bin" "$name" "$port"
     eval "export ORCHARD_URL_$(echo "$name" | tr 'a-z-' 'A-Z_')=http://127.0.0.1:$port"

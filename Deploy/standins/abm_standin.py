@@ -24,6 +24,7 @@ the header). Controlled by the tests over /_control (JSON):
   GET  /_control/profiles?consumer_key=CK   the profiles defined, by profile_uuid
   GET  /_control/requests?consumer_key=CK   what that token's client sent: [{"method", "path", "status"}]
   GET  /_control/devices?consumer_key=CK    the serial numbers assigned now
+  GET  /_control/discovery?consumer_key=CK  the account-driven discovery URL registered (POST /account-driven-enrollment/profile)
 Usage: abm_standin.py PORT
 """
 import json
@@ -112,6 +113,10 @@ class Handler(BaseHTTPRequestHandler):
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
                 return self.answer(200, tokens.get(key, {}).get("profiles", {}))
+        if method == "GET" and path == "/_control/discovery":
+            key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
+            with lock:
+                return self.answer(200, {"mdm_service_discovery_url": tokens.get(key, {}).get("discovery_url")})
         if method == "GET" and path == "/_control/devices":
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
@@ -228,6 +233,25 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(400, b"INVALID_LIMIT", headers, consumer_key=key)
             cursor = request.get("cursor")
             return self.devices(path, cursor, limit, token, headers, key)
+        if path == "/account-driven-enrollment/profile":
+            if method == "POST":
+                try:
+                    url = json.loads(self.body() or b"{}").get("mdm_service_discovery_url")
+                except ValueError:
+                    return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+                if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                    return self.answer(400, b"INVALID_MDM_SERVICE_DISCOVERY_URL", headers, consumer_key=key)
+                with lock:
+                    token["discovery_url"] = url
+                return self.answer(200, {"mdm_service_discovery_url": url}, headers, consumer_key=key)
+            if method == "GET":
+                if not token.get("discovery_url"):
+                    return self.answer(404, b"NOT_FOUND", headers, consumer_key=key)
+                return self.answer(200, {"mdm_service_discovery_url": token["discovery_url"]}, headers, consumer_key=key)
+            if method == "DELETE":
+                with lock:
+                    token.pop("discovery_url", None)
+                return self.answer(200, {}, headers, consumer_key=key)
         if path in ("/profile", "/profile/devices", "/devices", "/devices/disown"):
             return self.profiles(method, path, token, headers, key)
         return self.answer(404, b"NOT_FOUND", headers, consumer_key=key)

@@ -26,8 +26,13 @@ let tokens = await runtime.startUp {
         tls.trustRoots = .certificates(try roots.map { try NIOSSLCertificate(bytes: $0.der, format: .der) })
     }
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
-    return ServerTokens(database: runtime.database, box: try SecretBox(key: kek), outbox: runtime.outbox,
-                        service: runtime.definition.name, appleURL: appleURL, http: http)
+    var tokens = ServerTokens(database: runtime.database, box: try SecretBox(key: kek), outbox: runtime.outbox,
+                              service: runtime.definition.name, appleURL: appleURL, http: http)
+    // Account-driven enrollment's discovery URL (user-enrollment-auth's), registered with ABM for every connected server.
+    var enrollmentAuth = try env.string("ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL", default: "http://127.0.0.1:8084")
+    while enrollmentAuth.hasSuffix("/") { enrollmentAuth.removeLast() }
+    tokens.discoveryURL = "\(enrollmentAuth)/.well-known/com.apple.remotemanagement"
+    return tokens
 }
 
 let assigner = Assigner(tokens: tokens, database: runtime.database, outbox: runtime.outbox)

@@ -32,8 +32,9 @@ let services = await runtime.startUp { () throws -> AccountServices in
     let ownURL = try url("ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL", default: "http://127.0.0.1:\(runtime.configuration.httpPort)")
     let gatewayURL = try url("ORCHARD_PUBLIC_URL", default: "http://127.0.0.1:8080")
     let kek = try runtime.requireKeyEncryptionKey("seals directory passwords and keys its sign-in forms with it")
-    let domains = ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
+    var domains = ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
                                  gatewayURL: gatewayURL, secrets: try SecretBox(key: kek))
+    domains.discoveryURL = "\(ownURL)/.well-known/com.apple.remotemanagement"
     let activity = AccountActivity(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
     let oidc = OIDCProviders()
     let challenges = AccountChallenges(ownURL: ownURL, clientID: try env.string("ORCHARD_OAUTH2_CLIENT_ID", default: "orchard-enrollment"),

@@ -40,6 +40,11 @@ public struct ABMTokenHealth: Codable, Sendable, Equatable {
     public var defaultProfileID: String?
     /// Devices in the mirror now.
     public var devices: Int?
+    /// The account-driven discovery URL ABM has for this server (`POST /account-driven-enrollment/profile`), when
+    /// registered, and the last attempt's error.
+    public var discoveryURL: String?
+    public var discoveryRegisteredAt: Date?
+    public var discoveryError: String?
 
     public init(id: String, name: String, certificateSHA256: String, certificatePEM: String, hasServerToken: Bool,
                 consumerKey: String?, accessTokenExpiry: Date?, daysLeft: Int?, state: String, serverTokenUploadedAt: Date?,

@@ -21,9 +21,10 @@ public struct ManagedDomain: Codable, Sendable, Equatable {
     public var minimumOS: [String: String]
     /// The `BaseURL` devices of this domain enroll at.
     public var baseURL: String
-    /// Whether the discovery URL is registered with Apple Business Manager (the fallback of iOS 18.2 / macOS 15.2
-    /// when the organisation's own domain does not answer); not yet: organisations host or redirect
-    /// `/.well-known/com.apple.remotemanagement` on their mail domain.
+    /// user-enrollment-auth's discovery URL (`<ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL>/.well-known/com.apple.remotemanagement`).
+    public var discoveryURL: String?
+    /// Whether an ABM server token has that discovery URL registered (the fallback of iOS 18.2 / macOS 15.2 when the
+    /// organisation's own domain does not answer); the admin API fills it in from abm-sync's tokens.
     public var registeredWithABM: Bool
     public var updatedAt: Date
 

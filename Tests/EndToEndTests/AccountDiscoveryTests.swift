@@ -18,7 +18,8 @@ final class AccountDiscoveryTests: XCTestCase {
             let saved = try await stack.admin.expect(.PUT, "/account-domains/\(byod.uppercased())", json: ["mode": "mdm-byod"])
             XCTAssertEqual(saved["domain"] as? String, byod, "stored lowercased")
             XCTAssertEqual(saved["minimumOS"] as? [String: String], ["iOS": "18.2", "iPadOS": "18.2", "macOS": "15.2"])
-            XCTAssertEqual(saved["registeredWithABM"] as? Bool, false, "the admin API says the discovery URL is not registered with ABM")
+            XCTAssertNotNil(saved["registeredWithABM"] as? Bool, "the admin API says whether ABM has the discovery URL")
+            XCTAssertEqual(saved["discoveryURL"] as? String, "\(auth)/.well-known/com.apple.remotemanagement")
             let corp = try await stack.admin.expect(.PUT, "/account-domains/\(adde)", json: ["mode": "mdm-adde", "minimumOS": ["macOS": "15.4"]])
             XCTAssertEqual((corp["minimumOS"] as? [String: String])?["macOS"], "15.4")
             for (path, body, why) in [("/account-domains/\(byod)", ["mode": "mdm-user"], "mode"),
@@ -86,5 +87,26 @@ final class AccountDiscoveryTests: XCTestCase {
             }
             XCTAssertTrue(logged)
         }
+    }
+
+    /// Item 2's ABM part: abm-sync registers user-enrollment-auth's discovery URL with ABM
+    /// (`POST /account-driven-enrollment/profile`) for each connected server token, and the admin API says so.
+    func testTheDiscoveryURLIsRegisteredWithABMForEachConnectedServer() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let auth = try TestEnvironment.require("ORCHARD_URL_USER_ENROLLMENT_AUTH")
+        let standIn = try ABMStandIn()
+        let consumerKey = "CK_adde_\(UUID().uuidString.prefix(6))"
+        let tokenID = try await uploadedToken(stack, standIn: standIn, consumerKey: consumerKey)
+        let discovery = "\(auth)/.well-known/com.apple.remotemanagement"
+        let registered = try await standInJSON(standIn, "discovery?consumer_key=\(consumerKey)") as? [String: Any]
+        XCTAssertEqual(registered?["mdm_service_discovery_url"] as? String, discovery, "ABM has the discovery URL once the token is connected")
+        let tokens = try await stack.admin.expect(.GET, "/abm/tokens")["items"] as? [[String: Any]] ?? []
+        let token = try unwrap(tokens.first { $0["id"] as? String == tokenID })
+        XCTAssertEqual(token["discoveryURL"] as? String, discovery)
+        XCTAssertNotNil(token["discoveryRegisteredAt"] as? String)
+        let domain = "reg-\(UUID().uuidString.prefix(6).lowercased()).example.com"
+        let saved = try await stack.admin.expect(.PUT, "/account-domains/\(domain)", json: ["mode": "mdm-byod"])
+        XCTAssertEqual(saved["registeredWithABM"] as? Bool, true)
+        _ = try await stack.admin.call(.DELETE, "/account-domains/\(domain)")
     }
 }

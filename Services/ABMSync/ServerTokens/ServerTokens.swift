@@ -18,6 +18,8 @@ struct ServerTokens: Sendable {
     /// Apple's device-assignment API (`ORCHARD_ABM_URL`) and the HTTP client that reaches it.
     let appleURL: String
     let http: HTTPClient
+    /// user-enrollment-auth's discovery URL, registered with ABM for each connected server (nil: not registered).
+    var discoveryURL: String? = nil
 
     /// Days before expiry from which a token shows as `expiring` (warnings at 30, 7 and 1 days).
     static let expiringWithinDays = 30
@@ -116,7 +118,39 @@ struct ServerTokens: Sendable {
         }
         outbox.notify()
         try await warnIfExpiring(id: id)
+        try await registerDiscovery(id: id, correlationID: correlationID)
         return try await health(id: id)
+    }
+
+    /// Registers the account-driven discovery URL with ABM for token `id` (`POST /account-driven-enrollment/profile`) unless
+    /// ABM already has this URL; the outcome is stored on the token (shown in its health and in the admin API's domains).
+    /// A failure is recorded, not thrown: the next sync tries again.
+    func registerDiscovery(id: String, correlationID: String?, force: Bool = false) async throws {
+        guard let url = discoveryURL else { return }
+        if !force, let row = try await database.query("SELECT discovery_url, discovery_registered_at FROM abm_tokens WHERE id = $1::uuid",
+                                                       [.text(id)]).first,
+           row.string("discovery_url") == url, row.date("discovery_registered_at") != nil {
+            return
+        }
+        var attempt: String?
+        do {
+            let session = try await session(id: id)
+            let body = try JSONSerialization.data(withJSONObject: ["mdm_service_discovery_url": url], options: [.withoutEscapingSlashes])
+            _ = try await session.call(.POST, "/account-driven-enrollment/profile", json: Array(body))
+        } catch {
+            attempt = "\(error)"
+        }
+        let failure = attempt
+        try await database.transaction { c in
+            try c.query("""
+                UPDATE abm_tokens SET discovery_url = $2, discovery_registered_at = CASE WHEN $3::text IS NULL THEN now() END,
+                       discovery_error = $3 WHERE id = $1::uuid
+                """, [.text(id), .text(url), .optionalText(failure)])
+            try Outbox.append(activity("service:\(service)", "abm-token.discovery-url", outcome: failure == nil ? .succeeded : .failed,
+                                       detail: failure.map { "\(url) not registered: \($0)" } ?? "\(url) registered with ABM"),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
     }
 
     /// Stages a new key pair (key rotation): its certificate goes to ABM; the `.p7m` ABM then makes for it
@@ -239,7 +273,7 @@ struct ServerTokens: Sendable {
         SELECT id::text AS id, name, certificate_pem, certificate_sha256, sealed_server_token IS NOT NULL AS has_token,
                consumer_key, access_token_expiry, server_token_uploaded_at, created_at, org_name, server_name, last_checked_at,
                last_error, terms_not_signed, staged_certificate_pem, staged_certificate_sha256, last_sync_at, last_sync_error,
-               default_profile_id::text AS default_profile_id,
+               default_profile_id::text AS default_profile_id, discovery_url, discovery_registered_at, discovery_error,
                (SELECT count(*)::int FROM abm_devices d WHERE d.token_id = abm_tokens.id AND d.deleted_at IS NULL) AS devices
         FROM abm_tokens
         """
@@ -269,6 +303,9 @@ struct ServerTokens: Sendable {
         health.lastSyncError = row.string("last_sync_error")
         health.defaultProfileID = row.string("default_profile_id")
         health.devices = row.int("devices")
+        health.discoveryURL = row.string("discovery_url")
+        health.discoveryRegisteredAt = row.date("discovery_registered_at")
+        health.discoveryError = row.string("discovery_error")
         return health
     }
 

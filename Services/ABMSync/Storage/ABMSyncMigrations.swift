@@ -46,5 +46,11 @@ enum ABMSyncMigrations {
             ALTER TABLE abm_tokens ADD COLUMN staged_private_key bytea, ADD COLUMN staged_certificate_pem text,
                 ADD COLUMN staged_certificate_sha256 text, ADD COLUMN key_staged_at timestamptz;
             """),
+        // Account-driven enrollment: the discovery URL registered with ABM for this server (iOS 18.2 / macOS 15.2 fall back
+        // to it when the organisation's own domain does not answer), and the last attempt's error.
+        Migration(7, "account-driven discovery URL registration", """
+            ALTER TABLE abm_tokens ADD COLUMN discovery_url text, ADD COLUMN discovery_registered_at timestamptz,
+                ADD COLUMN discovery_error text;
+            """),
     ]
 }

@@ -74,6 +74,8 @@ struct DeviceSync: Sendable {
                 reply.assignmentError = "\(error)"
             }
             try await finish(id, error: reply.assignmentError.map { "assignment failed: \($0)" })
+            // A server whose discovery URL ABM does not have yet (or has an old one of) gets it now; failures are recorded.
+            try? await tokens.registerDiscovery(id: id, correlationID: correlationID)
             return reply
         } catch {
             try? await finish(id, error: error is ABMSession.TermsNotSigned ? "\(error)" : "sync failed: \(error)",

@@ -26,6 +26,16 @@ struct AdminRoutes: Sendable {
     /// Orchard's ADE sign-in page, the `configuration_web_url` of profiles defined with `signIn`.
     var adeSignInURL: String { adeEnrollmentURL.replacingOccurrences(of: "/mdm/ade/enroll", with: "/mdm/ade/sign-in") }
 
+    /// `registeredWithABM`: whether an ABM server token has the domains' discovery URL registered (abm-sync says; when
+    /// it does not answer, the domains show as not registered).
+    private func withABMRegistration(_ domains: [ManagedDomain], correlationID: String) async -> [ManagedDomain] {
+        guard let tokens = try? await requests.request(ListABMTokens(), timeout: requestTimeout, correlationID: correlationID) else {
+            return domains
+        }
+        let registered = Set(tokens.items.filter { $0.discoveryRegisteredAt != nil }.compactMap(\.discoveryURL))
+        return domains.map { var d = $0; d.registeredWithABM = d.discoveryURL.map(registered.contains) ?? false; return d }
+    }
+
     func add(to router: Router<GatewayContext>) {
         let admin = router.group("admin/v1").add(middleware: AdminAuthentication(database: database))
 
@@ -289,11 +299,12 @@ struct AdminRoutes: Sendable {
         // Managed Apple Account domains (account-driven enrollment): user-enrollment-auth owns them.
         admin.put("account-domains/:domain") { request, context -> ManagedDomain in
             let input = try await request.decode(as: ManagedDomainInput.self, context: context)
-            return try await requests.request(
+            let saved = try await requests.request(
                 SaveManagedDomain(domain: try context.parameters.require("domain"), mode: input.mode, directory: input.directory,
                                   ldap: input.ldap, authentication: input.authentication, oidc: input.oidc, minimumOS: input.minimumOS,
                                   actor: context.adminKey!.actor),
                 timeout: requestTimeout, correlationID: context.correlationID)
+            return await withABMRegistration([saved], correlationID: context.correlationID)[0]
         }
         // A Managed Apple Account's tokens: revoked, its devices' next requests are challenged (they sign in again).
         admin.post("account-users/:user/revoke-tokens") { _, context -> RevokeAccountTokens.Reply in
@@ -304,7 +315,8 @@ struct AdminRoutes: Sendable {
             return reply
         }
         admin.get("account-domains") { _, context -> ListManagedDomains.Reply in
-            try await requests.request(ListManagedDomains(), timeout: requestTimeout, correlationID: context.correlationID)
+            let reply = try await requests.request(ListManagedDomains(), timeout: requestTimeout, correlationID: context.correlationID)
+            return ListManagedDomains.Reply(items: await withABMRegistration(reply.items, correlationID: context.correlationID))
         }
         admin.delete("account-domains/:domain") { _, context -> Response in
             _ = try await requests.request(DeleteManagedDomain(domain: try context.parameters.require("domain"), actor: context.adminKey!.actor),

@@ -14,6 +14,8 @@ struct ManagedDomains: Sendable {
     /// The gateway's public URL: a domain's devices enroll at `<it>/mdm/account/enroll/<domain>` (`BaseURL`).
     let gatewayURL: String
     let secrets: SecretBox
+    /// This service's discovery URL, which abm-sync registers with ABM.
+    var discoveryURL: String? = nil
 
     func baseURL(_ domain: String) -> String { "\(gatewayURL)/mdm/account/enroll/\(domain)" }
 
@@ -138,6 +140,7 @@ struct ManagedDomains: Sendable {
                                  minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
                                  baseURL: baseURL(domain), registeredWithABM: false, updatedAt: row.date("updated_at") ?? Date())
         view.authentication = row.string("authentication") ?? "apple-as-web"
+        view.discoveryURL = discoveryURL
         view.oidc = row.string("oidc_settings").flatMap { try? JSONDecoder().decode(OIDCProviderSettings.self, from: Data($0.utf8)) }
         return Record(view: view, ldap: ldap, sealedBindPassword: sealed)
     }
