@@ -41,7 +41,16 @@ struct AccountBenchmark {
             return try CMS.sign(info, identity: try SigningIdentity(certificate: cert, key: key))
         }
         let baseURL = "\(gateway)/mdm/account/enroll/byod.example.com"
-        _ = try await enroll(baseURL, signed[0], user: Self.user(0), profileCA: fleet.profileCA)  // warm-up (connections, caches), not counted
+        // Warm-up (connections, caches, profile-signer's consumer joining its group on a fresh broker), not counted: a
+        // 503 here is the stack still starting, and a device would retry it, so the warm-up does too.
+        for attempt in 1...20 {
+            do {
+                _ = try await enroll(baseURL, signed[0], user: Self.user(0), profileCA: fleet.profileCA)
+                break
+            } catch where attempt < 20 {
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
         let half = devices / 2
         let enrolled = NIOLockedValueBox<[SimulatedDevice]>([])
         let closed = NIOLockedValueBox<[[Double]]>([])

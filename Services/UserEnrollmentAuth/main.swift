@@ -89,9 +89,11 @@ runtime.respond(RevokeAccountTokens.self, on: &routes) { request, message in
                                            correlationID: message.correlationID))
 }
 let requests = runtime.consumer(topics: [SaveManagedDomain.topic], handler: routes.handler)
+let sweep = DirectorySweep(database: runtime.database, domains: domains, tokens: tokens, service: runtime.definition.name,
+                           interval: .seconds(Int64(tokens.recheck)), logger: runtime.logger)
 
 let router = runtime.makeRouter(AccountRequestContext.self)
 DiscoveryRoutes(domains: domains, activity: services.activity).add(to: router)
 services.signIn.add(to: router)
 services.oauth2.add(to: router)
-await runtime.run(router: router, services: [requests])
+await runtime.run(router: router, services: [requests, sweep])

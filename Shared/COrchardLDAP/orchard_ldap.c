@@ -2,6 +2,7 @@
 #include "orchard_ldap.h"
 #include <ldap.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -95,6 +96,78 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
             goto done;
         }
     }
+    code = ORC_LDAP_OK;
+done:
+    if (result) ldap_msgfree(result);
+    ldap_unbind_ext_s(ld, NULL, NULL);
+    return code;
+}
+
+int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
+                        const char *base_dn, const char *filter, int timeout_seconds,
+                        char **dns_out, int *count_out, char *err, size_t err_capacity) {
+    LDAP *ld = NULL;
+    LDAPMessage *result = NULL;
+    int code = ORC_LDAP_ERROR, rc;
+    *dns_out = NULL;
+    *count_out = 0;
+    err[0] = 0;
+    rc = ldap_initialize(&ld, url);
+    if (rc != LDAP_SUCCESS) return fail(ORC_LDAP_ERROR, rc, "directory URL", err, err_capacity);
+    int version = LDAP_VERSION3;
+    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    struct timeval timeout = { timeout_seconds, 0 };
+    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &timeout);
+    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &timeout);
+    if (ca_file && ca_file[0]) {
+        int demand = LDAP_OPT_X_TLS_DEMAND, new_ctx = 0;
+        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file);
+        ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
+    }
+    if (bind_dn && bind_dn[0]) {
+        rc = simple_bind(ld, bind_dn, bind_password);
+        if (rc != LDAP_SUCCESS) {
+            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_SEARCH_BIND, rc, "search account bind", err, err_capacity);
+            goto done;
+        }
+    }
+    char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
+    rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 0, &result);
+    if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+        code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "search", err, err_capacity);
+        goto done;
+    }
+    if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+        // A partial answer would read as "these users are gone": refuse it.
+        code = fail(ORC_LDAP_ERROR, rc, "search (the server's size limit cut the answer)", err, err_capacity);
+        goto done;
+    }
+    size_t length = 0, capacity = 4096;
+    char *dns = malloc(capacity);
+    if (!dns) { snprintf(err, err_capacity, "out of memory"); goto done; }
+    dns[0] = 0;
+    int count = 0;
+    for (LDAPMessage *entry = ldap_first_entry(ld, result); entry; entry = ldap_next_entry(ld, entry)) {
+        char *dn = ldap_get_dn(ld, entry);
+        if (!dn) continue;
+        size_t n = strlen(dn);
+        if (length + n + 2 > capacity) {
+            while (length + n + 2 > capacity) capacity *= 2;
+            char *grown = realloc(dns, capacity);
+            if (!grown) { ldap_memfree(dn); free(dns); snprintf(err, err_capacity, "out of memory"); goto done; }
+            dns = grown;
+        }
+        memcpy(dns + length, dn, n);
+        length += n;
+        dns[length++] = '\n';
+        dns[length] = 0;
+        count++;
+        ldap_memfree(dn);
+    }
+    *dns_out = dns;
+    *count_out = count;
     code = ORC_LDAP_OK;
 done:
     if (result) ldap_msgfree(result);

@@ -9,7 +9,7 @@ struct LDAPDirectory: Sendable {
     let settings: LDAPDirectorySettings
     let bindPassword: String?
 
-    enum Outcome: Sendable, Equatable {
+    enum Outcome: Error, Sendable, Equatable {
         case ok(dn: String)
         case notFound, ambiguous, wrongPassword, disabled
         /// No connection, a timeout: the user can try again later.
@@ -56,5 +56,28 @@ struct LDAPDirectory: Sendable {
             }
         }
         return out
+    }
+
+    /// The DNs (lowercased) of every entry under the base DN that `filter` matches; nil with the reason when the
+    /// directory did not answer completely.
+    func dns(matching filter: String) async -> Result<Set<String>, Outcome> {
+        let settings = settings, bindPassword = bindPassword
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var out: UnsafeMutablePointer<CChar>?
+                var count: Int32 = 0
+                var message = [CChar](repeating: 0, count: 512)
+                let code = orc_ldap_search_dns(settings.url, settings.caFile, settings.bindDN, bindPassword, settings.baseDN, filter,
+                                               Int32(settings.timeoutSeconds ?? 5), &out, &count, &message, message.count)
+                defer { free(out) }
+                guard Int(code) == Int(ORC_LDAP_OK), let out else {
+                    let text = String(cString: message)
+                    continuation.resume(returning: .failure(Int(code) == Int(ORC_LDAP_UNREACHABLE) ? .unreachable(text) : .failed(text)))
+                    return
+                }
+                let dns = String(cString: out).split(separator: "\n").map { $0.lowercased() }
+                continuation.resume(returning: .success(Set(dns)))
+            }
+        }
     }
 }

@@ -55,5 +55,9 @@ enum UserEnrollmentAuthMigrations {
         Migration(5, "external OpenID Connect providers", """
             ALTER TABLE managed_domains ADD COLUMN oidc_settings text;
             """),
+        // The directory sweep (one replica per interval claims it here) replaces asking the directory on a device's request.
+        Migration(6, "directory sweeps", """
+            CREATE TABLE directory_sweeps (name text PRIMARY KEY, swept_at timestamptz NOT NULL);
+            """),
     ]
 }

@@ -51,15 +51,13 @@ struct AccountTokens: Sendable {
     func validate(_ r: ValidateAccountToken, correlationID: String?) async throws -> ValidateAccountToken.Reply {
         guard r.tokenHash.count == 64, r.tokenHash.allSatisfy(\.isHexDigit) else { return .init(valid: false, reason: "not a token") }
         if let jwt = r.jwt { return try await validateExternal(jwt, correlationID: correlationID) }
-        // The token, its user's last directory check and its domain, in one round trip.
+        // The token and its domain, in one round trip.
         guard let row = try await database.query("""
             SELECT t.id, t.managed_apple_id, t.domain AS token_domain, t.expires_at, t.revoked_at, t.revoked_reason,
                    t.expires_at <= now() AS expired,
-                   (u.directory_checked_at IS NULL OR u.directory_checked_at < now() - make_interval(secs => $2)) AS stale,
                    \(ManagedDomains.columns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
-            FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain
-            LEFT JOIN account_users u ON u.managed_apple_id = t.managed_apple_id WHERE t.token_hash = $1
-            """, [.text(r.tokenHash), .int(Int(recheck))]).first,
+            FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain WHERE t.token_hash = $1
+            """, [.text(r.tokenHash)]).first,
               let id = row.string("id"), let user = row.string("managed_apple_id"), let domain = row.string("token_domain") else {
             return .init(valid: false, reason: "unknown token")
         }
@@ -70,10 +68,8 @@ struct AccountTokens: Sendable {
         reply.challenge = try? await challenges.challenge(for: record)
         if row.date("revoked_at") != nil { reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"; return reply }
         if row.bool("expired") == true { reply.reason = "expired"; return reply }
-        if row.bool("stale") == true, let why = try await recheck(user: user, record: record, correlationID: correlationID) {
-            reply.reason = "revoked (\(why))"
-            return reply
-        }
+        // The directory's word about the user is kept by DirectorySweep, off the device's path.
+        _ = user
         reply.valid = true
         return reply
     }

@@ -22,4 +22,11 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
                    const char *base_dn, const char *filter, const char *disabled_filter, const char *user_password,
                    int timeout_seconds, char *dn_out, size_t dn_capacity, char *err, size_t err_capacity);
 
+/// The DNs of every entry under `base_dn` that `filter` matches (subtree, paged by the server's size limit only), as a
+/// malloc'ed string of DNs separated by newlines in `*dns_out` (free it with free()); `*count_out` entries. A search
+/// account binds first when `bind_dn` is given. Returns an ORC_LDAP_* code (OK, UNREACHABLE, SEARCH_BIND or ERROR).
+int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
+                        const char *base_dn, const char *filter, int timeout_seconds,
+                        char **dns_out, int *count_out, char *err, size_t err_capacity);
+
 #endif

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# user-enrollment-auth killed (SIGKILL) while account-driven devices ask for their profile and sign in:
+#   ./Deploy/fault-account-auth.sh
+# Prints the answers, in order, counted in runs. A device holding a token the gateway validated moments ago keeps
+# getting its profile from the gateway's cache; past the cache, the answer must be 503 with Retry-After (the device
+# retries), never a 500 or a refusal of a good token; and everything works again once the service is back.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source Deploy/scripts/stack.sh
+install_dependencies
+install_test_dependencies
+release_bin
+STATE=$(mktemp -d /tmp/orchard-acct-fault.XXXXXX); chmod 755 "$STATE"
+trap 'stop_stack; rm -rf "$STATE"' EXIT
+start_postgres "$STATE/postgres" 55753 >/dev/null
+start_broker "$BIN" "$STATE" >/dev/null
+start_slapd "$STATE/ldap" 38389 Tests/Fixtures/ldap/directory.ldif >/dev/null 2>&1
+export ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS=3  # the outage shows past the gateway's cache sooner than with the default 20 s
+start_measured_services "$BIN" "$STATE" 38580 38943 > "$STATE/services.log" 2>&1
+ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
+AUTH="Authorization: Bearer $ORCHARD_ADMIN_API_KEY"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$STATE/push.key" -out "$STATE/push.csr" \
+  -subj "/CN=APSP:acct/UID=com.apple.mgmt.External.acct" 2>/dev/null
+openssl x509 -req -in "$STATE/push.csr" -CA "$STATE/pki/ca.pem" -CAkey "$STATE/pki/ca.key" -CAcreateserial -days 2 -out "$STATE/push.pem" 2>/dev/null
+python3 - "$STATE" "$ORCHARD_TEST_LDAP_URL" > "$STATE/push.json" <<'PY'
+import json, sys
+print(json.dumps({"certificate": open(sys.argv[1] + "/push.pem").read(), "privateKey": open(sys.argv[1] + "/push.key").read()}))
+PY
+curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/push-certificate" --data-binary @"$STATE/push.json"
+curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/account-domains/byod.example.com" -d "{\"mode\": \"mdm-byod\",
+  \"ldap\": {\"url\": \"$ORCHARD_TEST_LDAP_URL\", \"baseDN\": \"ou=people,dc=example,dc=com\", \"userFilter\": \"(mail={user})\",
+             \"bindDN\": \"uid=orchard,ou=people,dc=example,dc=com\", \"bindPassword\": \"orchard-search-secret\"}}"
+# The device's request: MachineInfo without UDID or serial, signed by openssl with an identity from the test Apple CA.
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$STATE/dev.key" -out "$STATE/dev.csr" -subj "/CN=BYOD-FAULT" 2>/dev/null
+openssl x509 -req -in "$STATE/dev.csr" -CA "$STATE/pki/apple-ca.pem" -CAkey "$STATE/pki/apple-ca.key" -CAcreateserial -days 2 -out "$STATE/dev.pem" 2>/dev/null
+cat > "$STATE/info.plist" <<'PLIST'
+<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict><key>PRODUCT</key><string>iPhone17,2</string><key>VERSION</key><string>22D63</string>
+<key>OS_VERSION</key><string>18.3</string><key>LANGUAGE</key><string>en-US</string></dict></plist>
+PLIST
+openssl cms -sign -nodetach -binary -outform DER -in "$STATE/info.plist" -signer "$STATE/dev.pem" -inkey "$STATE/dev.key" -out "$STATE/info.der"
+BASE="$ORCHARD_URL_CHECKIN_GATEWAY/mdm/account/enroll/byod.example.com"
+sign_in() {  # prints the access token of a sign-in as alice, or nothing
+  local page csrf
+  page=$(curl -s -c "$STATE/cookies" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in?user-identifier=alice@byod.example.com")
+  csrf=$(echo "$page" | sed -nE 's/.*name="csrf" value="([^"]+)".*/\1/p')
+  curl -s -o /dev/null -D - -b "$STATE/cookies" --data-urlencode "csrf=$csrf" --data-urlencode "user=alice@byod.example.com" \
+    --data-urlencode "password=alice-correct-horse" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in" \
+    | sed -nE 's/^[Ll]ocation: .*access-token=([A-Za-z0-9_-]+).*/\1/p' | tr -d '\r'
+}
+TOKEN=$(sign_in)
+[ -n "$TOKEN" ] || { echo "sign-in failed"; exit 1; }
+until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" "$BASE")" = 200 ]; do sleep 0.5; done
+out="$STATE/codes"
+( end=$((SECONDS+30)); while [ $SECONDS -lt $end ]; do
+    curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" \
+      "$BASE" | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "profile (bearer):" c r}' >> "$out"
+    curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' --data-binary @"$STATE/info.der" \
+      "$BASE" | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "first POST:" c r}' >> "$out"
+    sleep 0.05
+  done ) &
+loop=$!
+sleep 5
+echo "killing user-enrollment-auth (SIGKILL)"; kill -9 "$(service_pid user-enrollment-auth)"
+sleep 10
+port=${ORCHARD_URL_USER_ENROLLMENT_AUTH##*:}
+start_service "$BIN" user-enrollment-auth "$port" >> "$STATE/services.log" 2>&1
+wait_ready user-enrollment-auth "$port" && echo "user-enrollment-auth back"
+wait $loop
+echo "profile requests with a good bearer (status, in order, counted in runs):"
+grep "^profile" "$out" | uniq -c
+echo "first POST without a bearer (the challenge):"
+grep "^first POST" "$out" | uniq -c
+echo "a new sign-in after the restart: $( [ -n "$(sign_in)" ] && echo 308 with a token || echo failed)"
