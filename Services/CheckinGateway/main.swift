@@ -53,7 +53,7 @@ let checkins = CheckinHandlers(
                                                                                              requestTimeout: timeout)]),
     userAuthenticate: UserAuthenticateHandler())
 
-let accounts = AccountAuthorization(requests: requests, timeout: timeout,
+let accounts = AccountAuthorization(database: database, requests: requests, timeout: timeout,
                                     tokenCacheSeconds: TimeInterval(configuration.accountTokenCacheSeconds))
 
 let router = runtime.makeRouter(GatewayContext.self)
@@ -80,13 +80,16 @@ let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchar
 // The gateway's copy of abm-sync's devices and ADE profiles (it enrolls ADE devices while abm-sync is down).
 let abmEvents = runtime.consumer(topics: [ABMDeviceEvent.topic, ADEProfileEvent.topic], group: "orchard.checkin-gateway.abm",
                                  background: true, handler: ABMEventConsumer.handler(database: database))
+// The gateway's copy of account-driven access tokens (a device's bearer is checked locally).
+let accountTokens = runtime.consumer(topics: [AccountTokenEvent.topic], group: "orchard.checkin-gateway.account-tokens", background: true,
+                                     handler: AccountTokenCopy.handler(database: database))
 let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
                                handler: EnqueueConsumer.handler(database: database, outbox: runtime.outbox, pusher: pusher))
 await runtime.run(router: router, services: [
-    pusher, activity, enqueue, abmEvents,
+    pusher, activity, enqueue, abmEvents, accountTokens,
     ReleaseDeadline(setup: adeSetup, database: database, outbox: runtime.outbox, pusher: pusher, logger: runtime.logger),
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
-                                        + WatchPairingStore.pruning, logger: runtime.logger),
+                                        + WatchPairingStore.pruning + AccountTokenCopy.pruning, logger: runtime.logger),
     // A claim is given back 30 s after its delivery must have ended either way: the delivery's one slow step,
     // the request to profile-signer, gives up after ORCHARD_REQUEST_TIMEOUT_MS. (It was 120 s: a device whose
     // download a crash cut off waited over two minutes for its link.)

@@ -88,3 +88,33 @@ public struct RevokeAccountTokens: RequestSchema, Equatable {
         public init(revoked: Int) { self.revoked = revoked }
     }
 }
+
+/// An access token of Orchard's issued or revoked (user-enrollment-auth, by its SHA-256): the gateway keeps a copy and
+/// validates the bearer of a device's request against it without asking. Each event is the token's latest state;
+/// a revocation never becomes undone by a late "issued".
+public struct AccountTokenEvent: MessageSchema, Equatable {
+    public static let topic = "orchard.account-token-events.v1"
+    public static let type = "account.token"
+    public static let version = 1
+    public var tokenHash: String
+    public var tokenID: String
+    public var managedAppleID: String
+    public var domain: String
+    public var mode: String
+    public var expiresAt: Date
+    public var revokedAt: Date?
+    public var revokedReason: String?
+    public var key: String { String(tokenHash.prefix(16)) }
+
+    public init(tokenHash: String, tokenID: String, managedAppleID: String, domain: String, mode: String, expiresAt: Date,
+                revokedAt: Date? = nil, revokedReason: String? = nil) {
+        self.tokenHash = tokenHash
+        self.tokenID = tokenID
+        self.managedAppleID = managedAppleID
+        self.domain = domain
+        self.mode = mode
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.revokedReason = revokedReason
+    }
+}

@@ -14,6 +14,7 @@ public enum Topics {
         .init(name: ADEProfileEvent.topic, partitions: 3, purpose: "ADE profiles defined with ABM"),
         .init(name: CreateABMToken.topic, partitions: 3, purpose: "admin requests to abm-sync (server tokens, ADE profiles, devices)"),
         .init(name: SaveManagedDomain.topic, partitions: 3, purpose: "admin requests to user-enrollment-auth (Managed Apple Account domains)"),
+        .init(name: AccountTokenEvent.topic, partitions: 6, purpose: "account-driven access tokens issued and revoked (the gateway's copy)"),
         .init(name: ActivityRecorded.topic, partitions: 6, purpose: "the audit trail of every major step"),
         .init(name: "orchard.token-requests.v1", partitions: 6, purpose: "security and pairing token requests"),
         .init(name: BuildEnrollmentProfile.topic, partitions: 6, purpose: "enrollment profile build-and-sign requests"),
@@ -27,7 +28,8 @@ public enum Topics {
     /// The consumer groups Orchard's services form (`orchard.<service>` by default, see ServiceRuntime.consumer).
     /// The local broker reads their committed offsets to say what a restart of it lost.
     public static let consumerGroups = [
-        "orchard.checkin-gateway", "orchard.checkin-gateway.activity", "orchard.checkin-gateway.abm", "orchard.token-service",
+        "orchard.checkin-gateway", "orchard.checkin-gateway.activity", "orchard.checkin-gateway.abm",
+        "orchard.checkin-gateway.account-tokens", "orchard.token-service",
         "orchard.profile-signer", "orchard.abm-sync", "orchard.user-enrollment-auth",
     ]
 }

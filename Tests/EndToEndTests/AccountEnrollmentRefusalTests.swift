@@ -206,9 +206,16 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
         }
 
         try await step("2. The token expires: challenged, then success after signing in again") {
-            let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "user_enrollment_auth", maxConnections: 1)
-            try await database.query("UPDATE account_tokens SET expires_at = now() WHERE token_hash = $1",
-                                     [.text(Digest.sha256(Array(device.bearer!.utf8)).hexString)])
+            // Time passes: the token's expiry, at user-enrollment-auth and in the gateway's copy of it.
+            let hash = Digest.sha256(Array(device.bearer!.utf8)).hexString
+            let tokens = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "user_enrollment_auth", maxConnections: 1)
+            try await tokens.query("UPDATE account_tokens SET expires_at = now() WHERE token_hash = $1", [.text(hash)])
+            let gateway = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway", maxConnections: 1)
+            let copied = try await eventually(timeout: 30) {
+                try await !gateway.query("UPDATE account_token_copy SET expires_at = now() WHERE token_hash = $1 RETURNING 1",
+                                                [.text(hash)]).isEmpty
+            }
+            XCTAssertTrue(copied, "the gateway has a copy of the token")
             try await challengedThenRetried("expired")
         }
 

@@ -5,19 +5,22 @@ import NIOConcurrencyHelpers
 import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
+import OrchardStorage
 
 /// What the gateway asks user-enrollment-auth about account-driven enrollment, cached: a domain's mode, minimum OS
 /// and challenge (30 s), and whether a bearer token is good (`tokenCacheSeconds`, never past the token's expiry).
 /// So a revoked token, or a user disabled in the directory, stops working within `tokenCacheSeconds` plus
 /// user-enrollment-auth's own 30 s directory recheck: under a minute with the defaults.
 struct AccountAuthorization: Sendable {
+    let database: Database
     let requests: RequestClient
     let timeout: Duration
     let tokenCacheSeconds: TimeInterval
     private let tokens = ExpiringCache<ValidateAccountToken.Reply>(capacity: 200_000)
     private let domains = ExpiringCache<DescribeAccountEnrollment.Reply?>(capacity: 10_000)
 
-    init(requests: RequestClient, timeout: Duration, tokenCacheSeconds: TimeInterval) {
+    init(database: Database, requests: RequestClient, timeout: Duration, tokenCacheSeconds: TimeInterval) {
+        self.database = database
         self.requests = requests
         self.timeout = timeout
         self.tokenCacheSeconds = tokenCacheSeconds
@@ -49,10 +52,30 @@ struct AccountAuthorization: Sendable {
         return reply
     }
 
-    /// Whether `token` is good now, as user-enrollment-auth last said (by its SHA-256; the token never leaves here).
+    /// Whether `token` is good now: Orchard's own tokens from the gateway's copy (`AccountTokenCopy`), or, when the copy
+    /// does not have it yet (an event still on its way) or it is an external provider's JWT, as user-enrollment-auth says.
     func validate(_ token: String, correlationID: String) async throws -> ValidateAccountToken.Reply {
         let hash = Digest.sha256(Array(token.utf8)).hexString
         if let cached = tokens.get(hash) { return cached }
+        if let row = try await AccountTokenCopy.find(database, tokenHash: hash), let domain = row.string("domain") {
+            let settings = try await describe(domain, correlationID: correlationID)
+            var reply = ValidateAccountToken.Reply(valid: false, tokenID: row.string("token_id"), managedAppleID: row.string("managed_apple_id"),
+                                                   domain: domain, mode: settings?.mode, expiresAt: row.date("expires_at"),
+                                                   challenge: settings?.challenge)
+            if settings == nil {
+                reply.reason = "domain \(domain) no longer enrolls"
+            } else if row.bool("revoked") == true {
+                reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"
+            } else if row.bool("expired") == true {
+                reply.reason = "expired"
+            } else {
+                reply.valid = true
+            }
+            var ttl = tokenCacheSeconds
+            if reply.valid, let expiry = reply.expiresAt { ttl = min(ttl, expiry.timeIntervalSinceNow) }
+            if ttl > 0 { tokens.set(hash, reply, for: ttl) }
+            return reply
+        }
         // An external OIDC provider's JWT must reach user-enrollment-auth to have its signature checked; Orchard's own
         // opaque tokens travel only as their hash.
         let jwt = token.hasPrefix("eyJ") && token.split(separator: ".", omittingEmptySubsequences: false).count == 3 ? token : nil

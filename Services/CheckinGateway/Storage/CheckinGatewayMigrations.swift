@@ -156,5 +156,13 @@ enum CheckinGatewayMigrations {
                 ADD COLUMN enrollment_mode text, ADD COLUMN bearer_required boolean NOT NULL DEFAULT false;
             CREATE INDEX enrollments_managed_apple_id ON enrollments (managed_apple_id) WHERE managed_apple_id IS NOT NULL;
             """),
+        // The gateway's copy of user-enrollment-auth's access tokens (by SHA-256), from orchard.account-token-events.v1:
+        // a device's bearer is checked here, without a request to another service on every check-in.
+        Migration(13, "account token copy", """
+            CREATE TABLE account_token_copy (
+                token_hash text PRIMARY KEY, token_id text NOT NULL, managed_apple_id text NOT NULL, domain text NOT NULL,
+                expires_at timestamptz NOT NULL, revoked_at timestamptz, revoked_reason text);
+            CREATE INDEX account_token_copy_expiry ON account_token_copy (expires_at);
+            """),
     ]
 }

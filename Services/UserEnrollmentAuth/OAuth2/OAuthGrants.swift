@@ -206,9 +206,11 @@ struct OAuthGrants: Sendable {
     /// Revokes every access and refresh token of one sign-in; the count of access tokens.
     private func revokeFamily(_ c: Connection, _ family: String) throws -> Int {
         try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [.text(family)])
-        return try c.query("""
+        let rows = try c.query("""
             UPDATE account_tokens SET revoked_at = now(), revoked_reason = 'reused OAuth 2 grant'
-            WHERE family_id = $1 AND revoked_at IS NULL RETURNING 1
-            """, [.text(family)]).count
+            WHERE family_id = $1 AND revoked_at IS NULL RETURNING id, token_hash, managed_apple_id, domain, expires_at
+            """, [.text(family)])
+        try AccountTokens.revoked(c, rows, reason: "reused OAuth 2 grant")
+        return rows.count
     }
 }

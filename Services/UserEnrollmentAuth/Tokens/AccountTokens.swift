@@ -26,18 +26,32 @@ struct AccountTokens: Sendable {
     static func hash(_ token: String) -> String { Digest.sha256(Array(token.utf8)).hexString }
 
     /// A new token for `user`, recorded in `c` (the sign-in's transaction).
-    /// `lifetime` unless given; `familyID` ties an OAuth 2 access token to its sign-in (revoked together).
+    /// `lifetime` unless given; `familyID` ties an OAuth 2 access token to its sign-in (revoked together). The token's
+    /// event (for the gateway's copy) commits with it.
     func issue(_ c: Connection, user: String, domain: String, dn: String?, lifetime: TimeInterval? = nil,
                familyID: String? = nil) throws -> (id: String, token: String) {
         let token = "orc_at_" + (try SecureRandom.token())
         let id = RandomUUID.lowercased()
-        try c.query("""
+        let row = try c.query("""
             INSERT INTO account_tokens (id, token_hash, managed_apple_id, domain, directory_dn, expires_at, family_id)
             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
+            RETURNING expires_at, (SELECT mode FROM managed_domains WHERE domain = $4) AS mode
             """, [.text(id), .text(Self.hash(token)), .text(user), .text(domain), .optionalText(dn),
-                  .int(Int(lifetime ?? self.lifetime)), .optionalText(familyID)])
+                  .int(Int(lifetime ?? self.lifetime)), .optionalText(familyID)]).first
+        try Outbox.append(AccountTokenEvent(tokenHash: Self.hash(token), tokenID: id, managedAppleID: user, domain: domain,
+                                            mode: row?.string("mode") ?? "", expiresAt: row?.date("expires_at") ?? Date()), correlationID: nil, on: c)
         try Self.directoryConfirmed(c, user: user)
         return (id, token)
+    }
+
+    /// Revocation events (for the gateway's copy) of the token rows an UPDATE … RETURNING gave.
+    static func revoked(_ c: Connection, _ rows: [Row], reason: String) throws {
+        for row in rows {
+            try Outbox.append(AccountTokenEvent(tokenHash: row.string("token_hash") ?? "", tokenID: row.string("id") ?? "",
+                                                managedAppleID: row.string("managed_apple_id") ?? "", domain: row.string("domain") ?? "",
+                                                mode: "", expiresAt: row.date("expires_at") ?? Date(), revokedAt: Date(),
+                                                revokedReason: reason), correlationID: nil, on: c)
+        }
     }
 
     /// The directory just said `user` may sign in (a sign-in, or a recheck).
@@ -143,8 +157,10 @@ struct AccountTokens: Sendable {
         let count = try await database.transaction { c -> Int in
             let rows = try c.query("""
                 UPDATE account_tokens SET revoked_at = now(), revoked_reason = $2
-                WHERE managed_apple_id = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id
+                WHERE managed_apple_id = $1 AND revoked_at IS NULL AND expires_at > now()
+                RETURNING id, token_hash, managed_apple_id, domain, expires_at
                 """, [.text(user), .text(reason)])
+            try Self.revoked(c, rows, reason: reason)
             try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE managed_apple_id = $1 AND revoked_at IS NULL",
                         [.text(user)])
             // Tokens Orchard did not issue (an OIDC provider's) issued before now stop working too.

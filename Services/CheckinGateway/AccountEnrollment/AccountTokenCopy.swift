@@ -1,0 +1,43 @@
+import Foundation
+import OrchardMessaging
+import OrchardSchemas
+import OrchardServiceKit
+import OrchardStorage
+
+/// The gateway's copy of the access tokens user-enrollment-auth issued and revoked (`orchard.account-token-events.v1`),
+/// so that a device's bearer is checked with one local query. An event is an upsert of the token's latest state; a
+/// revocation stays (a redelivered or late "issued" does not undo it). Expired tokens are pruned daily.
+enum AccountTokenCopy {
+    static func handler(database: Database) -> KafkaConsumer.Handler {
+        var routes = MessageRouter()
+        routes.on(AccountTokenEvent.type) { message in
+            let event = try MessageCodec.decode(AccountTokenEvent.self, from: message)
+            try await database.query("""
+                INSERT INTO account_token_copy (token_hash, token_id, managed_apple_id, domain, expires_at, revoked_at, revoked_reason)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (token_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+                    revoked_at = COALESCE(account_token_copy.revoked_at, EXCLUDED.revoked_at),
+                    revoked_reason = COALESCE(account_token_copy.revoked_reason, EXCLUDED.revoked_reason)
+                """, [.text(event.tokenHash), .text(event.tokenID), .text(event.managedAppleID), .text(event.domain),
+                      .timestamp(event.expiresAt), event.revokedAt.map(SQLValue.timestamp) ?? .null, .optionalText(event.revokedReason)])
+        }
+        return routes.handler
+    }
+
+    /// The token's state in the copy; nil when the copy does not have it (yet).
+    static func find(_ database: Database, tokenHash: String) async throws -> Row? {
+        try await database.query("""
+            SELECT token_id, managed_apple_id, domain, expires_at, revoked_at IS NOT NULL AS revoked, revoked_reason,
+                   expires_at <= now() AS expired
+            FROM account_token_copy WHERE token_hash = $1
+            """, [.text(tokenHash)]).first
+    }
+
+    static let pruning: [RetentionPruner.Rule] = [
+        .init(name: "expired account tokens", deleteBatch: """
+            DELETE FROM account_token_copy WHERE token_hash IN (
+                SELECT token_hash FROM account_token_copy WHERE expires_at < now() - interval '1 day' LIMIT 5000)
+            RETURNING 1
+            """),
+    ]
+}
