@@ -158,7 +158,17 @@ final class AccountEnrollmentFlowTests: XCTestCase {
                 let request = try CMS.sign(AccountEnrollment.machineInfo(product: product, osVersion: os), identity: try AccountEnrollment.deviceIdentity(stack))
                 let first = try await AccountEnrollment.post(baseURL, request)
                 XCTAssertEqual(first.status, 401, first.text)
-                let token = try await AccountEnrollment.signedIn(user, address: "192.0.2.30")
+                // The iPhone signs in in the real browser; the Mac through the same page over plain HTTP.
+                let token: String
+                if platform == "iOS" {
+                    let signIn = AccountOAuth2Tests.parameters(first.headers["www-authenticate"] ?? "")["url"] ?? ""
+                    let result = try AccountEnrollment.browserSignIn("\(signIn)?user-identifier=\(user)", password: AccountEnrollment.passwords["carol"]!,
+                                                                     screenshot: "\(AccountEnrollment.artifacts)/account-adde-sign-in.png")
+                    XCTAssertEqual(result["status"] as? Int, 308, "\(result)")
+                    token = try unwrap(AccountEnrollment.token(result["location"] as? String))
+                } else {
+                    token = try await AccountEnrollment.signedIn(user, address: "192.0.2.30")
+                }
                 let second = try await AccountEnrollment.post(baseURL, request, bearer: token)
                 XCTAssertEqual(second.status, 200, second.text)
                 let (profile, mdm) = try AccountEnrollment.mdmPayload(second.body, stack: stack)
