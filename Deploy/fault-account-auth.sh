@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# user-enrollment-auth killed (SIGKILL) while account-driven devices ask for their profile and sign in:
+# user-enrollment-auth killed (SIGKILL) for 40 s while account-driven devices ask for their profile and sign in:
 #   ./Deploy/fault-account-auth.sh
 # Prints the answers, in order, counted in runs. A device holding a token the gateway validated moments ago keeps
 # getting its profile from the gateway's cache; past the cache, the answer must be 503 with Retry-After (the device
@@ -52,7 +52,7 @@ TOKEN=$(sign_in)
 [ -n "$TOKEN" ] || { echo "sign-in failed"; exit 1; }
 until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" "$BASE")" = 200 ]; do sleep 0.5; done
 out="$STATE/codes"
-( end=$((SECONDS+30)); while [ $SECONDS -lt $end ]; do
+( end=$((SECONDS+65)); while [ $SECONDS -lt $end ]; do
     curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" \
       "$BASE" | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "profile (bearer):" c r}' >> "$out"
     curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' --data-binary @"$STATE/info.der" \
@@ -62,7 +62,7 @@ out="$STATE/codes"
 loop=$!
 sleep 5
 echo "killing user-enrollment-auth (SIGKILL)"; kill -9 "$(service_pid user-enrollment-auth)"
-sleep 10
+sleep 40
 port=${ORCHARD_URL_USER_ENROLLMENT_AUTH##*:}
 start_service "$BIN" user-enrollment-auth "$port" >> "$STATE/services.log" 2>&1
 wait_ready user-enrollment-auth "$port" && echo "user-enrollment-auth back"
