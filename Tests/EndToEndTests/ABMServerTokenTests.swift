@@ -157,7 +157,8 @@ final class ABMTokenCheckTests: XCTestCase {
             XCTAssertEqual(health["serverName"] as? String, "Orchard MDM")
             XCTAssertNil(health["lastError"] as? String)
             let calls = try await seen().map { "\($0["method"]!) \($0["path"]!) \($0["status"]!)" }
-            XCTAssertEqual(calls, ["GET /session 200", "GET /account 200"])
+            // The upload registered the account-driven discovery URL; the check then called GET /account.
+            XCTAssertEqual(calls, ["GET /session 200", "POST /account-driven-enrollment/profile 200", "GET /session 200", "GET /account 200"])
             return id
         }
 

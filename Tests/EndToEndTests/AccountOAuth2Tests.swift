@@ -194,4 +194,42 @@ final class AccountOAuth2Tests: XCTestCase {
             XCTAssertTrue(logged)
         }
     }
+
+    /// The sign-in page, the authorization endpoint and the token endpoint, attacked as an outsider: random and
+    /// malformed forms and queries get a 4xx (or the page), never a 5xx, and the service stays healthy.
+    func testHostileFormsAndQueriesGetClearRefusals() async throws {
+        _ = try await Fixture.shared.prepare()
+        let auth = try AccountEnrollment.auth
+        var random = SplitMix64(seed: 0x0A17)
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789@.=&%+-_~/:;'\"<>(){}[]*!?éü\u{0}")
+        func noise(_ n: Int) -> String { String((0..<n).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }) }
+        var statuses: [Int: Int] = [:]
+        for i in 0..<240 {
+            let answer: HTTPResult
+            switch i % 4 {
+            case 0:
+                answer = try await http(.POST, "\(auth)/account/sign-in", headers: [("Content-Type", "application/x-www-form-urlencoded"),
+                                                                                   ("X-Forwarded-For", "203.0.113.\(i % 200)")],
+                                        body: Array(noise(Int(random.next() % 400)).utf8))
+            case 1:
+                let form = "user=\(noise(40).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&password=\(noise(30))&csrf=\(noise(60))"
+                    + "&client_id=orchard-enrollment&redirect_uri=\(noise(20))&state=\(noise(10))"
+                answer = try await http(.POST, "\(auth)/account/sign-in", headers: [("Content-Type", "application/x-www-form-urlencoded"),
+                                                                                   ("X-Forwarded-For", "203.0.114.\(i % 200)")], body: Array(form.utf8))
+            case 2:
+                answer = try await http(.POST, "\(auth)/account/oauth2/token", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                        body: Array(["grant_type=authorization_code&code=\(noise(50))&redirect_uri=\(noise(30))&client_id=\(noise(10))",
+                                                     "grant_type=refresh_token&refresh_token=\(noise(80))&client_id=orchard-enrollment",
+                                                     noise(300)][Int(random.next() % 3)].utf8))
+            default:
+                let query = (noise(Int(random.next() % 200))).addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "x"
+                answer = try await http(.GET, "\(auth)/account/oauth2/authorize?response_type=code&client_id=orchard-enrollment&\(query)")
+            }
+            statuses[answer.status, default: 0] += 1
+            XCTAssertTrue((200..<500).contains(answer.status) && answer.status != 308, "case \(i % 4) → \(answer.status) \(answer.text.prefix(200))")
+        }
+        print("hostile sign-in and token requests:", statuses.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))
+        let health = try await http(.GET, "\(auth)/healthz")
+        XCTAssertEqual(health.status, 200)
+    }
 }

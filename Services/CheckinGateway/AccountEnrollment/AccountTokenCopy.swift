@@ -33,6 +33,13 @@ enum AccountTokenCopy {
             """, [.text(tokenHash)]).first
     }
 
+    /// Marks every copied token of `user` revoked (an admin's revocation through this gateway takes effect at once).
+    static func revoke(_ database: Database, user: String, reason: String) async throws {
+        try await database.query("""
+            UPDATE account_token_copy SET revoked_at = now(), revoked_reason = $2 WHERE managed_apple_id = $1 AND revoked_at IS NULL
+            """, [.text(user.lowercased()), .text(reason)])
+    }
+
     static let pruning: [RetentionPruner.Rule] = [
         .init(name: "expired account tokens", deleteBatch: """
             DELETE FROM account_token_copy WHERE token_hash IN (

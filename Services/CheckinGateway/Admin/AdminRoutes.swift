@@ -311,6 +311,8 @@ struct AdminRoutes: Sendable {
             let user = try context.parameters.require("user").lowercased()
             let reply = try await requests.request(RevokeAccountTokens(managedAppleID: user, actor: context.adminKey!.actor),
                                                    timeout: requestTimeout, correlationID: context.correlationID)
+            // This gateway's copy and cache at once (the revocation events reach the copy too, a moment later).
+            try await AccountTokenCopy.revoke(database, user: user, reason: "revoked by \(context.adminKey!.actor)")
             accounts.forget(user: user)
             return reply
         }
