@@ -33,40 +33,18 @@ struct ADEBenchmark {
         let half = devices / 2
         // Closed loop: `concurrency` devices at a time, each asking as soon as the last answered.
         let closed = NIOLockedValueBox<[Double]>([])
-        let next = NIOLockedValueBox(0)
-        let started = DispatchTime.now()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    while true {
-                        let i = next.withLockedValue { n -> Int in defer { n += 1 }; return n }
-                        guard i < half else { return }
-                        closed.withLockedValue { $0.append(0) }
-                        let t = try await enroll(url, signed[i])
-                        closed.withLockedValue { $0[$0.count - 1] = t }
-                    }
-                }
-            }
-            try await group.waitForAll()
+        let elapsed = try await LoadPatterns.closedLoop(0..<half, concurrency: concurrency) { i in
+            let t = try await enroll(url, signed[i])
+            closed.withLockedValue { $0.append(t) }
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         print(String(format: "closed loop, %d at a time: %d ADE enrollments (MachineInfo → signed profile) in %.2f s = %.1f per second",
                      concurrency, half, elapsed, Double(half) / elapsed))
         report("closed loop", closed.withLockedValue { $0 })
         // Paced: one device every 1/rate s, whatever the answers take.
         let paced = NIOLockedValueBox<[Double]>([])
-        let pacedStart = DispatchTime.now()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for i in half..<devices {
-                let due = pacedStart.uptimeNanoseconds + UInt64(Double(i - half) / rate * 1e9)
-                let now = DispatchTime.now().uptimeNanoseconds
-                if due > now { try await Task.sleep(nanoseconds: due - now) }
-                group.addTask {
-                    let t = try await enroll(url, signed[i])
-                    paced.withLockedValue { $0.append(t) }
-                }
-            }
-            try await group.waitForAll()
+        try await LoadPatterns.paced(half..<devices, rate: rate) { i in
+            let t = try await enroll(url, signed[i])
+            paced.withLockedValue { $0.append(t) }
         }
         report(String(format: "paced at %.0f/s", rate), paced.withLockedValue { $0 })
     }

@@ -54,41 +54,20 @@ struct AccountBenchmark {
         let half = devices / 2
         let enrolled = NIOLockedValueBox<[SimulatedDevice]>([])
         let closed = NIOLockedValueBox<[[Double]]>([])
-        let next = NIOLockedValueBox(1)
-        let started = DispatchTime.now()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    while true {
-                        let i = next.withLockedValue { n -> Int in defer { n += 1 }; return n }
-                        guard i < half else { return }
-                        let (device, times) = try await enroll(baseURL, signed[i], user: Self.user(i), profileCA: fleet.profileCA)
-                        closed.withLockedValue { $0.append(times) }
-                        enrolled.withLockedValue { $0.append(device) }
-                    }
-                }
-            }
-            try await group.waitForAll()
+        let elapsed = try await LoadPatterns.closedLoop(1..<half, concurrency: concurrency) { i in
+            let (device, times) = try await enroll(baseURL, signed[i], user: Self.user(i), profileCA: fleet.profileCA)
+            closed.withLockedValue { $0.append(times) }
+            enrolled.withLockedValue { $0.append(device) }
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let count = closed.withLockedValue { $0.count }
         print(String(format: "closed loop, %d at a time: %d complete BYOD enrollments (discovery → TokenUpdate, 7 requests each) in %.2f s = %.1f per second",
                      concurrency, count, elapsed, Double(count) / elapsed))
         report(closed.withLockedValue { $0 })
         let paced = NIOLockedValueBox<[[Double]]>([])
-        let pacedStart = DispatchTime.now()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for i in half..<devices {
-                let due = pacedStart.uptimeNanoseconds + UInt64(Double(i - half) / rate * 1e9)
-                let now = DispatchTime.now().uptimeNanoseconds
-                if due > now { try await Task.sleep(nanoseconds: due - now) }
-                group.addTask {
-                    let (device, times) = try await enroll(baseURL, signed[i], user: Self.user(i), profileCA: fleet.profileCA)
-                    paced.withLockedValue { $0.append(times) }
-                    enrolled.withLockedValue { $0.append(device) }
-                }
-            }
-            try await group.waitForAll()
+        try await LoadPatterns.paced(half..<devices, rate: rate) { i in
+            let (device, times) = try await enroll(baseURL, signed[i], user: Self.user(i), profileCA: fleet.profileCA)
+            paced.withLockedValue { $0.append(times) }
+            enrolled.withLockedValue { $0.append(device) }
         }
         print(String(format: "paced at %.0f enrollments/s: %d enrollments", rate, paced.withLockedValue { $0.count }))
         report(paced.withLockedValue { $0 })

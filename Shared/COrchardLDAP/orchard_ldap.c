@@ -23,6 +23,35 @@ static int simple_bind(LDAP *ld, const char *dn, const char *password) {
     return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 }
 
+/// A connection to `url` (LDAPv3, no referrals, the timeouts, a private CA for ldaps), bound as the search account when
+/// `bind_dn` is given. ORC_LDAP_OK, or the failure with `*ld` left for the caller to unbind (it may be NULL).
+static int open_connection(LDAP **ld, const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
+                           struct timeval *timeout, char *err, size_t err_capacity) {
+    int rc = ldap_initialize(ld, url);
+    if (rc != LDAP_SUCCESS) {
+        *ld = NULL;
+        return fail(ORC_LDAP_ERROR, rc, "directory URL", err, err_capacity);
+    }
+    int version = LDAP_VERSION3;
+    ldap_set_option(*ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+    ldap_set_option(*ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    ldap_set_option(*ld, LDAP_OPT_NETWORK_TIMEOUT, timeout);
+    ldap_set_option(*ld, LDAP_OPT_TIMEOUT, timeout);
+    if (ca_file && ca_file[0]) {
+        int demand = LDAP_OPT_X_TLS_DEMAND, new_ctx = 0;
+        ldap_set_option(*ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file);
+        ldap_set_option(*ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+        ldap_set_option(*ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
+    }
+    if (bind_dn && bind_dn[0]) {
+        rc = simple_bind(*ld, bind_dn, bind_password);
+        if (rc != LDAP_SUCCESS) {
+            return fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_SEARCH_BIND, rc, "search account bind", err, err_capacity);
+        }
+    }
+    return ORC_LDAP_OK;
+}
+
 int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
                    const char *base_dn, const char *filter, const char *disabled_filter, const char *user_password,
                    int timeout_seconds, char *dn_out, size_t dn_capacity, char *err, size_t err_capacity) {
@@ -36,28 +65,10 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
         snprintf(err, err_capacity, "empty password");
         return ORC_LDAP_WRONG_PASSWORD;
     }
-    rc = ldap_initialize(&ld, url);
-    if (rc != LDAP_SUCCESS) return fail(ORC_LDAP_ERROR, rc, "directory URL", err, err_capacity);
-    int version = LDAP_VERSION3;
-    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
     struct timeval timeout = { timeout_seconds, 0 };
-    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &timeout);
-    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &timeout);
-    if (ca_file && ca_file[0]) {
-        int demand = LDAP_OPT_X_TLS_DEMAND, new_ctx = 0;
-        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file);
-        ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
-    }
-    if (bind_dn && bind_dn[0]) {
-        rc = simple_bind(ld, bind_dn, bind_password);
-        if (rc != LDAP_SUCCESS) {
-            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_SEARCH_BIND, rc, "search account bind",
-                        err, err_capacity);
-            goto done;
-        }
-    }
+    code = open_connection(&ld, url, ca_file, bind_dn, bind_password, &timeout, err, err_capacity);
+    if (code != ORC_LDAP_OK) goto done;
+    code = ORC_LDAP_ERROR;
     char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
     rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 2, &result);
     if (rc == LDAP_SIZELIMIT_EXCEEDED) { code = ORC_LDAP_AMBIGUOUS; snprintf(err, err_capacity, "several entries match"); goto done; }
@@ -99,7 +110,7 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
     code = ORC_LDAP_OK;
 done:
     if (result) ldap_msgfree(result);
-    ldap_unbind_ext_s(ld, NULL, NULL);
+    if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
     return code;
 }
 
@@ -112,27 +123,10 @@ int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_d
     *dns_out = NULL;
     *count_out = 0;
     err[0] = 0;
-    rc = ldap_initialize(&ld, url);
-    if (rc != LDAP_SUCCESS) return fail(ORC_LDAP_ERROR, rc, "directory URL", err, err_capacity);
-    int version = LDAP_VERSION3;
-    ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
     struct timeval timeout = { timeout_seconds, 0 };
-    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &timeout);
-    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &timeout);
-    if (ca_file && ca_file[0]) {
-        int demand = LDAP_OPT_X_TLS_DEMAND, new_ctx = 0;
-        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, ca_file);
-        ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-        ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
-    }
-    if (bind_dn && bind_dn[0]) {
-        rc = simple_bind(ld, bind_dn, bind_password);
-        if (rc != LDAP_SUCCESS) {
-            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_SEARCH_BIND, rc, "search account bind", err, err_capacity);
-            goto done;
-        }
-    }
+    code = open_connection(&ld, url, ca_file, bind_dn, bind_password, &timeout, err, err_capacity);
+    if (code != ORC_LDAP_OK) goto done;
+    code = ORC_LDAP_ERROR;
     char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
     rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 0, &result);
     if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
@@ -171,6 +165,6 @@ int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_d
     code = ORC_LDAP_OK;
 done:
     if (result) ldap_msgfree(result);
-    ldap_unbind_ext_s(ld, NULL, NULL);
+    if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
     return code;
 }
