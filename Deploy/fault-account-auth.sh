@@ -19,14 +19,7 @@ export ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS=3  # the outage shows past the gatewa
 start_measured_services "$BIN" "$STATE" 38580 38943 > "$STATE/services.log" 2>&1
 ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
 AUTH="Authorization: Bearer $ORCHARD_ADMIN_API_KEY"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$STATE/push.key" -out "$STATE/push.csr" \
-  -subj "/CN=APSP:acct/UID=com.apple.mgmt.External.acct" 2>/dev/null
-openssl x509 -req -in "$STATE/push.csr" -CA "$STATE/pki/ca.pem" -CAkey "$STATE/pki/ca.key" -CAcreateserial -days 2 -out "$STATE/push.pem" 2>/dev/null
-python3 - "$STATE" "$ORCHARD_TEST_LDAP_URL" > "$STATE/push.json" <<'PY'
-import json, sys
-print(json.dumps({"certificate": open(sys.argv[1] + "/push.pem").read(), "privateKey": open(sys.argv[1] + "/push.key").read()}))
-PY
-curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/push-certificate" --data-binary @"$STATE/push.json"
+upload_push_certificate "$STATE" acct
 curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/account-domains/byod.example.com" -d "{\"mode\": \"mdm-byod\",
   \"ldap\": {\"url\": \"$ORCHARD_TEST_LDAP_URL\", \"baseDN\": \"ou=people,dc=example,dc=com\", \"userFilter\": \"(mail={user})\",
              \"bindDN\": \"uid=orchard,ou=people,dc=example,dc=com\", \"bindPassword\": \"orchard-search-secret\"}}"

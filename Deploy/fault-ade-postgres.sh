@@ -18,15 +18,7 @@ export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0
 start_measured_services "$BIN" "$STATE" 38480 38843 > "$STATE/services.log" 2>&1
 ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
 AUTH="Authorization: Bearer $ORCHARD_ADMIN_API_KEY"
-# A push certificate (from the test CA; its UID is the topic), as an administrator uploads Apple's.
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$STATE/push.key" -out "$STATE/push.csr" \
-  -subj "/CN=APSP:pgr/UID=com.apple.mgmt.External.pgr" 2>/dev/null
-openssl x509 -req -in "$STATE/push.csr" -CA "$STATE/pki/ca.pem" -CAkey "$STATE/pki/ca.key" -CAcreateserial -days 2 -out "$STATE/push.pem" 2>/dev/null
-python3 - "$STATE" > "$STATE/push.json" <<'PY'
-import json, sys
-print(json.dumps({"certificate": open(sys.argv[1] + "/push.pem").read(), "privateKey": open(sys.argv[1] + "/push.key").read()}))
-PY
-curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/push-certificate" --data-binary @"$STATE/push.json"
+upload_push_certificate "$STATE" pgr
 # One device assigned to a token with a default profile; its MachineInfo signed by the test Apple CA (openssl).
 abm_uploaded_token "$STATE" CK_pgr
 abm_assign_devices CK_pgr 1 PGR

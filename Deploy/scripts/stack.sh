@@ -183,6 +183,22 @@ start_abm_standin() {
   log "ABM stand-in on $ORCHARD_ABM_URL"
 }
 
+# upload_push_certificate STATE NAME: a push certificate from the test CA (its UID is the topic
+# com.apple.mgmt.External.NAME), uploaded through the admin API as an administrator uploads Apple's.
+upload_push_certificate() {
+  local state=$1 name=$2
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$state/push.key" -out "$state/push.csr" \
+    -subj "/CN=APSP:$name/UID=com.apple.mgmt.External.$name" 2>/dev/null
+  openssl x509 -req -in "$state/push.csr" -CA "$state/pki/ca.pem" -CAkey "$state/pki/ca.key" -CAcreateserial -days 2 \
+    -out "$state/push.pem" 2>/dev/null
+  python3 - "$state" > "$state/push.json" <<'PY'
+import json, sys
+print(json.dumps({"certificate": open(sys.argv[1] + "/push.pem").read(), "privateKey": open(sys.argv[1] + "/push.key").read()}))
+PY
+  curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
+    "$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1/push-certificate" --data-binary @"$state/push.json"
+}
+
 # start_oidc_standin PORT: the tests' stand-in OpenID Connect provider (Deploy/standins/oidc_standin.py: discovery
 # document, JWKS, RS256 tokens signed by the openssl tool); sets ORCHARD_TEST_OIDC_URL. Stopped with the stack.
 start_oidc_standin() {
@@ -200,8 +216,12 @@ abm_uploaded_token() {
   local state=$1 ck=$2 admin="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1" created
   curl -fs -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/tokens" \
     -d "{\"consumer_key\":\"$ck\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\"}"
-  created=$(curl -fs -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
-    "$admin/abm/tokens" -d "{\"name\":\"$ck\"}")
+  # abm-sync answers once its consumer has joined its group on a fresh broker: a 503 before that is retried.
+  for _ in $(seq 1 60); do
+    created=$(curl -fs -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
+      "$admin/abm/tokens" -d "{\"name\":\"$ck\"}") && break
+    sleep 0.5
+  done
   ABM_TOKEN_ID=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificatePEM"])' > "$state/$ck.pem"
   printf 'Content-Type: text/plain\r\n\r\n-----BEGIN MESSAGE-----\n{"consumer_key":"%s","consumer_secret":"cs","access_token":"at","access_secret":"as","access_token_expiry":"2030-01-01T00:00:00Z"}\n-----END MESSAGE-----\n' \
