@@ -275,8 +275,6 @@ stop_processes() {
   done
 }
 
-# Stops the services first (they commit offsets, leave their groups and flush, which needs the broker),
-# then the broker, then PostgreSQL. Runs from EXIT traps, where `set -e` still applies: nothing may fail.
 # start_slapd DIR PORT LDIF: a real OpenLDAP slapd (Debian's) on 127.0.0.1:PORT with the entries of LDIF under
 # dc=example,dc=com (root dn cn=admin,dc=example,dc=com); sets ORCHARD_TEST_LDAP_URL. Stopped with the stack.
 start_slapd() {
@@ -310,6 +308,8 @@ EOF
   log "slapd on $ORCHARD_TEST_LDAP_URL"
 }
 
+# Stops the services first (they commit offsets, leave their groups and flush, which needs the broker),
+# then the broker, then PostgreSQL. Runs from EXIT traps, where `set -e` still applies: nothing may fail.
 stop_stack() {
   stop_processes "${ORCHARD_PIDS[@]}"
   ORCHARD_PIDS=()
