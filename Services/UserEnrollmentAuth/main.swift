@@ -93,7 +93,7 @@ let sweep = DirectorySweep(database: runtime.database, domains: domains, tokens:
                            interval: .seconds(Int64(tokens.recheck)), logger: runtime.logger)
 
 let router = runtime.makeRouter(AccountRequestContext.self)
-DiscoveryRoutes(domains: domains, activity: services.activity).add(to: router)
+DiscoveryRoutes(domains: domains, activity: services.activity, forwardedFor: services.signIn.forwardedFor).add(to: router)
 services.signIn.add(to: router)
 services.oauth2.add(to: router)
 await runtime.run(router: router, services: [requests, sweep])

@@ -79,6 +79,22 @@ final class AccountDiscoveryTests: XCTestCase {
             XCTAssertEqual(health.status, 200)
         }
 
+        try await step("5. A flood from one address is answered every time, but only 30 entries a minute reach the activity log") {
+            let flood = "flood-\(tag)@\(byod)"
+            for _ in 0..<45 {
+                let answer = try await http(.GET, "\(auth)/.well-known/com.apple.remotemanagement?user-identifier=\(flood)&model-family=iPhone",
+                                            headers: [("X-Forwarded-For", "203.0.113.77")])
+                XCTAssertEqual(answer.status, 200)
+            }
+            var count = 0
+            _ = try await eventually(timeout: 60) {
+                let page = try await stack.admin.expect(.GET, "/activity?limit=500&action=account.discovery")
+                count = (page["items"] as? [[String: Any]] ?? []).filter { ($0["detail"] as? String ?? "").contains(flood) }.count
+                return count >= 30
+            }
+            XCTAssertEqual(count, 30, "the activity budget of one address")
+        }
+
         try await step("5. The activity log has each change") {
             let logged = await eventually {
                 let items = (try? await stack.admin.expect(.GET, "/activity?limit=500"))?["items"] as? [[String: Any]] ?? []

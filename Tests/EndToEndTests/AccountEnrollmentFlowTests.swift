@@ -27,7 +27,8 @@ final class AccountEnrollmentFlowTests: XCTestCase {
         }
 
         try await step("2. Discovery: the device asks the organisation's domain where to enroll") {
-            let answer = try await http(.GET, "\(auth)/.well-known/com.apple.remotemanagement?user-identifier=\(user)&model-family=iPhone")
+            let answer = try await http(.GET, "\(auth)/.well-known/com.apple.remotemanagement?user-identifier=\(user)&model-family=iPhone",
+                                        headers: [("X-Forwarded-For", "198.51.100.50")])
             XCTAssertEqual(answer.status, 200, answer.text)
             let server = try unwrap((try answer.json()["Servers"] as? [[String: Any]])?.first)
             XCTAssertEqual(server["Version"] as? String, "mdm-byod")

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -10,12 +11,17 @@ import NIOCore
 struct DiscoveryRoutes: Sendable {
     let domains: ManagedDomains
     let activity: AccountActivity
+    /// The terminator's client-address header (`ORCHARD_FORWARDED_FOR_HEADER`), for the activity budget.
+    let forwardedFor: HTTPField.Name?
+    /// Activity entries per client address per minute (the answers themselves are never limited).
+    let budget = ActivityBudget(limit: 30)
 
     static let modelFamilies: Set<String> = ["AppleTV", "iPad", "iPhone", "Mac", "RealityDevice", "Watch"]
 
-    func add<Context: RequestContext>(to router: Router<Context>) {
+    func add(to router: Router<AccountRequestContext>) {
         router.get(".well-known/com.apple.remotemanagement") { request, context -> Response in
             let query = request.uri.queryParameters
+            let recorded = budget.allow(context.clientAddress(request, forwardedFor: forwardedFor))
             guard let identifier = query["user-identifier"].map(String.init), identifier.count <= 320,
                   let at = identifier.lastIndex(of: "@"), at != identifier.startIndex else {
                 return failed("user-identifier must be a Managed Apple Account (name@domain)")
@@ -25,13 +31,17 @@ struct DiscoveryRoutes: Sendable {
             }
             guard let domain = try? ManagedDomains.canonical(String(identifier[identifier.index(after: at)...])),
                   let known = try await domains.find(domain) else {
-                try await activity.record("account.discovery", actor: "service:\(activity.service)", outcome: .refused,
-                                          detail: "\(identifier.prefix(320)): not a domain of this organisation", correlationID: context.correlationID)
+                if recorded {
+                    try await activity.record("account.discovery", actor: "service:\(activity.service)", outcome: .refused,
+                                              detail: "\(identifier.prefix(320)): not a domain of this organisation", correlationID: context.correlationID)
+                }
                 return failed("this organisation does not enroll devices for \(identifier[identifier.index(after: at)...].prefix(253))")
             }
-            try await activity.record("account.discovery", actor: "service:\(activity.service)", outcome: .succeeded,
-                                      detail: "\(identifier) (\(query["model-family"].map(String.init) ?? "no model family")): \(known.view.mode)",
-                                      correlationID: context.correlationID)
+            if recorded {
+                try await activity.record("account.discovery", actor: "service:\(activity.service)", outcome: .succeeded,
+                                          detail: "\(identifier) (\(query["model-family"].map(String.init) ?? "no model family")): \(known.view.mode)",
+                                          correlationID: context.correlationID)
+            }
             let body = try JSONSerialization.data(withJSONObject: ["Servers": [["Version": known.view.mode, "BaseURL": known.view.baseURL]]],
                                                   options: [.sortedKeys, .withoutEscapingSlashes])
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],

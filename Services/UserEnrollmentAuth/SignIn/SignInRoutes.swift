@@ -73,7 +73,7 @@ struct SignInRoutes: Sendable {
         guard (1...1024).contains(password.count) else {
             return try render(user: user, error: "Enter your password.", status: .badRequest)
         }
-        let address = clientAddress(request, context)
+        let address = context.clientAddress(request, forwardedFor: forwardedFor)
         let accountKey = "account:\(user)", addressKey = "address:\(address)"
         if let until = try await throttle.lockedUntil([accountKey, addressKey]) {
             try await record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): locked until \(ISO8601.string(from: until))",
@@ -147,14 +147,6 @@ struct SignInRoutes: Sendable {
         guard (3...320).contains(user.count), !user.containsControlCharacters, let at = user.lastIndex(of: "@"),
               at != user.startIndex, user.index(after: at) != user.endIndex else { return nil }
         return user
-    }
-
-    private func clientAddress(_ request: Request, _ context: AccountRequestContext) -> String {
-        if let header = forwardedFor, let value = request.headers[header],
-           let first = value.split(separator: ",").first?.trimmingCharacters(in: .whitespaces), !first.isEmpty, first.count <= 64 {
-            return first
-        }
-        return context.remoteAddress?.ipAddress ?? "unknown"
     }
 
     // MARK: CSRF
