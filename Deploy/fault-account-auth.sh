@@ -47,9 +47,9 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK
 out="$STATE/codes"
 ( end=$((SECONDS+65)); while [ $SECONDS -lt $end ]; do
     curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" \
-      "$BASE" | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "profile (bearer):" c r}' >> "$out"
+      "$BASE" | status_of "profile (bearer):" >> "$out"
     curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' --data-binary @"$STATE/info.der" \
-      "$BASE" | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "first POST:" c r}' >> "$out"
+      "$BASE" | status_of "first POST:" >> "$out"
     sleep 0.05
   done ) &
 loop=$!

@@ -38,17 +38,15 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$STATE
 out="$STATE/codes"
 ( end=$((SECONDS+25)); while [ $SECONDS -lt $end ]; do
     curl -s -o /dev/null -D - -X POST -H 'Content-Type: application/pkcs7-signature' --data-binary @"$STATE/info.der" \
-      "$ORCHARD_URL_CHECKIN_GATEWAY/mdm/ade/enroll" | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "ade:" c r}' >> "$out"
+      "$ORCHARD_URL_CHECKIN_GATEWAY/mdm/ade/enroll" | status_of "ade:" >> "$out"
     curl -s -o /dev/null -D - "$ORCHARD_URL_USER_ENROLLMENT_AUTH/.well-known/com.apple.remotemanagement?user-identifier=a@pgr.example.com&model-family=iPhone" \
-      | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "discovery:" c r}' >> "$out"
+      | status_of "discovery:" >> "$out"
     sleep 0.05
   done ) &
 loop=$!
 sleep 5
-echo "restarting PostgreSQL"; as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -m fast stop >/dev/null
-sleep 4
-as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -l "$ORCHARD_PG_DIR/postgres.log" -w \
-  -o "-p $PG_PORT -k $ORCHARD_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+echo "restarting PostgreSQL"
+restart_postgres "$PG_PORT" 4
 echo "PostgreSQL back"
 wait $loop
 echo "ADE profile requests (status, in order, counted in runs):"

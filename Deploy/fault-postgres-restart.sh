@@ -19,17 +19,15 @@ start_services "$BIN" 38080 > "$STATE/services.log" 2>&1
 out="$STATE/codes"
 ( end=$((SECONDS+25)); while [ $SECONDS -lt $end ]; do
     curl -s -o /dev/null -D - -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" localhost:38080/admin/v1/devices \
-      | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print c r}' >> "$out"
+      | status_of "" >> "$out"
     curl -s -o /dev/null -D - localhost:38080/enroll/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA \
-      | awk 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print "device:" c r}' >> "$out"
+      | status_of "device:" >> "$out"
     sleep 0.05
   done ) &
 loop=$!
 sleep 5
-echo "restarting PostgreSQL"; as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -m fast stop >/dev/null
-sleep 4
-as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -l "$ORCHARD_PG_DIR/postgres.log" -w \
-  -o "-p 55733 -k $ORCHARD_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+echo "restarting PostgreSQL"
+restart_postgres 55733 4
 echo "PostgreSQL back"
 wait $loop
 echo "admin answers (status, in order, counted in runs):"

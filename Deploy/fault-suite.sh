@@ -42,13 +42,6 @@ kill_and_restart() {
   wait_ready "$name" "$(port_of "$name")"
 }
 
-restart_postgres() {
-  as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -m fast stop >/dev/null
-  sleep 4
-  as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -l "$ORCHARD_PG_DIR/postgres.log" -w \
-    -o "-p $PG_PORT -k $ORCHARD_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
-}
-
 kill_broker() {
   kill -KILL "$(cat "$STATE/kafka.pid")"
   for _ in $(seq 1 100); do [ -s "$STATE/kafka.pid" ] && kill -0 "$(cat "$STATE/kafka.pid")" 2>/dev/null && break; sleep 0.1; done

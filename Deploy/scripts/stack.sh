@@ -183,6 +183,22 @@ start_abm_standin() {
   log "ABM stand-in on $ORCHARD_ABM_URL"
 }
 
+# status_of LABEL: reads `curl -s -o /dev/null -D -` output on stdin and prints LABEL<status>, with +Retry-After when
+# the answer had one (the fault scripts count these lines in runs).
+status_of() {
+  awk -v label="$1" 'NR==1 {c=$2} tolower($1)=="retry-after:" {r="+Retry-After"} END {print label c r}'
+}
+
+# restart_postgres [PORT] [DOWN_SECONDS]: stops the stack's PostgreSQL (fast), keeps it away DOWN_SECONDS (4), starts it
+# again on PORT ($PG_PORT by default).
+restart_postgres() {
+  local port=${1:-$PG_PORT} down=${2:-4}
+  as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -m fast stop >/dev/null
+  sleep "$down"
+  as_pg_owner "$(pg_bin)/pg_ctl" -D "$ORCHARD_PG_DIR/data" -l "$ORCHARD_PG_DIR/postgres.log" -w \
+    -o "-p $port -k $ORCHARD_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+}
+
 # upload_push_certificate STATE NAME: a push certificate from the test CA (its UID is the topic
 # com.apple.mgmt.External.NAME), uploaded through the admin API as an administrator uploads Apple's.
 upload_push_certificate() {

@@ -40,7 +40,6 @@ struct AccountTokens: Sendable {
                   .int(Int(lifetime ?? self.lifetime)), .optionalText(familyID)]).first
         try Outbox.append(AccountTokenEvent(tokenHash: Self.hash(token), tokenID: id, managedAppleID: user, domain: domain,
                                             mode: row?.string("mode") ?? "", expiresAt: row?.date("expires_at") ?? Date()), correlationID: nil, on: c)
-        try Self.directoryConfirmed(c, user: user)
         return (id, token)
     }
 
@@ -54,7 +53,7 @@ struct AccountTokens: Sendable {
         }
     }
 
-    /// The directory just said `user` may sign in (a sign-in, or a recheck).
+    /// The directory just said `user` may sign in (the per-request recheck of an external provider's token).
     static func directoryConfirmed(_ c: Connection, user: String) throws {
         try c.query("""
             INSERT INTO account_users (managed_apple_id, directory_checked_at) VALUES ($1, now())
@@ -83,7 +82,6 @@ struct AccountTokens: Sendable {
         if row.date("revoked_at") != nil { reply.reason = "revoked (\(row.string("revoked_reason") ?? "revoked"))"; return reply }
         if row.bool("expired") == true { reply.reason = "expired"; return reply }
         // The directory's word about the user is kept by DirectorySweep, off the device's path.
-        _ = user
         reply.valid = true
         return reply
     }
