@@ -120,6 +120,8 @@ let package = Package(
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync"], path: "Tests/ABMSyncTests"),
+        .testTarget(name: "UserEnrollmentAuthTests", dependencies: ["UserEnrollmentAuth", "OrchardSchemas"],
+                    path: "Tests/UserEnrollmentAuthTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage", "OrchardCore"], path: "Tests/StorageTests"),
         .testTarget(name: "MessagingTests", dependencies: [
             "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",

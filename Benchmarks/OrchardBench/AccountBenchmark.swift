@@ -54,6 +54,9 @@ struct AccountBenchmark {
         let half = devices / 2
         let enrolled = NIOLockedValueBox<[SimulatedDevice]>([])
         let closed = NIOLockedValueBox<[[Double]]>([])
+        let cpuBefore = ProcessCPU.snapshot()
+        PostgresStatements.reset()
+        print("closed loop of \(half - 1) enrollments starting")
         let elapsed = try await LoadPatterns.closedLoop(1..<half, concurrency: concurrency) { i in
             let (device, times) = try await enroll(baseURL, signed[i], user: Self.user(i), profileCA: fleet.profileCA)
             closed.withLockedValue { $0.append(times) }
@@ -63,6 +66,8 @@ struct AccountBenchmark {
         print(String(format: "closed loop, %d at a time: %d complete BYOD enrollments (discovery → TokenUpdate, 7 requests each) in %.2f s = %.1f per second",
                      concurrency, count, elapsed, Double(count) / elapsed))
         report(closed.withLockedValue { $0 })
+        print(ProcessCPU.snapshot().report(since: cpuBefore, per: count, unit: "enrollment"))
+        if let statements = PostgresStatements.report(per: count, unit: "enrollment") { print(statements) }
         let paced = NIOLockedValueBox<[[Double]]>([])
         try await LoadPatterns.paced(half..<devices, rate: rate) { i in
             let (device, times) = try await enroll(baseURL, signed[i], user: Self.user(i), profileCA: fleet.profileCA)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 static int fail(int code, int rc, const char *what, char *err, size_t cap) {
@@ -52,10 +53,42 @@ static int open_connection(LDAP **ld, const char *url, const char *ca_file, cons
     return ORC_LDAP_OK;
 }
 
-int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
-                   const char *base_dn, const char *filter, const char *disabled_filter, const char *user_password,
-                   int timeout_seconds, char *dn_out, size_t dn_capacity, char *err, size_t err_capacity) {
+int orc_ldap_open(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password, int timeout_seconds,
+                  void **ld_out, char *err, size_t err_capacity) {
     LDAP *ld = NULL;
+    err[0] = 0;
+    *ld_out = NULL;
+    struct timeval timeout = { timeout_seconds, 0 };
+    int code = open_connection(&ld, url, ca_file, bind_dn, bind_password, &timeout, err, err_capacity);
+    if (code != ORC_LDAP_OK) {
+        if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
+        return code;
+    }
+    *ld_out = ld;
+    return ORC_LDAP_OK;
+}
+
+void orc_ldap_close(void *ld) {
+    if (ld) ldap_unbind_ext_s((LDAP *)ld, NULL, NULL);
+}
+
+int orc_ldap_break(void *ld) {
+    int fd = -1;
+    if (!ld || ldap_get_option((LDAP *)ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) return 0;
+    return shutdown(fd, SHUT_RDWR) == 0;
+}
+
+/* A failure of the connection itself: ORC_LDAP_CONNECTION_LOST when the server went away (a connection kept open
+   for reuse may have been closed while idle), otherwise ORC_LDAP_UNREACHABLE or `otherwise`. */
+static int failure_code(int rc, int otherwise) {
+    if (rc == LDAP_SERVER_DOWN) return ORC_LDAP_CONNECTION_LOST;
+    return transport_failure(rc) ? ORC_LDAP_UNREACHABLE : otherwise;
+}
+
+int orc_ldap_check_on(void *search_ld, void *bind_ld, const char *base_dn, const char *filter, const char *disabled_filter,
+                      const char *user_password, int timeout_seconds, char *dn_out, size_t dn_capacity,
+                      char *err, size_t err_capacity) {
+    LDAP *ld = (LDAP *)search_ld;
     LDAPMessage *result = NULL;
     int code = ORC_LDAP_ERROR, rc;
     err[0] = 0;
@@ -66,14 +99,11 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
         return ORC_LDAP_WRONG_PASSWORD;
     }
     struct timeval timeout = { timeout_seconds, 0 };
-    code = open_connection(&ld, url, ca_file, bind_dn, bind_password, &timeout, err, err_capacity);
-    if (code != ORC_LDAP_OK) goto done;
-    code = ORC_LDAP_ERROR;
     char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
     rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 2, &result);
     if (rc == LDAP_SIZELIMIT_EXCEEDED) { code = ORC_LDAP_AMBIGUOUS; snprintf(err, err_capacity, "several entries match"); goto done; }
     if (rc != LDAP_SUCCESS) {
-        code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "user search", err, err_capacity);
+        code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "user search", err, err_capacity);
         goto done;
     }
     int count = ldap_count_entries(ld, result);
@@ -88,7 +118,7 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
     if (disabled_filter && disabled_filter[0]) {
         rc = ldap_search_ext_s(ld, dn_out, LDAP_SCOPE_BASE, disabled_filter, no_attributes, 0, NULL, NULL, &timeout, 1, &result);
         if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
-            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "disabled check", err, err_capacity);
+            code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "disabled check", err, err_capacity);
             goto done;
         }
         if (rc == LDAP_SUCCESS && ldap_count_entries(ld, result) > 0) {
@@ -98,19 +128,18 @@ int orc_ldap_check(const char *url, const char *ca_file, const char *bind_dn, co
         result = NULL;
     }
     if (user_password) {
-        rc = simple_bind(ld, dn_out, user_password);
+        rc = simple_bind((LDAP *)bind_ld, dn_out, user_password);
         if (rc == LDAP_INVALID_CREDENTIALS) { code = ORC_LDAP_WRONG_PASSWORD; snprintf(err, err_capacity, "invalid credentials"); goto done; }
         if (rc != LDAP_SUCCESS) {
             // Active Directory refuses the bind of a disabled or locked account with invalid credentials (data 533/775),
             // which reads as a wrong password; other refusals say why.
-            code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "user bind", err, err_capacity);
+            code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "user bind", err, err_capacity);
             goto done;
         }
     }
     code = ORC_LDAP_OK;
 done:
     if (result) ldap_msgfree(result);
-    if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
     return code;
 }
 
