@@ -113,6 +113,37 @@ final class AccountEnrollmentFlowTests: XCTestCase {
             XCTAssertEqual(commands.compactMap { $0["status"] as? String }, ["acknowledged", "acknowledged"])
         }
 
+        try await step("7b. An administrator's DeviceInformation with the default queries asks a User Enrollment only what it may be asked") {
+            let alone = try await stack.admin.expect(.POST, "/devices/\(enrollmentID)/commands", json: ["type": "DeviceInformation"])
+            XCTAssertNil(alone["commands"], "one enrollment, one command")
+            // Queued for the user enrollment and a device enrolled through a link at once: two commands, each listed.
+            let plain = try await Fixture.shared.enrollThroughLink()
+            let both = try await stack.admin.expect(.POST, "/commands", json: [
+                "enrollmentIDs": [enrollmentID, plain.udid], "command": ["type": "DeviceInformation"]])
+            let parts = both["commands"] as? [[String: Any]] ?? []
+            XCTAssertEqual(parts.count, 2, "\(both)")
+            XCTAssertEqual(Set(parts.flatMap { $0["queuedFor"] as? [String] ?? [] }), [enrollmentID, plain.udid])
+            func asked(_ d: SimulatedDevice) async throws -> [[String]] {
+                var queries: [[String]] = []
+                var command = try await d.idle()
+                while let current = command, queries.count < 5 {
+                    queries.append(current.parameters["Queries"]?.array?.compactMap(\.string) ?? [])
+                    command = try await d.respond(to: current, status: "Acknowledged")
+                }
+                return queries
+            }
+            let mine = try await asked(device)
+            XCTAssertEqual(mine.count, 2, "the single one and its part of the bulk one")
+            for queries in mine {
+                XCTAssertTrue(queries.contains("OSVersion"), "\(queries)")
+                XCTAssertFalse(queries.contains("UDID") || queries.contains("SerialNumber") || queries.contains("IMEI"),
+                               "a User Enrollment is not asked what Apple's schema forbids it: \(queries)")
+            }
+            let theirs = try await asked(plain)
+            XCTAssertTrue(theirs.last?.contains("UDID") == true && theirs.last?.contains("SerialNumber") == true,
+                          "other enrollments still get the standard queries: \(theirs)")
+        }
+
         try await step("8. Without the bearer, or with another account's, the request is challenged (401), and nothing is applied") {
             device.bearer = nil
             let bare = try await device.put(device.serverURL, body: Plist.xml(["EnrollmentID": .string(enrollmentID), "Status": .string("Idle")]),

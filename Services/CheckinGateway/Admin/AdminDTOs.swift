@@ -75,6 +75,14 @@ struct CommandQueued: ResponseEncodable {
     let commandUUID: String
     let requestType: String
     let queuedFor: [String]
+    /// Only when the request became several commands (a DeviceInformation with the default queries for User
+    /// Enrollments and other enrollments at once): each command and whom it was queued for.
+    var commands: [Part]? = nil
+
+    struct Part: Encodable, Sendable {
+        let commandUUID: String
+        let queuedFor: [String]
+    }
 }
 
 struct CommandView: ResponseEncodable {

@@ -431,16 +431,32 @@ struct AdminRoutes: Sendable {
     /// Builds the command an admin asked for, queues it and pushes the devices.
     func enqueue(_ input: CommandInput, for ids: [String], context: GatewayContext) async throws -> CommandQueued {
         let actor = context.adminKey!.actor
-        let queued = try await database.transaction { c -> (MDMCommand, [String]) in
+        let queued = try await database.transaction { c -> (MDMCommand, [String], [CommandQueued.Part]) in
             var journal = Journal(correlationID: context.correlationID)
             var queued: [String] = []
             var last: MDMCommand?
+            var parts: [CommandQueued.Part] = []
             // ClearPasscode and Unenroll depend on each device's own data, so each gets its own command.
             if input.type == "ClearPasscode" || input.type == "Unenroll" {
                 for id in ids {
                     let command = try perDeviceCommand(c, input.type, enrollmentID: id)
                     queued += try CommandQueue.enqueue(c, command, enrollmentIDs: [id], requestedBy: actor, journal: &journal)
                     last = command
+                }
+            } else if input.type == "DeviceInformation" && input.queries == nil {
+                // The default queries include UDID, SerialNumber and IMEI, which Apple's schema forbids asking a User
+                // Enrollment: those get the same queries without them, as a command of their own.
+                let userEnrollments = Set(try c.query("SELECT id FROM enrollments WHERE id = ANY($1::text[]) AND enrollment_mode = 'mdm-byod'",
+                                                      [.text(postgresArray(ids))]).compactMap { $0.string("id") })
+                let groups = [(ids.filter { !userEnrollments.contains($0) }, MDMCommand.standardQueries),
+                              (ids.filter { userEnrollments.contains($0) }, MDMCommand.userEnrollmentQueries)]
+                for (group, queries) in groups where !group.isEmpty {
+                    let command = MDMCommand.deviceInformation(queries: queries)
+                    let these = try CommandQueue.enqueue(c, command, enrollmentIDs: group, requestedBy: actor, journal: &journal)
+                    guard !these.isEmpty else { continue }
+                    queued += these
+                    last = command
+                    parts.append(CommandQueued.Part(commandUUID: command.commandUUID, queuedFor: these))
                 }
             } else {
                 let command = try input.command()
@@ -451,11 +467,14 @@ struct AdminRoutes: Sendable {
                 throw refuse(.notFound, "none of the enrollments exists or is enrolled")
             }
             try journal.write(c)
-            return (command, queued)
+            return (command, queued, parts)
         }
         outbox.notify()
         await pusher.push(queued.1)
-        return CommandQueued(commandUUID: queued.0.commandUUID, requestType: queued.0.requestType, queuedFor: queued.1)
+        // One command, or (DeviceInformation split between User Enrollments and others) the first, with every part listed.
+        let first = queued.2.first
+        return CommandQueued(commandUUID: first?.commandUUID ?? queued.0.commandUUID, requestType: queued.0.requestType,
+                             queuedFor: queued.1, commands: queued.2.count > 1 ? queued.2 : nil)
     }
 
     private func perDeviceCommand(_ c: Connection, _ type: String, enrollmentID: String) throws -> MDMCommand {
