@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import OrchardCore
 import OrchardCrypto
 import OrchardMessaging
@@ -16,6 +17,8 @@ struct ManagedDomains: Sendable {
     let secrets: SecretBox
     /// This service's discovery URL, which abm-sync registers with ABM.
     var discoveryURL: String? = nil
+    /// Domains as discovery, the sign-in page and the token checks read them, for a few seconds (shared by copies).
+    let cache = DomainCache()
 
     func baseURL(_ domain: String) -> String { "\(gatewayURL)/mdm/account/enroll/\(domain)" }
 
@@ -90,6 +93,7 @@ struct ManagedDomains: Sendable {
                               correlationID: correlationID, on: c)
         }
         outbox.notify()
+        cache.forget(domain)
         guard let saved = try await find(domain) else { throw RequestRefused(code: "account-domain.unknown", message: "no domain \(domain)", httpStatus: 404) }
         return saved.view
     }
@@ -107,6 +111,7 @@ struct ManagedDomains: Sendable {
         }
         guard deleted else { throw RequestRefused(code: "account-domain.unknown", message: "no domain \(domain)", httpStatus: 404) }
         outbox.notify()
+        cache.forget(domain)
         return .init(deleted: true)
     }
 
@@ -119,8 +124,12 @@ struct ManagedDomains: Sendable {
 
     static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication, oidc_settings"
 
+    /// The domain, read at most `DomainCache.lifetime` ago (this replica's own changes at once).
     func find(_ domain: String) async throws -> Record? {
-        try await database.query("SELECT \(Self.columns) FROM managed_domains WHERE domain = $1", [.text(domain)]).first.map(record)
+        if let known = cache.lookup(domain) { return known }
+        let found = try await database.query("SELECT \(Self.columns) FROM managed_domains WHERE domain = $1", [.text(domain)]).first.map(record)
+        cache.keep(found, for: domain)
+        return found
     }
 
     /// The search account's password of `record`'s directory.
@@ -203,4 +212,32 @@ struct ManagedDomains: Sendable {
         }
         return domain
     }
+}
+
+/// Domains read in the last few seconds, and domains found not to exist. Every discovery, sign-in page and sign-in
+/// reads its domain: three queries and three JSON decodings of the directory settings per enrollment, for a record
+/// that changes when an administrator edits it. A change on this replica is seen at once (`forget`); another
+/// replica's within `lifetime`. At most `capacity` entries: a flood of made-up domains empties it, never grows it.
+final class DomainCache: Sendable {
+    static let lifetime: Duration = .seconds(5)
+    static let capacity = 1024
+    private let entries = Mutex<[String: (record: ManagedDomains.Record?, until: ContinuousClock.Instant)]>([:])
+
+    /// `.some(nil)`: known not to exist; nil: not known.
+    func lookup(_ domain: String) -> ManagedDomains.Record?? {
+        entries.withLock { entries in
+            guard let entry = entries[domain] else { return nil }
+            guard entry.until > .now else { entries[domain] = nil; return nil }
+            return .some(entry.record)
+        }
+    }
+
+    func keep(_ record: ManagedDomains.Record?, for domain: String) {
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[domain] = (record, .now + Self.lifetime)
+        }
+    }
+
+    func forget(_ domain: String) { _ = entries.withLock { $0.removeValue(forKey: domain) } }
 }
