@@ -12,17 +12,10 @@ install_test_dependencies
 release_bin
 STATE=$(mktemp -d /tmp/orchard-acct-fault.XXXXXX); chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT
-start_postgres "$STATE/postgres" 55753 >/dev/null
-start_broker "$BIN" "$STATE" >/dev/null
-start_slapd "$STATE/ldap" 38389 Tests/Fixtures/ldap/directory.ldif >/dev/null 2>&1
 export ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS=3  # the outage shows past the gateway's cache sooner than with the default 20 s
-start_measured_services "$BIN" "$STATE" 38580 38943 > "$STATE/services.log" 2>&1
-ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
-AUTH="Authorization: Bearer $ORCHARD_ADMIN_API_KEY"
+start_account_stack "$STATE" 55753 38389 38580 38943
 upload_push_certificate "$STATE" acct
-curl -fs -o /dev/null -X PUT -H "$AUTH" -H 'Content-Type: application/json' "$ADMIN/account-domains/byod.example.com" -d "{\"mode\": \"mdm-byod\",
-  \"ldap\": {\"url\": \"$ORCHARD_TEST_LDAP_URL\", \"baseDN\": \"ou=people,dc=example,dc=com\", \"userFilter\": \"(mail={user})\",
-             \"bindDN\": \"uid=orchard,ou=people,dc=example,dc=com\", \"bindPassword\": \"orchard-search-secret\"}}"
+put_byod_domain
 # The device's request: MachineInfo without UDID or serial, signed by openssl with an identity from the test Apple CA.
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$STATE/dev.key" -out "$STATE/dev.csr" -subj "/CN=BYOD-FAULT" 2>/dev/null
 openssl x509 -req -in "$STATE/dev.csr" -CA "$STATE/pki/apple-ca.pem" -CAkey "$STATE/pki/apple-ca.key" -CAcreateserial -days 2 -out "$STATE/dev.pem" 2>/dev/null
@@ -34,12 +27,7 @@ PLIST
 openssl cms -sign -nodetach -binary -outform DER -in "$STATE/info.plist" -signer "$STATE/dev.pem" -inkey "$STATE/dev.key" -out "$STATE/info.der"
 BASE="$ORCHARD_URL_CHECKIN_GATEWAY/mdm/account/enroll/byod.example.com"
 sign_in() {  # prints the access token of a sign-in as alice, or nothing
-  local page csrf
-  page=$(curl -s -c "$STATE/cookies" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in?user-identifier=alice@byod.example.com")
-  csrf=$(echo "$page" | sed -nE 's/.*name="csrf" value="([^"]+)".*/\1/p')
-  curl -s -o /dev/null -D - -b "$STATE/cookies" --data-urlencode "csrf=$csrf" --data-urlencode "user=alice@byod.example.com" \
-    --data-urlencode "password=alice-correct-horse" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in" \
-    | sed -nE 's/^[Ll]ocation: .*access-token=([A-Za-z0-9_-]+).*/\1/p' | tr -d '\r'
+  sign_in_headers "$STATE" alice@byod.example.com alice-correct-horse | sed -nE 's/^[Ll]ocation: .*access-token=([A-Za-z0-9_-]+).*/\1/p'
 }
 TOKEN=$(sign_in)
 [ -n "$TOKEN" ] || { echo "sign-in failed"; exit 1; }

@@ -13,22 +13,11 @@ install_test_dependencies
 release_bin
 STATE=$(mktemp -d /tmp/orchard-dir-fault.XXXXXX); chmod 755 "$STATE"
 trap 'stop_stack; [ -f "$STATE/ldap/slapd.pid" ] && kill "$(cat "$STATE/ldap/slapd.pid")" 2>/dev/null; rm -rf "$STATE"' EXIT
-start_postgres "$STATE/postgres" 55763 >/dev/null
-start_broker "$BIN" "$STATE" >/dev/null
-start_slapd "$STATE/ldap" 38399 Tests/Fixtures/ldap/directory.ldif >/dev/null 2>&1
-start_measured_services "$BIN" "$STATE" 38680 38953 > "$STATE/services.log" 2>&1
-ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
-curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
-  "$ADMIN/account-domains/byod.example.com" -d "{\"mode\": \"mdm-byod\",
-  \"ldap\": {\"url\": \"$ORCHARD_TEST_LDAP_URL\", \"baseDN\": \"ou=people,dc=example,dc=com\", \"userFilter\": \"(mail={user})\",
-             \"bindDN\": \"uid=orchard,ou=people,dc=example,dc=com\", \"bindPassword\": \"orchard-search-secret\", \"timeoutSeconds\": 2}}"
-sign_in() {  # prints the sign-in's status line: "308", or the status and Retry-After
-  local page csrf headers
-  page=$(curl -s -c "$STATE/cookies" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in?user-identifier=dave@byod.example.com")
-  csrf=$(echo "$page" | sed -nE 's/.*name="csrf" value="([^"]+)".*/\1/p')
-  headers=$(curl -s -o /dev/null -D - -b "$STATE/cookies" --data-urlencode "csrf=$csrf" --data-urlencode "user=dave@byod.example.com" \
-    --data-urlencode "password=dave-correct-horse" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in" | tr -d '\r')
-  local code retry
+start_account_stack "$STATE" 55763 38399 38680 38953
+put_byod_domain ', "timeoutSeconds": 2'
+sign_in() {  # prints the sign-in's status: "308", or the status and Retry-After
+  local headers code retry
+  headers=$(sign_in_headers "$STATE" dave@byod.example.com dave-correct-horse)
   code=$(echo "$headers" | awk 'NR==1 {print $2}')
   retry=$(echo "$headers" | sed -nE 's/^[Rr]etry-[Aa]fter: (.*)/ Retry-After \1/p')
   echo "$code$retry"

@@ -199,6 +199,34 @@ restart_postgres() {
     -o "-p $port -k $ORCHARD_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
 }
 
+# start_account_stack STATE PG_PORT LDAP_PORT FIRST_PORT APNS_PORT: PostgreSQL, the broker, a slapd with the tests'
+# directory and the five services (their log in STATE/services.log), for the account-driven fault scripts.
+start_account_stack() {
+  local state=$1
+  start_postgres "$state/postgres" "$2" >/dev/null
+  start_broker "$BIN" "$state" >/dev/null
+  start_slapd "$state/ldap" "$3" Tests/Fixtures/ldap/directory.ldif >/dev/null 2>&1
+  start_measured_services "$BIN" "$state" "$4" "$5" > "$state/services.log" 2>&1
+}
+
+# put_byod_domain [EXTRA]: byod.example.com as a User Enrollment domain signed in against the test slapd (the tests'
+# search account); EXTRA adds fields to its ldap settings (such as ', "timeoutSeconds": 2').
+put_byod_domain() {
+  curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json'     "$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1/account-domains/byod.example.com" -d "{\"mode\": \"mdm-byod\",
+    \"ldap\": {\"url\": \"$ORCHARD_TEST_LDAP_URL\", \"baseDN\": \"ou=people,dc=example,dc=com\", \"userFilter\": \"(mail={user})\",
+               \"bindDN\": \"uid=orchard,ou=people,dc=example,dc=com\", \"bindPassword\": \"orchard-search-secret\"${1:-}}}"
+}
+
+# sign_in_headers STATE USER PASSWORD: the sign-in page's form filled and sent as a browser does (its CSRF cookie
+# and field); prints the answer's status line and headers, without carriage returns.
+sign_in_headers() {
+  local state=$1 user=$2 password=$3 page csrf
+  page=$(curl -s -c "$state/cookies" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in?user-identifier=$user")
+  csrf=$(echo "$page" | sed -nE 's/.*name="csrf" value="([^"]+)".*/\1/p')
+  curl -s -o /dev/null -D - -b "$state/cookies" --data-urlencode "csrf=$csrf" --data-urlencode "user=$user" \
+    --data-urlencode "password=$password" "$ORCHARD_URL_USER_ENROLLMENT_AUTH/account/sign-in" | tr -d '\r'
+}
+
 # upload_push_certificate STATE NAME: a push certificate from the test CA (its UID is the topic
 # com.apple.mgmt.External.NAME), uploaded through the admin API as an administrator uploads Apple's.
 upload_push_certificate() {
