@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOConcurrencyHelpers
+import OrchardCore
 import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
@@ -107,37 +107,5 @@ struct AccountAuthorization: Sendable {
     static func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return bytesResponse(Array(body), contentType: "application/json", status: status)
-    }
-}
-
-/// A bounded map whose entries expire; when full, expired entries go first, then everything (a cache, not a store).
-final class ExpiringCache<Value: Sendable>: Sendable {
-    private let box = NIOLockedValueBox<[String: (value: Value, until: Date)]>([:])
-    private let capacity: Int
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    func get(_ key: String) -> Value? {
-        box.withLockedValue { entries in
-            guard let entry = entries[key] else { return nil }
-            if entry.until > Date() { return entry.value }
-            entries[key] = nil
-            return nil
-        }
-    }
-
-    func set(_ key: String, _ value: Value, for seconds: TimeInterval) {
-        box.withLockedValue { entries in
-            if entries.count >= capacity {
-                let now = Date()
-                entries = entries.filter { $0.value.until > now }
-                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            }
-            entries[key] = (value, Date().addingTimeInterval(seconds))
-        }
-    }
-
-    func removeAll(where match: (Value) -> Bool) {
-        box.withLockedValue { entries in entries = entries.filter { !match($0.value.value) } }
     }
 }

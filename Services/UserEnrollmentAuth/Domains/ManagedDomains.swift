@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import OrchardCore
 import OrchardCrypto
 import OrchardMessaging
@@ -217,27 +216,17 @@ struct ManagedDomains: Sendable {
 /// Domains read in the last few seconds, and domains found not to exist. Every discovery, sign-in page and sign-in
 /// reads its domain: three queries and three JSON decodings of the directory settings per enrollment, for a record
 /// that changes when an administrator edits it. A change on this replica is seen at once (`forget`); another
-/// replica's within `lifetime`. At most `capacity` entries: a flood of made-up domains empties it, never grows it.
+/// replica's within `lifetime`. At most `capacity` entries (`ExpiringCache`): a flood of made-up domains empties it,
+/// never grows it.
 final class DomainCache: Sendable {
-    static let lifetime: Duration = .seconds(5)
+    static let lifetime: TimeInterval = 5
     static let capacity = 1024
-    private let entries = Mutex<[String: (record: ManagedDomains.Record?, until: ContinuousClock.Instant)]>([:])
+    private let entries = ExpiringCache<ManagedDomains.Record?>(capacity: DomainCache.capacity)
 
     /// `.some(nil)`: known not to exist; nil: not known.
-    func lookup(_ domain: String) -> ManagedDomains.Record?? {
-        entries.withLock { entries in
-            guard let entry = entries[domain] else { return nil }
-            guard entry.until > .now else { entries[domain] = nil; return nil }
-            return .some(entry.record)
-        }
-    }
+    func lookup(_ domain: String) -> ManagedDomains.Record?? { entries.get(domain) }
 
-    func keep(_ record: ManagedDomains.Record?, for domain: String) {
-        entries.withLock { entries in
-            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[domain] = (record, .now + Self.lifetime)
-        }
-    }
+    func keep(_ record: ManagedDomains.Record?, for domain: String) { entries.set(domain, record, for: Self.lifetime) }
 
-    func forget(_ domain: String) { _ = entries.withLock { $0.removeValue(forKey: domain) } }
+    func forget(_ domain: String) { entries.remove(domain) }
 }
