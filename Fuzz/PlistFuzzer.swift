@@ -9,11 +9,17 @@ import Foundation
 public func fuzzPlist(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     if let values = try? Plist.parseDictionary(bytes) {
-        // What the gateway does with a parsed result: store it re-serialised.
+        // What the gateway does with a parsed check-in's values: write them out again.
         _ = Plist.xml(values)
     }
     _ = try? CheckinMessage.parse(bytes)
-    _ = try? CommandResult.parse(bytes)
+    if let result = try? CommandResult.parse(bytes) {
+        // What the gateway stores of a result is bounded by what it received (hardening issue 18, item 4).
+        let stored = result.stored
+        if stored.count > PlistLimits.device.maxWrittenBytes(inputBytes: bytes.count) {
+            fatalError("stored \(stored.count) bytes for a \(bytes.count)-byte result")
+        }
+    }
     _ = try? MachineInfo.parse(bytes)
     return 0
 }

@@ -67,6 +67,63 @@ final class BinaryPlistTests: XCTestCase {
                        .array(Array(repeating: .array(Array(repeating: .string("v"), count: 3)), count: 2)))
     }
 
+    /// The hardening issue's result: 798 bytes that stood for 28.7 MB of XML when written out and stored. Refused now,
+    /// because written out it would be far more than 16 times its size; the same shape at a size the limit allows is read.
+    func testASmallDocumentCannotStandForMegabytesWrittenOut() throws {
+        let uuid = "8E3B1C52-9A4F-4C1E-8D6B-1F2A3B4C5D6E", udid = "00008030-001A2B3C4D5E6F70"
+        let bomb = BinaryPlistBuilder.sharedReferenceResult(udid: udid, commandUUID: uuid)
+        XCTAssertLessThan(bomb.count, 1024)
+        XCTAssertThrowsError(try CommandResult.parse(bomb)) { error in
+            XCTAssertTrue("\(error)".contains("written out"), "\(error)")
+        }
+        // 4 levels of 4 ways over 400 bytes: 256 copies, about 110 KB written out, within the 1 MiB floor.
+        let modest = try CommandResult.parse(BinaryPlistBuilder.sharedReferenceResult(udid: udid, commandUUID: uuid, levels: 4))
+        XCTAssertEqual(modest.status, .acknowledged)
+        let stored = modest.stored
+        XCTAssertGreaterThan(stored.count, 100_000)
+        XCTAssertLessThanOrEqual(stored.count, PlistLimits.device.maxWrittenBytes(inputBytes: modest.body.count),
+                                 "what is stored is within the bound the parse checked")
+        XCTAssertEqual(try Plist.parseDictionary(stored), modest.values)
+
+        // The estimate of the written-out size is not below what the writer writes.
+        var limits = PlistLimits()
+        limits.expansionFloor = 0
+        limits.maxExpansion = stored.count / modest.body.count - 1
+        XCTAssertThrowsError(try Plist.parseDictionary(modest.body, limits: limits))
+    }
+
+    /// A large real-shaped result written by Foundation's binary encoder (which shares equal strings) is well inside the
+    /// limit: an InstalledApplicationList of 2,000 apps.
+    func testALargeInstalledApplicationListIsAccepted() throws {
+        let apps: [[String: Any]] = (0..<2000).map { i in
+            ["Identifier": "com.example.app\(i)", "Name": "App \(i)", "ShortVersion": "1.\(i % 10)", "Version": "\(100 + i % 7)",
+             "BundleSize": 1_000_000 + i, "DynamicSize": 2048, "IsValidated": true, "ExternalVersionIdentifier": 800_000_000 + i,
+             "HasUpdateAvailable": false, "Installing": false, "IsAppClip": false, "IsUserEnrollmentAppClip": false]
+        }
+        let body = Array(try PropertyListSerialization.data(fromPropertyList: [
+            "UDID": "00008030-001A2B3C4D5E6F70", "Status": "Acknowledged", "CommandUUID": "C1", "InstalledApplicationList": apps],
+            format: .binary, options: 0))
+        let result = try CommandResult.parse(body)
+        let stored = result.stored
+        print("InstalledApplicationList of 2,000 apps: \(body.count) bytes binary, \(stored.count) bytes stored as XML",
+              "(\(String(format: "%.1f", Double(stored.count) / Double(body.count)))×; limit \(PlistLimits.device.maxWrittenBytes(inputBytes: body.count)))")
+        XCTAssertLessThanOrEqual(stored.count, PlistLimits.device.maxWrittenBytes(inputBytes: body.count))
+    }
+
+    /// An XML result is stored as the device sent it (its size is what was received); a binary one as XML.
+    func testResultsAreStoredInAFormBoundedByWhatWasReceived() throws {
+        let values: [String: PlistValue] = ["UDID": .string("U1"), "Status": .string("Acknowledged"), "CommandUUID": .string("C1"),
+                                            "QueryResponses": .dictionary(["OSVersion": .string("18.2")])]
+        let xml = Array(#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>UDID</key><string>U1</string><key>Status</key><string>Acknowledged</string><key>CommandUUID</key><string>C1</string><key>QueryResponses</key><dict><key>OSVersion</key><string>18.2</string></dict></dict></plist>"#.utf8)
+        XCTAssertEqual(try CommandResult.parse(xml).stored, xml)
+        let binary = Array(try PropertyListSerialization.data(fromPropertyList: [
+            "UDID": "U1", "Status": "Acknowledged", "CommandUUID": "C1", "QueryResponses": ["OSVersion": "18.2"]],
+            format: .binary, options: 0))
+        let fromBinary = try CommandResult.parse(binary)
+        XCTAssertEqual(try Plist.parseDictionary(fromBinary.stored), values)
+        XCTAssertTrue(fromBinary.stored.starts(with: Array("<?xml".utf8)))
+    }
+
     func testCyclesDeepNestingAndBadOffsetsAreRefused() throws {
         // An array that contains itself.
         var cycle = BinaryPlistBuilder()

@@ -136,6 +136,37 @@ final class HostileDeviceTests: XCTestCase {
         XCTAssertNil(row?["completedAt"] as? String)
     }
 
+    /// Hardening issue 18, item 4, as the attack was sent: an enrolled identity acknowledges its command with a 798-byte
+    /// binary result of shared arrays that stood for 28.7 MB of XML. It is refused with 400 and nothing is stored; the
+    /// command stays open for the real result; what the admin API returns stays small.
+    func testASharedReferenceResultIsRefusedNotStoredAsMegabytes() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let device = try await Fixture.shared.enrollWithExternalIdentity()
+        _ = try await stack.admin.expect(.POST, "/devices/\(device.udid)/commands", json: ["type": "DeviceLock"])
+        let command = try unwrap(try await device.idle(), "the queued command")
+        let bomb = BinaryPlistBuilder.sharedReferenceResult(udid: device.udid, commandUUID: command.commandUUID)
+        XCTAssertLessThan(bomb.count, 1024)
+        for _ in 0..<3 {
+            let refused = try await device.put(device.serverURL, body: bomb, contentType: CommandResult.contentType, signer: device.identity)
+            XCTAssertEqual(refused.status, 400, refused.text)
+            XCTAssertTrue(refused.text.contains("written out"), refused.text)
+        }
+        let listed = try await http(.GET, "\(stack.gateway)/admin/v1/devices/\(device.udid)/commands",
+                                    headers: [("Authorization", "Bearer \(stack.admin.key)")])
+        XCTAssertEqual(listed.status, 200)
+        XCTAssertLessThan(listed.body.count, 64 * 1024, "no megabytes stored or returned")
+        let row = try unwrap(((try JSONSerialization.jsonObject(with: Data(listed.body)) as? [String: Any])?["items"] as? [[String: Any]])?
+            .first { $0["commandUUID"] as? String == command.commandUUID })
+        XCTAssertEqual(row["status"] as? String, "sent", "the command waits for its real result")
+        XCTAssertNil(row["result"] as? String)
+        let next = try await device.respond(to: command, status: "Acknowledged")
+        XCTAssertNil(next)
+        let done = try await stack.admin.expect(.GET, "/devices/\(device.udid)/commands")
+        let finished = try unwrap((done["items"] as? [[String: Any]])?.first { $0["commandUUID"] as? String == command.commandUUID })
+        XCTAssertEqual(finished["status"] as? String, "acknowledged")
+        XCTAssertTrue((finished["result"] as? String ?? "").contains(command.commandUUID), "the real result is stored as sent")
+    }
+
     private func installFromNewLink(_ stack: Fixture.Ready, udid: String) async throws -> SimulatedDevice {
         let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "link for \(udid)", "maxUses": 1])
         let profile = try await http(.GET, try unwrap(link["url"] as? String))

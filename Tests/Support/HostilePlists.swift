@@ -21,10 +21,27 @@ public struct BinaryPlistBuilder {
 
     public init() {}
 
+    /// An ASCII string (a length of 15 or more follows the marker as a two-byte integer).
     public mutating func add(ascii: String) -> Int {
-        precondition(ascii.utf8.count < 15)
-        objects.append([0x50 | UInt8(ascii.utf8.count)] + Array(ascii.utf8))
+        let count = ascii.utf8.count
+        precondition(count < 1 << 16)
+        let header: [UInt8] = count < 15 ? [0x50 | UInt8(count)] : [0x5F, 0x11, UInt8(count >> 8), UInt8(count & 0xFF)]
+        objects.append(header + Array(ascii.utf8))
         return objects.count - 1
+    }
+
+    /// A command result (`UDID`, `Status`, `CommandUUID`) whose `Bomb` key is `levels` levels of `width`-way shared
+    /// arrays over one string of `leafBytes` bytes: a few hundred bytes that stand for `width^levels` copies of the
+    /// string (the hardening issue's 798-byte result: 8 levels, 4 ways, 400 bytes).
+    public static func sharedReferenceResult(udid: String, commandUUID: String, levels: Int = 8, width: Int = 4,
+                                             leafBytes: Int = 400) -> [UInt8] {
+        var b = BinaryPlistBuilder()
+        var level = b.add(ascii: String(repeating: "A", count: leafBytes))
+        for _ in 0..<levels { level = b.add(marker: 0xA0 | UInt8(width), refs: Array(repeating: level, count: width)) }
+        let keys = ["UDID", "Status", "CommandUUID", "Bomb"].map { b.add(ascii: $0) }
+        let values = [b.add(ascii: udid), b.add(ascii: "Acknowledged"), b.add(ascii: commandUUID), level]
+        let root = b.add(marker: 0xD4, refs: keys + values)
+        return b.document(top: root)
     }
 
     /// A container: `marker` carries the type and count (counts under 15); references are two bytes.

@@ -48,7 +48,7 @@ enum CommandQueue {
             WHERE q.enrollment_id = $1 AND q.command_uuid = $2 AND q.completed_at IS NULL AND q.status IN ('sent', 'not-now')
               AND c.uuid = q.command_uuid
             RETURNING c.request_type
-            """, [.text(enrollmentID), .text(uuid), .text(status), .bytes(Plist.xml(result.values)), .bool(finished)]).first
+            """, [.text(enrollmentID), .text(uuid), .text(status), .bytes(result.stored), .bool(finished)]).first
         return finished ? row?.string("request_type") : nil
     }
 

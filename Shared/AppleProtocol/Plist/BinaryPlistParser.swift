@@ -8,6 +8,13 @@ public struct PlistLimits: Sendable {
     public var maxNodes = 250_000
     /// Bytes of strings and data in the parsed tree, counted the same way.
     public var maxValueBytes = 32 << 20
+    /// The tree written out (as XML: every value with its tags, a shared value once per place) may be at most this
+    /// many times the bytes received, or `expansionFloor` for a small document: a binary plist of a few hundred bytes
+    /// whose shared references stand for megabytes is refused, not stored as megabytes (docs/decisions.md).
+    public var maxExpansion = 16
+    public var expansionFloor = 1 << 20
+    /// What a value costs written out besides its contents (tags, indentation), in that estimate.
+    public static let bytesPerValue = 32
 
     public static let device = PlistLimits()
     public init() {}
@@ -18,6 +25,24 @@ public struct PlistLimits: Sendable {
 
     static func checkDate(_ seconds: Double) throws {
         guard seconds.isFinite, dates.contains(seconds) else { throw PlistError("date out of range") }
+    }
+
+    /// The most a document of `inputBytes` may stand for written out.
+    public func maxWrittenBytes(inputBytes: Int) -> Int {
+        let (scaled, overflow) = inputBytes.multipliedReportingOverflow(by: maxExpansion)
+        return overflow ? Int.max : max(expansionFloor, scaled)
+    }
+
+    /// Refuses a (sub)tree of `nodes` values and `valueBytes` bytes of strings and data in a document of `inputBytes`.
+    func check(nodes: Int, valueBytes: Int, inputBytes: Int) throws {
+        guard nodes <= maxNodes else { throw PlistError("property list has more than \(maxNodes) values") }
+        guard valueBytes <= maxValueBytes else {
+            throw PlistError("property list holds more than \(maxValueBytes) bytes of strings and data")
+        }
+        let written = valueBytes + nodes * Self.bytesPerValue, limit = maxWrittenBytes(inputBytes: inputBytes)
+        guard written <= limit else {
+            throw PlistError("property list of \(inputBytes) bytes stands for more than \(limit) bytes written out (at most \(maxExpansion) times its size, or \(expansionFloor) bytes)")
+        }
     }
 }
 
@@ -223,9 +248,6 @@ struct BinaryPlistParser {
     }
 
     private func checkSize(_ nodes: Int, _ valueBytes: Int) throws {
-        guard nodes <= limits.maxNodes else { throw PlistError("property list has more than \(limits.maxNodes) values") }
-        guard valueBytes <= limits.maxValueBytes else {
-            throw PlistError("property list holds more than \(limits.maxValueBytes) bytes of strings and data")
-        }
+        try limits.check(nodes: nodes, valueBytes: valueBytes, inputBytes: bytes.count)
     }
 }

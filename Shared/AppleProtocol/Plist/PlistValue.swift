@@ -45,7 +45,7 @@ public enum Plist {
             } catch {
                 throw PlistError("not a property list")
             }
-            var budget = (nodes: limits.maxNodes, valueBytes: limits.maxValueBytes)
+            var budget = Budget(limits: limits, inputBytes: bytes.count)
             root = try convert(object, depth: 0, limits: limits, budget: &budget)
         }
         guard let dictionary = root.dictionary else { throw PlistError("root is not a dictionary") }
@@ -65,23 +65,28 @@ public enum Plist {
         PlistXMLWriter.document(.dictionary(dictionary))
     }
 
-    private static func convert(_ object: Any, depth: Int, limits: PlistLimits,
-                                budget: inout (nodes: Int, valueBytes: Int)) throws -> PlistValue {
+    /// What an XML document has used of its limits so far.
+    private struct Budget {
+        let limits: PlistLimits
+        let inputBytes: Int
+        var nodes = 0, valueBytes = 0
+
+        mutating func charge(nodes: Int = 1, valueBytes: Int = 0) throws {
+            self.nodes += nodes
+            self.valueBytes += valueBytes
+            try limits.check(nodes: self.nodes, valueBytes: self.valueBytes, inputBytes: inputBytes)
+        }
+    }
+
+    private static func convert(_ object: Any, depth: Int, limits: PlistLimits, budget: inout Budget) throws -> PlistValue {
         guard depth < limits.maxDepth else { throw PlistError("property list nested too deeply") }
-        budget.nodes -= 1
-        guard budget.nodes >= 0 else { throw PlistError("property list has more than \(limits.maxNodes) values") }
+        try budget.charge()
         switch object {
         case let v as String:
-            budget.valueBytes -= v.utf8.count
-            guard budget.valueBytes >= 0 else {
-                throw PlistError("property list holds more than \(limits.maxValueBytes) bytes of strings and data")
-            }
+            try budget.charge(nodes: 0, valueBytes: v.utf8.count)
             return .string(v)
         case let v as Data:
-            budget.valueBytes -= v.count
-            guard budget.valueBytes >= 0 else {
-                throw PlistError("property list holds more than \(limits.maxValueBytes) bytes of strings and data")
-            }
+            try budget.charge(nodes: 0, valueBytes: v.count)
             return .data(Array(v))
         case let v as Date:
             try PlistLimits.checkDate(v.timeIntervalSinceReferenceDate)
@@ -101,7 +106,10 @@ public enum Plist {
             return .array(values)
         case let v as [String: Any]:
             var values: [String: PlistValue] = [:]
-            for (key, element) in v { values[key] = try convert(element, depth: depth + 1, limits: limits, budget: &budget) }
+            for (key, element) in v {
+                try budget.charge(valueBytes: key.utf8.count)
+                values[key] = try convert(element, depth: depth + 1, limits: limits, budget: &budget)
+            }
             return .dictionary(values)
         default: throw PlistError("unsupported property list value")
         }
