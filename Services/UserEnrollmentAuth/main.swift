@@ -5,6 +5,7 @@ import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
 import OrchardServiceKit
+import OrchardStorage
 
 // user-enrollment-auth: account-driven enrollment. Managed Apple Account domains and their directories, service
 // discovery (`/.well-known/com.apple.remotemanagement`), the sign-in page and the access tokens it issues; the
@@ -43,19 +44,16 @@ let services = await runtime.startUp { () throws -> AccountServices in
                                lifetime: TimeInterval(try env.int("ORCHARD_ACCOUNT_TOKEN_LIFETIME_SECONDS", default: 30 * 86400, range: 60...(400 * 86400))),
                                challenges: challenges, oidc: oidc, logger: runtime.logger,
                                recheck: TimeInterval(try env.int("ORCHARD_DIRECTORY_RECHECK_SECONDS", default: 30, range: 1...300)))
-    let throttle = SignInThrottle(database: runtime.database,
-                                  accountLimit: try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000),
-                                  addressLimit: try env.int("ORCHARD_SIGN_IN_ADDRESS_FAILURES", default: 20, range: 1...100_000))
-    let forwarded = try env.optional("ORCHARD_FORWARDED_FOR_HEADER").map { name -> HTTPField.Name in
-        guard let field = HTTPField.Name(name) else { throw ConfigurationError("ORCHARD_FORWARDED_FOR_HEADER is not a header name") }
-        return field
-    }
+    let accountLimit = try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000)
+    let addressLimit = try env.int("ORCHARD_SIGN_IN_ADDRESS_FAILURES", default: 20, range: 1...100_000)
+    let forwarded = try env.forwardedForHeader()
     let grants = OAuthGrants(database: runtime.database, tokens: tokens, domains: domains, activity: activity,
                              accessLifetime: TimeInterval(try env.int("ORCHARD_OAUTH2_ACCESS_TOKEN_SECONDS", default: 3600, range: 60...86400)),
                              refreshLifetime: TimeInterval(try env.int("ORCHARD_OAUTH2_REFRESH_TOKEN_SECONDS", default: 90 * 86400,
                                                                        range: 3600...(400 * 86400))))
     let signIn = SignInRoutes(database: runtime.database, activity: activity, domains: domains, tokens: tokens, grants: grants,
-                              challenges: challenges, throttle: throttle,
+                              challenges: challenges, throttle: FailureThrottle(database: runtime.database),
+                              accountLimit: accountLimit, addressLimit: addressLimit,
                               csrfKey: Digest.hmacSHA256(key: kek, data: Array("orchard sign-in csrf".utf8)),
                               secureCookies: ownURL.hasPrefix("https://"), forwardedFor: forwarded, logger: runtime.logger)
     return AccountServices(domains: domains, tokens: tokens, signIn: signIn, activity: activity,

@@ -115,18 +115,8 @@ int orc_ldap_check_on(void *search_ld, void *bind_ld, const char *base_dn, const
     ldap_memfree(dn);
     ldap_msgfree(result);
     result = NULL;
-    if (disabled_filter && disabled_filter[0]) {
-        rc = ldap_search_ext_s(ld, dn_out, LDAP_SCOPE_BASE, disabled_filter, no_attributes, 0, NULL, NULL, &timeout, 1, &result);
-        if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
-            code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "disabled check", err, err_capacity);
-            goto done;
-        }
-        if (rc == LDAP_SUCCESS && ldap_count_entries(ld, result) > 0) {
-            code = ORC_LDAP_DISABLED; snprintf(err, err_capacity, "the account is disabled"); goto done;
-        }
-        ldap_msgfree(result);
-        result = NULL;
-    }
+    // With a password, the bind comes first: "disabled" is said only to someone who knows the password (an attacker
+    // must not learn which accounts are disabled by trying any password).
     if (user_password) {
         rc = simple_bind((LDAP *)bind_ld, dn_out, user_password);
         if (rc == LDAP_INVALID_CREDENTIALS) { code = ORC_LDAP_WRONG_PASSWORD; snprintf(err, err_capacity, "invalid credentials"); goto done; }
@@ -135,6 +125,16 @@ int orc_ldap_check_on(void *search_ld, void *bind_ld, const char *base_dn, const
             // which reads as a wrong password; other refusals say why.
             code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "user bind", err, err_capacity);
             goto done;
+        }
+    }
+    if (disabled_filter && disabled_filter[0]) {
+        rc = ldap_search_ext_s(ld, dn_out, LDAP_SCOPE_BASE, disabled_filter, no_attributes, 0, NULL, NULL, &timeout, 1, &result);
+        if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
+            code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "disabled check", err, err_capacity);
+            goto done;
+        }
+        if (rc == LDAP_SUCCESS && ldap_count_entries(ld, result) > 0) {
+            code = ORC_LDAP_DISABLED; snprintf(err, err_capacity, "the account is disabled"); goto done;
         }
     }
     code = ORC_LDAP_OK;

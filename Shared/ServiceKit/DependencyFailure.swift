@@ -8,9 +8,11 @@ extension HTTPField.Name {
 }
 
 /// The one mapping from a failure of something a service depends on to the HTTP answer its client gets:
-/// - another service gave no reply in time, or the database is briefly away: 503 with `Retry-After`
+/// - another service gave no reply in time, the database is briefly away, or background work is queued full: 503 with
+///   `Retry-After`
 ///   (the client keeps whatever it was given, and retries);
-/// - another service refused the request: that refusal's own status and message;
+/// - another service refused the request: that refusal's own status and message (a 503 with `Retry-After`: the
+///   other service's own dependency was away);
 /// - PostgreSQL refused a value from the request (SQLSTATE class 22): 400.
 /// `ObservabilityMiddleware` applies it to every error a route lets through; a route catches these
 /// errors itself only when it must do something first (give a link use back, answer in Apple's format).
@@ -21,8 +23,12 @@ public enum DependencyFailure {
         switch error {
         case let timedOut as RequestTimedOut:
             return unavailable("no reply to \(timedOut.type) in time; retry shortly")
+        case let refused as RequestRefused where refused.httpStatus == 503:
+            return unavailable(refused.message)
         case let refused as RequestRefused:
             return HTTPError(HTTPResponse.Status(code: refused.httpStatus), message: refused.message)
+        case is BackgroundCPU.Busy:
+            return unavailable("busy: too much work of this kind is waiting; retry shortly")
         case let database as PostgresError where database.isUnavailable:
             return unavailable("the database is unavailable; retry shortly")
         case let database as PostgresError where database.sqlState?.hasPrefix("22") == true:

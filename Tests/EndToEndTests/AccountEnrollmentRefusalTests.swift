@@ -33,6 +33,18 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
             XCTAssertTrue(logged)
         }
 
+        try await step("2b. The same disabled user with any other password: only 'not right' (disabled is not told); a NUL ends nothing") {
+            let answer = try await AccountEnrollment.signIn("bob@byod.example.com", "a guess \(tag)", address: "192.0.2.211")
+            XCTAssertEqual(answer.status, 401, answer.text)
+            XCTAssertFalse(answer.text.contains("disabled"), answer.text)
+            XCTAssertTrue(answer.text.contains("The Managed Apple Account or the password is not right."), answer.text)
+            // The directory's password followed by a NUL and anything: refused as malformed, never cut at the NUL.
+            let cut = try await AccountEnrollment.signIn("alice@byod.example.com", AccountEnrollment.passwords["alice"]! + "\u{0}junk",
+                                                         address: "192.0.2.212")
+            XCTAssertEqual(cut.status, 400, cut.text)
+            XCTAssertNil(cut.headers["location"], "no token for a password cut short")
+        }
+
         try await step("3. An account of a domain that is not the organisation's, even with its directory password: 403") {
             let answer = try await AccountEnrollment.signIn("erin@elsewhere.example.org", AccountEnrollment.passwords["erin"]!, address: "192.0.2.202")
             XCTAssertEqual(answer.status, 403, answer.text)
@@ -220,8 +232,8 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
         }
 
         try await step("3. The directory disables dave: within a minute his device is challenged, and he cannot sign in") {
-            try ldapModify("dn: uid=dave,ou=people,dc=example,dc=com\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n")
-            defer { try? ldapModify("dn: uid=dave,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: employeeType\n") }
+            try AccountEnrollment.ldapModify("dn: uid=dave,ou=people,dc=example,dc=com\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n")
+            defer { try? AccountEnrollment.ldapModify("dn: uid=dave,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: employeeType\n") }
             try await challengedThenRetried("disabled", signIn: false)
             let refused = try await AccountEnrollment.signIn(user, AccountEnrollment.passwords["dave"]!, address: "192.0.2.22")
             XCTAssertEqual(refused.status, 403, refused.text)
@@ -246,17 +258,34 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
     }
 
     /// `ldapmodify` as the tests' directory administrator.
-    private func ldapModify(_ ldif: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ldapmodify")
-        process.arguments = ["-x", "-H", try TestEnvironment.require("ORCHARD_TEST_LDAP_URL"), "-D", "cn=admin,dc=example,dc=com", "-w", "admin-secret"]
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        input.fileHandleForWriting.write(Data(ldif.utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw NSError(domain: "ldapmodify", code: Int(process.terminationStatus)) }
+
+    /// Hardening issue 18, item 2, kept: an enrolled Device Enrollment's signed MachineInfo sent again gets a challenge
+    /// without a bearer, and with someone's own sign-in a profile whose identity cannot act for the enrolled device.
+    func testAReplayedAccountDrivenMachineInfoCannotTakeOverTheDevice() async throws {
+        let stack = try await Fixture.shared.prepare()
+        try await AccountEnrollment.configureDomains(stack)
+        let user = "carol@adde.example.com", udid = newUDID()
+        let baseURL = "\(stack.gateway)/mdm/account/enroll/\(AccountEnrollment.adde)"
+        let captured = try CMS.sign(AccountEnrollment.machineInfo(udid: udid), identity: try AccountEnrollment.deviceIdentity(stack))
+        let token = try await AccountEnrollment.signedIn(user, address: "192.0.2.150")
+        let served = try await AccountEnrollment.post(baseURL, captured, bearer: token)
+        XCTAssertEqual(served.status, 200, served.text)
+        let device = try SimulatedDevice.installing(served.body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.suffix(8))").0
+        device.bearer = token
+        try await Fixture.shared.completeEnrollment(device, supervised: false)
+
+        let bare = try await AccountEnrollment.post(baseURL, captured)
+        XCTAssertEqual(bare.status, 401, "the replay alone is challenged: \(bare.text)")
+        let otherSession = try await AccountEnrollment.signedIn(user, address: "192.0.2.151")
+        let replayed = try await AccountEnrollment.post(baseURL, captured, bearer: otherSession)
+        XCTAssertEqual(replayed.status, 200, replayed.text)
+        let attacker = try SimulatedDevice.installing(replayed.body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.suffix(8))").0
+        attacker.bearer = otherSession
+        let takeover = try await attacker.authenticate()
+        XCTAssertEqual(takeover.status, 403, takeover.text)
+        let nothing = try await device.idle()
+        XCTAssertNil(nothing, "the enrolled device keeps working")
+        let view = try await stack.admin.expect(.GET, "/devices/\(udid)")
+        XCTAssertEqual(view["status"] as? String, "enrolled")
     }
 }

@@ -11,10 +11,26 @@ import XCTest
 enum AccountEnrollment {
     static let byod = "byod.example.com", adde = "adde.example.com"
     static let passwords = ["alice": "alice-correct-horse", "bob": "bob-correct-horse", "carol": "carol-correct-horse",
-                            "dave": "dave-correct-horse", "erin": "erin-correct-horse", "frank": "frank-correct-horse"]
+                            "dave": "dave-correct-horse", "erin": "erin-correct-horse", "frank": "frank-correct-horse",
+                            "gina": "gina-correct-horse"]
     static let oauth = "oauth.example.com"
 
     static var auth: String { get throws { try TestEnvironment.require("ORCHARD_URL_USER_ENROLLMENT_AUTH") } }
+
+    /// Changes the tests' slapd as its administrator would (`ldapmodify` with an LDIF change record).
+    static func ldapModify(_ ldif: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ldapmodify")
+        process.arguments = ["-x", "-H", try TestEnvironment.require("ORCHARD_TEST_LDAP_URL"), "-D", "cn=admin,dc=example,dc=com", "-w", "admin-secret"]
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(ldif.utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw NSError(domain: "ldapmodify", code: Int(process.terminationStatus)) }
+    }
 
     static func ldapSettings() throws -> [String: Any] {
         ["url": try TestEnvironment.require("ORCHARD_TEST_LDAP_URL"), "baseDN": "ou=people,dc=example,dc=com",

@@ -193,6 +193,33 @@ final class AccountOAuth2Tests: XCTestCase {
             let logged = try await AccountEnrollment.logged(stack, "account.token.revoked", "refresh token was used again")
             XCTAssertTrue(logged)
         }
+
+        try await step("5. Hardening issue 18, item 5: a code outstanding when an admin revokes the user's tokens exchanges for nothing") {
+            let pkce = try Self.pkce()
+            let code = try await authorize(pkce)
+            _ = try await stack.admin.expect(.POST, "/account-users/\(Self.user)/revoke-tokens")
+            let late = try await exchange(code, verifier: pkce.verifier)
+            XCTAssertEqual(late.status, 400, late.text)
+            XCTAssertEqual(try late.json()["error"] as? String, "invalid_grant")
+            XCTAssertNil(try late.json()["access_token"], "no access token, no 90-day refresh token")
+            let logged = try await AccountEnrollment.logged(stack, "account.token.revoked", "1 authorization code(s)")
+            XCTAssertTrue(logged)
+        }
+
+        try await step("6. A code of a user the directory disabled after the sign-in exchanges for nothing either") {
+            var query = [("response_type", "code"), ("client_id", client), ("redirect_uri", redirect), ("state", "s6"),
+                         ("login_hint", "gina@oauth.example.com")]
+            let pkce = try Self.pkce()
+            query += [("code_challenge", pkce.challenge), ("code_challenge_method", "S256")]
+            let signedIn = try await AccountEnrollment.oauthSignIn(query, password: AccountEnrollment.passwords["gina"]!, address: "192.0.2.41")
+            XCTAssertEqual(signedIn.status, 308, signedIn.text)
+            let code = try unwrap(URLComponents(string: signedIn.headers["location"] ?? "")?.queryItems?.first { $0.name == "code" }?.value)
+            try AccountEnrollment.ldapModify("dn: uid=gina,ou=people,dc=example,dc=com\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n")
+            defer { try? AccountEnrollment.ldapModify("dn: uid=gina,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: employeeType\n") }
+            let late = try await exchange(code, verifier: pkce.verifier)
+            XCTAssertEqual(late.status, 400, late.text)
+            XCTAssertEqual(try late.json()["error"] as? String, "invalid_grant")
+        }
     }
 
     /// The sign-in page, the authorization endpoint and the token endpoint, attacked as an outsider: random and

@@ -87,4 +87,26 @@ final class AccountOIDCTests: XCTestCase {
             XCTAssertTrue(retried, "a token issued after the revocation works")
         }
     }
+
+    /// Hardening issue 18, item 7: an issuer must be https, or http to a loopback address (a stand-in); a URL that only
+    /// starts like a loopback one is another host's. Refused with 400, nothing stored.
+    func testAnIssuerThatIsNotHTTPSOrLoopbackIsRefused() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let domain = "oidc-refused-\(UUID().uuidString.prefix(6).lowercased()).example.com"
+        for issuer in ["http://idp.example.com", "http://127.0.0.1:@idp.example.com", "http://localhost:80@idp.example.com/x",
+                       "http://127.0.0.1.nip.io", "ftp://idp.example.com", "https://user:pw@idp.example.com"] {
+            let answer = try await stack.admin.call(.PUT, "/account-domains/\(domain)", json: [
+                "mode": "mdm-byod", "authentication": "apple-oauth2", "oidc": ["issuer": issuer, "clientID": Self.client]])
+            XCTAssertEqual(answer.status, 400, "\(issuer): \(answer.text)")
+            XCTAssertTrue(answer.text.contains("oidc.issuer"), answer.text)
+        }
+        let listed = try await stack.admin.expect(.GET, "/account-domains")
+        XCTAssertFalse((listed["items"] as? [[String: Any]] ?? []).contains { $0["domain"] as? String == domain }, "nothing stored")
+        for issuer in ["https://idp.example.com", "http://127.0.0.1:9", "http://localhost:9"] {
+            let answer = try await stack.admin.call(.PUT, "/account-domains/\(domain)", json: [
+                "mode": "mdm-byod", "authentication": "apple-oauth2", "oidc": ["issuer": issuer, "clientID": Self.client]])
+            XCTAssertTrue([200, 201].contains(answer.status), "\(issuer): \(answer.text)")
+        }
+        _ = try await stack.admin.call(.DELETE, "/account-domains/\(domain)")
+    }
 }

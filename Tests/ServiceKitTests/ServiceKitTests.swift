@@ -155,9 +155,13 @@ final class DependencyFailureTests: XCTestCase {
             throw RequestRefused(code: "x.used", message: "already \"used\"", httpStatus: 409)
         }
         router.get("constraint") { _, _ -> String in throw PostgresError(message: "duplicate key", sqlState: "23505") }
+        // Hardening issue 18, item 7: another service answered 503 (its own database was away): the client still learns when to retry.
+        router.get("refused-unavailable") { _, _ -> String in
+            throw RequestRefused(code: "abm.unreachable", message: "Apple Business Manager did not answer; retry shortly", httpStatus: 503)
+        }
         let app = Application(router: router)
         try await app.test(.router) { client in
-            for path in ["/database-down", "/database-restarting", "/timed-out"] {
+            for path in ["/database-down", "/database-restarting", "/timed-out", "/refused-unavailable"] {
                 try await client.execute(uri: path, method: .get) { r in
                     XCTAssertEqual(r.status, .serviceUnavailable, path)
                     XCTAssertEqual(r.headers[.retryAfter], String(DependencyFailure.retryAfterSeconds), path)

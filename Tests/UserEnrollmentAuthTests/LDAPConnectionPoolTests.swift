@@ -30,6 +30,10 @@ final class LDAPConnectionPoolTests: XCTestCase {
         XCTAssertEqual(wrong, .wrongPassword)
         let disabled = await directory.check(user: "bob@byod.example.com", password: "bob-correct-horse", pool: pool)
         XCTAssertEqual(disabled, .disabled)
+        let disabledWrong = await directory.check(user: "bob@byod.example.com", password: "any guess at all", pool: pool)
+        XCTAssertEqual(disabledWrong, .wrongPassword, "a disabled account is said to be disabled only to its password")
+        let disabledNoPassword = await directory.check(user: "bob@byod.example.com", password: nil, pool: pool)
+        XCTAssertEqual(disabledNoPassword, .disabled, "without a password (a token's recheck) the disabled filter still decides")
         let unknown = await directory.check(user: "nobody@byod.example.com", password: "x", pool: pool)
         XCTAssertEqual(unknown, .notFound)
         // After alice's bind failed on the kept bind connection, dave's succeeds on it, and a search still runs with

@@ -54,6 +54,9 @@ struct DirectorySweep: Service {
                 UNION
                 SELECT DISTINCT managed_apple_id, lower(directory_dn) FROM account_refresh_tokens
                 WHERE domain = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
+                UNION
+                SELECT DISTINCT managed_apple_id, lower(directory_dn) FROM account_codes
+                WHERE domain = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
                 """, [.text(record.view.domain)])
             guard !live.isEmpty else { continue }
             let directory = LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record))

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import OrchardServiceKit
 
 /// Service discovery for account-driven enrollment (REFERENCE §5.1): the device splits the Managed Apple Account
 /// at its last `@` and asks `GET https://<domain>/.well-known/com.apple.remotemanagement?user-identifier=…&model-family=…`.

@@ -153,12 +153,11 @@ struct ManagedDomains: Sendable {
         return Record(view: view, ldap: ldap, sealedBindPassword: sealed)
     }
 
-    /// An OIDC provider an admin may save: an https issuer (http only on this machine, for a stand-in), a client id.
+    /// An OIDC provider an admin may save: an https issuer (http only to a loopback address, for a stand-in), a client id.
     static func check(_ o: OIDCProviderSettings) throws {
         func refuse(_ message: String) -> RequestRefused { RequestRefused(code: "account-domain.oidc", message: message) }
-        let local = o.issuer.hasPrefix("http://127.0.0.1:") || o.issuer.hasPrefix("http://localhost:")
-        guard o.issuer.count <= 512, o.issuer.hasPrefix("https://") || local, !o.issuer.hasSuffix("/"), URL(string: o.issuer) != nil else {
-            throw refuse("oidc.issuer must be the provider's https URL, without a trailing slash")
+        guard o.issuer.count <= 512, OIDCProviders.isSecure(o.issuer), !o.issuer.hasSuffix("/") else {
+            throw refuse("oidc.issuer must be the provider's https URL (http only for a loopback address), without a trailing slash or user name")
         }
         guard (1...200).contains(o.clientID.count), !o.clientID.containsControlCharacters, !o.clientID.contains("\"") else {
             throw refuse("oidc.clientID is required")

@@ -99,10 +99,17 @@ struct OAuthGrants: Sendable {
     /// `grant_type=authorization_code`.
     func exchange(_ form: [String: String], correlationID: String) async throws -> Result<TokenResponse, OAuthError> {
         guard let code = form["code"], code.count <= 256 else { return .failure(.init("invalid_request", "code is required")) }
+        // The directory is asked before tokens are issued, as for a refresh: a user disabled since signing in gets none.
+        if let owner = try await database.query("""
+            SELECT managed_apple_id, domain FROM account_codes WHERE code_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+            """, [.text(AccountTokens.hash(code))]).first, let user = owner.string("managed_apple_id"), let domain = owner.string("domain"),
+           let refused = try await directoryRefusal(user: user, domain: domain, correlationID: correlationID) {
+            return try await finish(.refused(refused), form: form, correlationID: correlationID)
+        }
         let outcome = try await database.transaction { c -> Outcome in
             guard let row = try c.query("""
                 SELECT client_id, redirect_uri, code_challenge, managed_apple_id, domain, directory_dn, family_id,
-                       used_at IS NOT NULL AS used, expires_at <= now() AS expired
+                       used_at IS NOT NULL AS used, expires_at <= now() AS expired, revoked_at IS NOT NULL AS revoked
                 FROM account_codes WHERE code_hash = $1 FOR UPDATE
                 """, [.text(AccountTokens.hash(code))]).first,
                   let user = row.string("managed_apple_id"), let domain = row.string("domain"), let family = row.string("family_id") else {
@@ -116,6 +123,7 @@ struct OAuthGrants: Sendable {
                 return .refused(.init("invalid_grant", "authorization code already used"))
             }
             if row.bool("expired") == true { return .refused(.init("invalid_grant", "authorization code expired")) }
+            if row.bool("revoked") == true { return .refused(.init("invalid_grant", "authorization code revoked with its user's tokens")) }
             guard form["client_id"] == row.string("client_id"), form["redirect_uri"] == row.string("redirect_uri") else {
                 return .refused(.init("invalid_grant", "client_id or redirect_uri differs from the authorization request"))
             }
@@ -150,16 +158,7 @@ struct OAuthGrants: Sendable {
         }
         guard form["client_id"] == row.string("client_id") else { return .failure(.init("invalid_grant", "refresh token of another client")) }
         if row.bool("revoked") == true || row.bool("expired") == true { return .failure(.init("invalid_grant", "refresh token revoked or expired")) }
-        if let record = try await domains.find(domain), let ldap = record.ldap {
-            let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
-            if outcome == .disabled || outcome == .notFound {
-                _ = try await tokens.revoke(user: user, actor: "service:\(activity.service)", reason: "disabled or gone in the directory",
-                                            correlationID: correlationID)
-                return .failure(.init("invalid_grant", "the account is disabled"))
-            }
-        } else {
-            return .failure(.init("invalid_grant", "domain \(domain) no longer enrolls devices"))
-        }
+        if let refused = try await directoryRefusal(user: user, domain: domain, correlationID: correlationID) { return .failure(refused) }
         let outcome = try await database.transaction { c -> Outcome in
             let spent = try c.query("""
                 UPDATE account_refresh_tokens SET used_at = now()
@@ -180,6 +179,19 @@ struct OAuthGrants: Sendable {
         }
         activity.outbox.notify()
         return try await finish(outcome, form: form, correlationID: correlationID)
+    }
+
+    /// Why `user` may have no new tokens: the domain no longer enrolls, or the directory disabled or lost the account
+    /// (whose tokens and codes are then revoked); nil when the directory still has the user enabled.
+    private func directoryRefusal(user: String, domain: String, correlationID: String) async throws -> OAuthError? {
+        guard let record = try await domains.find(domain), let ldap = record.ldap else {
+            return .init("invalid_grant", "domain \(domain) no longer enrolls devices")
+        }
+        let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
+        guard outcome == .disabled || outcome == .notFound else { return nil }
+        _ = try await tokens.revoke(user: user, actor: "service:\(activity.service)", reason: "disabled or gone in the directory",
+                                    correlationID: correlationID)
+        return .init("invalid_grant", "the account is disabled")
     }
 
     private func finish(_ outcome: Outcome, form: [String: String], correlationID: String) async throws -> Result<TokenResponse, OAuthError> {

@@ -29,12 +29,30 @@ final class OIDCProviders: Sendable {
     static let cacheLifetime: TimeInterval = 600
     static let leeway: TimeInterval = 60
 
+    /// An https URL with a host and no user name, or http to a loopback address (a stand-in on this machine): what an
+    /// issuer, its endpoints and its key set may be. `http://127.0.0.1:@evil.example` is evil.example's, not loopback.
+    static func isSecure(_ text: String) -> Bool {
+        guard let url = URLComponents(string: text), url.user == nil, url.password == nil,
+              let host = url.host?.lowercased(), !host.isEmpty else { return false }
+        switch url.scheme?.lowercased() {
+        case "https": return true
+        case "http":
+            let v4 = host.split(separator: ".", omittingEmptySubsequences: false)
+            let loopbackV4 = v4.count == 4 && v4[0] == "127" && v4.allSatisfy { UInt8($0) != nil }
+            return loopbackV4 || host == "localhost" || host == "[::1]" || host == "::1"
+        default: return false
+        }
+    }
+
     func metadata(issuer: String) async throws -> Metadata {
         if let (cached, at) = metadata.withLockedValue({ $0[issuer] }), Date().timeIntervalSince(at) < Self.cacheLifetime { return cached }
         let document = try await fetchJSON("\(issuer)/.well-known/openid-configuration")
         guard document["issuer"] as? String == issuer, let authorization = document["authorization_endpoint"] as? String,
               let token = document["token_endpoint"] as? String, let jwks = document["jwks_uri"] as? String else {
             throw OIDCError("the discovery document of \(issuer) lacks issuer, endpoints or jwks_uri, or names another issuer")
+        }
+        guard [authorization, token, jwks].allSatisfy({ $0.count <= 2048 && Self.isSecure($0) }) else {
+            throw OIDCError("the discovery document of \(issuer) names an endpoint that is not https (http only for a loopback address)")
         }
         let made = Metadata(authorizationEndpoint: authorization, tokenEndpoint: token, jwksURI: jwks)
         metadata.withLockedValue { $0[issuer] = (made, Date()) }

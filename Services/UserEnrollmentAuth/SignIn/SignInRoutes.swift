@@ -15,7 +15,7 @@ import OrchardStorage
 /// domain's directory, and success ends with `308` to
 /// `apple-remotemanagement-user-login://authentication-results?access-token=<token>`.
 /// CSRF: the form carries `<nonce>.<expiry>.<HMAC>` and the nonce is also in a SameSite=Strict cookie; both must agree.
-/// Failures are counted per account and per address (`SignInThrottle`); passwords are never logged or recorded.
+/// Failures are counted per account and per address (`FailureThrottle`); passwords are never logged or recorded.
 struct SignInRoutes: Sendable {
     let database: Database
     let activity: AccountActivity
@@ -23,7 +23,9 @@ struct SignInRoutes: Sendable {
     let tokens: AccountTokens
     let grants: OAuthGrants
     let challenges: AccountChallenges
-    let throttle: SignInThrottle
+    let throttle: FailureThrottle
+    let accountLimit: Int
+    let addressLimit: Int
     let csrfKey: [UInt8]
     let secureCookies: Bool
     /// The TLS terminator's header naming the client address (`ORCHARD_FORWARDED_FOR_HEADER`), when there is one.
@@ -73,6 +75,10 @@ struct SignInRoutes: Sendable {
         guard (1...1024).contains(password.count) else {
             return try render(user: user, error: "Enter your password.", status: .badRequest)
         }
+        // libldap takes a C string: a NUL would cut the password short; no directory password holds control characters.
+        guard !password.containsControlCharacters else {
+            return try render(user: user, error: "A password cannot contain control characters.", status: .badRequest)
+        }
         let address = context.clientAddress(request, forwardedFor: forwardedFor)
         let accountKey = "account:\(user)", addressKey = "address:\(address)"
         if let until = try await throttle.lockedUntil([accountKey, addressKey]) {
@@ -85,7 +91,7 @@ struct SignInRoutes: Sendable {
         }
         let domainName = String(user[user.index(after: user.lastIndex(of: "@")!)...])
         guard let domain = try? ManagedDomains.canonical(domainName), let record = try await domains.find(domain) else {
-            try await throttle.fail(addressKey, limit: throttle.addressLimit)
+            try await throttle.fail(addressKey, limit: addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): not a domain of this organisation",
                                   correlationID: context.correlationID)
             return try render(user: user, error: "\(user) is not an account of an organisation that enrolls devices here. Check the part after @.",
@@ -118,15 +124,17 @@ struct SignInRoutes: Sendable {
             activity.outbox.notify()
             return Response(status: .permanentRedirect, headers: [.location: location, .cacheControl: "no-store", .contentLength: "0"])
         case .notFound, .wrongPassword, .ambiguous:
-            try await throttle.fail(accountKey, limit: throttle.accountLimit)
-            try await throttle.fail(addressKey, limit: throttle.addressLimit)
+            try await throttle.fail(accountKey, limit: accountLimit)
+            try await throttle.fail(addressKey, limit: addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused,
                                   detail: "\(user) from \(address): \(outcome == .ambiguous ? "several directory entries match" : "wrong account or password")",
                                   correlationID: context.correlationID)
             return try render(user: user, error: "The Managed Apple Account or the password is not right.", status: .unauthorized,
                             mode: record.view.mode)
         case .disabled:
-            try await throttle.fail(addressKey, limit: throttle.addressLimit)
+            // Said only after the password was right; counted against the account as a failure is.
+            try await throttle.fail(accountKey, limit: accountLimit)
+            try await throttle.fail(addressKey, limit: addressLimit)
             try await self.record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): disabled in the directory",
                                   correlationID: context.correlationID)
             return try render(user: user, error: "This account is disabled. Contact your IT department.", status: .forbidden)

@@ -59,5 +59,10 @@ enum UserEnrollmentAuthMigrations {
         Migration(6, "directory sweeps", """
             CREATE TABLE directory_sweeps (name text PRIMARY KEY, swept_at timestamptz NOT NULL);
             """),
+        // An OAuth 2 code outstanding when its user's tokens are revoked (admin, directory) is revoked with them.
+        Migration(7, "revocable authorization codes", """
+            ALTER TABLE account_codes ADD COLUMN revoked_at timestamptz;
+            CREATE INDEX account_codes_user ON account_codes (managed_apple_id) WHERE used_at IS NULL AND revoked_at IS NULL;
+            """),
     ]
 }

@@ -161,14 +161,20 @@ struct AccountTokens: Sendable {
             try Self.revoked(c, rows, reason: reason)
             try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE managed_apple_id = $1 AND revoked_at IS NULL",
                         [.text(user)])
+            // Authorization codes not exchanged yet would otherwise still give tokens.
+            let codes = try c.query("""
+                UPDATE account_codes SET revoked_at = now() WHERE managed_apple_id = $1 AND used_at IS NULL AND revoked_at IS NULL
+                    AND expires_at > now() RETURNING 1
+                """, [.text(user)]).count
             // Tokens Orchard did not issue (an OIDC provider's) issued before now stop working too.
             try c.query("""
                 INSERT INTO account_users (managed_apple_id, revoked_before) VALUES ($1, now())
                 ON CONFLICT (managed_apple_id) DO UPDATE SET revoked_before = now()
                 """, [.text(user)])
-            if !rows.isEmpty {
+            if !rows.isEmpty || codes > 0 {
+                let what = codes > 0 ? "\(rows.count) token(s) and \(codes) authorization code(s)" : "\(rows.count) token(s)"
                 try Outbox.append(ActivityRecorded(actor: actor, action: "account.token.revoked", deviceID: nil, relatedDeviceIDs: [],
-                                                   outcome: .succeeded, detail: "\(user): \(rows.count) token(s), \(reason)", service: service),
+                                                   outcome: .succeeded, detail: "\(user): \(what), \(reason)", service: service),
                                   correlationID: correlationID, on: c)
             }
             return rows.count

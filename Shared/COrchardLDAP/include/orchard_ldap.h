@@ -26,7 +26,8 @@ int orc_ldap_break(void *ld);
 /// Looks a user up on `search_ld` (a connection bound as the search account, or anonymous) and, when `user_password`
 /// is given, binds on `bind_ld` as the entry found (which may be the same connection; a connection used for a user's
 /// bind is bound as that user afterwards). `filter` is complete and already escaped. `disabled_filter` (may be empty)
-/// marks entries that may not sign in. Blocking. The entry's DN is copied to `dn_out`, a message to `err`.
+/// marks entries that may not sign in; with a password it is checked only after the bind succeeded (DISABLED is never
+/// the answer to a wrong password). Blocking. The entry's DN is copied to `dn_out`, a message to `err`.
 /// ORC_LDAP_CONNECTION_LOST when the server had closed a connection.
 int orc_ldap_check_on(void *search_ld, void *bind_ld, const char *base_dn, const char *filter, const char *disabled_filter,
                       const char *user_password, int timeout_seconds, char *dn_out, size_t dn_capacity,
