@@ -15,6 +15,9 @@ the header). Controlled by the tests over /_control (JSON):
                                    devices assigned (added), changed (modified) or released (deleted): each
                                    change goes on the sync feed; "hidden": true keeps it off the feed (only a
                                    full fetch shows it, as Apple does with some)
+  POST /_control/push              {"consumer_key", "serial_number", "profile_push_time"?}  Apple pushed the device its
+                                   profile (it ran Setup Assistant): profile_status "pushed", profile_push_time as given or
+                                   now (rounded up to the next second), a modified entry on the sync feed
   POST /_control/cursor            {"consumer_key", "echo": n}       the next n sync answers repeat the cursor
                                    given, with more_to_follow true (a bug Apple's API has shown)
   POST /_control/delay             {"consumer_key", "ms"}            each device page answers that much later
@@ -148,6 +151,14 @@ class Handler(BaseHTTPRequestHandler):
                         token["devices"][serial] = merged
                     if not data.get("hidden"):
                         token["feed"].append(dict(token["devices"].get(serial, device), op_type=op, op_date=stamp))
+            elif path == "/_control/push":
+                token = tokens[data["consumer_key"]]
+                device = token["devices"].get(data["serial_number"])
+                if device is None:
+                    return self.answer(404, {"error": "no such device"})
+                pushed = data.get("profile_push_time") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(time.time()) + 1))
+                device.update(profile_status="pushed", profile_push_time=pushed)
+                token["feed"].append(dict(device, op_type="modified", op_date=pushed))
             elif path == "/_control/assign":
                 token = tokens[data["consumer_key"]]
                 token["assign_outcomes"] = dict(data.get("outcomes") or {})

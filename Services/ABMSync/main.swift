@@ -92,6 +92,10 @@ runtime.respond(ListABMDevices.self, on: &routes) { request, _ in
 runtime.respond(ABMDeviceAction.self, on: &routes) { request, message in
     try await profiles.act(request, correlationID: message.correlationID)
 }
+runtime.respond(ConfirmADEProfilePush.self, on: &routes) { request, _ in
+    try await profiles.profilePush(request)
+}
+await runtime.startUp { try await profiles.announceSignInRequirements() }
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)
 
 let schedule: [any Service] = syncInterval == 0 ? [] : [

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import OrchardCrypto
 import OrchardServiceKit
 
@@ -22,6 +23,11 @@ struct GatewayConfiguration: Sendable {
     let adeReleaseDeadline: Duration
     /// How long the gateway trusts user-enrollment-auth's answer about a bearer token (account-driven enrollment).
     let accountTokenCacheSeconds: Int
+    /// The TLS terminator's header naming the client address (per-address limits of the ADE sign-in and refusals).
+    let forwardedFor: HTTPField.Name?
+    /// Failed ADE sign-ins of one account, and from one address, within 15 minutes that lock it for 15 minutes.
+    let signInAccountFailures: Int
+    let signInAddressFailures: Int
 
     var serverURL: String { "\(publicURL)/mdm/server" }
     var checkInURL: String { "\(publicURL)/mdm/checkin" }
@@ -48,6 +54,9 @@ struct GatewayConfiguration: Sendable {
         appleDeviceRoots = try env.optional("ORCHARD_APPLE_DEVICE_ROOTS").map(Self.readPEM) ?? []
         adeReleaseDeadline = .seconds(try env.int("ORCHARD_ADE_RELEASE_DEADLINE_SECONDS", default: 900, range: 1...86400))
         accountTokenCacheSeconds = try env.int("ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS", default: 20, range: 0...30)
+        forwardedFor = try env.forwardedForHeader()
+        signInAccountFailures = try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000)
+        signInAddressFailures = try env.int("ORCHARD_SIGN_IN_ADDRESS_FAILURES", default: 20, range: 1...100_000)
     }
 
     private static func readPEM(_ path: String) throws -> [Certificate] {

@@ -5,6 +5,7 @@ import Hummingbird
 import OrchardSchemas
 import OrchardMessaging
 import OrchardServiceKit
+import OrchardStorage
 
 // checkin-gateway: the device-facing MDM endpoints (check-in, command channel, enrollment profiles),
 // the command queue, APNs push, declarative management, and the admin API.
@@ -23,7 +24,7 @@ let timeout = runtime.configuration.requestTimeout
 let pushCertificates = PushCertificates(database: database, secrets: configuration.secrets)
 let pusher = APNsPusher(database: database, certificates: pushCertificates, baseURL: configuration.apnsURL,
                         trustRoots: configuration.apnsTrustRoots, logger: runtime.logger)
-let pushTopic: @Sendable () async -> String? = { await pusher.topic() }
+let pushTopic: @Sendable () async throws -> String? = { try await pusher.topic() }
 let trust = DeviceTrust(database: database, extraRoots: configuration.extraDeviceRoots)
 // How devices prove who they are; a new method (MachineInfo, a bearer token) is added here only.
 var authenticators: [any DeviceAuthenticator] = [MdmSignatureAuthenticator(trust: trust)]
@@ -65,14 +66,19 @@ router.get("enroll/:token") { _, context -> Response in
 }
 WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery, settings: watchEnrollment,
                       configuration: configuration, requestTimeout: timeout, machineInfo: machineInfo).add(to: router)
-let adeEnrollment = ADEEnrollmentRoutes(database: database, delivery: delivery, machineInfo: machineInfo)
+let reenrollment = ADEReenrollment(database: database, outbox: runtime.outbox, requests: requests, timeout: max(timeout, .seconds(15)))
+let adeEnrollment = ADEEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: delivery, machineInfo: machineInfo,
+                                        reenrollment: reenrollment, forwardedFor: configuration.forwardedFor)
 adeEnrollment.add(to: router)
-ADESignInRoutes(database: database, enrollment: adeEnrollment).add(to: router)
+let passwords = PasswordHasher()
+ADESignInRoutes(database: database, enrollment: adeEnrollment, passwords: passwords, throttle: FailureThrottle(database: database),
+                accountLimit: configuration.signInAccountFailures, addressLimit: configuration.signInAddressFailures,
+                forwardedFor: configuration.forwardedFor).add(to: router)
 AccountEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: delivery, accounts: accounts,
-                        roots: configuration.appleDeviceRoots, service: service).add(to: router)
+                        roots: configuration.appleDeviceRoots, service: service, forwardedFor: configuration.forwardedFor).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
-            requestTimeout: timeout, watchEnrollment: watchEnrollment, accounts: accounts,
+            requestTimeout: timeout, watchEnrollment: watchEnrollment, accounts: accounts, passwords: passwords,
             adeEnrollmentURL: "\(configuration.publicURL)/mdm/ade/enroll").add(to: router)
 
 let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity", background: true,

@@ -84,3 +84,31 @@ public struct SyncABMToken: RequestSchema, Equatable {
         }
     }
 }
+
+/// When Apple last pushed a device its ADE profile (`profile_push_time` of ABM's `POST /devices` for the serial). Apple
+/// pushes the profile to a device that runs Setup Assistant; a captured MachineInfo sent again moves nothing there. The
+/// gateway asks before it issues a second identity for an enrolled serial (docs/decisions.md, "ADE re-enrollment").
+/// A refusal with status 503 when ABM does not answer (the device retries).
+public struct ConfirmADEProfilePush: RequestSchema, Equatable {
+    public static let topic = "orchard.abm-requests.v1"
+    public static let type = "abm.device.profile-push"
+    public static let version = 1
+
+    public var serialNumber: String
+    public var key: String { serialNumber }
+
+    public init(serialNumber: String) { self.serialNumber = serialNumber }
+
+    public struct Reply: Codable, Sendable, Equatable {
+        public var tokenID: String
+        /// ABM's `profile_push_time`; nil when ABM shows none.
+        public var profilePushTime: Date?
+        public var profileStatus: String?
+
+        public init(tokenID: String, profilePushTime: Date?, profileStatus: String?) {
+            self.tokenID = tokenID
+            self.profilePushTime = profilePushTime
+            self.profileStatus = profileStatus
+        }
+    }
+}

@@ -16,9 +16,11 @@ public struct ADEProfileView: Codable, Sendable, Equatable {
     /// New devices of the token get this profile.
     public var isDefault: Bool
     public var definedAt: Date
+    /// Devices must sign in on the gateway's page (`configuration_web_url`); its `url` serves them no profile.
+    public var requiresSignIn: Bool?
 
     public init(id: String, tokenID: String, name: String, profileUUID: String, profile: String, minimumOS: [String: String],
-                isDefault: Bool, definedAt: Date) {
+                isDefault: Bool, definedAt: Date, requiresSignIn: Bool? = nil) {
         self.id = id
         self.tokenID = tokenID
         self.name = name
@@ -27,6 +29,7 @@ public struct ADEProfileView: Codable, Sendable, Equatable {
         self.minimumOS = minimumOS
         self.isDefault = isDefault
         self.definedAt = definedAt
+        self.requiresSignIn = requiresSignIn
     }
 }
 
@@ -45,15 +48,19 @@ public struct DefineADEProfile: RequestSchema, Equatable {
     /// Orchard's ADE enrollment endpoint: `url` and `configuration_web_url` when the profile gives none.
     public var enrollmentURL: String
     public var actor: String
+    /// The profile's `configuration_web_url` is the gateway's sign-in page: only a sign-in hands out the profile.
+    public var requiresSignIn: Bool?
     public var key: String { tokenID }
 
-    public init(tokenID: String, profile: Data, minimumOS: [String: String], makeDefault: Bool, enrollmentURL: String, actor: String) {
+    public init(tokenID: String, profile: Data, minimumOS: [String: String], makeDefault: Bool, enrollmentURL: String, actor: String,
+                requiresSignIn: Bool? = nil) {
         self.tokenID = tokenID
         self.profile = profile
         self.minimumOS = minimumOS
         self.makeDefault = makeDefault
         self.enrollmentURL = enrollmentURL
         self.actor = actor
+        self.requiresSignIn = requiresSignIn
     }
 
     public typealias Reply = ADEProfileView
@@ -220,10 +227,12 @@ public struct ADEProfileEvent: MessageSchema, Codable, Sendable, Equatable {
     /// `anchor_certs`, DER: the profile's server trust.
     public var anchorCertificates: [Data]
     public var minimumOS: [String: String]
+    /// Devices must sign in on the gateway's page before they get their profile (absent: no).
+    public var requiresSignIn: Bool?
     public var key: String { profileUUID }
 
     public init(profileID: String, tokenID: String, profileUUID: String, name: String, isSupervised: Bool, isMdmRemovable: Bool,
-                awaitDeviceConfigured: Bool, anchorCertificates: [Data], minimumOS: [String: String]) {
+                awaitDeviceConfigured: Bool, anchorCertificates: [Data], minimumOS: [String: String], requiresSignIn: Bool? = nil) {
         self.profileID = profileID
         self.tokenID = tokenID
         self.profileUUID = profileUUID
@@ -233,5 +242,6 @@ public struct ADEProfileEvent: MessageSchema, Codable, Sendable, Equatable {
         self.awaitDeviceConfigured = awaitDeviceConfigured
         self.anchorCertificates = anchorCertificates
         self.minimumOS = minimumOS
+        self.requiresSignIn = requiresSignIn
     }
 }

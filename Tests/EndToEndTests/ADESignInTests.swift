@@ -65,7 +65,7 @@ final class ADESignInTests: XCTestCase {
         XCTAssertTrue([400, 403].contains(forged.status), "a changed MachineInfo is refused: \(forged.status)")
         for _ in 0..<5 { _ = try await submit("eve.\(tag)@acme.example", "guess guess guess") }
         let locked = try await submit("eve.\(tag)@acme.example", "correct horse battery")
-        XCTAssertEqual(locked.status, 401, "five failures lock the account")
+        XCTAssertEqual(locked.status, 429, "five failures lock the account (429, as the account-driven sign-in answers)")
 
         let signedIn = try await submit("Jane.\(tag)@acme.example", "correct horse battery")
         XCTAssertEqual(signedIn.status, 200, signedIn.text)

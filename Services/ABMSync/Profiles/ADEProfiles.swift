@@ -33,13 +33,13 @@ struct ADEProfiles: Sendable {
         let event = ADEProfileEvent(profileID: id, tokenID: tokenID, profileUUID: profileUUID, name: checked.name,
                                     isSupervised: checked.isSupervised, isMdmRemovable: checked.isMdmRemovable,
                                     awaitDeviceConfigured: checked.awaitDeviceConfigured, anchorCertificates: checked.anchors,
-                                    minimumOS: r.minimumOS)
+                                    minimumOS: r.minimumOS, requiresSignIn: r.requiresSignIn == true)
         try await database.transaction { c in
             try c.query("""
-                INSERT INTO abm_profiles (id, token_id, name, profile_uuid, body, minimum_os, defined_by)
-                VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7)
+                INSERT INTO abm_profiles (id, token_id, name, profile_uuid, body, minimum_os, defined_by, requires_sign_in)
+                VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8)
                 """, [.text(id), .text(tokenID), .text(checked.name), .text(profileUUID),
-                      .text(String(decoding: checked.json, as: UTF8.self)), .text(minimum), .text(r.actor)])
+                      .text(String(decoding: checked.json, as: UTF8.self)), .text(minimum), .text(r.actor), .bool(r.requiresSignIn == true)])
             if r.makeDefault {
                 try c.query("UPDATE abm_tokens SET default_profile_id = $2::uuid WHERE id = $1::uuid", [.text(tokenID), .text(id)])
             }
@@ -56,6 +56,56 @@ struct ADEProfiles: Sendable {
                                              actor: r.actor, correlationID: correlationID)
         }
         return try await view(id)
+    }
+
+    /// Profiles that require the sign-in page but whose event the gateway has not had with that fact (defined before
+    /// the event carried it): announced again, once. Runs at start-up.
+    func announceSignInRequirements() async throws {
+        try await database.transaction { c in
+            let rows = try c.query("""
+                UPDATE abm_profiles SET sign_in_announced = true WHERE requires_sign_in AND NOT sign_in_announced
+                RETURNING id::text AS id, token_id::text AS token_id, name, profile_uuid, body, minimum_os
+                """)
+            for row in rows {
+                guard let body = row.string("body"), let checked = try? ProfileValidation.check(Data(body.utf8), enrollmentURL: "") else { continue }
+                let minimum = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:]
+                try Outbox.append(ADEProfileEvent(profileID: row.string("id") ?? "", tokenID: row.string("token_id") ?? "",
+                                                  profileUUID: row.string("profile_uuid") ?? "", name: row.string("name") ?? "",
+                                                  isSupervised: checked.isSupervised, isMdmRemovable: checked.isMdmRemovable,
+                                                  awaitDeviceConfigured: checked.awaitDeviceConfigured, anchorCertificates: checked.anchors,
+                                                  minimumOS: minimum, requiresSignIn: true), correlationID: nil, on: c)
+            }
+        }
+        outbox.notify()
+    }
+
+    /// When Apple last pushed the serial its profile (`POST /devices`), for the gateway's re-enrollment check. ABM that
+    /// does not answer (after two tries: a device in Setup Assistant is waiting) is a 503 refusal.
+    func profilePush(_ r: ConfirmADEProfilePush) async throws -> ConfirmADEProfilePush.Reply {
+        guard (1...64).contains(r.serialNumber.count), !r.serialNumber.containsControlCharacters,
+              let tokenID = try await database.query("""
+                SELECT token_id::text AS token_id FROM abm_devices WHERE serial_number = $1 AND deleted_at IS NULL
+                ORDER BY updated_at DESC LIMIT 1
+                """, [.text(r.serialNumber)]).first?.string("token_id") else {
+            throw RequestRefused(code: "abm-device.unknown", message: "serial \(r.serialNumber.prefix(64)) is not assigned to this MDM server",
+                                 httpStatus: 404)
+        }
+        let answer: ABMSession.Answer
+        do {
+            answer = try await tokens.session(id: tokenID, attempts: 2).call(.POST, "/devices",
+                                                                             json: Array(try JSONSerialization.data(withJSONObject: ["devices": [r.serialNumber]])))
+        } catch let error as ABMSession.Refused {
+            throw RequestRefused(code: "abm.unreachable", message: "Apple Business Manager did not confirm the device (\(error)); retry shortly",
+                                 httpStatus: 503)
+        } catch let error as ABMSession.TermsNotSigned {
+            throw RequestRefused(code: "abm.terms", message: "\(error)", httpStatus: 503)
+        }
+        let devices = ((try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any])?["devices"] as? [String: Any]
+        guard let device = devices?[r.serialNumber] as? [String: Any] else {
+            throw RequestRefused(code: "abm.unreachable", message: "Apple Business Manager's answer has no entry for the serial", httpStatus: 503)
+        }
+        let pushed = (device["profile_push_time"] as? String).flatMap { ISO8601.date(from: $0) }
+        return .init(tokenID: tokenID, profilePushTime: pushed, profileStatus: device["profile_status"] as? String)
     }
 
     func list() async throws -> [ADEProfileView] {
@@ -147,7 +197,7 @@ struct ADEProfiles: Sendable {
 
     private static let viewColumns = """
         SELECT p.id::text AS id, p.token_id::text AS token_id, p.name, p.profile_uuid, p.body, p.minimum_os, p.defined_at,
-               t.default_profile_id IS NOT DISTINCT FROM p.id AS is_default
+               p.requires_sign_in, t.default_profile_id IS NOT DISTINCT FROM p.id AS is_default
         FROM abm_profiles p JOIN abm_tokens t ON t.id = p.token_id
         """
 
@@ -155,6 +205,7 @@ struct ADEProfiles: Sendable {
         ADEProfileView(id: row.string("id") ?? "", tokenID: row.string("token_id") ?? "", name: row.string("name") ?? "",
                        profileUUID: row.string("profile_uuid") ?? "", profile: row.string("body") ?? "{}",
                        minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:],
-                       isDefault: row.bool("is_default") ?? false, definedAt: row.date("defined_at") ?? Date())
+                       isDefault: row.bool("is_default") ?? false, definedAt: row.date("defined_at") ?? Date(),
+                       requiresSignIn: row.bool("requires_sign_in") ?? false)
     }
 }

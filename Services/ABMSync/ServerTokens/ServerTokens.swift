@@ -245,7 +245,8 @@ struct ServerTokens: Sendable {
     }
 
     /// A session with ABM for the token's credentials (refused while no server token is uploaded).
-    func session(id: String) async throws -> ABMSession {
+    /// `attempts`: how many times a call is tried (a device waiting on the answer cannot wait for five).
+    func session(id: String, attempts: Int = 5) async throws -> ABMSession {
         guard let row = try await database.query("SELECT sealed_server_token FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first
         else { throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404) }
         guard let sealed = row.bytes("sealed_server_token") else {
@@ -255,7 +256,7 @@ struct ServerTokens: Sendable {
                                                    from: Data(try box.open(sealed, context: Self.credentialsContext(id))))
         return ABMSession(baseURL: appleURL, credentials: .init(consumerKey: credentials.consumerKey, consumerSecret: credentials.consumerSecret,
                                                                 token: credentials.accessToken, tokenSecret: credentials.accessSecret),
-                          client: http)
+                          client: http, maxAttempts: attempts)
     }
 
     func list() async throws -> [ABMTokenHealth] {

@@ -52,5 +52,14 @@ enum ABMSyncMigrations {
             ALTER TABLE abm_tokens ADD COLUMN discovery_url text, ADD COLUMN discovery_registered_at timestamptz,
                 ADD COLUMN discovery_error text;
             """),
+        // Hardening (issue 18): whether a profile's devices must sign in (its configuration_web_url is the gateway's
+        // sign-in page). The gateway learns it from the profile's event; profiles defined before are marked from their
+        // body and announced again at start-up (`sign_in_announced`).
+        Migration(8, "ADE profiles that require the sign-in page", """
+            ALTER TABLE abm_profiles ADD COLUMN requires_sign_in boolean NOT NULL DEFAULT false,
+                ADD COLUMN sign_in_announced boolean NOT NULL DEFAULT true;
+            UPDATE abm_profiles SET requires_sign_in = true, sign_in_announced = false
+                WHERE body::jsonb->>'configuration_web_url' LIKE '%/mdm/ade/sign-in';
+            """),
     ]
 }

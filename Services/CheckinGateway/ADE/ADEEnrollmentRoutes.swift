@@ -1,29 +1,52 @@
 import AppleProtocol
 import Foundation
+import HTTPTypes
 import Hummingbird
 import OrchardCore
+import OrchardMessaging
 import OrchardSchemas
+import OrchardServiceKit
 import OrchardStorage
 
 /// The ADE profile's `url` (and `configuration_web_url`): during Setup Assistant the device POSTs its
 /// CMS-signed MachineInfo, or GETs with it in `x-apple-aspen-deviceinfo` (REFERENCE §4.6). The serial must be
 /// in the gateway's copy of the ABM mirror with one of Orchard's profiles assigned; otherwise 403 with a JSON
 /// reason. Below the profile's minimum OS, a device that allows it is told `com.apple.softwareupdate.required`.
-/// The profile is served with the ADE profile's anchors and removability, its identity bound to the UDID.
+/// A profile that requires the sign-in page gets no profile here (403 `orchard.ade.sign-in-required`): only the sign-in's
+/// POST (`ADESignInRoutes`) serves it. A second identity for an enrolled serial needs ABM to show a newer profile push,
+/// or an administrator's allowance (`ADEReenrollment`). The profile is served with the ADE profile's anchors and
+/// removability, its identity bound to the UDID.
 struct ADEEnrollmentRoutes: Sendable {
     let database: Database
+    let outbox: OutboxPublisher
     let delivery: ProfileDelivery
     let machineInfo: MachineInfoAuthenticator
+    let reenrollment: ADEReenrollment
+    /// The TLS terminator's header naming the client address (`ORCHARD_FORWARDED_FOR_HEADER`), when there is one.
+    let forwardedFor: HTTPField.Name?
+    /// Activity entries of refusals per minute: per client address before the MachineInfo's signature is checked, per
+    /// device after (a captured MachineInfo can be sent again and again; devices behind one address each have their own).
+    /// The answers are never limited.
+    let budget = ActivityBudget(limit: 30)
 
     func add(to router: Router<GatewayContext>) {
-        router.post("mdm/ade/enroll") { request, context in try await enroll(request, correlationID: context.correlationID) }
-        router.get("mdm/ade/enroll") { request, context in try await enroll(request, correlationID: context.correlationID) }
+        router.post("mdm/ade/enroll") { request, context in try await enroll(request, context: context) }
+        router.get("mdm/ade/enroll") { request, context in try await enroll(request, context: context) }
     }
 
-    func enroll(_ request: Request, correlationID: String) async throws -> Response {
-        switch try await admit(try await signedMachineInfo(request, correlationID: correlationID), correlationID: correlationID) {
+    func enroll(_ request: Request, context: GatewayContext) async throws -> Response {
+        let correlationID = context.correlationID
+        switch try await admit(try await signedMachineInfo(request, context: context), correlationID: correlationID,
+                               address: context.clientAddress(request, forwardedFor: forwardedFor)) {
         case .refused(let answer): return answer
-        case .admitted(let admitted): return try await serve(admitted, actor: "device:\(admitted.info.udid)", correlationID: correlationID)
+        case .admitted(let admitted):
+            guard !admitted.profile.requiresSignIn else {
+                return try await refusal(admitted.info, "orchard.ade.sign-in-required", """
+                    serial \(admitted.info.serial)'s enrollment profile \(admitted.profile.name) requires signing in: the profile is \
+                    served by its configuration_web_url, \(ADESignInRoutes.path), after a sign-in
+                    """, correlationID, address: admitted.address)
+            }
+            return try await serve(admitted, actor: "device:\(admitted.info.udid)", correlationID: correlationID)
         }
     }
 
@@ -32,6 +55,8 @@ struct ADEEnrollmentRoutes: Sendable {
         let info: MachineInfo
         let profile: ADEStore.Profile
         let note: String
+        /// The client's address (the refusals' activity budget).
+        let address: String
     }
 
     enum Admission: Sendable {
@@ -41,19 +66,20 @@ struct ADEEnrollmentRoutes: Sendable {
     }
 
     /// The signed MachineInfo of the request (POST body or `x-apple-aspen-deviceinfo`); 400/403 when missing or untrusted.
-    func signedMachineInfo(_ request: Request, correlationID: String) async throws -> [UInt8] {
+    func signedMachineInfo(_ request: Request, context: GatewayContext) async throws -> [UInt8] {
         guard !machineInfo.roots.isEmpty else { throw refuse(.serviceUnavailable, "ADE enrollment needs ORCHARD_APPLE_DEVICE_ROOTS") }
         do { return try await MachineInfoAuthenticator.signedBytes(request) } catch let rejection as MachineInfoAuthenticator.Rejection {
-            try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: correlationID)
+            try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: context.correlationID,
+                             address: context.clientAddress(request, forwardedFor: forwardedFor))
             throw refuse(rejection.status, "\(rejection)")
         }
     }
 
     /// Verifies the signed MachineInfo and decides whether the device may have its profile.
-    func admit(_ signed: [UInt8], correlationID: String) async throws -> Admission {
+    func admit(_ signed: [UInt8], correlationID: String, address: String) async throws -> Admission {
         let info: MachineInfo
         do { info = try machineInfo.verify(signed) } catch let rejection as MachineInfoAuthenticator.Rejection {
-            try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: correlationID)
+            try await record(nil, "ade.enrollment.refused", outcome: .refused, detail: "\(rejection)", correlationID: correlationID, address: address)
             throw refuse(rejection.status, "\(rejection)")
         }
         guard !info.serial.isEmpty, info.serial.count <= 64, !info.serial.containsControlCharacters else {
@@ -61,13 +87,14 @@ struct ADEEnrollmentRoutes: Sendable {
         }
         guard let assignment = try await ADEStore.assignment(database, serial: info.serial), !assignment.released else {
             return .refused(try await refusal(info, "orchard.ade.device-unknown",
-                                              "serial \(info.serial) is not assigned to this MDM server in Apple Business Manager", correlationID))
+                                              "serial \(info.serial) is not assigned to this MDM server in Apple Business Manager",
+                                              correlationID, address: address))
         }
         guard let profile = assignment.profile, ["assigned", "pushed"].contains(assignment.profileStatus ?? "") else {
             return .refused(try await refusal(info, "orchard.ade.profile-not-assigned", """
                 serial \(info.serial) has no Orchard enrollment profile assigned in Apple Business Manager \
                 (profile status \(assignment.profileStatus ?? "empty"))
-                """, correlationID))
+                """, correlationID, address: address))
         }
         let platform = Self.platform(product: info.product)
         var note = ""
@@ -76,25 +103,33 @@ struct ADEEnrollmentRoutes: Sendable {
             if info.canRequestSoftwareUpdate {
                 try await record(info, "ade.enrollment.update-required", outcome: .refused,
                                  detail: "\(info.serial) runs \(info.osVersion); profile \(profile.name) requires \(minimum)",
-                                 correlationID: correlationID)
+                                 correlationID: correlationID, address: address)
                 return .refused(bytesResponse(ErrorDocument.softwareUpdateRequired(osVersion: minimum).json, contentType: "application/json",
                                               status: .forbidden))
             }
             // It cannot be asked to update during Setup Assistant: it enrolls, and the log says so.
             note = " (below the minimum \(minimum); the device cannot be asked to update during setup)"
         }
-        return .admitted(Admitted(info: info, profile: profile, note: note))
+        return .admitted(Admitted(info: info, profile: profile, note: note, address: address))
     }
 
-    /// The signed profile for an admitted device, its identity bound to the UDID, the device `profile pushed`.
+    /// The signed profile for an admitted device, its identity bound to the UDID, the device `profile pushed`; for a
+    /// serial that is enrolled already, only when `ADEReenrollment` accepts a second identity.
     func serve(_ admitted: Admitted, actor: String, correlationID: String) async throws -> Response {
         let info = admitted.info, profile = admitted.profile, note = admitted.note
         let serial = info.serial, udid = info.udid
+        let decision = try await reenrollment.decide(info, correlationID: correlationID)
+        if case .refused(let reason) = decision {
+            return try await reenrollment.refusal(info, reason: reason, correlationID: correlationID, recorded: budget.allow("device:\(udid)"))
+        }
         return try await delivery.deliver(
             to: .init(subject: udid, platform: Self.platform(product: info.product), deviceID: udid, extraAnchors: profile.anchors,
                       removalDisallowed: !profile.isMdmRemovable),
             correlationID: correlationID,
-            record: { c in try ADEStore.profileServed(c, udid: udid, serial: serial, profileUUID: profile.profileUUID) }) { _ in
+            record: { c, journal in
+                try reenrollment.accept(decision, info, in: c, journal: &journal)
+                try ADEStore.profileServed(c, udid: udid, serial: serial, profileUUID: profile.profileUUID)
+            }) { _ in
             ActivityRecorded(actor: actor, action: "ade.enrollment-profile.served", deviceID: udid, relatedDeviceIDs: [],
                              outcome: .succeeded,
                              detail: "serial \(serial), \(info.product) \(info.osVersion), profile \(profile.name)\(note)",
@@ -107,17 +142,21 @@ struct ADEEnrollmentRoutes: Sendable {
         product.hasPrefix("Mac") || product.hasPrefix("iMac") || product.hasPrefix("VirtualMac") ? .macOS : .iOS
     }
 
-    /// Dotted versions compared numerically (18.2 < 18.10); missing parts count as 0.
-    private func refusal(_ info: MachineInfo, _ code: String, _ message: String, _ correlationID: String) async throws -> Response {
-        try await record(info, "ade.enrollment.refused", outcome: .refused, detail: "\(code): \(message)", correlationID: correlationID)
+    private func refusal(_ info: MachineInfo, _ code: String, _ message: String, _ correlationID: String, address: String) async throws -> Response {
+        try await record(info, "ade.enrollment.refused", outcome: .refused, detail: "\(code): \(message)", correlationID: correlationID,
+                         address: address)
         return bytesResponse(ErrorDocument(code: code, description: message, details: [:]).json, contentType: "application/json",
                              status: .forbidden)
     }
 
+    /// An activity entry of its own; a refusal's only within the budget of its device, or of its client address when
+    /// the request proved no device (a flood of bad requests must not become as many rows).
     func record(_ info: MachineInfo?, _ action: String, outcome: ActivityRecorded.Outcome, detail: String,
-                        correlationID: String) async throws {
+                correlationID: String, address: String) async throws {
+        guard outcome != .refused || budget.allow(info.map { "device:\($0.udid)" } ?? "address:\(address)") else { return }
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(info?.udid ?? "unknown")", action, device: info?.udid, outcome: outcome, detail: detail)
         try await journal.commit(to: database)
+        outbox.notify()
     }
 }

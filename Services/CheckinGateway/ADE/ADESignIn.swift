@@ -5,79 +5,95 @@ import Hummingbird
 import OrchardCore
 import OrchardCrypto
 import OrchardSchemas
+import OrchardServiceKit
 import OrchardStorage
 
 /// The `configuration_web_url` variant of ADE enrollment: Setup Assistant opens this page in a web view with the
 /// device's signed MachineInfo in `x-apple-aspen-deviceinfo`; the user signs in with a local account (admin API
 /// `/ade/accounts`), and the answer to the form is the signed profile (`application/x-apple-aspen-config`), as
-/// Apple asks of the last page. The signed MachineInfo travels in the form, so the POST is checked as the GET
-/// was (it cannot be changed without breaking the signature). Five wrong passwords lock an account for 15 minutes;
-/// the page never says whether the account exists.
+/// Apple asks of the last page. For a profile that requires it, this POST is the only way to the profile (the `url`
+/// refuses). The signed MachineInfo travels in the form, so the POST is checked as the GET was (it cannot be changed
+/// without breaking the signature). Failures are counted per account and per client address, unknown accounts
+/// included (`FailureThrottle`: 5 and 20 in 15 minutes lock for 15 minutes, 429); the checks happen before any password
+/// is hashed, and hashes run on `PasswordHasher`'s low-priority thread. The page never says whether an account exists.
 struct ADESignInRoutes: Sendable {
     let database: Database
     let enrollment: ADEEnrollmentRoutes
+    let passwords: PasswordHasher
+    let throttle: FailureThrottle
+    let accountLimit: Int
+    let addressLimit: Int
+    /// The TLS terminator's header naming the client address (`ORCHARD_FORWARDED_FOR_HEADER`), when there is one.
+    let forwardedFor: HTTPField.Name?
 
-    static let iterations = 310_000
-    static let maxFailures = 5
-    static let lockout: TimeInterval = 900
+    static let iterations = PasswordHasher.iterations
+    static let path = "/mdm/ade/sign-in"
+    static let retryAfter = HTTPField.Name("Retry-After")!
 
     func add(to router: Router<GatewayContext>) {
         router.get("mdm/ade/sign-in") { request, context -> Response in
-            let signed = try await enrollment.signedMachineInfo(request, correlationID: context.correlationID)
-            switch try await enrollment.admit(signed, correlationID: context.correlationID) {
+            let signed = try await enrollment.signedMachineInfo(request, context: context)
+            switch try await enrollment.admit(signed, correlationID: context.correlationID,
+                                              address: context.clientAddress(request, forwardedFor: forwardedFor)) {
             case .refused(let answer): return answer
             case .admitted(let admitted): return page(deviceInfo: Data(signed).base64EncodedString(), serial: admitted.info.serial)
             }
         }
         router.post("mdm/ade/sign-in") { request, context -> Response in
-            let form = FormEncoding.parse(try await request.bodyBytes(limit: 160 * 1024))
-            guard let deviceInfo = form["deviceinfo"], let signed = Data(base64Encoded: deviceInfo), !signed.isEmpty else {
-                throw refuse(.badRequest, "the sign-in form lacks the device's MachineInfo: open the page from Setup Assistant")
-            }
-            let admitted: ADEEnrollmentRoutes.Admitted
-            switch try await enrollment.admit(Array(signed), correlationID: context.correlationID) {
-            case .refused(let answer): return answer
-            case .admitted(let a): admitted = a
-            }
-            let username = (form["username"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
-            let password = form["password"] ?? ""
-            guard (1...200).contains(username.count), !username.containsControlCharacters, (1...1024).contains(password.count),
-                  try await check(username: username, password: password) else {
-                try await enrollment.record(admitted.info, "ade.sign-in.failed", outcome: .refused,
-                                            detail: "serial \(admitted.info.serial): account \(username.prefix(200))", correlationID: context.correlationID)
-                return page(deviceInfo: deviceInfo, serial: admitted.info.serial, username: username,
-                            error: "The user name or password is not right, or the account is locked. Try again in a while if it keeps failing.",
-                            status: .unauthorized)
-            }
-            return try await enrollment.serve(admitted, actor: "user:\(username)", correlationID: context.correlationID)
+            try await signIn(request, context: context)
         }
     }
 
-    /// Whether the password is the account's; counts failures and locks the account after `maxFailures`.
-    func check(username: String, password: String) async throws -> Bool {
-        guard let row = try await database.query("""
-            SELECT salt, password_hash, iterations, disabled, locked_until > now() AS locked FROM ade_accounts WHERE username = $1
-            """, [.text(username)]).first, let salt = row.bytes("salt"), let hash = row.bytes("password_hash") else {
-            // The same work for an unknown account, so that timing does not tell which accounts exist.
-            _ = Digest.pbkdf2SHA256(password: password, salt: Array(repeating: 0, count: 16), iterations: Self.iterations)
-            return false
+    private func signIn(_ request: Request, context: GatewayContext) async throws -> Response {
+        let form = FormEncoding.parse(try await request.bodyBytes(limit: 160 * 1024))
+        guard let deviceInfo = form["deviceinfo"], let signed = Data(base64Encoded: deviceInfo), !signed.isEmpty else {
+            throw refuse(.badRequest, "the sign-in form lacks the device's MachineInfo: open the page from Setup Assistant")
         }
-        let ok = Digest.constantTimeEquals(Digest.pbkdf2SHA256(password: password, salt: salt, iterations: row.int("iterations") ?? Self.iterations), hash)
-        if ok && row.bool("disabled") != true && row.bool("locked") != true {
-            try await database.query("UPDATE ade_accounts SET failures = 0, locked_until = NULL WHERE username = $1", [.text(username)])
-            return true
+        let address = context.clientAddress(request, forwardedFor: forwardedFor)
+        let admitted: ADEEnrollmentRoutes.Admitted
+        switch try await enrollment.admit(Array(signed), correlationID: context.correlationID, address: address) {
+        case .refused(let answer): return answer
+        case .admitted(let a): admitted = a
         }
-        try await database.query("""
-            UPDATE ade_accounts SET failures = failures + 1,
-                   locked_until = CASE WHEN failures + 1 >= $2 THEN now() + make_interval(secs => $3) ELSE locked_until END
-            WHERE username = $1
-            """, [.text(username), .int(Self.maxFailures), .int(Int(Self.lockout))])
-        return false
-    }
-
-    static func hash(_ password: String) throws -> (salt: [UInt8], hash: [UInt8]) {
-        let salt = try SecureRandom.bytes(16)
-        return (salt, Digest.pbkdf2SHA256(password: password, salt: salt, iterations: iterations))
+        let serial = admitted.info.serial, correlationID = context.correlationID
+        let username = (form["username"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+        let password = form["password"] ?? ""
+        guard (1...200).contains(username.count), !username.containsControlCharacters, (1...1024).contains(password.count) else {
+            return page(deviceInfo: deviceInfo, serial: serial, username: String(username.prefix(200)),
+                        error: "Enter your user name and password.", status: .badRequest)
+        }
+        let accountKey = ADEAccountStore.throttleKey(username), addressKey = "ade-address:\(address)"
+        if let until = try await throttle.lockedUntil([accountKey, addressKey]) {
+            try await enrollment.record(admitted.info, "ade.sign-in.failed", outcome: .refused,
+                                        detail: "serial \(serial): account \(username) from \(address): locked until \(ISO8601.string(from: until))",
+                                        correlationID: correlationID, address: address)
+            var answer = page(deviceInfo: deviceInfo, serial: serial, username: username,
+                              error: "Too many failed sign-ins. Try again in a while.", status: .tooManyRequests)
+            answer.headers[Self.retryAfter] = String(max(1, Int(until.timeIntervalSinceNow.rounded(.up))))
+            return answer
+        }
+        let account = try await ADEAccountStore.find(database, username: username)
+        let matches: Bool
+        do {
+            matches = try await passwords.verify(password, salt: account?.salt, hash: account?.hash, iterations: account?.iterations)
+        } catch is BackgroundCPU.Busy {
+            var answer = page(deviceInfo: deviceInfo, serial: serial, username: username,
+                              error: "Many sign-ins are being checked right now. Try again in a few seconds.", status: .serviceUnavailable)
+            answer.headers[Self.retryAfter] = String(DependencyFailure.retryAfterSeconds)
+            return answer
+        }
+        guard matches, let account, !account.disabled else {
+            try await throttle.fail(accountKey, limit: accountLimit)
+            try await throttle.fail(addressKey, limit: addressLimit)
+            try await enrollment.record(admitted.info, "ade.sign-in.failed", outcome: .refused,
+                                        detail: "serial \(serial): account \(username) from \(address)", correlationID: correlationID,
+                                        address: address)
+            return page(deviceInfo: deviceInfo, serial: serial, username: username,
+                        error: "The user name or password is not right, or the account is locked. Try again in a while if it keeps failing.",
+                        status: .unauthorized)
+        }
+        try await throttle.clear(accountKey)
+        return try await enrollment.serve(admitted, actor: "user:\(username)", correlationID: correlationID)
     }
 
     private func page(deviceInfo: String, serial: String, username: String = "", error: String? = nil,

@@ -1,5 +1,6 @@
 import AppleProtocol
 import Foundation
+import HTTPTypes
 import Hummingbird
 import OrchardCore
 import OrchardCrypto
@@ -21,29 +22,42 @@ struct AccountEnrollmentRoutes: Sendable {
     let accounts: AccountAuthorization
     let roots: [Certificate]
     let service: String
+    /// The TLS terminator's header naming the client address (`ORCHARD_FORWARDED_FOR_HEADER`), when there is one.
+    let forwardedFor: HTTPField.Name?
+    /// Activity entries per minute: per client address before the signature is checked (the request proves nothing),
+    /// per signing device after (a signed MachineInfo can be sent again and again; devices behind one address each have
+    /// their own). The answers are never limited.
+    let budget = ActivityBudget(limit: 30)
 
     func add(to router: Router<GatewayContext>) {
         router.post("mdm/account/enroll/:domain") { request, context -> Response in
-            try await enroll(request, domain: try context.parameters.require("domain"), correlationID: context.correlationID)
+            try await enroll(request, domain: try context.parameters.require("domain"), correlationID: context.correlationID,
+                             address: context.clientAddress(request, forwardedFor: forwardedFor))
         }
     }
 
-    func enroll(_ request: Request, domain rawDomain: String, correlationID: String) async throws -> Response {
+    func enroll(_ request: Request, domain rawDomain: String, correlationID: String, address: String) async throws -> Response {
         let signed = try await request.bodyBytes(limit: 64 * 1024)
         guard !signed.isEmpty else { throw refuse(.badRequest, "send the device's signed MachineInfo as the body") }
         let domain = rawDomain.lowercased()
-        guard domain.count <= 253, let settings = try await accounts.describe(domain, correlationID: correlationID) else {
-            try await record("account.enrollment.refused", outcome: .refused, detail: "unknown domain \(domain.prefix(253))", correlationID: correlationID)
-            throw refuse(.notFound, "this organisation does not enroll devices for \(domain.prefix(253))")
+        var budgetKey = "address:\(address)"
+        func record(_ action: String, outcome: ActivityRecorded.Outcome, detail: String) async throws {
+            if budget.allow(budgetKey) { try await self.record(action, outcome: outcome, detail: detail, correlationID: correlationID) }
         }
+        // The raw bytes are authenticated before anything is parsed or another service is asked.
         let verified: VerifiedContent
         do { verified = try CMS.verify(signed, roots: roots, checkValidityPeriods: false) } catch {
             let unsigned = (try? CMS.verify(signed, roots: [], checkValidityPeriods: false)) == nil
                 && (try? Plist.parseDictionary(signed)) != nil
             try await record("account.enrollment.refused", outcome: .refused,
-                             detail: "\(domain): \(unsigned ? "unsigned body" : "body not signed by a trusted device identity")", correlationID: correlationID)
+                             detail: "\(domain.prefix(253)): \(unsigned ? "unsigned body" : "body not signed by a trusted device identity")")
             if unsigned { throw refuse(.badRequest, "the MachineInfo must be CMS-signed by the device's identity") }
             throw refuse(.forbidden, "the body is not a MachineInfo signed by a trusted device identity")
+        }
+        budgetKey = "device:\(verified.signer.sha256Fingerprint)"
+        guard domain.count <= 253, let settings = try await accounts.describe(domain, correlationID: correlationID) else {
+            try await record("account.enrollment.refused", outcome: .refused, detail: "unknown domain \(domain.prefix(253))")
+            throw refuse(.notFound, "this organisation does not enroll devices for \(domain.prefix(253))")
         }
         let info: AccountEnrollmentRequest
         do { info = try AccountEnrollmentRequest.parse(verified.content) } catch {
@@ -52,16 +66,17 @@ struct AccountEnrollmentRoutes: Sendable {
         guard let platform = info.platform else {
             throw refuse(.badRequest, "account-driven enrollment is for iPhone, iPad, Mac and Apple Vision Pro, not \(info.product)")
         }
-        if let refusal = try await osRefusal(info, platform: platform, settings: settings, correlationID: correlationID) { return refusal }
+        if let refusal = try await osRefusal(info, platform: platform, settings: settings, correlationID: correlationID,
+                                             recorded: budget.allow(budgetKey)) { return refusal }
 
         guard let bearer = AccountAuthorization.bearer(request) else {
-            try await record("account.challenged", outcome: .succeeded, detail: "\(domain): \(info.product) asked to sign in", correlationID: correlationID)
+            try await record("account.challenged", outcome: .succeeded, detail: "\(domain): \(info.product) asked to sign in")
             return AccountAuthorization.challenge(settings.challenge, reason: "sign in to enroll")
         }
         let token = try await accounts.validate(bearer, correlationID: correlationID)
         guard token.valid, let user = token.managedAppleID, token.domain == settings.domain else {
             let why = token.valid ? "token of another domain" : token.reason ?? "refused"
-            try await record("account.token.refused", outcome: .refused, detail: "\(domain): \(why)", correlationID: correlationID)
+            try await record("account.token.refused", outcome: .refused, detail: "\(domain): \(why)")
             return AccountAuthorization.challenge(settings.challenge, reason: "sign in again: \(why)")
         }
         let account = AccountBinding(managedAppleID: user, domain: settings.domain, mode: settings.mode,
@@ -82,14 +97,16 @@ struct AccountEnrollmentRoutes: Sendable {
     /// `com.apple.softwareupdate.required` when the device says it can be asked to update. A device without
     /// `OS_VERSION` runs an OS older than iOS 17 / macOS 14.
     private func osRefusal(_ info: AccountEnrollmentRequest, platform: AccountEnrollmentRequest.Platform,
-                           settings: DescribeAccountEnrollment.Reply, correlationID: String) async throws -> Response? {
+                           settings: DescribeAccountEnrollment.Reply, correlationID: String, recorded: Bool) async throws -> Response? {
         guard let minimum = settings.minimumOS[platform.rawValue] else { return nil }
         let running = info.osVersion ?? (platform == .macOS ? "13" : "16")
         guard OSVersion.compare(running, minimum) == .orderedAscending else { return nil }
         let shown = info.osVersion ?? "an older version"
         let message = "\(settings.domain) enrolls devices with \(platform.rawValue) \(minimum) or later; this device runs \(platform.rawValue) \(shown). Update it in Settings, then enroll again."
-        try await record("account.enrollment.refused", outcome: .refused,
-                         detail: "\(settings.domain): \(info.product) runs \(platform.rawValue) \(shown), minimum \(minimum)", correlationID: correlationID)
+        if recorded {
+            try await record("account.enrollment.refused", outcome: .refused,
+                             detail: "\(settings.domain): \(info.product) runs \(platform.rawValue) \(shown), minimum \(minimum)", correlationID: correlationID)
+        }
         var document = info.canRequestSoftwareUpdate ? ErrorDocument.softwareUpdateRequired(osVersion: minimum)
             : ErrorDocument(code: "com.orchard.account.os-too-old", description: "OS \(shown) below the minimum \(minimum)", details: [:])
         document.message = message

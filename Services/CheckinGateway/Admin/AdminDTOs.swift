@@ -196,6 +196,12 @@ struct ADEAccountInput: Decodable {
     let disabled: Bool?
 }
 
+struct ADEReenrollmentAllowance: ResponseEncodable {
+    let serialNumber: String
+    let allowedBy: String
+    let expiresAt: String
+}
+
 struct ADEAccountView: ResponseEncodable {
     let username: String
     let disabled: Bool

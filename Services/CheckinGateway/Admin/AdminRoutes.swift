@@ -21,6 +21,7 @@ struct AdminRoutes: Sendable {
     let requestTimeout: Duration
     let watchEnrollment: WatchEnrollmentSettings
     let accounts: AccountAuthorization
+    let passwords: PasswordHasher
     /// Orchard's ADE enrollment endpoint, the `url` of ADE profiles that give none.
     let adeEnrollmentURL: String
     /// Orchard's ADE sign-in page, the `configuration_web_url` of profiles defined with `signIn`.
@@ -189,15 +190,20 @@ struct AdminRoutes: Sendable {
         admin.post("abm/tokens/:id/profiles") { request, context -> ADEProfileView in
             let input = try await request.decode(as: ADEProfileInput.self, context: context)
             var profile = input.profile.bytes
-            if input.signIn == true, var object = (try? JSONSerialization.jsonObject(with: Data(profile))) as? [String: Any] {
+            let object = (try? JSONSerialization.jsonObject(with: Data(profile))) as? [String: Any]
+            if input.signIn == true, var object {
                 if object["configuration_web_url"] == nil { object["configuration_web_url"] = adeSignInURL }
                 if object["url"] == nil { object["url"] = adeEnrollmentURL }
                 profile = Array(try JSONSerialization.data(withJSONObject: object))
             }
+            // Whatever asked for it (signIn, or the page named by hand), a profile whose web view is the sign-in page
+            // gets its profile only from that page's POST: the `url` then refuses.
+            let webURL = ((try? JSONSerialization.jsonObject(with: Data(profile))) as? [String: Any])?["configuration_web_url"] as? String
             return try await requests.request(
                 DefineADEProfile(tokenID: try context.parameters.require("id"), profile: Data(profile),
                                  minimumOS: input.minimumOS ?? [:], makeDefault: input.default ?? false,
-                                 enrollmentURL: adeEnrollmentURL, actor: context.adminKey!.actor),
+                                 enrollmentURL: adeEnrollmentURL, actor: context.adminKey!.actor,
+                                 requiresSignIn: webURL == adeSignInURL),
                 timeout: max(requestTimeout, .seconds(30)), correlationID: context.correlationID)
         }
         admin.get("abm/profiles") { _, context -> ListADEProfiles.Reply in
@@ -234,6 +240,26 @@ struct AdminRoutes: Sendable {
             let rows = try await ADEStore.list(database, after: q["after"].map(String.init) ?? "", limit: try pageLimit(q["limit"]))
             return Page(items: rows.map(ADEDeviceView.init))
         }
+        // One re-enrollment of an enrolled serial without ABM showing a new profile push (a device wiped where Apple's
+        // push is not seen, or a replaced logic board): spent by the next ADE enrollment of the serial, within 24 hours.
+        admin.post("ade/devices/:serial/allow-reenrollment") { _, context -> ADEReenrollmentAllowance in
+            let serial = try context.parameters.require("serial")
+            guard (1...64).contains(serial.count), !serial.containsControlCharacters else {
+                throw refuse(.badRequest, "a serial number is 1 to 64 characters")
+            }
+            guard try await ADEStore.assignment(database, serial: serial) != nil else {
+                throw refuse(.notFound, "serial \(serial) is not an ADE device of this server (not in the copy of ABM's devices)")
+            }
+            let until = try await database.transaction { c -> Date in
+                let until = try ADEStore.allowReenrollment(c, serial: serial, by: context.adminKey!.actor,
+                                                           for: ADEReenrollment.allowanceLifetime)
+                try audit(c, context, "ade.reenrollment.allowed", device: nil,
+                          detail: "serial \(serial) may re-enroll once without a new profile push, until \(ISO8601.string(from: until))")
+                return until
+            }
+            outbox.notify()
+            return ADEReenrollmentAllowance(serialNumber: serial, allowedBy: context.adminKey!.actor, expiresAt: ISO8601.string(from: until))
+        }
         admin.put("ade/accounts/:username") { request, context -> ADEAccountView in
             let username = try context.parameters.require("username").trimmingCharacters(in: .whitespaces).lowercased()
             guard (1...200).contains(username.count), !username.containsControlCharacters else {
@@ -241,28 +267,22 @@ struct AdminRoutes: Sendable {
             }
             let input = try await request.decode(as: ADEAccountInput.self, context: context)
             guard (12...1024).contains(input.password.count) else { throw refuse(.badRequest, "password must be 12 to 1024 characters") }
-            let hashed = try ADESignInRoutes.hash(input.password)
+            let hashed = try await passwords.hash(input.password)
             try await database.transaction { c in
-                try c.query("""
-                    INSERT INTO ade_accounts (username, salt, password_hash, iterations, disabled) VALUES ($1, $2, $3, $4, $5)
-                    ON CONFLICT (username) DO UPDATE SET salt = EXCLUDED.salt, password_hash = EXCLUDED.password_hash,
-                        iterations = EXCLUDED.iterations, disabled = EXCLUDED.disabled, failures = 0, locked_until = NULL, updated_at = now()
-                    """, [.text(username), .bytes(hashed.salt), .bytes(hashed.hash), .int(ADESignInRoutes.iterations),
-                          .bool(input.disabled ?? false)])
+                try ADEAccountStore.save(c, username: username, salt: hashed.salt, hash: hashed.hash, iterations: ADESignInRoutes.iterations,
+                                         disabled: input.disabled ?? false)
                 try audit(c, context, "ade.account.saved", device: nil, detail: "\(username)\(input.disabled == true ? " (disabled)" : "")")
             }
             outbox.notify()
             return ADEAccountView(username: username, disabled: input.disabled ?? false, locked: false)
         }
         admin.get("ade/accounts") { _, _ -> Page<ADEAccountView> in
-            Page(items: try await database.query("""
-                SELECT username, disabled, coalesce(locked_until > now(), false) AS locked FROM ade_accounts ORDER BY username
-                """).map { ADEAccountView(username: $0.string("username") ?? "", disabled: $0.bool("disabled") ?? false, locked: $0.bool("locked") ?? false) })
+            Page(items: try await ADEAccountStore.list(database).map { ADEAccountView(username: $0.username, disabled: $0.disabled, locked: $0.locked) })
         }
         admin.delete("ade/accounts/:username") { _, context -> Response in
             let username = try context.parameters.require("username").lowercased()
             let deleted = try await database.transaction { c -> Bool in
-                let hit = !(try c.query("DELETE FROM ade_accounts WHERE username = $1 RETURNING 1", [.text(username)])).isEmpty
+                let hit = try ADEAccountStore.delete(c, username: username)
                 if hit { try audit(c, context, "ade.account.deleted", device: nil, detail: username) }
                 return hit
             }

@@ -14,7 +14,7 @@ struct ProfileDelivery: Sendable {
     let requests: RequestClient
     let trust: DeviceTrust
     let configuration: GatewayConfiguration
-    let pushTopic: @Sendable () async -> String?
+    let pushTopic: @Sendable () async throws -> String?
     let requestTimeout: Duration
 
     struct Recipient: Sendable {
@@ -42,10 +42,10 @@ struct ProfileDelivery: Sendable {
 
     /// Builds the profile and records its identity; `activity` (the flow's entry) commits with the record.
     /// Failures of profile-signer answer as `DependencyFailure` maps them; nothing is recorded then.
-    /// `record` writes the flow's own state in the same transaction (an ADE device's `profile pushed`).
-    func deliver(to recipient: Recipient, correlationID: String, record: (@Sendable (Connection) throws -> Void)? = nil,
+    /// `record` writes the flow's own state (and what it announces) in the same transaction (an ADE device's `profile pushed`).
+    func deliver(to recipient: Recipient, correlationID: String, record: (@Sendable (Connection, inout Journal) throws -> Void)? = nil,
                  activity: @escaping @Sendable (BuildEnrollmentProfile.Reply) -> ActivityRecorded) async throws -> Response {
-        guard let topic = await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
+        guard let topic = try await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
         var build = BuildEnrollmentProfile(subject: recipient.subject, platform: recipient.platform, topic: topic,
                                            serverURL: configuration.serverURL, checkInURL: configuration.checkInURL,
                                            organization: configuration.organization)
@@ -74,8 +74,8 @@ struct ProfileDelivery: Sendable {
             if let claim = recipient.linkClaimID {
                 try EnrollmentLinkStore.settle(c, claimID: claim)
             }
-            try record?(c)
             var journal = Journal(correlationID: correlationID)
+            try record?(c, &journal)
             journal.activity(activity(reply))
             try journal.write(c)
         }

@@ -13,7 +13,8 @@ import OrchardStorage
 ///    transaction that then applies the message;
 /// 5. the handler of that message type (`DeviceMessageHandler`): apply in that transaction, respond after.
 /// An account-driven enrollment's request also needs a good bearer for its Managed Apple Account (401 with the
-/// domain's challenge otherwise), and one for an enrollment Orchard does not know gets 403 com.apple.unrecognized.device.
+/// domain's challenge otherwise); one for an enrollment Orchard does not know, or signed by an identity its enrollment
+/// replaced when it re-enrolled, gets 403 com.apple.unrecognized.device (the device unenrolls).
 /// No handler is reachable any other way.
 struct DevicePipeline: Sendable {
     let database: Database
@@ -97,8 +98,8 @@ struct DevicePipeline: Sendable {
             }
             try await record(id, "account.reauthentication-required", .refused, "\(binding.managedAppleID): \(required.reason)", correlationID)
             return DeviceAnswer(response: AccountAuthorization.challenge(challenge, reason: "sign in again: \(required.reason)"))
-        } catch let unknown as UnrecognizedAccountDevice {
-            try await record(id, "account.enrollment.unrecognized", .refused, unknown.reason, correlationID)
+        } catch let unknown as UnrecognizedDevice {
+            try await record(id, unknown.action, .refused, unknown.reason, correlationID)
             return DeviceAnswer(response: AccountAuthorization.unrecognizedDevice(unknown.reason))
         }
     }

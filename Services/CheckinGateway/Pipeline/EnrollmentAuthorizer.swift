@@ -33,10 +33,14 @@ struct AccountChallengeRequired: Error {
     let reason: String
 }
 
-/// A request of an account-driven device for an enrollment Orchard does not know (any more): `403
-/// com.apple.unrecognized.device`, which makes the device unenroll (a 401 would only make it sign in again).
-struct UnrecognizedAccountDevice: Error {
+/// A request for an enrollment Orchard no longer has for this device: an account-driven device's whose enrollment is
+/// unknown or ended, or one signed by an identity the enrollment had before it re-enrolled with a new one. `403
+/// com.apple.unrecognized.device` (Apple: "use this error instead of a 401 to cause an unenroll"; a 401 would only make
+/// an account-driven device sign in again).
+struct UnrecognizedDevice: Error {
     let reason: String
+    /// The activity entry's action.
+    var action = "device.unrecognized"
 }
 
 /// The one authorization decision of the device endpoints. Refusals: unknown enrollment 401, another
@@ -49,6 +53,9 @@ enum EnrollmentAuthorizer {
         switch access {
         case .binding:
             let claim = try EnrollmentStore.claim(c, id: id, fingerprint: credential.fingerprint)
+            if claim.boundTo == id, let current = claim.current, current.fingerprint != credential.fingerprint {
+                throw UnrecognizedDevice(reason: "enrollment \(id) re-enrolled with a new identity; this one is no longer its")
+            }
             if let reason = bindingRefusal(id: id, fingerprint: credential.fingerprint, claim: claim) {
                 throw refuse(.forbidden, reason)
             }
@@ -56,14 +63,21 @@ enum EnrollmentAuthorizer {
             return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
         case .active, .activeOrCheckedOut:
             guard let record = try EnrollmentStore.find(c, id: id) else {
-                if credential.bearer != nil { throw UnrecognizedAccountDevice(reason: "unknown enrollment \(id)") }
+                if credential.bearer != nil {
+                    throw UnrecognizedDevice(reason: "unknown enrollment \(id)", action: "account.enrollment.unrecognized")
+                }
                 throw refuse(.unauthorized, "unknown enrollment \(id): Authenticate first")
             }
             guard record.identityFingerprint == credential.fingerprint else {
+                if try EnrollmentStore.boundEnrollment(c, fingerprint: credential.fingerprint) == id {
+                    throw UnrecognizedDevice(reason: "enrollment \(id) re-enrolled with a new identity; this one is no longer its")
+                }
                 throw refuse(.forbidden, "request signed by an identity that is not this enrollment's")
             }
             if !record.status.isActive && access != .activeOrCheckedOut {
-                if record.account != nil { throw UnrecognizedAccountDevice(reason: "enrollment \(id) is \(record.status.rawValue)") }
+                if record.account != nil {
+                    throw UnrecognizedDevice(reason: "enrollment \(id) is \(record.status.rawValue)", action: "account.enrollment.unrecognized")
+                }
                 throw refuse(.unauthorized, "enrollment \(id) is \(record.status.rawValue): enroll again first")
             }
             try checkAccount(record.account, credential)
@@ -90,6 +104,9 @@ enum EnrollmentAuthorizer {
     /// - An enrolled device moves to a new identity only with one issued to that very device: an identity
     ///   from an enrollment link proves nothing about which device holds it, so it cannot take over an
     ///   enrolled device (the device must check out, or an admin release it, first).
+    /// - And only with one issued after its current identity was bound: an identity a captured MachineInfo obtained
+    ///   while the device was enrolling cannot take the enrollment over later (ADE issues a second identity for an
+    ///   enrolled device only once ABM confirms a new Setup Assistant run, `ADEReenrollment`).
     static func bindingRefusal(id: String, fingerprint: String, claim: IdentityClaim) -> String? {
         if let device = claim.issued?.deviceID, device != id {
             return "this identity was issued to another device"
@@ -97,9 +114,13 @@ enum EnrollmentAuthorizer {
         if let bound = claim.boundTo, bound != id {
             return "this identity belongs to another enrollment"
         }
-        if let current = claim.current, current.fingerprint != fingerprint, current.status == .enrolled,
-           claim.issued?.deviceID != id {
-            return "enrollment \(id) is enrolled with another identity: it must check out (remove its MDM profile) first"
+        if let current = claim.current, current.fingerprint != fingerprint, current.status == .enrolled {
+            guard claim.issued?.deviceID == id else {
+                return "enrollment \(id) is enrolled with another identity: it must check out (remove its MDM profile) first"
+            }
+            if let issuedAt = claim.issued?.issuedAt, let boundAt = current.boundAt, issuedAt <= boundAt {
+                return "enrollment \(id) is enrolled with an identity bound after this one was issued: enroll again first"
+            }
         }
         return nil
     }

@@ -36,8 +36,8 @@ actor APNsPusher: Service {
         wakeUp()
     }
 
-    /// The current push topic, when a certificate is installed.
-    func topic() async -> String? { try? await currentClient()?.1.topic }
+    /// The current push topic, when a certificate is installed; throws when it cannot be read (PostgreSQL away).
+    func topic() async throws -> String? { try await currentClient()?.1.topic }
 
     /// Forgets the cached certificate (after an upload).
     func certificateChanged() async {

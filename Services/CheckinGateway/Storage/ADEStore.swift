@@ -18,6 +18,8 @@ enum ADEStore {
     struct Profile: Sendable {
         let profileUUID: String, profileID: String, name: String
         let isMdmRemovable: Bool, awaitDeviceConfigured: Bool
+        /// Only the sign-in page's successful POST hands out the profile (its `configuration_web_url` is that page).
+        let requiresSignIn: Bool
         let anchors: [Data]
         let minimumOS: [String: String]
     }
@@ -43,25 +45,26 @@ enum ADEStore {
         let minimum = String(decoding: try JSONEncoder().encode(e.minimumOS), as: UTF8.self)
         try c.query("""
             INSERT INTO ade_profiles (profile_uuid, profile_id, token_id, name, is_supervised, is_mdm_removable, await_device_configured,
-                                      anchors, minimum_os)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                      anchors, minimum_os, requires_sign_in)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (profile_uuid) DO UPDATE SET profile_id = EXCLUDED.profile_id, token_id = EXCLUDED.token_id, name = EXCLUDED.name,
                 is_supervised = EXCLUDED.is_supervised, is_mdm_removable = EXCLUDED.is_mdm_removable,
                 await_device_configured = EXCLUDED.await_device_configured, anchors = EXCLUDED.anchors, minimum_os = EXCLUDED.minimum_os,
-                updated_at = now()
+                requires_sign_in = EXCLUDED.requires_sign_in, updated_at = now()
             """, [.text(e.profileUUID), .text(e.profileID), .text(e.tokenID), .text(e.name), .bool(e.isSupervised),
-                  .bool(e.isMdmRemovable), .bool(e.awaitDeviceConfigured), .text(anchors), .text(minimum)])
+                  .bool(e.isMdmRemovable), .bool(e.awaitDeviceConfigured), .text(anchors), .text(minimum), .bool(e.requiresSignIn == true)])
     }
 
     static func assignment(_ database: Database, serial: String) async throws -> Assignment? {
         guard let row = try await database.query("""
             SELECT d.serial_number, d.released, d.profile_uuid, d.profile_status, p.profile_id, p.name, p.is_mdm_removable,
-                   p.await_device_configured, p.anchors, p.minimum_os
+                   p.await_device_configured, p.anchors, p.minimum_os, p.requires_sign_in
             FROM ade_devices d LEFT JOIN ade_profiles p ON p.profile_uuid = d.profile_uuid WHERE d.serial_number = $1
             """, [.text(serial)]).first else { return nil }
         let profile = row.string("profile_id").map { id in
             Profile(profileUUID: row.string("profile_uuid") ?? "", profileID: id, name: row.string("name") ?? "",
                     isMdmRemovable: row.bool("is_mdm_removable") ?? true, awaitDeviceConfigured: row.bool("await_device_configured") ?? false,
+                    requiresSignIn: row.bool("requires_sign_in") ?? false,
                     anchors: (try? JSONDecoder().decode([Data].self, from: Data((row.string("anchors") ?? "[]").utf8))) ?? [],
                     minimumOS: (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:])
         }
@@ -113,6 +116,42 @@ enum ADEStore {
         try c.query("SELECT profile_id, await_device_configured FROM ade_profiles WHERE profile_uuid = $1", [.text(uuid)]).first.map {
             ($0.string("profile_id") ?? "", $0.bool("await_device_configured") ?? false)
         }
+    }
+
+    // MARK: Re-enrollment
+
+    /// The enrolled enrollment (TokenUpdate received) of this UDID, or of another UDID that enrolled through ADE with
+    /// this serial, and when its current identity was bound (first authenticated): what a second identity would replace.
+    static func enrolledIdentity(_ database: Database, udid: String, serial: String) async throws -> (id: String, boundAt: Date)? {
+        try await database.query("""
+            SELECT e.id, b.bound_at FROM enrollments e JOIN identity_bindings b ON b.fingerprint = e.identity_fingerprint
+            WHERE e.status = '\(EnrollmentStatus.enrolled.rawValue)'
+              AND (e.id = $1 OR e.id IN (SELECT udid FROM ade_enrollments WHERE serial_number = $2))
+            ORDER BY b.bound_at DESC LIMIT 1
+            """, [.text(udid), .text(serial)]).first.flatMap { row in
+            row.string("id").map { ($0, row.date("bound_at") ?? Date()) }
+        }
+    }
+
+    /// Who allowed `serial` to re-enroll once without a new profile push, while the allowance lasts.
+    static func reenrollmentAllowance(_ database: Database, serial: String) async throws -> String? {
+        try await database.query("""
+            SELECT allowed_by FROM ade_reenrollment_allowances WHERE serial_number = $1 AND expires_at > now()
+            """, [.text(serial)]).first?.string("allowed_by")
+    }
+
+    static func allowReenrollment(_ c: Connection, serial: String, by actor: String, for lifetime: TimeInterval) throws -> Date {
+        try c.query("""
+            INSERT INTO ade_reenrollment_allowances (serial_number, allowed_by, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+            ON CONFLICT (serial_number) DO UPDATE SET allowed_by = EXCLUDED.allowed_by, allowed_at = now(), expires_at = EXCLUDED.expires_at
+            RETURNING expires_at
+            """, [.text(serial), .text(actor), .int(Int(lifetime))]).first?.date("expires_at") ?? Date()
+    }
+
+    /// Spends the allowance; false when another request spent it first (or it expired).
+    static func spendReenrollmentAllowance(_ c: Connection, serial: String) throws -> Bool {
+        !(try c.query("DELETE FROM ade_reenrollment_allowances WHERE serial_number = $1 AND expires_at > now() RETURNING 1",
+                      [.text(serial)])).isEmpty
     }
 
     // MARK: Setup items

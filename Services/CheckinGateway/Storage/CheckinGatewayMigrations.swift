@@ -164,5 +164,17 @@ enum CheckinGatewayMigrations {
                 expires_at timestamptz NOT NULL, revoked_at timestamptz, revoked_reason text);
             CREATE INDEX account_token_copy_expiry ON account_token_copy (expires_at);
             """),
+        // Hardening (issue 18): an ADE profile may require the sign-in page (its `url` then serves no profile); failed
+        // sign-ins are counted per account and per client address (unknown accounts included) in one table, as
+        // user-enrollment-auth counts them, instead of on the account row; an administrator may allow an enrolled
+        // serial to re-enroll once without ABM showing a new profile push.
+        Migration(14, "ADE sign-in requirement, sign-in throttling, re-enrollment allowances", """
+            ALTER TABLE ade_profiles ADD COLUMN requires_sign_in boolean NOT NULL DEFAULT false;
+            \(FailureThrottle.tableDefinition())
+            ALTER TABLE ade_accounts DROP COLUMN failures, DROP COLUMN locked_until;
+            CREATE TABLE ade_reenrollment_allowances (
+                serial_number text PRIMARY KEY, allowed_by text NOT NULL, allowed_at timestamptz NOT NULL DEFAULT now(),
+                expires_at timestamptz NOT NULL);
+            """),
     ]
 }

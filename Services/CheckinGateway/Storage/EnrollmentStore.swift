@@ -42,8 +42,8 @@ struct AccountBinding: Sendable, Equatable {
 /// What the gateway knows about an identity that wants to Authenticate as an enrollment, read in one
 /// round trip with the enrollment locked.
 struct IdentityClaim: Sendable {
-    /// The enrollment as it is, when it exists.
-    let current: (fingerprint: String, status: EnrollmentStatus)?
+    /// The enrollment as it is, when it exists, and when its current identity was bound to it (first authenticated).
+    let current: (fingerprint: String, status: EnrollmentStatus, boundAt: Date?)?
     /// The enrollment this identity authenticated first (an identity serves one enrollment for ever).
     let boundTo: String?
     /// When Orchard issued the identity: its profile's facts.
@@ -56,6 +56,7 @@ struct IdentityClaim: Sendable {
         let deviceID: String?
         let pairedPhone: String?
         var account: AccountBinding? = nil
+        var issuedAt: Date? = nil
     }
 }
 
@@ -85,21 +86,29 @@ enum EnrollmentStore {
     /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
     static func claim(_ c: Connection, id: String, fingerprint: String) throws -> IdentityClaim {
         let row = try c.query("""
-            SELECT e.identity_fingerprint, e.status, b.enrollment_id AS bound_to,
-                   i.profile_identifier, i.server_capabilities, i.device_id, i.paired_phone,
+            SELECT e.identity_fingerprint, e.status, cb.bound_at AS current_bound_at, b.enrollment_id AS bound_to,
+                   i.profile_identifier, i.server_capabilities, i.device_id, i.paired_phone, i.issued_at,
                    i.managed_apple_id, i.account_domain, i.enrollment_mode, i.bearer_required
             FROM (SELECT 1) one
             LEFT JOIN (SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE) e ON true
+            LEFT JOIN identity_bindings cb ON cb.fingerprint = e.identity_fingerprint
             LEFT JOIN identity_bindings b ON b.fingerprint = $2
             LEFT JOIN issued_identities i ON i.fingerprint = $2
             """, [.text(id), .text(fingerprint)]).first
-        let current = row?.string("identity_fingerprint").map { ($0, EnrollmentStatus(stored: row?.string("status"))) }
+        let current = row?.string("identity_fingerprint").map {
+            ($0, EnrollmentStatus(stored: row?.string("status")), row?.date("current_bound_at"))
+        }
         let issued = row?.string("profile_identifier").map {
             IdentityClaim.IssuedIdentity(profileIdentifier: $0, serverCapabilities: row?.string("server_capabilities") ?? "",
                                          deviceID: row?.string("device_id"), pairedPhone: row?.string("paired_phone"),
-                                         account: row.flatMap(AccountBinding.init))
+                                         account: row.flatMap(AccountBinding.init), issuedAt: row?.date("issued_at"))
         }
         return IdentityClaim(current: current, boundTo: row?.string("bound_to"), issued: issued)
+    }
+
+    /// The enrollment an identity is bound to (it authenticated it first), whether or not it is that enrollment's now.
+    static func boundEnrollment(_ c: Connection, fingerprint: String) throws -> String? {
+        try c.query("SELECT enrollment_id FROM identity_bindings WHERE fingerprint = $1", [.text(fingerprint)]).first?.string("enrollment_id")
     }
 
     /// Creates or refreshes the enrollment for an accepted Authenticate and binds the identity to it.
