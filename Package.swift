@@ -115,6 +115,8 @@ let package = Package(
             "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardTestSupport", "AppleProtocol", "OrchardCrypto",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Benchmarks/OrchardBench"),
 
         // Tests.

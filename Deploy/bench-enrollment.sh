@@ -4,12 +4,14 @@
 #   ./Deploy/bench-enrollment.sh watch [--pairings 50] [--watches 10] [--rate 50]  Apple Watch enrollments (rate 0: closed loop)
 #   ./Deploy/bench-enrollment.sh ade [--devices 2000] [-c 16] [--rate 50]   ADE enrollments: MachineInfo → signed profile
 #     (half closed loop at -c, half paced at --rate; the devices are assigned in the ABM stand-in and synced first)
+#   ./Deploy/bench-enrollment.sh ade-sign-in-attack [--devices 200] [-c 8] [--attackers 8] [--seconds 20]
+#     Idle latency of enrolled devices, quiet and while clients flood one ADE device's sign-in page with unknown accounts
 #   ./Deploy/bench-enrollment.sh byod [--devices 1000] [-c 16] [--rate 20]   complete account-driven User Enrollments
 #     (discovery → TokenUpdate against a real slapd, half closed loop, half paced; then check-ins with the bearer vs plain)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|watch|ade|byod [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|watch|ade|ade-sign-in-attack|byod [options]}
 shift
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
@@ -34,10 +36,11 @@ if [ "$MODE" = byod ]; then
   done >> "$STATE/directory.ldif"
   start_slapd "$STATE/ldap" "${ORCHARD_BENCH_LDAP_PORT:-28389}" "$STATE/directory.ldif" >/dev/null 2>&1
 fi
-if [ "$MODE" = ade ]; then
+if [ "$MODE" = ade ] || [ "$MODE" = ade-sign-in-attack ]; then
   start_abm_standin "${ORCHARD_BENCH_ABM_PORT:-28445}" >/dev/null 2>&1
   export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0
 fi
+[ "$MODE" = ade-sign-in-attack ] && export ORCHARD_FORWARDED_FOR_HEADER=X-Forwarded-For
 start_measured_services "$BIN" "$STATE" "${ORCHARD_BENCH_FIRST_PORT:-28080}" "${ORCHARD_BENCH_APNS_PORT:-28443}"
 # CPU used by each process while the benchmark runs (utime + stime from /proc), to see where time goes.
 cpu_ticks() {
@@ -61,6 +64,19 @@ if [ "$MODE" = ade ]; then
   set -- "$@" --prefix "$PREFIX"
   # ORCHARD_BENCH_STOP_ABM_SYNC=1: abm-sync is stopped before the measurement (the gateway enrolls from its own copy).
   if [ "${ORCHARD_BENCH_STOP_ABM_SYNC:-0}" = 1 ]; then kill "$(service_pid abm-sync)"; echo "abm-sync stopped"; fi
+fi
+if [ "$MODE" = ade-sign-in-attack ]; then
+  # One device assigned a profile that requires the sign-in page; the attack posts its form. The gateway takes the
+  # client address from X-Forwarded-For, as behind a TLS terminator.
+  PREFIX="SIA$$"
+  abm_uploaded_token "$STATE" "CK_sia_$$"
+  abm_assign_devices "CK_sia_$$" 1 "$PREFIX"
+  ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
+  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" "$ADMIN/abm/tokens/$ABM_TOKEN_ID/sync"
+  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
+    "$ADMIN/abm/tokens/$ABM_TOKEN_ID/profiles" -d '{"profile": {"profile_name": "Bench sign-in", "is_supervised": true}, "default": true, "signIn": true}'
+  until [ "$(psql "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM checkin_gateway.ade_devices d JOIN checkin_gateway.ade_profiles p USING (profile_uuid) WHERE serial_number LIKE '$PREFIX%'")" -ge 1 ]; do sleep 0.5; done
+  set -- "$@" --prefix "$PREFIX"
 fi
 before=$(cpu_ticks)
 # The benchmark reads these processes' CPU itself at the start and end of its timed phase.

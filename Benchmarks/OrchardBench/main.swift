@@ -14,6 +14,8 @@ import OrchardStorage
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
 //   watch --pairings N --watches M [--rate R]  Apple Watch enrollments: paced at R per second (0: closed loop), p50/p99 per step
 //   ade --prefix P --devices N [-c C] [--rate R]  ADE enrollments (MachineInfo → profile): N/2 closed loop at C, N/2 paced at R/s
+//   ade-sign-in-attack --prefix P [--devices N] [-c C] [--attackers A] [--seconds S]  Idle latency of N enrolled devices,
+//                           quiet and while A clients post ADE sign-ins with unknown accounts (hardening issue 18)
 //   faults --seconds S --label L --out FILE [--devices W] [--phones P]  steady enrollments and watch pairings for
 //                           Deploy/fault-suite.sh, which injects a fault meanwhile and reads FILE
 //   abm-events --token ID   counts one ABM server token's device events on Kafka (Deploy/fault-abm-sync.sh)
@@ -128,6 +130,14 @@ case "ade":
                                  adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
                                  prefix: options["--prefix"] ?? "ADE", devices: option("-n", "--devices", 2000),
                                  concurrency: option("-c", "--concurrency", 16), rate: Double(option("-r", "--rate", 50)))
+    try await benchmark.run()
+
+case "ade-sign-in-attack":
+    let benchmark = SignInAttackBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
+                                          adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
+                                          prefix: options["--prefix"] ?? "ADE", devices: option("-n", "--devices", 200),
+                                          concurrency: option("-c", "--concurrency", 8), attackers: option("-a", "--attackers", 8),
+                                          seconds: Double(option("-s", "--seconds", 20)))
     try await benchmark.run()
 
 case "byod":
