@@ -122,6 +122,8 @@ let package = Package(
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync"], path: "Tests/ABMSyncTests"),
+        .testTarget(name: "CheckinGatewayTests", dependencies: ["CheckinGateway", "OrchardServiceKit", "OrchardStorage", "OrchardCrypto"],
+                    path: "Tests/CheckinGatewayTests"),
         .testTarget(name: "UserEnrollmentAuthTests", dependencies: ["UserEnrollmentAuth", "OrchardSchemas"],
                     path: "Tests/UserEnrollmentAuthTests"),
         .testTarget(name: "StorageTests", dependencies: ["OrchardStorage", "OrchardCore"], path: "Tests/StorageTests"),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # user-enrollment-auth killed (SIGKILL) for 40 s while account-driven devices ask for their profile and sign in:
 #   ./Deploy/fault-account-auth.sh
+# or PostgreSQL restarted (6 s away) meanwhile instead:
+#   ./Deploy/fault-account-auth.sh postgres
 # Prints the answers, in order, counted in runs. A device holding a token the gateway validated moments ago keeps
 # getting its profile from the gateway's cache; past the cache, the answer must be 503 with Retry-After (the device
 # retries), never a 500 or a refusal of a good token; and everything works again once the service is back.
@@ -12,8 +14,10 @@ install_test_dependencies
 release_bin
 STATE=$(mktemp -d /tmp/orchard-acct-fault.XXXXXX); chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT
+FAULT=${1:-service}
 export ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS=3  # the outage shows past the gateway's cache sooner than with the default 20 s
-start_account_stack "$STATE" 55753 38389 38580 38943
+PG_PORT=55753
+start_account_stack "$STATE" $PG_PORT 38389 38580 38943
 upload_push_certificate "$STATE" acct
 put_byod_domain
 # The device's request: MachineInfo without UDID or serial, signed by openssl with an identity from the test Apple CA.
@@ -33,7 +37,8 @@ TOKEN=$(sign_in)
 [ -n "$TOKEN" ] || { echo "sign-in failed"; exit 1; }
 until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" "$BASE")" = 200 ]; do sleep 0.5; done
 out="$STATE/codes"
-( end=$((SECONDS+65)); while [ $SECONDS -lt $end ]; do
+DURATION=65; [ "$FAULT" = postgres ] && DURATION=30
+( end=$((SECONDS + DURATION)); while [ $SECONDS -lt $end ]; do
     curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' -H "Authorization: Bearer $TOKEN" --data-binary @"$STATE/info.der" \
       "$BASE" | status_of "profile (bearer):" >> "$out"
     curl -s -o /dev/null -D - -H 'Content-Type: application/pkcs7-signature' --data-binary @"$STATE/info.der" \
@@ -42,11 +47,15 @@ out="$STATE/codes"
   done ) &
 loop=$!
 sleep 5
-echo "killing user-enrollment-auth (SIGKILL)"; kill -9 "$(service_pid user-enrollment-auth)"
-sleep 40
-port=${ORCHARD_URL_USER_ENROLLMENT_AUTH##*:}
-start_service "$BIN" user-enrollment-auth "$port" >> "$STATE/services.log" 2>&1
-wait_ready user-enrollment-auth "$port" && echo "user-enrollment-auth back"
+if [ "$FAULT" = postgres ]; then
+  echo "restarting PostgreSQL"; restart_postgres "$PG_PORT" 6; echo "PostgreSQL back"
+else
+  echo "killing user-enrollment-auth (SIGKILL)"; kill -9 "$(service_pid user-enrollment-auth)"
+  sleep 40
+  port=${ORCHARD_URL_USER_ENROLLMENT_AUTH##*:}
+  start_service "$BIN" user-enrollment-auth "$port" >> "$STATE/services.log" 2>&1
+  wait_ready user-enrollment-auth "$port" && echo "user-enrollment-auth back"
+fi
 wait $loop
 echo "profile requests with a good bearer (status, in order, counted in runs):"
 grep "^profile" "$out" | uniq -c
