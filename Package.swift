@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "user-enrollment-auth", targets: ["UserEnrollmentAuth"]),
         .executable(name: "orchard-local-broker", targets: ["LocalBroker"]),
         .executable(name: "orchard-bench", targets: ["OrchardBench"]),
+        .executable(name: "orchardctl", targets: ["OrchardCtl"]),
+        .executable(name: "orchard-sim", targets: ["OrchardSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -30,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // C libraries, reached through thin module maps and one C shim for OpenSSL's macros.
@@ -119,6 +122,32 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Benchmarks/OrchardBench"),
 
+        // Operator tools: orchardctl (the admin API) and orchard-sim (simulated devices for every flow).
+        .target(name: "OrchardSimulator", dependencies: [
+            "AppleProtocol", "OrchardCrypto",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], path: "Tools/Simulator"),
+        .executableTarget(name: "OrchardSim", dependencies: [
+            "OrchardSimulator", "AppleProtocol", "OrchardCrypto",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], path: "Tools/OrchardSim"),
+        .executableTarget(name: "OrchardCtl", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], path: "Tools/OrchardCtl"),
+
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync"], path: "Tests/ABMSyncTests"),
@@ -135,7 +164,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
         .target(name: "OrchardTestSupport", dependencies: [
-            "AppleProtocol", "OrchardCrypto", "OrchardMessaging",
+            "AppleProtocol", "OrchardCrypto", "OrchardMessaging", "OrchardSimulator",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),

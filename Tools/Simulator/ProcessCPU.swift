@@ -2,10 +2,10 @@ import Foundation
 
 /// CPU time (user + system) of the processes named in ORCHARD_BENCH_PIDS ("pid pid ..."; the script
 /// that started the stack sets it), read from /proc: lets a benchmark say where its timed phase spent CPU.
-struct ProcessCPU {
+public struct ProcessCPU: Sendable {
     let ticks: [String: Double]
 
-    static func snapshot() -> ProcessCPU {
+    public static func snapshot() -> ProcessCPU {
         var ticks: [String: Double] = [:]
         var pids = (ProcessInfo.processInfo.environment["ORCHARD_BENCH_PIDS"] ?? "").split(separator: " ").map(String.init)
         // PostgreSQL starts a backend per connection: take whichever run now.
@@ -30,7 +30,7 @@ struct ProcessCPU {
     }
 
     /// "name seconds" lines of CPU used since `earlier`, largest first, and per unit of work.
-    func report(since earlier: ProcessCPU, per count: Int, unit: String) -> String {
+    public func report(since earlier: ProcessCPU, per count: Int, unit: String) -> String {
         let used = ticks.map { ($0.key, $0.value - (earlier.ticks[$0.key] ?? 0)) }.sorted { $0.1 > $1.1 }
         let total = used.reduce(0) { $0 + $1.1 }
         var lines = [String(format: "CPU in the timed phase: %.2f core-seconds, %.2f ms per %@", total, total * 1000 / Double(count), unit)]

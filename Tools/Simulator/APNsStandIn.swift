@@ -7,7 +7,7 @@ import NIOSSL
 
 /// A local stand-in for Apple's push service: HTTP/2 over TLS that requires a client certificate
 /// from the given CA (as APNs requires the MDM push certificate). It records every push and answers
-/// with what the test planned for that device token (200 by default).
+/// with what the test planned for that device token (200 by default). Only tests and a local trial use it.
 public final class APNsStandIn: Sendable {
     public struct Push: Sendable {
         public let token: String
@@ -59,5 +59,10 @@ public final class APNsStandIn: Sendable {
 
     public func pushes(to token: String) -> [Push] {
         state.withLockedValue { $0.pushes.filter { $0.token == token } }
+    }
+
+    /// The pushes after the first `after` ones, and how many there are now: a simulator polls this to wake its devices.
+    public func pushes(after: Int) -> (count: Int, pushes: [Push]) {
+        state.withLockedValue { s in (s.pushes.count, Array(s.pushes.dropFirst(max(0, min(after, s.pushes.count))))) }
     }
 }

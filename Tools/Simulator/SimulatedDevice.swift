@@ -28,9 +28,17 @@ public final class SimulatedDevice: @unchecked Sendable {
     public var enrollmentID: String?
     /// Account-driven enrollment: sent as `Authorization: Bearer` on every check-in and command request (iOS).
     public var bearer: String?
+    /// Profiles installed by InstallProfile, by PayloadIdentifier (their PayloadUUID), for ProfileList.
+    public var installedProfiles: [String: String] = [:]
+    /// How the simulator names the device in what it prints.
+    public var label: String {
+        if let enrollmentID { return "\(productName) (User Enrollment \(enrollmentID.prefix(8)))" }
+        return "\(productName) \(serial.isEmpty ? String(udid.suffix(8)) : serial)"
+    }
 
     public init(udid: String, serial: String, platform: String = "iOS", identity: SigningIdentity, topic: String,
-                checkInURL: String, serverURL: String, productName: String = "iPhone15,2", osVersion: String = "18.1") throws {
+                checkInURL: String, serverURL: String, productName: String = "iPhone15,2", osVersion: String = "18.1",
+                pushToken: [UInt8]? = nil, pushMagic: String? = nil, unlockToken: [UInt8]? = nil) throws {
         self.udid = udid
         self.serial = serial
         self.platform = platform
@@ -40,9 +48,43 @@ public final class SimulatedDevice: @unchecked Sendable {
         self.serverURL = serverURL
         self.productName = productName
         self.osVersion = osVersion
-        pushToken = try SecureRandom.bytes(32)
-        pushMagic = UUID().uuidString
-        unlockToken = try SecureRandom.bytes(40)
+        self.pushToken = try pushToken ?? SecureRandom.bytes(32)
+        self.pushMagic = pushMagic ?? UUID().uuidString
+        self.unlockToken = try unlockToken ?? SecureRandom.bytes(40)
+    }
+
+    /// What a device keeps across runs of the simulator (its identity, enrollment and push credentials).
+    public struct Saved: Codable, Sendable {
+        public var udid, serial, platform, productName, osVersion, topic, checkInURL, serverURL: String
+        public var certificatePEM, keyPEM: String
+        public var pushToken, unlockToken: Data
+        public var pushMagic: String
+        public var enrollmentID, bearer, profileIdentifier: String?
+    }
+
+    public var saved: Saved {
+        get throws {
+            Saved(udid: udid, serial: serial, platform: platform, productName: productName, osVersion: osVersion, topic: topic,
+                  checkInURL: checkInURL, serverURL: serverURL,
+                  certificatePEM: String(decoding: try identity.certificate.pemRepresentation(), as: UTF8.self),
+                  keyPEM: String(decoding: try identity.key.pemRepresentation(), as: UTF8.self),
+                  pushToken: Data(pushToken), unlockToken: Data(unlockToken), pushMagic: pushMagic,
+                  enrollmentID: enrollmentID, bearer: bearer, profileIdentifier: profileIdentifier)
+        }
+    }
+
+    public convenience init(saved: Saved) throws {
+        guard let certificate = try Certificate.parsePEM(Array(saved.certificatePEM.utf8)).first else {
+            throw PlistError("a saved device without its certificate")
+        }
+        try self.init(udid: saved.udid, serial: saved.serial, platform: saved.platform,
+                      identity: try SigningIdentity(certificate: certificate, key: try PrivateKey(pem: Array(saved.keyPEM.utf8))),
+                      topic: saved.topic, checkInURL: saved.checkInURL, serverURL: saved.serverURL, productName: saved.productName,
+                      osVersion: saved.osVersion, pushToken: Array(saved.pushToken), pushMagic: saved.pushMagic,
+                      unlockToken: Array(saved.unlockToken))
+        enrollmentID = saved.enrollmentID
+        bearer = saved.bearer
+        profileIdentifier = saved.profileIdentifier
     }
 
     /// A device that installed `signedProfile`: the signature must verify against `roots`; the device

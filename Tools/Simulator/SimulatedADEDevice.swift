@@ -18,15 +18,16 @@ public struct SimulatedADEDevice: Sendable {
     /// Signs with SHA-1 (openssl cms -md sha1) with a certificate that expired yesterday.
     public let legacy: Bool
 
+    /// `key`: the identity's key (a load generator shares one P-256 key; by default a new RSA-2048 key, as devices have).
     public init(udid: String, serial: String, product: String, osVersion: String, canRequestSoftwareUpdate: Bool = true,
-                appleCA: SigningIdentity, legacy: Bool = false) throws {
+                appleCA: SigningIdentity, legacy: Bool = false, key: PrivateKey? = nil) throws {
         self.udid = udid
         self.serial = serial
         self.product = product
         self.osVersion = osVersion
         self.canRequestSoftwareUpdate = canRequestSoftwareUpdate
         self.legacy = legacy
-        let key = try PrivateKey.generateRSA(bits: 2048)
+        let key = try key ?? PrivateKey.generateRSA(bits: 2048)
         let now = Date()
         let validity = legacy ? now.addingTimeInterval(-86400 * 800)...now.addingTimeInterval(-86400)
                               : now.addingTimeInterval(-86400)...now.addingTimeInterval(86400 * 365)

@@ -2,10 +2,10 @@ import Foundation
 import NIOConcurrencyHelpers
 
 /// The two ways the enrollment benchmarks load the services.
-enum LoadPatterns {
+public enum LoadPatterns {
     /// Closed loop: `concurrency` workers, each taking the next index of `range` as soon as its last one answered.
     /// Returns the seconds it took.
-    static func closedLoop(_ range: Range<Int>, concurrency: Int,
+    public static func closedLoop(_ range: Range<Int>, concurrency: Int,
                            _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {
         let next = NIOLockedValueBox(range.lowerBound)
         let started = DispatchTime.now()
@@ -25,7 +25,7 @@ enum LoadPatterns {
     }
 
     /// Paced: one index of `range` started every 1/`rate` s, whatever the answers take.
-    static func paced(_ range: Range<Int>, rate: Double, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    public static func paced(_ range: Range<Int>, rate: Double, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
         let started = DispatchTime.now()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in range {

@@ -1,0 +1,130 @@
+import AppleProtocol
+import Foundation
+
+/// What an enrolled device does on its command channel, as a real one would: it sends `Idle`, answers each command it
+/// is given with Apple's response keys (DeviceInformation, InstalledApplicationList, SecurityInfo, ProfileList,
+/// CertificateList; InstallProfile, RemoveProfile, DeviceLock, EraseDevice, ClearPasscode, DeviceConfigured and
+/// DeclarativeManagement acknowledged, the last followed by a declaration sync and a status report), answers
+/// `NotNow` while told to be busy, and `Error` for what it does not know, until the queue is empty.
+public struct DeviceResponder: Sendable {
+    public let narrator: Narrator
+    public let supervised: Bool
+    /// Answer `NotNow` to everything (a device that is busy: Setup Assistant, a locked Mac).
+    public var busy = false
+
+    public init(narrator: Narrator = .silent, supervised: Bool = true, busy: Bool = false) {
+        self.narrator = narrator
+        self.supervised = supervised
+        self.busy = busy
+    }
+
+    /// What became of the device while answering.
+    public enum Outcome: Sendable, Equatable {
+        case active
+        /// It acknowledged the removal of its own MDM profile: no longer enrolled.
+        case unenrolled
+        /// It acknowledged EraseDevice: wiped.
+        case erased
+    }
+
+    /// Sends `Idle` and answers commands until the server has none; the command types answered, in order.
+    @discardableResult
+    public func drain(_ device: SimulatedDevice, limit: Int = 50) async throws -> (answered: [String], outcome: Outcome) {
+        var answered: [String] = []
+        var command = try await device.idle()
+        while let current = command, answered.count < limit {
+            answered.append(current.requestType)
+            let (status, extra, outcome) = try await answer(current, device)
+            narrator.say("    \(device.label) ← \(current.requestType) → \(status)")
+            command = try await device.respond(to: current, status: status, extra: extra)
+            if outcome != .active {
+                // A wiped or unenrolled device does not ask again; the server's next command, if any, waits for no one.
+                return (answered, outcome)
+            }
+            if current.requestType == "DeclarativeManagement", status == "Acknowledged" { try await syncDeclarations(device) }
+        }
+        return (answered, .active)
+    }
+
+    private func answer(_ command: MDMCommand, _ device: SimulatedDevice) async throws -> (String, [String: PlistValue], Outcome) {
+        if busy { return ("NotNow", [:], .active) }
+        switch command.requestType {
+        case "DeviceInformation":
+            let queries = command.parameters["Queries"]?.array?.compactMap(\.string) ?? []
+            let all = device.informationAnswers(supervised: supervised)["QueryResponses"]?.dictionary ?? [:]
+            var responses = queries.isEmpty ? all : all.filter { queries.contains($0.key) }
+            if device.enrollmentID != nil { for key in ["UDID", "SerialNumber", "IMEI", "MEID"] { responses[key] = nil } }
+            return ("Acknowledged", ["QueryResponses": .dictionary(responses)], .active)
+        case "InstalledApplicationList":
+            let apps: [PlistValue] = [("com.apple.mobilesafari", "Safari"), ("com.example.orchard.demo", "Orchard Demo")].map { id, name in
+                .dictionary(["Identifier": .string(id), "Name": .string(name), "ShortVersion": .string("1.0"), "Version": .string("1"),
+                             "BundleSize": .integer(12_345_678), "DynamicSize": .integer(1_024), "IsValidated": .bool(true),
+                             "Installing": .bool(false), "HasUpdateAvailable": .bool(false)])
+            }
+            return ("Acknowledged", ["InstalledApplicationList": .array(apps)], .active)
+        case "SecurityInfo":
+            var info: [String: PlistValue] = ["PasscodePresent": .bool(true), "PasscodeCompliant": .bool(true),
+                                              "PasscodeCompliantWithProfiles": .bool(true)]
+            if device.platform == "macOS" {
+                info["FDE_Enabled"] = .bool(true)
+                info["SystemIntegrityProtectionEnabled"] = .bool(true)
+            } else {
+                info["HardwareEncryptionCaps"] = .integer(3)
+            }
+            info["ManagementStatus"] = .dictionary(["IsUserEnrollment": .bool(device.enrollmentID != nil)])
+            return ("Acknowledged", ["SecurityInfo": .dictionary(info)], .active)
+        case "ProfileList":
+            let list = device.installedProfiles.map { identifier, uuid in
+                PlistValue.dictionary(["PayloadIdentifier": .string(identifier), "PayloadUUID": .string(uuid), "PayloadVersion": .integer(1),
+                                       "IsManaged": .bool(true)])
+            }
+            return ("Acknowledged", ["ProfileList": .array(list)], .active)
+        case "CertificateList":
+            return ("Acknowledged", ["CertificateList": .array([.dictionary([
+                "CommonName": .string(device.identity.certificate.subjectValue("CN") ?? device.udid), "IsIdentity": .bool(true),
+                "Data": .data(device.identity.certificate.der)])])], .active)
+        case "InstallProfile":
+            if let payload = command.parameters["Payload"]?.data, let profile = try? Plist.parseDictionary(payload),
+               let identifier = profile["PayloadIdentifier"]?.string {
+                device.installedProfiles[identifier] = profile["PayloadUUID"]?.string ?? UUID().uuidString
+            }
+            return ("Acknowledged", [:], .active)
+        case "RemoveProfile":
+            let identifier = command.parameters["Identifier"]?.string ?? ""
+            device.installedProfiles[identifier] = nil
+            return ("Acknowledged", [:], identifier == device.profileIdentifier ? .unenrolled : .active)
+        case "EraseDevice":
+            return ("Acknowledged", [:], .erased)
+        case "DeviceLock", "ClearPasscode", "DeviceConfigured", "DeclarativeManagement", "RestartDevice", "ShutDownDevice":
+            return ("Acknowledged", [:], .active)
+        default:
+            return ("Error", ["ErrorChain": .array([.dictionary([
+                "ErrorDomain": .string("MCMDMErrorDomain"), "ErrorCode": .integer(12021),
+                "LocalizedDescription": .string("Unknown command \(command.requestType)")])])], .active)
+        }
+    }
+
+    /// The declarative-management sync a device runs when told to: tokens, the declaration items, each declaration,
+    /// then a status report saying each is active and valid.
+    public func syncDeclarations(_ device: SimulatedDevice) async throws {
+        _ = try await device.declarativeManagement("tokens")
+        let itemsAnswer = try await device.declarativeManagement("declaration-items")
+        guard itemsAnswer.status == 200,
+              let items = (try? JSONSerialization.jsonObject(with: Data(itemsAnswer.body)) as? [String: Any])?["Declarations"] as? [String: Any] else {
+            return
+        }
+        var statuses: [String: [[String: Any]]] = [:]
+        for (kind, path) in [("Activations", "activation"), ("Configurations", "configuration"), ("Assets", "asset"), ("Management", "management")] {
+            for item in items[kind] as? [[String: Any]] ?? [] {
+                guard let identifier = item["Identifier"] as? String else { continue }
+                let fetched = try await device.declarativeManagement("declaration/\(path)/\(identifier)")
+                statuses[kind.lowercased(), default: []].append([
+                    "identifier": identifier, "active": fetched.status == 200, "valid": fetched.status == 200 ? "valid" : "invalid",
+                    "server-token": item["ServerToken"] as? String ?? ""])
+            }
+        }
+        let report: [String: Any] = ["StatusItems": ["management": ["declarations": statuses]], "Errors": [Any]()]
+        _ = try await device.declarativeManagement("status", data: Array(try JSONSerialization.data(withJSONObject: report)))
+        narrator.say("    \(device.label) synchronised declarations: \(statuses.values.map(\.count).reduce(0, +)) reported active")
+    }
+}
