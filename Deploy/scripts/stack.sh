@@ -25,6 +25,20 @@ install_dependencies() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# A real directory (slapd, with ldapsearch to wait for it): the tests' and the local trial's.
+install_directory_dependencies() {
+  local needed=(slapd ldap-utils) missing=() p
+  for p in "${needed[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages for the directory: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a system slapd on port 389 when it installs one; Orchard's scripts run their own.
+  pkill -x slapd 2>/dev/null || true
+}
+
 # What only the test command needs: a real directory (slapd, with ldapsearch to wait for it) and a real browser
 # for the sign-in page (chromium, driven over the DevTools protocol by Debian's python3-websocket).
 install_test_dependencies() {
@@ -290,22 +304,25 @@ for start in range(0, total, 10000):
 PY
 }
 
-# make_test_pki DIR: a CA and a TLS server certificate for 127.0.0.1, for the tests' APNs stand-in.
-# The same CA signs the tests' push certificate and their "external SCEP" device identities.
+# make_test_pki DIR [DAYS]: a CA and a TLS server certificate for 127.0.0.1, for the tests' APNs stand-in.
+# The same CA signs the tests' push certificate and their "external SCEP" device identities. Both CAs say
+# "Orchard stand-in" in their subject: the gateway trusts them only with ORCHARD_LOCAL_TRIAL=1 (exported here) and a
+# loopback ORCHARD_PUBLIC_URL.
 make_test_pki() {
-  local dir=$1
+  local dir=$1 days=${2:-30}
   mkdir -p "$dir"
+  export ORCHARD_LOCAL_TRIAL=1
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca.key" -out "$dir/ca.pem" \
-    -days 30 -subj "/CN=Orchard Test CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -days "$days" -subj "/CN=Orchard Test CA/O=Orchard stand-in" -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/apns-server.key" \
     -out "$dir/apns-server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$dir/server.ext"
   openssl x509 -req -in "$dir/apns-server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
-    -out "$dir/apns-server.pem" -days 30 -extfile "$dir/server.ext" 2>/dev/null
+    -out "$dir/apns-server.pem" -days "$days" -extfile "$dir/server.ext" 2>/dev/null
   # Stands in for Apple's device CA: it signs the simulated watches' MachineInfo identities.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/apple-ca.key" -out "$dir/apple-ca.pem" \
-    -days 30 -subj "/CN=Test Apple Device CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -days "$days" -subj "/CN=Test Apple Device CA/O=Orchard stand-in" -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 }
 

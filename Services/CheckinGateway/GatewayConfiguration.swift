@@ -28,6 +28,12 @@ struct GatewayConfiguration: Sendable {
     /// Failed ADE sign-ins of one account, and from one address, within 15 minutes that lock it for 15 minutes.
     let signInAccountFailures: Int
     let signInAddressFailures: Int
+    /// `ORCHARD_LOCAL_TRIAL=1`: stand-ins for Apple's services are trusted (a stand-in Apple device CA, a stand-in APNs),
+    /// as the local trial and the test stack run them; only with a loopback public URL.
+    let localTrial: Bool
+
+    /// What marks a stand-in's certificate (the local trial's and the tests' CAs say so in their subject).
+    static let standInMark = "Orchard stand-in"
 
     var serverURL: String { "\(publicURL)/mdm/server" }
     var checkInURL: String { "\(publicURL)/mdm/checkin" }
@@ -57,6 +63,20 @@ struct GatewayConfiguration: Sendable {
         forwardedFor = try env.forwardedForHeader()
         signInAccountFailures = try env.int("ORCHARD_SIGN_IN_ACCOUNT_FAILURES", default: 5, range: 1...1000)
         signInAddressFailures = try env.int("ORCHARD_SIGN_IN_ADDRESS_FAILURES", default: 20, range: 1...100_000)
+        let trial = try env.string("ORCHARD_LOCAL_TRIAL", default: "0")
+        guard trial == "0" || trial == "1" else { throw ConfigurationError("ORCHARD_LOCAL_TRIAL must be 0 or 1, not \(trial)") }
+        localTrial = trial == "1"
+        if localTrial {
+            let host = URLComponents(string: url)?.host ?? ""
+            guard host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.") else {
+                throw ConfigurationError("ORCHARD_LOCAL_TRIAL=1 trusts stand-ins for Apple's services: only with a loopback ORCHARD_PUBLIC_URL, not \(url)")
+            }
+        }
+        for (variable, roots) in [("ORCHARD_APPLE_DEVICE_ROOTS", appleDeviceRoots), ("ORCHARD_APNS_CA_PEM", apnsTrustRoots)] {
+            if let standIn = roots.first(where: { $0.subject.contains(Self.standInMark) }), !localTrial {
+                throw ConfigurationError("\(variable) holds a stand-in's certificate (\(standIn.subject)): it is trusted only in a local trial (ORCHARD_LOCAL_TRIAL=1)")
+            }
+        }
     }
 
     private static func readPEM(_ path: String) throws -> [Certificate] {

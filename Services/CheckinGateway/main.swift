@@ -18,6 +18,12 @@ let configuration = await runtime.startUp {
     if let key = configuration.bootstrapAdminKey { try await APIKeys.installBootstrap(key, database: runtime.database) }
     return configuration
 }
+if configuration.localTrial {
+    runtime.logger.warning("""
+        LOCAL TRIAL (ORCHARD_LOCAL_TRIAL=1): stand-ins for Apple's services are trusted here (the stand-in Apple device CA, \
+        the APNs stand-in). Never run a production server with this setting.
+        """)
+}
 let database = runtime.database, requests = runtime.requests!, service = runtime.definition.name
 let timeout = runtime.configuration.requestTimeout
 

@@ -39,6 +39,19 @@ final class DeployTests: XCTestCase {
         return (all, required)
     }
 
+    /// The local trial's stand-ins never reach a container: the image holds the five services only, and no service there
+    /// is told to trust stand-ins.
+    func testContainersNeverRunOrTrustTheLocalTrialsStandIns() throws {
+        let dockerfile = try text("Deploy/Dockerfile")
+        let runtime = try XCTUnwrap(dockerfile.components(separatedBy: "FROM debian").last)
+        XCTAssertFalse(runtime.contains("orchard-sim") || runtime.contains("standins") || runtime.contains("Deploy/trial"), runtime)
+        XCTAssertTrue(runtime.contains("cp checkin-gateway token-service profile-signer abm-sync user-enrollment-auth /out/")
+                      || dockerfile.contains("cp checkin-gateway token-service profile-signer abm-sync user-enrollment-auth /out/"))
+        let compose = try text("docker-compose.yml")
+        XCTAssertFalse(compose.contains("ORCHARD_LOCAL_TRIAL"), "compose sets no local trial")
+        XCTAssertFalse(compose.contains("Orchard stand-in"))
+    }
+
     func testComposeRunsKafkaPostgresTopicsAndTheFiveServices() throws {
         let services = try XCTUnwrap(try compose()["services"] as? [String: Any])
         for name in ["postgres", "kafka", "kafka-topics"] + Self.services {
