@@ -57,6 +57,35 @@ final class OperatorToolsTests: XCTestCase {
         XCTAssertTrue(result.err.contains(text), "\(result.err) lacks \(text)", file: file, line: line)
     }
 
+    /// A loopback HTTP server (python3) answering every request 503 with Retry-After and the gateway's error body; its URL.
+    func unavailableServer() throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def answer(self):
+                    body = b'{"error": {"code": "orchard.unavailable", "message": "database unavailable"}}'
+                    self.send_response(503); self.send_header("Retry-After", "5"); self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+                do_GET = do_POST = do_PUT = do_DELETE = answer
+                def log_message(self, *a): pass
+            s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+            print(s.server_address[1], flush=True)
+            s.serve_forever()
+            """]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        var text = ""
+        while !text.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { throw SimulatorError("the 503 server did not start") }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        return (process, "http://127.0.0.1:\(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
+
     func write(_ text: String, _ name: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-tools-\(UUID().uuidString)-\(name)").path
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
@@ -112,6 +141,39 @@ final class OperatorToolsTests: XCTestCase {
         let adeItems = (try JSONSerialization.jsonObject(with: Data(ade.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
         let adeSerial = try serial("ade", "Mac14,2")
         XCTAssertEqual(adeItems.first { $0["serialNumber"] as? String == adeSerial }?["state"] as? String, "released", "the ADE Mac is released")
+        // … and the device list says so too.
+        let mac = try unwrap(items.first { $0["serialNumber"] as? String == adeSerial })
+        XCTAssertEqual(mac["adeState"] as? String, "released")
+        XCTAssertNil(watch["adeState"], "a watch did not come through ADE")
+        let row = try unwrap(table.split(separator: "\n").first { $0.contains(adeSerial) })
+        XCTAssertTrue(row.contains("released"), String(row))
+    }
+
+    // MARK: orchard-sim fleet keeps its devices and resumes them
+
+    func testAFleetKeepsItsDevicesInItsFolderAndAResumedRunAnswersTheirCommands() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("orchard-fleet-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let fleet = ["fleet", "--devices", "3", "--interval", "2", "--duration", "5", "--state", state, "--url", stack.gateway,
+                     "--api-key", stack.admin.key]
+        let first = try run("orchard-sim", fleet)
+        XCTAssertEqual(first.status, 0, first.err + first.out)
+        XCTAssertTrue(first.out.contains("0 devices kept in \(state); enrolling 3 more"), first.out)
+        XCTAssertTrue(first.out.contains(", 0 failures"), first.out)
+        let kept = try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasSuffix(".json") }
+        XCTAssertEqual(kept.count, 3, "each device's identity and enrollment kept")
+        let udid = String(try unwrap(kept.first).dropLast(5))
+        // A command queued while the fleet is stopped: the resumed device (same identity) fetches and answers it.
+        XCTAssertTrue(try ok(stack, ["devices", "command", udid, "--type", "DeviceInformation"]).contains("DeviceInformation"))
+        let second = try run("orchard-sim", fleet)
+        XCTAssertEqual(second.status, 0, second.err + second.out)
+        XCTAssertTrue(second.out.contains("3 devices kept in \(state); enrolling 0 more"), second.out)
+        let commands = try ok(stack, ["devices", "commands", udid, "--json"])
+        let items = (try JSONSerialization.jsonObject(with: Data(commands.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        let information = try unwrap(items.first { $0["requestType"] as? String == "DeviceInformation" },
+                                     "the queued DeviceInformation (newest first): \(commands)")
+        XCTAssertEqual((information["status"] as? String)?.lowercased(), "acknowledged", commands)
     }
 
     // MARK: every orchardctl group, and its refusals
@@ -204,6 +266,14 @@ final class OperatorToolsTests: XCTestCase {
             refused(try run("orchardctl", ["devices", "list"]), containing: "no server")
             refused(try run("orchardctl", ["devices", "list", "--url", "http://127.0.0.1:9", "--api-key", "x"]), containing: "cannot reach")
             refused(try run("orchard-sim", ["demo", "--url", "http://127.0.0.1:9", "--api-key", "x"]), containing: "cannot reach")
+            // A server answering 503 to everything, as a gateway whose PostgreSQL is away does.
+            let (server, unavailable) = try unavailableServer()
+            defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }  // the test process blocks SIGTERM, and children inherit it
+            refused(try run("orchardctl", ["devices", "list", "--url", unavailable, "--api-key", "x"]), containing: "HTTP 503: database unavailable (retry shortly)")
+            refused(try run("orchardctl", ["links", "create", "--name", "x", "--url", unavailable, "--api-key", "x"]), containing: "HTTP 503")
+            refused(try run("orchard-sim", ["demo", "--url", unavailable, "--api-key", "x"]), containing: "503")
+            refused(try run("orchard-sim", ["load", "--flow", "link", "--devices", "0", "--url", unavailable, "--api-key", "x"]),
+                    containing: "--devices must be at least 1")
             let help = try run("orchardctl", ["abm", "profiles", "define", "--help"])
             XCTAssertEqual(help.status, 0)
             XCTAssertTrue(help.out.contains("Example:"))

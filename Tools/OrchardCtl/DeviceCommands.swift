@@ -87,12 +87,12 @@ struct DevicesCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Commands.self, Declarations.self, AssignDeclarations.self, Command.self, Unenroll.self],
         defaultSubcommand: List.self)
 
-    static let columns = [("id", "id"), ("status", "status"), ("product", "productName"), ("os", "osVersion"), ("serial", "serialNumber"),
+    static let columns = [("id", "id"), ("status", "status"), ("ade", "adeState"), ("product", "productName"), ("os", "osVersion"), ("serial", "serialNumber"),
                           ("supervised", "supervised"), ("paired", "pairedWith"), ("account", "managedAppleID"), ("last seen", "lastSeenAt")]
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Enrolled devices, newest first.",
+            abstract: "Enrolled devices by enrollment id (page on with --after), with their state.",
             discussion: "Examples:\n  orchardctl devices list\n  orchardctl devices list --status enrolled --managed-apple-id alice@example.com --json")
         @OptionGroup var global: Global
         @Option(help: "pending, enrolled, checked-out or unenrolled.") var status: String?

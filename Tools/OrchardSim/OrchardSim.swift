@@ -48,6 +48,8 @@ struct Connection: ParsableArguments {
     @Option(name: .customLong("abm-consumer-key"), help: "The consumer key of a server token connected to the stand-in.") var abmConsumerKey: String?
     @Option(name: .customLong("byod-user"), help: "An account of a User Enrollment domain: user@domain:password.") var byodUser: String?
     @Option(name: .customLong("adde-user"), help: "An account of a Device Enrollment domain: user@domain:password.") var addeUser: String?
+    @Option(help: "With an account such as bench{n}@byod.example.com: {n} takes the values 0000 … accounts-1 in turn.")
+    var accounts = 1
     @Option(name: .customLong("push-feed"), help: "The APNs stand-in's feed of pushes (orchard-sim apns), to wake devices.") var pushFeed: String?
 
     func environment() throws -> SimulatorEnvironment {
@@ -73,23 +75,21 @@ struct Connection: ParsableArguments {
             guard let user = trial["\(name)User"] as? String, let password = trial["\(name)Password"] as? String else { return nil }
             return (user, password)
         }
-        return SimulatorEnvironment(gateway: gateway, enrollmentAuth: auth, admin: AdminClient(baseURL: gateway, key: key), appleCA: ca,
-                                    abmStandIn: abmStandIn ?? trial["abmStandIn"] as? String,
-                                    abmConsumerKey: abmConsumerKey ?? trial["abmConsumerKey"] as? String,
-                                    byodUser: try account(byodUser, "byod"), addeUser: try account(addeUser, "adde"),
-                                    pushFeed: pushFeed ?? trial["pushFeed"] as? String)
+        guard accounts >= 1 else { throw SimulatorError("--accounts must be at least 1") }
+        var environment = SimulatorEnvironment(gateway: gateway, enrollmentAuth: auth, admin: AdminClient(baseURL: gateway, key: key),
+                                               appleCA: ca, abmStandIn: abmStandIn ?? trial["abmStandIn"] as? String,
+                                               abmConsumerKey: abmConsumerKey ?? trial["abmConsumerKey"] as? String,
+                                               byodUser: try account(byodUser, "byod"), addeUser: try account(addeUser, "adde"),
+                                               pushFeed: pushFeed ?? trial["pushFeed"] as? String)
+        environment.accounts = accounts
+        return environment
     }
 
     static func configFile() throws -> [String: Any] {
         let env = ProcessInfo.processInfo.environment
         let candidates = env["ORCHARD_CONFIG"].map { [$0] }
             ?? [FileManager.default.currentDirectoryPath + "/.orchard/local/orchardctl.json", (env["HOME"] ?? "") + "/.config/orchard/orchardctl.json"]
-        for path in candidates where FileManager.default.fileExists(atPath: path) {
-            guard let data = FileManager.default.contents(atPath: path), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw SimulatorError("\(path) is not a JSON object")
-            }
-            return object
-        }
+        for path in candidates where FileManager.default.fileExists(atPath: path) { return try SimulatorEnvironment.configFile(at: path) }
         return [:]
     }
 }
@@ -155,8 +155,14 @@ func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").ut
 
 /// An error in one line: what a person can act on.
 func describe(_ error: any Error) -> String {
-    let text = "\(error)"
+    var text = "\(error)", hint = ""
+    // The admin API's refusal (AdminClient.expect): "GET /path → 503 {…}".
+    let refusal = error as NSError
+    if refusal.domain == "admin" {
+        text = refusal.localizedDescription
+        if refusal.code == 503 { hint = " (the stack is not ready: retry shortly)" }
+    }
     if text.contains("connectionRefused") || text.contains("Connection refused") { return "cannot reach the stack: connection refused (is it running?)" }
     let line = text.split(separator: "\n").first.map(String.init) ?? text
-    return line.count > 300 ? String(line.prefix(300)) + "…" : line
+    return (line.count > 300 ? String(line.prefix(300)) + "…" : line) + hint
 }

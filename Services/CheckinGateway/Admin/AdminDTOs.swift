@@ -40,6 +40,8 @@ struct DeviceView: ResponseEncodable {
     let pairedWith: [String]
     /// Account-driven enrollment: the Managed Apple Account and `mdm-byod` (a User Enrollment: no UDID, no serial) or `mdm-adde`.
     let managedAppleID: String?, enrollmentMode: String?
+    /// Automated Device Enrollment: where the device is (`profile pushed`, `setting up`, `released`, …).
+    let adeState: String?
 
     init(_ r: Row) {
         id = r.string("id") ?? ""; udid = r.string("udid"); kind = r.string("enrollment_kind") ?? ""
@@ -52,6 +54,7 @@ struct DeviceView: ResponseEncodable {
         if let parent = r.string("paired_with") { pairs.insert(parent, at: 0) }
         pairedWith = pairs
         managedAppleID = r.string("managed_apple_id"); enrollmentMode = r.string("enrollment_mode")
+        adeState = r.string("ade_state")
     }
 }
 
