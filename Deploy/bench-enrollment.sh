@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
-#   ./Deploy/bench-enrollment.sh watch [--pairings 50] [--watches 10] [--rate 50]  Apple Watch enrollments (rate 0: closed loop)
-#   ./Deploy/bench-enrollment.sh ade [--devices 2000] [-c 16] [--rate 50]   ADE enrollments: MachineInfo → signed profile
-#     (half closed loop at -c, half paced at --rate; the devices are assigned in the ABM stand-in and synced first)
+#   ./Deploy/bench-enrollment.sh link|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
+#     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
+#     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
+#     enrollments/s, p50/p99 per step and each process's CPU per enrollment (byod: then check-ins with the bearer vs plain)
 #   ./Deploy/bench-enrollment.sh ade-sign-in-attack [--devices 200] [-c 8] [--attackers 8] [--seconds 20]
 #     Idle latency of enrolled devices, quiet and while clients flood one ADE device's sign-in page with unknown accounts
-#   ./Deploy/bench-enrollment.sh byod [--devices 1000] [-c 16] [--rate 20]   complete account-driven User Enrollments
-#     (discovery → TokenUpdate against a real slapd, half closed loop, half paced; then check-ins with the bearer vs plain)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|watch|ade|ade-sign-in-attack|byod [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|link|mac|watch|ade|byod|adde|ade-sign-in-attack [options]}
 shift
+case "$MODE" in link|mac|watch|ade|byod|adde) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
+  *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 # ORCHARD_BENCH_BIN: run binaries from another folder, to compare two builds in one sitting.
@@ -26,17 +27,39 @@ trap 'stop_stack; rm -rf "$STATE"' EXIT
 [ -n "${ORCHARD_BENCH_PG_SLOW_MS:-}" ] && export ORCHARD_PG_EXTRA_OPTIONS="${ORCHARD_PG_EXTRA_OPTIONS:-} -c log_min_duration_statement=$ORCHARD_BENCH_PG_SLOW_MS"
 start_postgres "$STATE/postgres" "${ORCHARD_BENCH_PG_PORT:-55533}"
 start_broker "$BIN" "$STATE" >/dev/null
-if [ "$MODE" = byod ]; then
-  install_test_dependencies
-  # The tests' directory plus 2,000 users (bench0000@byod.example.com … with password bench-password): each
-  # enrollment signs in as its own user, as a real roll-out does.
-  cp Tests/Fixtures/ldap/directory.ldif "$STATE/directory.ldif"
-  for i in $(seq -w 0 1999); do
-    printf '\ndn: uid=bench%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bench%s\ncn: Bench %s\nsn: Bench\nmail: bench%s@byod.example.com\nuserPassword: bench-password\n' "$i" "$i" "$i" "$i"
+if [ "$FLOW" = 1 ]; then
+  source Deploy/scripts/trial.sh
+  install_directory_dependencies
+  # The trial's directory plus 2,000 users of each demo domain (bench0000@byod.example.com … and @adde.example.com,
+  # password bench-password): each account-driven enrollment signs in as its own user, as a real roll-out does.
+  cp Deploy/trial/directory.ldif "$STATE/directory.ldif"
+  for domain in byod adde; do
+    for i in $(seq -w 0 1999); do
+      printf '\ndn: uid=bench-%s%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bench-%s%s\ncn: Bench %s\nsn: Bench\nmail: bench%s@%s.example.com\nuserPassword: bench-password\n' \
+        "$domain" "$i" "$domain" "$i" "$i" "$i" "$domain"
+    done
   done >> "$STATE/directory.ldif"
-  start_slapd "$STATE/ldap" "${ORCHARD_BENCH_LDAP_PORT:-28389}" "$STATE/directory.ldif" >/dev/null 2>&1
+  export TRIAL_DIRECTORY_LDIF="$STATE/directory.ldif"
+  start_trial_bench_stack "$STATE" "$BIN" "${ORCHARD_BENCH_FIRST_PORT:-28080}"
+  DEVICES=1000 CLOSED=16 RATE=20
+  while [ $# -gt 0 ]; do
+    case "$1" in --devices) DEVICES=$2 ;; --closed|-c) CLOSED=$2 ;; --rate) RATE=$2 ;; *) echo "unknown option $1" >&2; exit 2 ;; esac
+    shift 2
+  done
+  export ORCHARD_BENCH_PIDS="${ORCHARD_PIDS[*]} $ORCHARD_BROKER_PID"
+  ACCOUNTS=()
+  [ "$MODE" = byod ] && ACCOUNTS=(--byod-user 'bench{n}@byod.example.com:bench-password' --accounts 2000)
+  [ "$MODE" = adde ] && ACCOUNTS=(--adde-user 'bench{n}@adde.example.com:bench-password' --accounts 2000)
+  "$BIN/orchard-sim" load --flow "$MODE" --devices "$DEVICES" --closed "$CLOSED" "${ACCOUNTS[@]}"
+  echo
+  "$BIN/orchard-sim" load --flow "$MODE" --devices "$DEVICES" --rate "$RATE" "${ACCOUNTS[@]}"
+  if [ "$MODE" = byod ]; then
+    echo
+    "$BIN/orchard-bench" bearer-checkins --devices "$DEVICES" -c "$CLOSED"
+  fi
+  exit 0
 fi
-if [ "$MODE" = ade ] || [ "$MODE" = ade-sign-in-attack ]; then
+if [ "$MODE" = ade-sign-in-attack ]; then
   start_abm_standin "${ORCHARD_BENCH_ABM_PORT:-28445}" >/dev/null 2>&1
   export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0
 fi
@@ -49,22 +72,6 @@ cpu_ticks() {
     [ -n "$name" ] && echo "$name $(awk '{print $14+$15}' /proc/$pid/stat 2>/dev/null)"
   done | awk '{t[$1]+=$2} END {for (n in t) print n, t[n]}'
 }
-if [ "$MODE" = ade ]; then
-  # Setup, not measured: N devices assigned to a token in the stand-in, synced, given a default profile
-  # (assigned by abm-sync), and in the gateway's copy.
-  N=$(echo "$@" | sed -nE 's/.*--devices ([0-9]+).*/\1/p'); N=${N:-2000}
-  PREFIX="ADE$$"
-  abm_uploaded_token "$STATE" "CK_ade_$$"
-  abm_assign_devices "CK_ade_$$" "$N" "$PREFIX"
-  ADMIN="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1"
-  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" "$ADMIN/abm/tokens/$ABM_TOKEN_ID/sync"
-  curl -fs -o /dev/null -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \
-    "$ADMIN/abm/tokens/$ABM_TOKEN_ID/profiles" -d '{"profile": {"profile_name": "Bench", "is_supervised": true}, "default": true}'
-  until [ "$(psql "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM checkin_gateway.ade_devices d JOIN checkin_gateway.ade_profiles p USING (profile_uuid) WHERE serial_number LIKE '$PREFIX%'")" -ge "$N" ]; do sleep 0.5; done
-  set -- "$@" --prefix "$PREFIX"
-  # ORCHARD_BENCH_STOP_ABM_SYNC=1: abm-sync is stopped before the measurement (the gateway enrolls from its own copy).
-  if [ "${ORCHARD_BENCH_STOP_ABM_SYNC:-0}" = 1 ]; then kill "$(service_pid abm-sync)"; echo "abm-sync stopped"; fi
-fi
 if [ "$MODE" = ade-sign-in-attack ]; then
   # One device assigned a profile that requires the sign-in page; the attack posts its form. The gateway takes the
   # client address from X-Forwarded-For, as behind a TLS terminator.

@@ -3,7 +3,7 @@ import Foundation
 import OrchardCrypto
 import OrchardTestSupport
 
-/// The setup the watch benchmark and the fault load share: the test PKI, a push certificate, supervised
+/// The setup the sign-in attack benchmark and the fault load share: the test PKI, a push certificate, supervised
 /// iPhones enrolled through single-use links, and watch enrollment turned on for them.
 struct BenchFleet {
     let admin: AdminClient

@@ -3,6 +3,7 @@ import Logging
 import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
+import OrchardTestSupport
 
 // orchard-bench: drives the messaging layer from outside the services.
 //   respond                 answer BenchEcho requests (run it as a separate process)
@@ -12,10 +13,11 @@ import OrchardStorage
 //   apply --stream S        apply BenchEvents idempotently to PostgreSQL (schema bench)
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
-//   watch --pairings N --watches M [--rate R]  Apple Watch enrollments: paced at R per second (0: closed loop), p50/p99 per step
-//   ade --prefix P --devices N [-c C] [--rate R]  ADE enrollments (MachineInfo → profile): N/2 closed loop at C, N/2 paced at R/s
 //   ade-sign-in-attack --prefix P [--devices N] [-c C] [--attackers A] [--seconds S]  Idle latency of N enrolled devices,
 //                           quiet and while A clients post ADE sign-ins with unknown accounts (hardening issue 18)
+//   bearer-checkins [--devices N] [-c C]  check-ins of N account-driven enrollments (bearer validated) against N plain
+//                           ones (ORCHARD_CONFIG: the stack's orchardctl.json with the trial's stand-ins)
+//   (each flow's enrollments: `orchard-sim load`, Deploy/bench-enrollment.sh link|mac|watch|ade|byod|adde)
 //   faults --seconds S --label L --out FILE [--devices W] [--phones P]  steady enrollments and watch pairings for
 //                           Deploy/fault-suite.sh, which injects a fault meanwhile and reads FILE
 //   abm-events --token ID   counts one ABM server token's device events on Kafka (Deploy/fault-abm-sync.sh)
@@ -117,21 +119,6 @@ case "checkin":
                                      devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16))
     try await benchmark.run()
 
-case "watch":
-    let benchmark = WatchBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
-                                   adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
-                                   pairings: option("-p", "--pairings", 50), watchesPerPhone: option("-w", "--watches", 10),
-                                   rate: Double(option("-r", "--rate", 50)),
-                                   apnsPort: Int(environment["ORCHARD_TEST_APNS_PORT"] ?? "") ?? 28443)
-    try await benchmark.run()
-
-case "ade":
-    let benchmark = ADEBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
-                                 adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
-                                 prefix: options["--prefix"] ?? "ADE", devices: option("-n", "--devices", 2000),
-                                 concurrency: option("-c", "--concurrency", 16), rate: Double(option("-r", "--rate", 50)))
-    try await benchmark.run()
-
 case "ade-sign-in-attack":
     let benchmark = SignInAttackBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
                                           adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
@@ -140,14 +127,12 @@ case "ade-sign-in-attack":
                                           seconds: Double(option("-s", "--seconds", 20)))
     try await benchmark.run()
 
-case "byod":
-    let benchmark = AccountBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
-                                     auth: environment["ORCHARD_URL_USER_ENROLLMENT_AUTH"] ?? "http://127.0.0.1:8084",
-                                     ldapURL: environment["ORCHARD_TEST_LDAP_URL"] ?? "ldap://127.0.0.1:389/",
-                                     adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
-                                     devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16),
-                                     rate: Double(option("-r", "--rate", 20)))
-    try await benchmark.run()
+case "bearer-checkins":
+    var simulator = try SimulatorEnvironment.fromConfigFile(environment["ORCHARD_CONFIG"] ?? ".orchard/local/orchardctl.json")
+    simulator.byodUser = ("bench{n}@byod.example.com", "bench-password")
+    simulator.accounts = 2000
+    try await BearerCheckinBenchmark(environment: simulator, devices: option("-n", "--devices", 1000),
+                                     concurrency: option("-c", "--concurrency", 16)).run()
 
 case "faults":
     let load = FaultLoad(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",

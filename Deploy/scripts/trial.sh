@@ -26,7 +26,8 @@ start_trial_standins() {
   for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$((first + 12))/healthz" && break; sleep 0.1; done
   log "APNs stand-in on https://127.0.0.1:$((first + 11))"
   rm -rf "$dir/ldap"
-  start_slapd "$dir/ldap" $((first + 13)) Deploy/trial/directory.ldif
+  # TRIAL_DIRECTORY_LDIF: another directory (the flow benchmarks add a user per enrollment).
+  start_slapd "$dir/ldap" $((first + 13)) "${TRIAL_DIRECTORY_LDIF:-Deploy/trial/directory.ldif}"
   export ORCHARD_APNS_URL="https://127.0.0.1:$((first + 11))" ORCHARD_APNS_CA_PEM="$dir/pki/ca.pem"
   export ORCHARD_APPLE_DEVICE_ROOTS="$dir/pki/apple-ca.pem" TRIAL_PUSH_FEED="http://127.0.0.1:$((first + 12))"
 }
@@ -66,7 +67,7 @@ trial_setup() {
 
 # write_tool_config STATE FIRST_PORT [TRIAL_JSON]: the config file orchardctl and orchard-sim read (the admin API's URL and
 # key, each service's URL, and the trial's stand-ins), in STATE and in ~/.config/orchard (replacing only one this
-# script wrote). Readable by its owner only: it holds the admin key.
+# script wrote; TRIAL_HOME_CONFIG=0: only in STATE). Readable by its owner only: it holds the admin key.
 write_tool_config() {
   local state=$1 first=$2 trial=${3:-null} file home_file="${HOME:-/root}/.config/orchard/orchardctl.json"
   file="$state/orchardctl.json"
@@ -78,7 +79,22 @@ write_tool_config() {
  "trial": $trial}
 EOF
   )
+  [ "${TRIAL_HOME_CONFIG:-1}" = 1 ] || return 0
   if [ ! -e "$home_file" ] || grep -q '"writtenBy": "Deploy/run-local.sh"' "$home_file"; then
     mkdir -p "$(dirname "$home_file")" && cp "$file" "$home_file" && chmod 600 "$home_file"
   fi
+}
+
+# start_trial_bench_stack STATE BIN FIRST_PORT: after PostgreSQL and the broker, the services of a benchmark or soak on
+# the trial's stand-ins (quiet logs, a fresh admin key, P-256 link identities and no RSA key pool competing for the
+# cores), set up as run-local.sh does; the config file in STATE only (ORCHARD_CONFIG points at it).
+start_trial_bench_stack() {
+  local state=$1 bin=$2 first=$3
+  export TRIAL_HOME_CONFIG=0 ORCHARD_LOG_LEVEL=warning ORCHARD_DEVICE_KEY_POOL_SIZE=0 ORCHARD_DEVICE_KEY_TYPE=p256
+  export ORCHARD_KEK=$(head -c 32 /dev/urandom | base64) ORCHARD_PUBLIC_URL="http://127.0.0.1:$first"
+  export ORCHARD_ADMIN_API_KEY="orchard_bench_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+  start_trial_standins "$state" "$bin" "$first" > "$state/standins.log" 2>&1
+  start_services "$bin" "$first" > "$state/services.log" 2>&1
+  trial_setup "$state" "$first"
+  export ORCHARD_CONFIG="$state/orchardctl.json"
 }

@@ -125,7 +125,8 @@ struct Fleet: AsyncParsableCommand {
                     var next = Date().addingTimeInterval(every * Double(i) / Double(devicesToRun.count))
                     let responder = DeviceResponder(supervised: true)
                     while until.map({ Date() < $0 }) ?? true {
-                        await wake.wait(for: device.udid, until: next)
+                        await wake.wait(for: device.udid, until: until.map { min(next, $0) } ?? next)
+                        if let until, Date() >= until { break }
                         let start = DispatchTime.now()
                         do {
                             let (answered, outcome) = try await responder.drain(device)
@@ -147,7 +148,13 @@ struct Fleet: AsyncParsableCommand {
     }
 
     static func followPushes(_ feed: String, byToken: [String: SimulatedDevice], wake: WakeBox, until: Date?) async {
+        // Only pushes from now on: the ones already sent (each enrollment's) were answered then, and replaying them
+        // would wake the whole fleet at once.
         var after = 0
+        if let answer = try? await http(.GET, "\(feed)/pushes?after=\(Int.max)"), answer.status == 200,
+           let count = (try? answer.json())?["count"] as? Int {
+            after = count
+        }
         while until.map({ Date() < $0 }) ?? true {
             if let answer = try? await http(.GET, "\(feed)/pushes?after=\(after)"), answer.status == 200,
                let object = try? answer.json(), let count = object["count"] as? Int {

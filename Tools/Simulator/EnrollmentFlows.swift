@@ -12,6 +12,7 @@ public struct EnrollmentFlows: Sendable {
     public let narrator: Narrator
     public let profileCA: Certificate
     public let timings = StepTimings()
+    private let accountEnrollments = NIOLockedValueBox(0)
 
     public init(environment: SimulatorEnvironment, narrator: Narrator) async throws {
         self.environment = environment
@@ -251,9 +252,10 @@ public struct EnrollmentFlows: Sendable {
     /// every later request with the bearer.
     public func enrollAccount(_ mode: AccountMode, platform: String = "iOS") async throws -> SimulatedDevice {
         let appleCA = try environment.requireAppleCA("account-driven enrollment")
-        guard let user = mode == .byod ? environment.byodUser : environment.addeUser else {
+        guard let template = mode == .byod ? environment.byodUser : environment.addeUser else {
             throw SimulatorError("account-driven enrollment needs an account of a \(mode.rawValue) domain and its password")
         }
+        let user = environment.account(template, index: accountEnrollments.withLockedValue { n in defer { n += 1 }; return n })
         let family = platform == "macOS" ? "Mac" : "iPhone"
         let baseURL = try await timings.time("discovery") { () -> String in
             let discovered = try await expect(200, try await http(.GET, "\(environment.enrollmentAuth)/.well-known/com.apple.remotemanagement?"

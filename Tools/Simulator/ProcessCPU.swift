@@ -21,8 +21,11 @@ public struct ProcessCPU: Sendable {
             // After the command: state is field 3, utime 14 and stime 15 (1-based) of the whole line.
             guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
             let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? pid
-            var name = String(cmdline.split(separator: "\0").first ?? Substring(pid)).split(separator: "/").last.map(String.init) ?? pid
-            if pid == "self" { name = "orchard-bench (client)" }
+            let arguments = cmdline.split(separator: "\0").map { $0.split(separator: "/").last.map(String.init) ?? "" }
+            var name = arguments.first ?? pid
+            // A stand-in: python3 abm_standin.py, orchard-sim apns.
+            if ["python3", "orchard-sim"].contains(name), arguments.count > 1 { name += " " + arguments[1] }
+            if pid == "self" { name = "\(CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? "client") (client)" }
             if name.hasPrefix("postgres") { name = "postgres" }
             ticks[name, default: 0] += (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }

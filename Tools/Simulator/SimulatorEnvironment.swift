@@ -19,6 +19,9 @@ public struct SimulatorEnvironment: Sendable {
     /// Managed Apple Account domains and a user who can sign in to each (`user@domain`, password).
     public var byodUser: (account: String, password: String)?
     public var addeUser: (account: String, password: String)?
+    /// With an account such as `bench{n}@byod.example.com`, `{n}` takes the values 0000, 0001, … up to `accounts - 1`
+    /// in turn, so that each enrollment signs in as its own user, as a real roll-out does.
+    public var accounts = 1
     /// The APNs stand-in's feed of pushes (`orchard-sim apns`), to wake devices as a push would.
     public var pushFeed: String?
 
@@ -58,6 +61,40 @@ public struct SimulatorEnvironment: Sendable {
             throw SimulatorError("\(directory)/apple-ca.pem holds no certificate")
         }
         return try SigningIdentity(certificate: certificate, key: try PrivateKey(pem: try read("apple-ca.key")))
+    }
+
+    /// Reads the config file `./Deploy/run-local.sh` (and the flow benchmarks) write: the admin API's URL and key, each
+    /// service's URL, and the local trial's stand-ins.
+    public static func configFile(at path: String) throws -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw SimulatorError("cannot read \(path)") }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw SimulatorError("\(path) is not a JSON object")
+        }
+        return object
+    }
+
+    /// The environment a config file describes, nothing overridden.
+    public static func fromConfigFile(_ path: String) throws -> SimulatorEnvironment {
+        let file = try configFile(at: path)
+        let trial = file["trial"] as? [String: Any] ?? [:], services = file["services"] as? [String: String] ?? [:]
+        guard let gateway = file["url"] as? String, let key = file["apiKey"] as? String else {
+            throw SimulatorError("\(path) names no url and apiKey")
+        }
+        func account(_ name: String) -> (String, String)? {
+            guard let user = trial["\(name)User"] as? String, let password = trial["\(name)Password"] as? String else { return nil }
+            return (user, password)
+        }
+        return SimulatorEnvironment(gateway: gateway, enrollmentAuth: services["user-enrollment-auth"] ?? gateway,
+                                    admin: AdminClient(baseURL: gateway, key: key),
+                                    appleCA: try (trial["appleCA"] as? String).map(appleCA(directory:)),
+                                    abmStandIn: trial["abmStandIn"] as? String, abmConsumerKey: trial["abmConsumerKey"] as? String,
+                                    byodUser: account("byod"), addeUser: account("adde"), pushFeed: trial["pushFeed"] as? String)
+    }
+
+    /// The account the `index`th account-driven enrollment signs in with.
+    func account(_ user: (account: String, password: String), index: Int) -> (account: String, password: String) {
+        guard user.account.contains("{n}") else { return user }
+        return (user.account.replacingOccurrences(of: "{n}", with: String(format: "%04d", index % max(1, accounts))), user.password)
     }
 
     func requireAppleCA(_ flow: String) throws -> SigningIdentity {
