@@ -258,7 +258,7 @@ final class OperatorToolsTests: XCTestCase {
             refused(try ctl(stack, ["links", "create", "--name", "x"], key: key), containing: "HTTP 403")
             let id = try unwrap((try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])?["id"] as? String)
             _ = try ok(stack, ["api-keys", "revoke", id])
-            refused(try ctl(stack, ["devices", "list"], key: key), containing: "HTTP 401")
+            refused(try ctl(stack, ["devices", "list"], key: key), containing: "HTTP 401: unknown or revoked API key (check the API key: --api-key)")
             XCTAssertTrue(try ok(stack, ["activity", "--limit", "50"]).contains("api-key.revoked"))
             XCTAssertTrue(try ok(stack, ["health"]).contains("user-enrollment-auth"))
         }

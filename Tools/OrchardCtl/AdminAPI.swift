@@ -15,6 +15,8 @@ struct CtlError: Error, CustomStringConvertible {
 struct Settings {
     let url: String
     let key: String
+    /// Where the key came from, for a 401's hint ("--api-key", "ORCHARD_API_KEY" or the config file's path).
+    let keySource: String
     /// Each service's base URL, for `health` (the config file's `services`; otherwise the gateway's host, ports 8080–8084).
     let services: [(String, String)]
 
@@ -22,7 +24,7 @@ struct Settings {
 
     static func resolve(url flagURL: String?, key flagKey: String?) throws -> Settings {
         let env = ProcessInfo.processInfo.environment
-        let file = try configFile()
+        let (file, path) = try configFile()
         guard var url = flagURL ?? env["ORCHARD_URL"] ?? file["url"] as? String else {
             throw CtlError("no server: give --url, set ORCHARD_URL, or start the local stack with ./Deploy/run-local.sh (it writes .orchard/local/orchardctl.json)")
         }
@@ -40,10 +42,12 @@ struct Settings {
             let first = components.port ?? 8080
             services = serviceNames.enumerated().map { ($0.element, "\(components.scheme ?? "http")://\(host):\(first + $0.offset)") }
         }
-        return Settings(url: url, key: key, services: services)
+        let keySource = flagKey != nil ? "--api-key" : env["ORCHARD_API_KEY"] != nil ? "ORCHARD_API_KEY" : "the apiKey in \(path ?? "the config file")"
+        return Settings(url: url, key: key, keySource: keySource, services: services)
     }
 
-    private static func configFile() throws -> [String: Any] {
+    /// The first config file found, and its path.
+    private static func configFile() throws -> ([String: Any], String?) {
         let env = ProcessInfo.processInfo.environment
         let candidates = env["ORCHARD_CONFIG"].map { [$0] }
             ?? [FileManager.default.currentDirectoryPath + "/.orchard/local/orchardctl.json",
@@ -53,10 +57,10 @@ struct Settings {
                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw CtlError("\(path) is not a JSON object with url and apiKey")
             }
-            return object
+            return (object, path)
         }
         if let path = env["ORCHARD_CONFIG"] { throw CtlError("ORCHARD_CONFIG names \(path), which does not exist") }
-        return [:]
+        return ([:], nil)
     }
 }
 
@@ -86,7 +90,7 @@ struct AdminAPI {
         guard (200..<300).contains(answer.status) else {
             let message = ((answer.json as? [String: Any])?["error"] as? [String: Any])?["message"] as? String
                 ?? String(decoding: answer.body.prefix(300), as: UTF8.self)
-            let hint = answer.status == 401 ? " (check the API key)" : answer.status == 503 ? " (retry shortly)" : ""
+            let hint = answer.status == 401 ? " (check the API key: \(settings.keySource))" : answer.status == 503 ? " (retry shortly)" : ""
             throw CtlError("HTTP \(answer.status): \(message.isEmpty ? "no message" : message)\(hint)")
         }
         return answer
