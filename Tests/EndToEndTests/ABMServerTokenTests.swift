@@ -157,8 +157,8 @@ final class ABMTokenCheckTests: XCTestCase {
             XCTAssertEqual(health["serverName"] as? String, "Orchard MDM")
             XCTAssertNil(health["lastError"] as? String)
             let calls = try await seen().map { "\($0["method"]!) \($0["path"]!) \($0["status"]!)" }
-            // The upload registered the account-driven discovery URL; the check then called GET /account.
-            XCTAssertEqual(calls, ["GET /session 200", "POST /account-driven-enrollment/profile 200", "GET /session 200", "GET /account 200"])
+            // The upload registered the account-driven discovery URL; the check then called GET /account in the same session.
+            XCTAssertEqual(calls, ["GET /session 200", "POST /account-driven-enrollment/profile 200", "GET /account 200"])
             return id
         }
 
@@ -168,6 +168,18 @@ final class ABMTokenCheckTests: XCTestCase {
             XCTAssertNil(health["lastError"] as? String, "\(health)")
             let paths = try await seen().suffix(2).map { "\($0["path"]!) \($0["status"]!)" }
             XCTAssertEqual(paths, ["/session 200", "/account 200"])
+        }
+
+        try await step("2b. Twelve checks at once take turns in the session (ABM ends a session once it hands out the next)") {
+            let before = try await seen()
+            let admin = stack.admin
+            try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<12 { group.addTask { try await admin.expect(.POST, "/abm/tokens/\(id)/check")["lastError"] as? String } }
+                for try await lastError in group { XCTAssertNil(lastError) }
+            }
+            let calls = try await seen().dropFirst(before.count)
+            XCTAssertEqual(calls.map { "\($0["path"]!) \($0["status"]!)" }, Array(repeating: "/account 200", count: 12),
+                           "no new session, no 401")
         }
 
         try await step("3. Throttled: 429 with Retry-After is waited out") {

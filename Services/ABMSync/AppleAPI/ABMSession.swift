@@ -4,11 +4,53 @@ import NIOCore
 import NIOHTTP1
 import OrchardCore
 
-/// Apple's device-assignment API as one server token sees it (REFERENCE §4.2, §4.4): a session from
-/// `GET /session` (OAuth 1.0a), `X-ADM-Auth-Session` on every call and adopted from every answer,
-/// `X-Server-Protocol-Version: 10` and a `User-Agent` everywhere. Re-authenticates on 401, or 403 whose
-/// body says FORBIDDEN, once per call; `T_C_NOT_SIGNED` stops at once (an ABM administrator must accept
-/// new terms: retrying cannot help); 429 and 503 wait `Retry-After`, network errors back off with jitter.
+/// The session each server token holds with ABM (REFERENCE §4.2), shared by every call of this process: one
+/// `GET /session` per token until ABM ends it, not one per call. ABM may hand out the next session in any answer,
+/// after which the one used may stop working, so a token's calls take turns (`exclusive`): each starts with the
+/// session the previous answer gave. Calls of different tokens, and sleeps between retries, run side by side. A
+/// token whose credentials change (a new `.p7m`) starts a new session.
+actor ABMSessionStore {
+    private var sessions: [String: (credentials: String, session: String)] = [:]
+    private var busy: Set<String> = []
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    /// Runs `body` when no other call of `tokenID` is out.
+    func exclusive<T: Sendable>(_ tokenID: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        if busy.contains(tokenID) {
+            await withCheckedContinuation { waiting[tokenID, default: []].append($0) }  // handed the turn by the call before
+        } else {
+            busy.insert(tokenID)
+        }
+        defer {
+            if let next = waiting[tokenID]?.first {
+                waiting[tokenID]?.removeFirst()
+                next.resume()
+            } else {
+                busy.remove(tokenID)
+                waiting[tokenID] = nil
+            }
+        }
+        return try await body()
+    }
+
+    func session(_ tokenID: String, credentials: String) -> String? {
+        sessions[tokenID].flatMap { $0.credentials == credentials ? $0.session : nil }
+    }
+
+    func set(_ tokenID: String, credentials: String, session: String) { sessions[tokenID] = (credentials, session) }
+
+    /// ABM ended `session`: the token's next call opens a new one.
+    func end(_ tokenID: String, session: String) {
+        if sessions[tokenID]?.session == session { sessions[tokenID] = nil }
+    }
+}
+
+/// Apple's device-assignment API as one server token sees it (REFERENCE §4.2, §4.4): the token's session
+/// from `ABMSessionStore` (`GET /session` with OAuth 1.0a only when there is none), `X-ADM-Auth-Session` on
+/// every call and adopted from every answer, `X-Server-Protocol-Version: 10` and a `User-Agent` everywhere.
+/// Re-authenticates on 401, or 403 whose body says FORBIDDEN, once per call. `T_C_NOT_SIGNED` stops at once
+/// (an ABM administrator must accept new terms: retrying cannot help); 429 and 503 wait `Retry-After`,
+/// network errors back off with jitter.
 actor ABMSession {
     struct Answer: Sendable {
         let status: Int
@@ -35,13 +77,20 @@ actor ABMSession {
     private let credentials: OAuth1.Credentials
     private let client: HTTPClient
     private let maxAttempts: Int
-    private var session: String?
+    private let store: ABMSessionStore
+    private let tokenID: String
+    /// What identifies the credentials in the store: a new `.p7m` gets a new session.
+    private let credentialsKey: String
 
-    init(baseURL: String, credentials: OAuth1.Credentials, client: HTTPClient, maxAttempts: Int = 5) {
+    init(baseURL: String, credentials: OAuth1.Credentials, client: HTTPClient, maxAttempts: Int = 5,
+         store: ABMSessionStore, tokenID: String) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.credentials = credentials
         self.client = client
         self.maxAttempts = maxAttempts
+        self.store = store
+        self.tokenID = tokenID
+        self.credentialsKey = credentials.consumerKey + "\u{0}" + credentials.token
     }
 
     /// One API call (`path` such as `/account`), with the session, retries and re-authentication above.
@@ -50,25 +99,21 @@ actor ABMSession {
         var attempt = 0
         while true {
             attempt += 1
-            if session == nil { session = try await authenticate() }
-            var request = HTTPClientRequest(url: baseURL + path)
-            request.method = method
-            request.headers.add(name: "User-Agent", value: Self.userAgent)
-            request.headers.add(name: "X-Server-Protocol-Version", value: Self.protocolVersion)
-            request.headers.add(name: "X-ADM-Auth-Session", value: session ?? "")
-            if let json {
-                request.headers.add(name: "Content-Type", value: "application/json;charset=UTF8")
-                request.body = .bytes(ByteBuffer(bytes: json))
-            }
-            let answer: Answer
-            do { answer = try await send(request) } catch {
+            let (answer, session): (Answer, String)
+            do {
+                (answer, session) = try await store.exclusive(tokenID) { [self] in try await exchange(method, path, json: json) }
+            } catch let error as TermsNotSigned {
+                throw error
+            } catch let error as Refused {
+                throw error
+            } catch {
                 guard attempt < maxAttempts else { throw Refused(status: 0, body: "\(error)") }
                 try await Task.sleep(for: backoff(attempt))
                 continue
             }
             switch answer.status {
             case 401 where !reauthenticated, 403 where !reauthenticated && answer.text.contains("FORBIDDEN"):
-                session = nil
+                await store.end(tokenID, session: session)
                 reauthenticated = true
             case 403 where answer.text.contains("T_C_NOT_SIGNED"):
                 throw TermsNotSigned()
@@ -81,6 +126,27 @@ actor ABMSession {
                 throw Refused(status: answer.status, body: answer.text)
             }
         }
+    }
+
+    /// One request with the token's session (opened first when it has none), during the token's turn.
+    private func exchange(_ method: HTTPMethod, _ path: String, json: [UInt8]?) async throws -> (Answer, String) {
+        let session: String
+        if let current = await store.session(tokenID, credentials: credentialsKey) {
+            session = current
+        } else {
+            session = try await authenticate()
+            await store.set(tokenID, credentials: credentialsKey, session: session)
+        }
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "User-Agent", value: Self.userAgent)
+        request.headers.add(name: "X-Server-Protocol-Version", value: Self.protocolVersion)
+        request.headers.add(name: "X-ADM-Auth-Session", value: session)
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json;charset=UTF8")
+            request.body = .bytes(ByteBuffer(bytes: json))
+        }
+        return (try await send(request), session)
     }
 
     private var retryAfter: Duration?
@@ -125,7 +191,9 @@ actor ABMSession {
     private func send(_ request: HTTPClientRequest, adoptSession: Bool = true) async throws -> Answer {
         let response = try await client.execute(request, timeout: .seconds(30))
         var buffer = try await response.body.collect(upTo: 16 << 20)
-        if adoptSession, let next = response.headers.first(name: "X-ADM-Auth-Session"), !next.isEmpty { session = next }
+        if adoptSession, let next = response.headers.first(name: "X-ADM-Auth-Session"), !next.isEmpty {
+            await store.set(tokenID, credentials: credentialsKey, session: next)
+        }
         retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { .seconds(min(max($0, 1), 300)) }
         return Answer(status: Int(response.status.code), body: buffer.readBytes(length: buffer.readableBytes) ?? [])
     }

@@ -20,6 +20,8 @@ struct ServerTokens: Sendable {
     let http: HTTPClient
     /// user-enrollment-auth's discovery URL, registered with ABM for each connected server (nil: not registered).
     var discoveryURL: String? = nil
+    /// Each token's ABM session, shared by all its calls (one `GET /session` until ABM ends it).
+    let sessions = ABMSessionStore()
 
     /// Days before expiry from which a token shows as `expiring` (warnings at 30, 7 and 1 days).
     static let expiringWithinDays = 30
@@ -256,7 +258,7 @@ struct ServerTokens: Sendable {
                                                    from: Data(try box.open(sealed, context: Self.credentialsContext(id))))
         return ABMSession(baseURL: appleURL, credentials: .init(consumerKey: credentials.consumerKey, consumerSecret: credentials.consumerSecret,
                                                                 token: credentials.accessToken, tokenSecret: credentials.accessSecret),
-                          client: http, maxAttempts: attempts)
+                          client: http, maxAttempts: attempts, store: sessions, tokenID: id)
     }
 
     func list() async throws -> [ABMTokenHealth] {
