@@ -18,9 +18,12 @@ public struct ADEProfileView: Codable, Sendable, Equatable {
     public var definedAt: Date
     /// Devices must sign in on the gateway's page (`configuration_web_url`); its `url` serves them no profile.
     public var requiresSignIn: Bool?
+    /// In the answer to a definition only: what was taken but deserves a look (a skip key Orchard does not know yet,
+    /// a key only ABM fills, ignored).
+    public var warnings: [String]?
 
     public init(id: String, tokenID: String, name: String, profileUUID: String, profile: String, minimumOS: [String: String],
-                isDefault: Bool, definedAt: Date, requiresSignIn: Bool? = nil) {
+                isDefault: Bool, definedAt: Date, requiresSignIn: Bool? = nil, warnings: [String]? = nil) {
         self.id = id
         self.tokenID = tokenID
         self.name = name
@@ -30,11 +33,12 @@ public struct ADEProfileView: Codable, Sendable, Equatable {
         self.isDefault = isDefault
         self.definedAt = definedAt
         self.requiresSignIn = requiresSignIn
+        self.warnings = warnings
     }
 }
 
 /// Defines an ADE profile with ABM for one server token, after validating it as ABM would (a profile ABM
-/// would refuse with `FLAGS_INVALID`, an unknown skip key, a bad URL or certificate is refused here first).
+/// would refuse with `FLAGS_INVALID`, a malformed skip key, a bad URL or certificate is refused here first).
 public struct DefineADEProfile: RequestSchema, Equatable {
     public static let topic = "orchard.abm-requests.v1"
     public static let type = "abm.profile.define"

@@ -10,7 +10,11 @@ final class ProfileValidationTests: XCTestCase {
             .appendingPathComponent("Fixtures/apple-schemas/other/skipkeys.yaml")
         let text = try String(contentsOf: yaml, encoding: .utf8)
         let keys = Set(text.split(separator: "\n").filter { $0.hasPrefix("- key: ") }.map { String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) })
-        XCTAssertEqual(keys.count, 45)
+        XCTAssertEqual(keys.count, 52)
+        for added in ["UnlockWithWatch", "Multitasking", "OSShowcase", "AdditionalPrivacySettings", "SafetyAndHandling",
+                      "WebContentFiltering", "Tips"] {
+            XCTAssertTrue(keys.contains(added), added)
+        }
         XCTAssertEqual(ProfileValidation.skipKeys, keys)
     }
 
@@ -30,6 +34,62 @@ final class ProfileValidationTests: XCTestCase {
                                                 enrollmentURL: "https://mdm.example.com/mdm/ade/enroll")
         let sentGiven = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(given.json)) as? [String: Any])
         XCTAssertEqual(sentGiven["configuration_web_url"] as? String, "https://other.example.com/ade")
+    }
+
+    /// A seed-style profile as an administrator writes it, copied in part from what ABM's GET /profile answers:
+    /// defined exactly as written, UnlockWithWatch (macOS 15) included; profile_uuid ignored with a warning; org_magic kept.
+    func testTheSeedsProfileDefinesAsWritten() throws {
+        let seed = #"""
+        {
+          "profile_name": "Acme corporate devices",
+          "profile_uuid": "C1F123098EB5074580041E69883004C3",
+          "url": "https://mdm.acme.example/mdm/ade/enroll",
+          "allow_pairing": true,
+          "is_supervised": true,
+          "is_multi_user": false,
+          "is_mandatory": true,
+          "await_device_configured": true,
+          "is_mdm_removable": false,
+          "auto_advance_setup": false,
+          "support_phone_number": "+1 555 0100",
+          "support_email_address": "it@acme.example",
+          "org_magic": "913FABBB-0032-4E13-9966-D6BBAC900331",
+          "department": "IT",
+          "language": "en",
+          "region": "US",
+          "skip_setup_items": ["Location", "Restore", "Android", "AppleID", "TOS", "Siri", "Diagnostics", "Biometric",
+                               "Payment", "Zoom", "FileVault", "ScreenTime", "Privacy", "UnlockWithWatch", "Tips", "Multitasking"],
+          "devices": ["C02ABC123DEF", "F17XYZ987654"]
+        }
+        """#
+        let checked = try ProfileValidation.check(Data(seed.utf8), enrollmentURL: "https://fallback.example.com/mdm/ade/enroll")
+        let sent = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(checked.json)) as? [String: Any])
+        XCTAssertEqual(sent["org_magic"] as? String, "913FABBB-0032-4E13-9966-D6BBAC900331")
+        XCTAssertNil(sent["profile_uuid"], "ABM fills it: never sent")
+        XCTAssertEqual((sent["skip_setup_items"] as? [String])?.last, "Multitasking")
+        XCTAssertEqual((sent["skip_setup_items"] as? [String])?.count, 16)
+        XCTAssertEqual(sent["url"] as? String, "https://mdm.acme.example/mdm/ade/enroll")
+        XCTAssertEqual(checked.devices, ["C02ABC123DEF", "F17XYZ987654"])
+        XCTAssertEqual(checked.warnings, ["profile_uuid is filled by ABM when it defines the profile: ignored"])
+    }
+
+    /// Apple adds skip keys every year and ABM takes them first: an unknown one is sent as given, with a warning;
+    /// what cannot be a skip key is refused.
+    func testAnUnknownSkipKeyIsTakenWithAWarningAndAMalformedOneRefused() throws {
+        let checked = try ProfileValidation.check(Data(#"{"profile_name":"p","skip_setup_items":["Siri","NextYearsPane2027"]}"#.utf8),
+                                                  enrollmentURL: "https://x.example.com")
+        let sent = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(checked.json)) as? [String: Any])
+        XCTAssertEqual(sent["skip_setup_items"] as? [String], ["Siri", "NextYearsPane2027"])
+        XCTAssertEqual(checked.warnings.count, 1)
+        XCTAssertTrue(checked.warnings[0].contains("NextYearsPane2027"), "\(checked.warnings)")
+        for malformed in [#"["Siri", 7]"#, #"["Siri", ""]"#, #"["Next Pane"]"#, #"["Tips","Tips"]"#, #"["9Lives"]"#, #"["Pané"]"#, #"[null]"#] {
+            XCTAssertThrowsError(try ProfileValidation.check(Data(#"{"profile_name":"p","skip_setup_items":\#(malformed)}"#.utf8),
+                                                             enrollmentURL: "https://x.example.com"), malformed) { error in
+                XCTAssertEqual((error as? RequestRefused)?.httpStatus, 400, malformed)
+            }
+        }
+        XCTAssertThrowsError(try ProfileValidation.check(Data(#"{"profile_name":"p","profile_uuid":7,"is_supervized":true}"#.utf8),
+                                                         enrollmentURL: "https://x.example.com"), "a misspelt key is still refused")
     }
 
     func testRefusesWhatABMWouldRefuse() {

@@ -17,7 +17,8 @@ final class ADERefusalTests: XCTestCase {
         let cases: [(String, [String: Any], [String: String]?, String)] = [
             ("not removable without supervision", ["profile_name": "p", "is_mdm_removable": false], nil, "FLAGS_INVALID"),
             ("Shared iPad without supervision", ["profile_name": "p", "is_multi_user": true], nil, "FLAGS_INVALID"),
-            ("unknown skip key", ["profile_name": "p", "skip_setup_items": ["Siri", "NoSuchPane"]], nil, "NoSuchPane"),
+            ("not a skip key", ["profile_name": "p", "skip_setup_items": ["Siri", "No Such Pane"]], nil, "No Such Pane"),
+            ("a skip key twice", ["profile_name": "p", "skip_setup_items": ["Siri", "Siri"]], nil, "twice"),
             ("unknown key", ["profile_name": "p", "is_removable": true], nil, "unknown profile key"),
             ("no name", ["url": "https://mdm.example.com/ade"], nil, "profile_name"),
             ("URL not absolute", ["profile_name": "p", "url": "mdm/ade"], nil, "url"),
@@ -36,6 +37,21 @@ final class ADERefusalTests: XCTestCase {
         XCTAssertFalse(calls.contains { $0["path"] as? String == "/profile" }, "nothing reached ABM")
         let profiles = try await stack.admin.expect(.GET, "/abm/profiles")
         XCTAssertFalse((profiles["items"] as? [[String: Any]] ?? []).contains { $0["tokenID"] as? String == tokenID }, "nothing stored")
+
+        // A skip key Apple added after Orchard's list (ABM takes it first): defined, with a warning in the answer and the log.
+        let defined = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/profiles", json: [
+            "profile": ["profile_name": "next year", "skip_setup_items": ["UnlockWithWatch", "NextYearsPane"], "profile_uuid": "ABC"]])
+        let warnings = defined["warnings"] as? [String] ?? []
+        XCTAssertEqual(warnings.count, 2, "\(defined)")
+        XCTAssertTrue(warnings.contains { $0.contains("NextYearsPane") } && warnings.contains { $0.contains("profile_uuid") }, "\(warnings)")
+        XCTAssertNotEqual(defined["profileUUID"] as? String, "ABC", "ABM's own profile_uuid")
+        let logged = await eventually(timeout: 30) {
+            let log = try? await stack.admin.expect(.GET, "/activity?action=ade-profile.defined&limit=200")
+            return (log?["items"] as? [[String: Any]] ?? []).contains {
+                ($0["detail"] as? String ?? "").contains(tokenID) && ($0["detail"] as? String ?? "").contains("NextYearsPane")
+            }
+        }
+        XCTAssertTrue(logged, "the activity entry carries the warning")
     }
 
     func testAssignmentOutcomesCooldownsAndReassignmentOfRemovedDevices() async throws {

@@ -47,7 +47,8 @@ struct ADEProfiles: Sendable {
                 try want(c, tokenID: tokenID, profileID: id, serials: checked.devices)
             }
             try Outbox.append([event, tokens.activity(r.actor, "ade-profile.defined", detail: """
-                server token \(tokenID): \(checked.name) (\(profileUUID))\(r.makeDefault ? ", the token's default" : "")
+                server token \(tokenID): \(checked.name) (\(profileUUID))\(r.makeDefault ? ", the token's default" : "")\(
+                checked.warnings.isEmpty ? "" : "; warnings: " + checked.warnings.joined(separator: "; "))
                 """)], correlationID: correlationID, on: c)
         }
         outbox.notify()
@@ -55,7 +56,9 @@ struct ADEProfiles: Sendable {
             _ = try await assigner.assignDue(tokenID: tokenID, session: session, serials: r.makeDefault ? nil : checked.devices,
                                              actor: r.actor, correlationID: correlationID)
         }
-        return try await view(id)
+        var defined = try await view(id)
+        defined.warnings = checked.warnings.isEmpty ? nil : checked.warnings
+        return defined
     }
 
     /// Profiles that require the sign-in page but whose event the gateway has not had with that fact (defined before

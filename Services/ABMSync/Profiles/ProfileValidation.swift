@@ -18,18 +18,26 @@ enum ProfileValidation {
         let anchors: [Data]
         /// Serials the profile listed: assigned after it is defined.
         let devices: [String]
+        /// What was taken but deserves a look (a skip key Orchard does not know, a key only ABM fills): in the
+        /// answer and the activity log.
+        let warnings: [String]
     }
 
-    /// Apple's skip keys (../shared/apple-schemas/other/skipkeys.yaml; a test compares this list with it).
+    /// Apple's skip keys (../shared/apple-schemas/other/skipkeys.yaml; a test compares this list with it). Apple adds
+    /// keys every year and ABM takes them before this list knows them: an unknown but well-formed key is sent to
+    /// ABM with a warning (ABM has the last word), never refused here.
     static let skipKeys: Set<String> = [
-        "Accessibility", "ActionButton", "Android", "Appearance", "AppleID", "AppStore", "Biometric", "CameraButton",
-        "DeviceToDeviceMigration", "Diagnostics", "DisplayTone", "EnableLockdownMode", "FileVault", "HomeButtonSensitivity",
-        "iCloudDiagnostics", "iCloudStorage", "iMessageAndFaceTime", "Intelligence", "Keyboard", "Location",
-        "MessagingActivationUsingPhoneNumber", "OnBoarding", "Passcode", "Payment", "Privacy", "Restore", "RestoreCompleted",
-        "ScreenSaver", "Safety", "ScreenTime", "SIMSetup", "Siri", "SoftwareUpdate", "SpokenLanguage", "TapToSetup",
-        "TermsOfAddress", "TOS", "TVHomeScreenSync", "TVProviderSignIn", "TVRoom", "UpdateCompleted", "Wallpaper",
-        "WatchMigration", "Welcome", "Zoom",
+        "Accessibility", "ActionButton", "AdditionalPrivacySettings", "Android", "AppStore", "Appearance", "AppleID", "Biometric",
+        "CameraButton", "DeviceToDeviceMigration", "Diagnostics", "DisplayTone", "EnableLockdownMode", "FileVault",
+        "HomeButtonSensitivity", "Intelligence", "Keyboard", "Location", "MessagingActivationUsingPhoneNumber", "Multitasking",
+        "OSShowcase", "OnBoarding", "Passcode", "Payment", "Privacy", "Restore", "RestoreCompleted", "SIMSetup", "Safety",
+        "SafetyAndHandling", "ScreenSaver", "ScreenTime", "Siri", "SoftwareUpdate", "SpokenLanguage", "TOS", "TVHomeScreenSync",
+        "TVProviderSignIn", "TVRoom", "TapToSetup", "TermsOfAddress", "Tips", "UnlockWithWatch", "UpdateCompleted", "Wallpaper",
+        "WatchMigration", "WebContentFiltering", "Welcome", "Zoom", "iCloudDiagnostics", "iCloudStorage", "iMessageAndFaceTime",
     ]
+
+    /// Keys only ABM fills (in what `GET /profile` answers): a profile copied from there is taken, without them.
+    static let abmFilledKeys: Set<String> = ["profile_uuid"]
 
     private enum Kind { case string(max: Int), bool, url, strings(max: Int), certificates }
 
@@ -50,7 +58,12 @@ enum ProfileValidation {
             throw invalid("the profile must be a JSON object")
         }
         var profile: [String: Any] = [:]
-        for (key, value) in object {
+        var warnings: [String] = []
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            if abmFilledKeys.contains(key) {
+                warnings.append("\(key) is filled by ABM when it defines the profile: ignored")
+                continue
+            }
             guard let kind = keys[key] else {
                 throw invalid("unknown profile key \(key.prefix(64)) (ABM's keys: \(keys.keys.sorted().joined(separator: ", ")))")
             }
@@ -73,10 +86,13 @@ enum ProfileValidation {
             throw invalid("FLAGS_INVALID: is_return_to_service needs is_supervised=true")
         }
         let skips = profile["skip_setup_items"] as? [String] ?? []
-        if let unknown = skips.first(where: { !skipKeys.contains($0) }) {
-            throw invalid("skip_setup_items: \(unknown.prefix(64)) is not one of Apple's skip keys")
+        if let malformed = skips.first(where: { !isSkipKeyShaped($0) }) {
+            throw invalid("skip_setup_items: \(malformed.prefix(64)) is not a skip key (letters and digits, such as UnlockWithWatch)")
         }
         if Set(skips).count != skips.count { throw invalid("skip_setup_items lists a key twice") }
+        for unknown in skips where !skipKeys.contains(unknown) {
+            warnings.append("skip_setup_items: \(unknown) is not among the skip keys Orchard knows; sent to ABM as given")
+        }
         if let email = profile["support_email_address"] as? String, !email.isEmpty,
            !(email.contains("@") && !email.hasPrefix("@") && !email.hasSuffix("@")) {
             throw invalid("support_email_address must be an email address")
@@ -92,7 +108,13 @@ enum ProfileValidation {
         if profile["org_magic"] == nil { profile["org_magic"] = "" }
         return Checked(json: Array(try JSONSerialization.data(withJSONObject: profile, options: [.sortedKeys])), name: name,
                        isSupervised: supervised, isMdmRemovable: removable, awaitDeviceConfigured: flag("await_device_configured", false),
-                       anchors: anchors, devices: devices)
+                       anchors: anchors, devices: devices, warnings: warnings)
+    }
+
+    /// Apple's skip keys are identifiers: a letter, then letters and digits.
+    private static func isSkipKeyShaped(_ key: String) -> Bool {
+        guard let first = key.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic else { return false }
+        return key.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }
     }
 
     /// `iOS`/`macOS` → a dotted version such as 18.2.
