@@ -72,10 +72,12 @@ final class ADEFlowTests: XCTestCase {
             ])
             XCTAssertEqual(declared.status, 204, declared.text)
             let saved = try await stack.admin.expect(.PUT, "/ade/profiles/\(profileID)/setup", json: [
-                "commands": [["type": "InstallProfile", "profile": Data(Plist.xml(["PayloadType": .string("Configuration")])).base64EncodedString()]],
+                // DeviceInformation as a setup item too, as administrators write it: the enrollment asks for it already.
+                "commands": [["type": "InstallProfile", "profile": Data(Plist.xml(["PayloadType": .string("Configuration")])).base64EncodedString()],
+                             ["type": "DeviceInformation"]],
                 "declarations": ["com.acme.ade.\(tag)"],
             ])
-            XCTAssertEqual(saved["commands"] as? [String], ["InstallProfile"])
+            XCTAssertEqual(saved["commands"] as? [String], ["InstallProfile", "DeviceInformation"])
             let assigned = await eventually(timeout: 60) {
                 let view = try? await stack.admin.expect(.GET, "/ade/devices?after=C02\(tag)&limit=10")
                 let mine = (view?["items"] as? [[String: Any]] ?? []).filter { ($0["serialNumber"] as? String)?.contains(tag) == true }
@@ -118,7 +120,8 @@ final class ADEFlowTests: XCTestCase {
                     let extra = current.requestType == "DeviceInformation" ? device.informationAnswers(supervised: true) : [:]
                     command = try await device.respond(to: current, status: "Acknowledged", extra: extra)
                 }
-                XCTAssertEqual(Set(seen), ["DeviceInformation", "InstallProfile", "DeclarativeManagement"], "setup items before the release")
+                XCTAssertEqual(seen.sorted(), ["DeclarativeManagement", "DeviceInformation", "InstallProfile"],
+                               "setup items before the release, DeviceInformation once")
                 let configured = try unwrap(command, "DeviceConfigured once every setup item finished")
                 let afterConfigured = try await device.respond(to: configured, status: "Acknowledged")
                 XCTAssertNil(afterConfigured)
@@ -129,6 +132,11 @@ final class ADEFlowTests: XCTestCase {
                 return mine.count == 2 && mine.allSatisfy { $0["state"] as? String == "released" }
             }
             XCTAssertTrue(released, "both devices are released")
+            for device in enrolled {
+                let view = try await stack.admin.expect(.GET, "/devices/\(device.udid)")
+                XCTAssertEqual(view["awaitingConfiguration"] as? Bool, false, "released: no longer awaiting configuration")
+                XCTAssertEqual(view["adeState"] as? String, "released")
+            }
         }
 
         try await step("7. The Mac's identity cannot speak for the iPhone (identities are bound to the UDID their MachineInfo proved)") {
@@ -156,6 +164,14 @@ final class ADEFlowTests: XCTestCase {
                 return Set(expected).isSubset(of: actions)
             }
             XCTAssertTrue(complete, "activity entries for each step; missing: \(Set(expected).subtracting(actions).sorted())")
+        }
+
+        try await step("9. All of it took one ABM session: every call after the first adopted the session the answer before gave") {
+            let calls = try await standIn.requests(consumerKey)
+            let sessions = calls.filter { $0["path"] as? String == "/session" }.count
+            XCTAssertGreaterThanOrEqual(calls.count, 5, "upload, sync, define, assign…: \(calls)")
+            XCTAssertEqual(sessions, 1, "one GET /session for \(calls.count) calls: \(calls.map { "\($0["method"] ?? "") \($0["path"] ?? "")" })")
+            XCTAssertFalse(calls.contains { $0["status"] as? Int == 401 }, "no call was refused for its session")
         }
     }
 }

@@ -30,6 +30,11 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
             let items = try ADEStore.setupItems(c, profileID: profile.profileID)
             let inputs = (try? JSONDecoder().decode([CommandInput].self, from: Data(items.commands.utf8))) ?? []
             for input in inputs {
+                // The enrollment itself asked for DeviceInformation with the standard queries (TokenUpdateHandler): a setup
+                // item asking no more than those would send the device the same command twice.
+                if input.type == "DeviceInformation", Set(input.queries ?? MDMCommand.standardQueries).isSubset(of: MDMCommand.standardQueries) {
+                    continue
+                }
                 // Validated when saved; one that no longer builds is reported, not fatal to the others.
                 do { commands.append(try input.command()) } catch { skipped.append(input.type) }
             }

@@ -109,6 +109,10 @@ enum ADEStore {
             WHERE udid = $1
             """, [.text(udid), .text(state), .optionalText(reason), awaitConfigured.map(SQLValue.bool) ?? .null,
                   deadline.map(SQLValue.timestamp) ?? .null, .optionalText(releaseCommand)])
+        if state == "released" {
+            // Out of Setup Assistant: the device no longer awaits configuration (until a TokenUpdate says otherwise).
+            try c.query("UPDATE enrollments SET awaiting_configuration = false WHERE id = $1 AND awaiting_configuration", [.text(udid)])
+        }
     }
 
     /// The profile of the device's ADE enrollment (its settings at the time of setup).
