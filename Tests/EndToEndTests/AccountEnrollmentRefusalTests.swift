@@ -210,7 +210,8 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
         }
 
         try await step("1. The administrator revokes dave's tokens: his device is challenged, signs in again, and retries") {
-            let revoked = try await stack.admin.expect(.POST, "/account-users/\(user)/revoke-tokens")
+            // As a client that percent-encodes the "@" sends it: the same account.
+            let revoked = try await stack.admin.expect(.POST, "/account-users/\(user.replacingOccurrences(of: "@", with: "%40"))/revoke-tokens")
             XCTAssertGreaterThanOrEqual(revoked["revoked"] as? Int ?? 0, 1)
             try await challengedThenRetried("revoked")
             let logged = try await AccountEnrollment.logged(stack, "account.token.revoked", user)

@@ -111,7 +111,9 @@ final class OperatorToolsTests: XCTestCase {
             XCTAssertTrue(demo.out.contains("\n  \(flow.padding(toLength: 6, withPad: " ", startingAt: 0)) enrolled:"), "\(flow) enrolled")
         }
         for step in ["403 com.apple.watch.pairing.token.missing", "GetToken com.apple.watch.pairing", "released from Setup Assistant",
-                     "401 Bearer method=\"apple-as-web\"", "signs in against the directory → 308"] {
+                     "401 Bearer method=\"apple-as-web\"", "signs in against the directory → 308",
+                     "revoke alice@byod.example.com's tokens (1 revoked)", "→ alice@byod.example.com signs in again",
+                     "TokenUpdate retried with the new bearer → 200"] {
             XCTAssertTrue(demo.out.contains(step), "the demo prints \(step)")
         }
 

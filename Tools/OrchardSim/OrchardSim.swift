@@ -137,6 +137,8 @@ struct Demo: AsyncParsableCommand {
             say("\n▶ \(flow.title)")
             do {
                 let devices = try await flow.run(flows)
+                // The bearer on every request: revoked, the device signs in again and carries on (REFERENCE §5.7).
+                if flow == .byod, let device = devices.first { try await flows.revokeAndSignInAgain(device) }
                 summary.append((flow, "enrolled: " + devices.map(\.label).joined(separator: ", ")))
             } catch {
                 say("  ✗ \(error)")

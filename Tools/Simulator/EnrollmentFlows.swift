@@ -33,7 +33,7 @@ public struct EnrollmentFlows: Sendable {
         }
         guard let url = link["url"] as? String else { throw SimulatorError("the link has no url") }
         narrator.say("  \(product) \(serial) → gateway: GET the enrollment link")
-        let profile = try await timings.time("profile downloaded") { try await expect(200, try await http(.GET, url), "GET the link") }
+        let profile = try await timings.time("profile downloaded") { try expect(200, try await http(.GET, url), "GET the link") }
         let (device, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA], udid: udid, serial: serial, platform: platform,
                                                          productName: product, osVersion: platform == "macOS" ? "15.2" : "18.2")
         narrator.say("  \(device.label) installed the signed profile (its identity from profile-signer's CA)")
@@ -43,8 +43,8 @@ public struct EnrollmentFlows: Sendable {
 
     /// Authenticate, TokenUpdate, then the first commands answered.
     func complete(_ device: SimulatedDevice, supervised: Bool, awaitRelease: Bool = false) async throws {
-        try await timings.time("Authenticate") { _ = try await expect(200, try await device.authenticate(), "Authenticate") }
-        try await timings.time("TokenUpdate") { _ = try await expect(200, try await device.tokenUpdate(), "TokenUpdate") }
+        try await timings.time("Authenticate") { _ = try expect(200, try await device.authenticate(), "Authenticate") }
+        try await timings.time("TokenUpdate") { _ = try expect(200, try await device.tokenUpdate(), "TokenUpdate") }
         narrator.say("  \(device.label) → gateway: Authenticate, TokenUpdate: enrolled")
         let responder = DeviceResponder(narrator: narrator, supervised: supervised)
         let (answered, _) = try await timings.time("first commands") { try await responder.drain(device) }
@@ -93,7 +93,7 @@ public struct EnrollmentFlows: Sendable {
         }
         narrator.say("  Watch \(watch.serial) → gateway: MachineInfo without a pairing token → 403 com.apple.watch.pairing.token.missing")
         let pairingToken = try await timings.time("iPhone GetToken") { () -> [UInt8] in
-            let answer = try await expect(200, try await phone.checkin(phone.identifiers.merging([
+            let answer = try expect(200, try await phone.checkin(phone.identifiers.merging([
                 "MessageType": .string("GetToken"), "TokenServiceType": .string("com.apple.watch.pairing"),
                 "TokenParameters": .dictionary(["SecurityToken": .string(securityToken), "PhoneUDID": .string(phone.udid),
                                                 "WatchUDID": .string(watch.udid)])]) { $1 }), "GetToken")
@@ -102,7 +102,7 @@ public struct EnrollmentFlows: Sendable {
         }
         narrator.say("  \(phone.label) → gateway: GetToken com.apple.watch.pairing → a pairing token bound to both devices")
         let profile = try await timings.time("watch profile") {
-            try await expect(200, try await watch.requestProfile(enrollmentProfileURL, pairingToken: pairingToken), "the watch's second request")
+            try expect(200, try await watch.requestProfile(enrollmentProfileURL, pairingToken: pairingToken), "the watch's second request")
         }
         let (enrolled, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA], udid: watch.udid, serial: watch.serial,
                                                            platform: "watchOS")
@@ -112,7 +112,7 @@ public struct EnrollmentFlows: Sendable {
     }
 
     private func device(_ phone: SimulatedDevice, endpoint: String) async throws -> [String: Any] {
-        let answer = try await expect(200, try await phone.declarativeManagement(endpoint), "DeclarativeManagement \(endpoint)")
+        let answer = try expect(200, try await phone.declarativeManagement(endpoint), "DeclarativeManagement \(endpoint)")
         return (try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]) ?? [:]
     }
 
@@ -145,7 +145,7 @@ public struct EnrollmentFlows: Sendable {
         try await control(standIn, "push", ["consumer_key": consumerKey, "serial_number": device.serial])
         let enrollURL = "\(environment.gateway)/mdm/ade/enroll"
         let profile = try await timings.time("MachineInfo → profile") {
-            try await expect(200, mac ? try await device.post(enrollURL) : try await device.get(enrollURL), "the ADE enrollment request")
+            try expect(200, mac ? try await device.post(enrollURL) : try await device.get(enrollURL), "the ADE enrollment request")
         }
         narrator.say("  \(device.product) \(device.serial) in Setup Assistant → gateway: signed MachineInfo (\(mac ? "POST" : "GET with x-apple-aspen-deviceinfo")) → its profile")
         let (installed, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA], udid: device.udid, serial: device.serial,
@@ -204,7 +204,7 @@ public struct EnrollmentFlows: Sendable {
         try await control(standIn, "push", ["consumer_key": consumerKey, "serial_number": device.serial])
         let mac = device.product.hasPrefix("Mac")
         let profile = try await timings.time("MachineInfo → profile") {
-            try await expect(200, try await device.post("\(environment.gateway)/mdm/ade/enroll"), "the ADE enrollment request")
+            try expect(200, try await device.post("\(environment.gateway)/mdm/ade/enroll"), "the ADE enrollment request")
         }
         let (installed, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA], udid: device.udid, serial: device.serial,
                                                             platform: mac ? "macOS" : "iOS", productName: device.product, osVersion: device.osVersion)
@@ -258,7 +258,7 @@ public struct EnrollmentFlows: Sendable {
         let user = environment.account(template, index: accountEnrollments.withLockedValue { n in defer { n += 1 }; return n })
         let family = platform == "macOS" ? "Mac" : "iPhone"
         let baseURL = try await timings.time("discovery") { () -> String in
-            let discovered = try await expect(200, try await http(.GET, "\(environment.enrollmentAuth)/.well-known/com.apple.remotemanagement?"
+            let discovered = try expect(200, try await http(.GET, "\(environment.enrollmentAuth)/.well-known/com.apple.remotemanagement?"
                                                                    + "user-identifier=\(Self.query(user.account))&model-family=\(family)"), "discovery")
             guard let server = ((try discovered.json())["Servers"] as? [[String: Any]])?.first, server["Version"] as? String == mode.rawValue,
                   let url = server["BaseURL"] as? String else {
@@ -292,21 +292,46 @@ public struct EnrollmentFlows: Sendable {
         narrator.say("  \(family) → gateway: signed MachineInfo → 401 Bearer method=\"apple-as-web\"")
         let token = try await timings.time("sign-in") { try await signIn(signInURL, user: user) }
         narrator.say("  web view → user-enrollment-auth: \(user.account) signs in against the directory → 308 with an access token")
-        let profile = try await timings.time("profile") { try await expect(200, try await post(token), "the POST with the bearer") }
+        let profile = try await timings.time("profile") { try expect(200, try await post(token), "the POST with the bearer") }
         let (device, _) = try SimulatedDevice.installing(profile.body, roots: [profileCA], udid: udid, serial: mode == .adde ? Self.newSerial("F17") : "",
                                                          platform: platform, productName: platform == "macOS" ? "Mac16,1" : "iPhone17,2",
                                                          osVersion: platform == "macOS" ? "15.3" : "18.3")
         if mode == .byod { device.enrollmentID = "\(UUID().uuidString)-\(Self.hex(8))" }
-        if platform != "macOS" { device.bearer = token }
+        if platform != "macOS" {
+            device.bearer = token
+            device.reauthenticate = { [self] challenge in
+                guard let url = Self.parameter("url", challenge) ?? Self.parameter("authorization-url", challenge) else {
+                    throw SimulatorError("a 401 without a sign-in URL in its challenge: \(challenge.prefix(200))")
+                }
+                narrator.say("  \(device.label) → gateway: 401 Bearer (its token no longer works) → \(user.account) signs in again")
+                return try await signIn(url, user: user)
+            }
+        }
+        device.account = user.account
         narrator.say("  \(device.label) installed the \(mode == .byod ? "User" : "Device") Enrollment profile for \(user.account)")
         try await complete(device, supervised: mode == .adde)
         return device
     }
 
+    /// An administrator revokes the account's tokens (as when a person leaves, or a device is lost); the device's next
+    /// check-in is answered 401, it signs in again and the check-in goes through with the new bearer.
+    public func revokeAndSignInAgain(_ device: SimulatedDevice) async throws {
+        guard let account = device.account, device.bearer != nil else { throw SimulatorError("\(device.label) has no bearer to revoke") }
+        let segment = account.addingPercentEncoding(withAllowedCharacters: CharacterSet.urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? account
+        let revoked = try await admin.expect(.POST, "/account-users/\(segment)/revoke-tokens")
+        narrator.say("  admin → gateway: revoke \(account)'s tokens (\(revoked["revoked"] as? Int ?? 0) revoked)")
+        let before = device.reauthentications
+        let answer = try await device.tokenUpdate()
+        guard answer.status == 200, device.reauthentications == before + 1 else {
+            throw SimulatorError("after the revocation: TokenUpdate → \(answer.status), \(device.reauthentications - before) sign-ins (expected 200 after one)")
+        }
+        narrator.say("  \(device.label) → gateway: TokenUpdate retried with the new bearer → 200")
+    }
+
     /// The sign-in page as a browser fills it: GET (cookie and CSRF field), POST the form, follow nothing: the 308's
     /// `apple-remotemanagement-user-login://authentication-results?access-token=…` ends it.
     public func signIn(_ url: String, user: (account: String, password: String)) async throws -> String {
-        let page = try await expect(200, try await http(.GET, "\(url)?user-identifier=\(Self.query(user.account))"), "the sign-in page")
+        let page = try expect(200, try await http(.GET, "\(url)?user-identifier=\(Self.query(user.account))"), "the sign-in page")
         guard let csrf = page.text.range(of: #"name="csrf" value="([^"]+)""#, options: .regularExpression).map({
                   String(page.text[$0].dropFirst(#"name="csrf" value=""#.count).dropLast()) }),
               let cookie = page.headers["set-cookie"]?.split(separator: ";").first.map(String.init) else {

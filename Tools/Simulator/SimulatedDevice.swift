@@ -26,8 +26,16 @@ public final class SimulatedDevice: @unchecked Sendable {
     public var awaitingConfiguration = false
     /// A User Enrollment (account-driven BYOD): identified by `EnrollmentID` only, never UDID or serial.
     public var enrollmentID: String?
+    /// Account-driven enrollment: the Managed Apple Account it enrolled with.
+    public var account: String?
     /// Account-driven enrollment: sent as `Authorization: Bearer` on every check-in and command request (iOS).
     public var bearer: String?
+    /// Account-driven enrollment: signs in again when a request with the bearer is answered 401 (the token was revoked
+    /// or expired; REFERENCE §5.7): given the `WWW-Authenticate` challenge, the new access token. The request is then
+    /// retried once, as the device does.
+    public var reauthenticate: (@Sendable (_ challenge: String) async throws -> String)?
+    /// How many times the device signed in again.
+    public private(set) var reauthentications = 0
     /// Profiles installed by InstallProfile, by PayloadIdentifier (their PayloadUUID), for ProfileList.
     public var installedProfiles: [String: String] = [:]
     /// How the simulator names the device in what it prints.
@@ -192,18 +200,29 @@ public final class SimulatedDevice: @unchecked Sendable {
     }
 
     public func send(_ presigned: Presigned, to url: String, contentType: String) async throws -> HTTPResult {
-        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0"), ("Mdm-Signature", presigned.signature)]
-        if let bearer { headers.append(("Authorization", "Bearer \(bearer)")) }
-        return try await http(.PUT, url, headers: headers, body: presigned.body)
+        let headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0"), ("Mdm-Signature", presigned.signature)]
+        return try await withBearer { bearer in
+            try await http(.PUT, url, headers: headers + (bearer.map { [("Authorization", "Bearer \($0)")] } ?? []), body: presigned.body)
+        }
     }
 
     public func put(_ url: String, body: [UInt8], contentType: String, signer: SigningIdentity?,
                     extraHeaders: [(String, String)] = []) async throws -> HTTPResult {
         var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0")] + extraHeaders
-        if let bearer { headers.append(("Authorization", "Bearer \(bearer)")) }
         if let signer {
             headers.append(("Mdm-Signature", Data(try CMS.sign(body, identity: signer, detached: true)).base64EncodedString()))
         }
-        return try await http(.PUT, url, headers: headers, body: body)
+        return try await withBearer { bearer in
+            try await http(.PUT, url, headers: headers + (bearer.map { [("Authorization", "Bearer \($0)")] } ?? []), body: body)
+        }
+    }
+
+    /// The request with the current bearer; on a 401 with a challenge, signs in again and retries once (§5.7).
+    private func withBearer(_ request: (String?) async throws -> HTTPResult) async throws -> HTTPResult {
+        let first = try await request(bearer)
+        guard first.status == 401, bearer != nil, let reauthenticate, let challenge = first.headers["www-authenticate"] else { return first }
+        bearer = try await reauthenticate(challenge)
+        reauthentications += 1
+        return try await request(bearer)
     }
 }

@@ -328,7 +328,9 @@ struct AdminRoutes: Sendable {
         }
         // A Managed Apple Account's tokens: revoked, its devices' next requests are challenged (they sign in again).
         admin.post("account-users/:user/revoke-tokens") { _, context -> RevokeAccountTokens.Reply in
-            let user = try context.parameters.require("user").lowercased()
+            // Percent-decoded: clients that encode "@" (%40) mean the same account.
+            let raw = try context.parameters.require("user")
+            let user = (raw.removingPercentEncoding ?? raw).lowercased()
             let reply = try await requests.request(RevokeAccountTokens(managedAppleID: user, actor: context.adminKey!.actor),
                                                    timeout: requestTimeout, correlationID: context.correlationID)
             // This gateway's copy and cache at once (the revocation events reach the copy too, a moment later).
