@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
-#   ./Deploy/bench-enrollment.sh link|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
+#   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
 #     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
 #     enrollments/s, p50/p99 per step and each process's CPU per enrollment (byod: then check-ins with the bearer vs plain)
@@ -10,9 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|link|mac|watch|ade|byod|adde|ade-sign-in-attack [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|link|ipad|mac|watch|ade|byod|adde|ade-sign-in-attack [options]}
 shift
-case "$MODE" in link|mac|watch|ade|byod|adde) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
+case "$MODE" in link|ipad|mac|watch|ade|byod|adde) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null

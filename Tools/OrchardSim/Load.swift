@@ -15,7 +15,7 @@ struct Load: AsyncParsableCommand {
               orchard-sim load --flow byod --devices 600 --rate 20
             """)
     @OptionGroup var connection: Connection
-    @Option(help: "link, mac, watch, ade, byod or adde.") var flow: Flow
+    @Option(help: "link, ipad, mac, watch, ade, byod or adde.") var flow: Flow
     @Option(help: "How many enrollments.") var devices = 200
     @Option(help: "Devices at a time (closed loop).") var closed: Int?
     @Option(help: "Enrollments started per second (paced).") var rate: Double?

@@ -95,11 +95,12 @@ struct Connection: ParsableArguments {
 }
 
 enum Flow: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case link, mac, watch, ade, byod, adde
+    case link, ipad, mac, watch, ade, byod, adde
 
     var title: String {
         switch self {
         case .link: "Profile enrollment of an iPhone from an enrollment link"
+        case .ipad: "Profile enrollment of an iPad from an enrollment link"
         case .mac: "Profile enrollment of a Mac from an enrollment link"
         case .watch: "An Apple Watch through its supervised iPhone"
         case .ade: "Automated Device Enrollment of a Mac (ABM stand-in)"
@@ -112,6 +113,7 @@ enum Flow: String, ExpressibleByArgument, CaseIterable, Sendable {
     func run(_ flows: EnrollmentFlows) async throws -> [SimulatedDevice] {
         switch self {
         case .link: [try await flows.enrollThroughLink(platform: "iOS")]
+        case .ipad: [try await flows.enrollThroughLink(platform: "iOS", product: "iPad16,3")]
         case .mac: [try await flows.enrollThroughLink(platform: "macOS")]
         case .watch: { let (phone, watch) = $0; return [phone, watch] }(try await flows.enrollWatch())
         case .ade: [try await flows.enrollADE(platform: "macOS")]

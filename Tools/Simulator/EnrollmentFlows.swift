@@ -25,9 +25,10 @@ public struct EnrollmentFlows: Sendable {
     // MARK: Profile enrollment from a link
 
     /// A device that downloads and installs a link's profile, enrolls, and answers its first commands.
-    public func enrollThroughLink(platform: String = "iOS", supervised: Bool = true) async throws -> SimulatedDevice {
-        let product = platform == "macOS" ? "Mac14,2" : "iPhone17,1"
-        let udid = Self.newUDID(), serial = Self.newSerial(platform == "macOS" ? "C02" : "F17")
+    /// `product`: the model it reports (`iPad16,3` for an iPad; by default an iPhone, or a Mac on macOS).
+    public func enrollThroughLink(platform: String = "iOS", product given: String? = nil, supervised: Bool = true) async throws -> SimulatedDevice {
+        let product = given ?? (platform == "macOS" ? "Mac14,2" : "iPhone17,1")
+        let udid = Self.newUDID(), serial = Self.newSerial(platform == "macOS" ? "C02" : product.hasPrefix("iPad") ? "DMP" : "F17")
         let link = try await timings.time("link created (admin)") {
             try await admin.expect(.POST, "/enrollment-links", json: ["name": "orchard-sim \(serial)", "maxUses": 1])
         }
