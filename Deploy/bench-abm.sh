@@ -2,7 +2,8 @@
 # ABM device sync against the stand-in (release build, its own stack):
 #   ./Deploy/bench-abm.sh [devices, default 100000]
 # Prints the time of the initial fetch of N devices (pages of 1,000, each committed with its events and cursor),
-# abm-sync's peak resident memory growth during it, and the time of a 1,000-device delta sync.
+# abm-sync's peak resident memory growth during it, when the gateway's copy (from the device events) had them all,
+# the time of a 1,000-device delta sync, and the assignment of a default profile to all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
@@ -36,11 +37,16 @@ timed_sync() {
   wait
   echo "$(python3 -c "print($(date +%s.%N) - $started)") $peak"
 }
+# The gateway's copy of the mirror (from abm-sync's device events): ADE devices enroll from it.
+copied() { as_pg_owner "$(pg_bin)/psql" -h 127.0.0.1 -p 55733 -U orchard -d orchard -tAc "SELECT count(*) FROM checkin_gateway.ade_devices WHERE token_id = '$ID'"; }
 base=$(rss)
+fetch_started=$(date +%s.%N)
 read -r seconds peak < <(timed_sync "")
 n=$(count)
 printf 'initial fetch: %d devices in %.1f s (%.0f devices/s); abm-sync RSS %d MB before, peak growth %d MB\n' \
   "$n" "$seconds" "$(python3 -c "print($n / $seconds)")" $((base / 1024)) $(((peak - base) / 1024))
+while [ "$(copied)" -lt "$n" ]; do sleep 0.5; done
+printf "the gateway's copy: %d devices %.1f s after the fetch began\n" "$n" "$(python3 -c "print($(date +%s.%N) - $fetch_started)")"
 python3 - "$ORCHARD_ABM_URL" "$CK" <<'PY'
 import json, sys, urllib.request
 url, key = sys.argv[1], sys.argv[2]

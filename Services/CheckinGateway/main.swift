@@ -88,13 +88,16 @@ AdminRoutes(database: database, outbox: runtime.outbox, links: links, declaratio
             adeEnrollmentURL: "\(configuration.publicURL)/mdm/ade/enroll").add(to: router)
 
 let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity", background: true,
-                                handler: ActivityLogConsumer.handler(database: database))
+                                handler: ActivityLogConsumer.handler(database: database),
+                                batchHandler: ActivityLogConsumer.batchHandler(database: database))
 // The gateway's copy of abm-sync's devices and ADE profiles (it enrolls ADE devices while abm-sync is down).
 let abmEvents = runtime.consumer(topics: [ABMDeviceEvent.topic, ADEProfileEvent.topic], group: "orchard.checkin-gateway.abm",
-                                 background: true, handler: ABMEventConsumer.handler(database: database))
+                                 background: true, handler: ABMEventConsumer.handler(database: database),
+                                 batchHandler: ABMEventConsumer.batchHandler(database: database))
 // The gateway's copy of account-driven access tokens (a device's bearer is checked locally).
 let accountTokens = runtime.consumer(topics: [AccountTokenEvent.topic], group: "orchard.checkin-gateway.account-tokens", background: true,
-                                     handler: AccountTokenCopy.handler(database: database))
+                                     handler: AccountTokenCopy.handler(database: database),
+                                     batchHandler: AccountTokenCopy.batchHandler(database: database))
 let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
                                handler: EnqueueConsumer.handler(database: database, outbox: runtime.outbox, pusher: pusher))
 await runtime.run(router: router, services: [

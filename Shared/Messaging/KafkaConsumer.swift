@@ -20,6 +20,10 @@ public struct MessageRejected: Error, CustomStringConvertible {
 /// sends it to `orchard.dead-letters.v1` so that one bad message never blocks its partition.
 public final class KafkaConsumer: Service, @unchecked Sendable {
     public typealias Handler = @Sendable (ConsumedMessage) async throws -> Void
+    /// Handles, at once and in order, messages of one partition that arrived while the previous ones were handled
+    /// (a copy written in one transaction instead of one per message). If it throws anything but "the database is
+    /// away", the messages are handled one by one with `Handler`, so a bad message is dead-lettered alone.
+    public typealias BatchHandler = @Sendable ([ConsumedMessage]) async throws -> Void
 
     public static let deadLetterTopic = "orchard.dead-letters.v1"
 
@@ -27,6 +31,8 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     private let groupID: String
     private let topics: [String]
     private let handler: Handler
+    private let batchHandler: BatchHandler?
+    fileprivate let maxBatch: Int
     private let deadLetters: KafkaProducer
     private let logger: Logger
     fileprivate let maxInFlight: Int
@@ -35,11 +41,14 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     private let assigned = NIOLockedValueBox(false)
 
     public init(settings: KafkaSettings, groupID: String, topics: [String], deadLetters: KafkaProducer,
-                logger: Logger, maxInFlight: Int = 256, maxAttempts: Int = 5, handler: @escaping Handler) {
+                logger: Logger, maxInFlight: Int = 256, maxAttempts: Int = 5, handler: @escaping Handler,
+                batchHandler: BatchHandler? = nil, maxBatch: Int = 200) {
         self.settings = settings
         self.groupID = groupID
         self.topics = topics
         self.handler = handler
+        self.batchHandler = batchHandler
+        self.maxBatch = batchHandler == nil ? 1 : max(1, maxBatch)
         self.deadLetters = deadLetters
         self.logger = logger
         self.maxInFlight = maxInFlight
@@ -113,6 +122,36 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         logger.info("consumer stopped", metadata: ["group": "\(groupID)"])
     }
 
+    /// Handles messages of one partition in order; returns how many of them (a prefix) are done, so that their offsets
+    /// may be stored. Several at once go to the batch handler (retried while the database is away); if it fails
+    /// otherwise, each is handled on its own.
+    fileprivate func process(batch: [ConsumedMessage]) async -> Int {
+        if batch.count > 1, let batchHandler {
+            var attempt = 0
+            while true {
+                attempt += 1
+                do {
+                    try await batchHandler(batch)
+                    for message in batch { OrchardMetrics.consumed(topic: message.topic).increment() }
+                    return batch.count
+                } catch {
+                    guard (error as? PostgresError)?.isUnavailable == true else {
+                        logger.warning("batch of \(batch.count) failed, handling each message: \(error)",
+                                       metadata: ["topic": "\(batch[0].topic)", "partition": "\(batch[0].partition)"])
+                        break
+                    }
+                    if attempt == 1 || attempt % 10 == 0 {
+                        logger.warning("database unavailable, retrying a batch of \(batch.count) (attempt \(attempt)): \(error)")
+                    }
+                    if stopSignal.isFired { return 0 }
+                    try? await Task.sleep(for: .milliseconds(50 << min(attempt, 6)))
+                }
+            }
+        }
+        for (index, message) in batch.enumerated() where !(await process(message)) { return index }
+        return batch.count
+    }
+
     /// Handles one message with retries; returns whether its offset may be stored.
     fileprivate func process(_ message: ConsumedMessage) async -> Bool {
         var metadata: Logger.Metadata = ["topic": "\(message.topic)", "partition": "\(message.partition)",
@@ -178,8 +217,18 @@ private final class PollLoop: @unchecked Sendable {
     private unowned let consumer: KafkaConsumer
     private let handle: OpaquePointer
     private let running = NIOLockedValueBox(true)
+    /// A partition's messages waiting for its worker: the poll thread appends, the worker takes what has gathered
+    /// (at most `maxBatch`) each time it is woken.
+    private final class Pending: Sendable {
+        let messages: NIOLockedValueBox<[ConsumedMessage]>
+        let wake: AsyncStream<Void>.Continuation
+        let task: Task<Void, Never>
+        init(messages: NIOLockedValueBox<[ConsumedMessage]>, wake: AsyncStream<Void>.Continuation, task: Task<Void, Never>) {
+            self.messages = messages; self.wake = wake; self.task = task
+        }
+    }
     // Touched only by the poll thread.
-    private var workers: [String: (AsyncStream<ConsumedMessage>.Continuation, Task<Void, Never>)] = [:]
+    private var workers: [String: Pending] = [:]
     private let inFlight: DispatchSemaphore
 
     init(consumer: KafkaConsumer, handle: OpaquePointer) {
@@ -217,34 +266,49 @@ private final class PollLoop: @unchecked Sendable {
                 if !running.withLockedValue({ $0 }) { return finish() }
             }
             let copy = ConsumedMessage(copying: message)
-            worker(for: copy).yield(copy)
+            let pending = worker(for: copy)
+            pending.messages.withLockedValue { $0.append(copy) }
+            pending.wake.yield()
         }
         return finish()
     }
 
     private func finish() -> [Task<Void, Never>] {
-        workers.values.forEach { $0.0.finish() }
-        return workers.values.map { $0.1 }
+        workers.values.forEach { $0.wake.finish() }
+        return workers.values.map(\.task)
     }
 
-    private func worker(for message: ConsumedMessage) -> AsyncStream<ConsumedMessage>.Continuation {
+    private func worker(for message: ConsumedMessage) -> Pending {
         let key = "\(message.topic)/\(message.partition)"
-        if let existing = workers[key] { return existing.0 }
-        let (stream, continuation) = AsyncStream.makeStream(of: ConsumedMessage.self)
-        let handle = self.handle, inFlight = self.inFlight, consumer = self.consumer
+        if let existing = workers[key] { return existing }
+        // One wake stands for any number of appends: the worker takes everything that has gathered.
+        let (stream, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let messages = NIOLockedValueBox<[ConsumedMessage]>([])
+        let handle = self.handle, inFlight = self.inFlight, consumer = self.consumer, maxBatch = consumer.maxBatch
         let task = Task {
             // After a message that could not be finished (shutdown, dead-letter topic unreachable), later
             // ones of the partition are left alone so that no offset moves past it; they are redelivered.
             var blocked = false
-            for await message in stream {
-                if !blocked {
-                    if await consumer.process(message) { storeOffset(handle, message) } else { blocked = true }
+            for await _ in stream {
+                while true {
+                    let batch = messages.withLockedValue { waiting -> [ConsumedMessage] in
+                        let taken = Array(waiting.prefix(maxBatch))
+                        waiting.removeFirst(taken.count)
+                        return taken
+                    }
+                    if batch.isEmpty { break }
+                    if !blocked {
+                        let done = await consumer.process(batch: batch)
+                        if done > 0 { storeOffset(handle, batch[done - 1]) }
+                        if done < batch.count { blocked = true }
+                    }
+                    for _ in batch { inFlight.signal() }
                 }
-                inFlight.signal()
             }
         }
-        workers[key] = (continuation, task)
-        return continuation
+        let pending = Pending(messages: messages, wake: wake, task: task)
+        workers[key] = pending
+        return pending
     }
 }
 

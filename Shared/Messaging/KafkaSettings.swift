@@ -12,6 +12,8 @@ public struct KafkaSettings: Sendable {
     public var fetchWaitMaxMs: Int = 100
     /// How soon a crashed consumer's partitions move to another member.
     public var sessionTimeoutMs: Int = 10_000
+    /// At most this many messages of one partition to a consumer's batch handler at once (1: one at a time).
+    public var consumerMaxBatch: Int = 200
     /// Any other librdkafka property, passed through as is.
     public var extra: [String: String] = [:]
 

@@ -63,6 +63,7 @@ public struct ServiceConfiguration: Sendable {
         kafka.fetchWaitMaxMs = try environment.int("ORCHARD_KAFKA_FETCH_WAIT_MAX_MS", default: 100, range: 0...1000)
         kafka.sessionTimeoutMs = try environment.int("ORCHARD_KAFKA_SESSION_TIMEOUT_MS", default: 10_000,
                                                      range: 1000...300_000)
+        kafka.consumerMaxBatch = try environment.int("ORCHARD_KAFKA_CONSUMER_MAX_BATCH", default: 200, range: 1...5000)
         self.kafka = kafka
         requestTimeout = .milliseconds(try environment.int("ORCHARD_REQUEST_TIMEOUT_MS", default: 5000, range: 10...60_000))
         let level = try environment.string("ORCHARD_LOG_LEVEL", default: "info")

@@ -125,11 +125,12 @@ public final class ServiceRuntime: Sendable {
     /// fetches with at least 100 ms `fetch.wait.max.ms`: a broker that holds idle fetches that long
     /// (the local mock broker does) is then asked 10 times a second instead of up to 1,000.
     public func consumer(topics: [String], group: String? = nil, background: Bool = false,
-                         handler: @escaping KafkaConsumer.Handler) -> KafkaConsumer {
+                         handler: @escaping KafkaConsumer.Handler, batchHandler: KafkaConsumer.BatchHandler? = nil) -> KafkaConsumer {
         var settings = configuration.kafka
         if background { settings.fetchWaitMaxMs = max(settings.fetchWaitMaxMs, 100) }
         let consumer = KafkaConsumer(settings: settings, groupID: group ?? "orchard.\(definition.name)", topics: topics,
-                                     deadLetters: producer, logger: logger, handler: handler)
+                                     deadLetters: producer, logger: logger, handler: handler, batchHandler: batchHandler,
+                                     maxBatch: settings.consumerMaxBatch)
         if !background { servingConsumers.withLockedValue { $0.append(consumer) } }
         return consumer
     }

@@ -97,3 +97,54 @@ final class ConsumerDatabaseAwayTests: XCTestCase {
         XCTAssertEqual(calls.withLockedValue { $0 }, 7)
     }
 }
+
+/// Messages that gather while a handler runs are handed to the batch handler together, in their order; a batch
+/// that fails (here: a malformed message in it) is handled one message at a time, so only the bad one is
+/// dead-lettered and nothing is skipped or applied twice.
+final class ConsumerBatchTests: XCTestCase {
+    func testMessagesThatGatherAreHandledTogetherInOrderAndABadOneAlone() async throws {
+        let stream = "batch\(UUID().uuidString.prefix(8).lowercased())"
+        let settings = try TestStack.settings("test-batch-\(stream)")
+        let producer = try KafkaProducer(settings: settings)
+        let applied = NIOLockedValueBox<[Int]>([]), sizes = NIOLockedValueBox<[Int]>([])
+        let consumer = KafkaConsumer(settings: settings, groupID: "test-batch-\(stream)", topics: [BenchEvent.topic],
+                                     deadLetters: producer, logger: TestStack.logger, handler: { message in
+            let event = try MessageCodec.decode(BenchEvent.self, from: message)
+            guard event.stream == stream else { return }
+            // The first one is slow: what follows gathers meanwhile.
+            if event.sequence == 0 { try await Task.sleep(for: .milliseconds(500)) }
+            applied.withLockedValue { $0.append(event.sequence) }
+        }, batchHandler: { messages in
+            let events = try messages.map { try MessageCodec.decode(BenchEvent.self, from: $0) }.filter { $0.stream == stream }
+            sizes.withLockedValue { $0.append(events.count) }
+            applied.withLockedValue { $0 += events.map(\.sequence) }
+        })
+        let running = Task { try await consumer.run() }
+        defer { consumer.stop(); running.cancel() }
+        let assigned = try await eventually(timeout: 60) { consumer.hasAssignment }
+        XCTAssertTrue(assigned)
+        let total = 300
+        for i in 0..<total {
+            if i == 150 {
+                try await producer.send(OutgoingMessage(topic: BenchEvent.topic, key: stream, value: Array("not json \(stream)".utf8),
+                                                        headers: [Header.type: BenchEvent.type, Header.version: "1"]))
+            }
+            try await producer.publish(BenchEvent(sequence: i, stream: stream))
+        }
+        let done = try await eventually(timeout: 90) { applied.withLockedValue { $0.count } >= total }
+        XCTAssertTrue(done, "applied \(applied.withLockedValue { $0.count }) of \(total)")
+        let order = applied.withLockedValue { $0 }
+        XCTAssertEqual(order.count, total, "none applied twice")
+        XCTAssertEqual(order.sorted(), Array(0..<total), "none skipped")
+        // BenchEvent's key spreads a stream over 64 keys (so over partitions); within a key, the order is kept.
+        for key in 0..<64 {
+            let ofKey = order.filter { $0 % 64 == key }
+            XCTAssertEqual(ofKey, ofKey.sorted(), "key \(key) in order")
+        }
+        XCTAssertGreaterThan(sizes.withLockedValue { $0.max() ?? 0 }, 1, "messages that gathered came as one batch")
+        let letters = try await collect(topic: KafkaConsumer.deadLetterTopic, settings: settings) { seen in
+            seen.contains { String(decoding: $0.value, as: UTF8.self) == "not json \(stream)" }
+        }
+        XCTAssertEqual(letters.filter { String(decoding: $0.value, as: UTF8.self) == "not json \(stream)" }.count, 1, "the bad one alone")
+    }
+}

@@ -18,4 +18,26 @@ enum ABMEventConsumer {
         }
         return routes.handler
     }
+
+    /// Messages that gathered while the previous ones were written: one transaction for all (the 100,000-device
+    /// initial fetch published 100,000 events, each its own commit and fsync while abm-sync was committing pages).
+    static func batchHandler(database: Database) -> KafkaConsumer.BatchHandler {
+        { messages in
+            var devices: [ABMDeviceEvent] = [], profiles: [ADEProfileEvent] = [], order: [Bool] = []
+            for message in messages {
+                switch message.type {
+                case ABMDeviceEvent.type: devices.append(try MessageCodec.decode(ABMDeviceEvent.self, from: message)); order.append(true)
+                case ADEProfileEvent.type: profiles.append(try MessageCodec.decode(ADEProfileEvent.self, from: message)); order.append(false)
+                default: throw MessageRejected("no handler for message type \(message.type ?? "none")")
+                }
+            }
+            let (devicesToApply, profilesToApply, applyOrder) = (devices, profiles, order)
+            try await database.transaction { c in
+                var (d, p) = (0, 0)
+                for isDevice in applyOrder {
+                    if isDevice { try ADEStore.apply(c, devicesToApply[d]); d += 1 } else { try ADEStore.apply(c, profilesToApply[p]); p += 1 }
+                }
+            }
+        }
+    }
 }

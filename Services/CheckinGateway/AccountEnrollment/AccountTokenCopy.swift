@@ -12,16 +12,37 @@ enum AccountTokenCopy {
         var routes = MessageRouter()
         routes.on(AccountTokenEvent.type) { message in
             let event = try MessageCodec.decode(AccountTokenEvent.self, from: message)
-            try await database.query("""
-                INSERT INTO account_token_copy (token_hash, token_id, managed_apple_id, domain, expires_at, revoked_at, revoked_reason)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (token_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at,
-                    revoked_at = COALESCE(account_token_copy.revoked_at, EXCLUDED.revoked_at),
-                    revoked_reason = COALESCE(account_token_copy.revoked_reason, EXCLUDED.revoked_reason)
-                """, [.text(event.tokenHash), .text(event.tokenID), .text(event.managedAppleID), .text(event.domain),
-                      .timestamp(event.expiresAt), event.revokedAt.map(SQLValue.timestamp) ?? .null, .optionalText(event.revokedReason)])
+            try await database.query(copySQL, copyParameters(event))
         }
         return routes.handler
+    }
+
+    /// The events that gathered meanwhile, in one transaction.
+    static func batchHandler(database: Database) -> KafkaConsumer.BatchHandler {
+        { messages in
+            let events = try messages.map { message in
+                guard message.type == AccountTokenEvent.type else { throw MessageRejected("no handler for message type \(message.type ?? "none")") }
+                return try MessageCodec.decode(AccountTokenEvent.self, from: message)
+            }
+            try await database.transaction { c in for event in events { try copy(event, on: c) } }
+        }
+    }
+
+    private static func copy(_ event: AccountTokenEvent, on c: Connection) throws {
+        try c.query(copySQL, copyParameters(event))
+    }
+
+    private static let copySQL = """
+        INSERT INTO account_token_copy (token_hash, token_id, managed_apple_id, domain, expires_at, revoked_at, revoked_reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (token_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at,
+            revoked_at = COALESCE(account_token_copy.revoked_at, EXCLUDED.revoked_at),
+            revoked_reason = COALESCE(account_token_copy.revoked_reason, EXCLUDED.revoked_reason)
+        """
+
+    private static func copyParameters(_ event: AccountTokenEvent) -> [SQLValue] {
+        [.text(event.tokenHash), .text(event.tokenID), .text(event.managedAppleID), .text(event.domain),
+         .timestamp(event.expiresAt), event.revokedAt.map(SQLValue.timestamp) ?? .null, .optionalText(event.revokedReason)]
     }
 
     /// The token's state in the copy; nil when the copy does not have it (yet).

@@ -17,4 +17,20 @@ enum ActivityLogConsumer {
             }
         }
     }
+
+    /// The entries that gathered meanwhile, in one transaction.
+    static func batchHandler(database: Database) -> KafkaConsumer.BatchHandler {
+        { messages in
+            var entries: [(ActivityRecorded, String?)] = []
+            for message in messages where message.headers[Header.origin] != ActivityLog.service {
+                let entry = try MessageCodec.decode(ActivityRecorded.self, from: message)
+                if entry.service != ActivityLog.service { entries.append((entry, message.correlationID)) }
+            }
+            guard !entries.isEmpty else { return }
+            let toInsert = entries
+            try await database.transaction { c in
+                for (entry, correlationID) in toInsert { try ActivityLog.insert([entry], correlationID: correlationID, on: c) }
+            }
+        }
+    }
 }
