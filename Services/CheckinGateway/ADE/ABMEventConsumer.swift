@@ -33,10 +33,14 @@ enum ABMEventConsumer {
             }
             let (devicesToApply, profilesToApply, applyOrder) = (devices, profiles, order)
             try await database.transaction { c in
-                var (d, p) = (0, 0)
+                // Runs of device events in multi-row statements; a profile event between them keeps its place.
+                var (d, p, run) = (0, 0, 0)
                 for isDevice in applyOrder {
-                    if isDevice { try ADEStore.apply(c, devicesToApply[d]); d += 1 } else { try ADEStore.apply(c, profilesToApply[p]); p += 1 }
+                    if isDevice { run += 1; continue }
+                    try ADEStore.apply(c, devices: Array(devicesToApply[d..<d + run])); d += run; run = 0
+                    try ADEStore.apply(c, profilesToApply[p]); p += 1
                 }
+                try ADEStore.apply(c, devices: Array(devicesToApply[d..<d + run]))
             }
         }
     }

@@ -26,18 +26,39 @@ enum ADEStore {
 
     // MARK: The copy of abm-sync's events
 
-    static func apply(_ c: Connection, _ e: ABMDeviceEvent) throws {
+    static func apply(_ c: Connection, _ e: ABMDeviceEvent) throws { try apply(c, devices: [e]) }
+
+    /// Several events in one statement per run of distinct serials (one row cannot be upserted twice in a statement;
+    /// a serial's later event goes in the next statement, so events of a serial still apply in order).
+    static func apply(_ c: Connection, devices events: [ABMDeviceEvent]) throws {
+        var start = events.startIndex
+        while start < events.endIndex {
+            var serials: Set<String> = []
+            var end = start
+            while end < events.endIndex, serials.insert(events[end].serialNumber).inserted { end += 1 }
+            try upsert(c, events[start..<end])
+            start = end
+        }
+    }
+
+    private static func upsert(_ c: Connection, _ events: ArraySlice<ABMDeviceEvent>) throws {
+        var rows: [String] = [], parameters: [SQLValue] = []
+        for e in events {
+            let n = parameters.count
+            rows.append("(" + (1...8).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+            parameters += [.text(e.serialNumber), .text(e.tokenID), .optionalText(e.profileUUID), .optionalText(e.profileStatus),
+                           .optionalText(e.model), .optionalText(e.os), .optionalText(e.deviceFamily), .bool(e.change == .deleted)]
+        }
         try c.query("""
             INSERT INTO ade_devices (serial_number, token_id, profile_uuid, profile_status, model, os, device_family, released)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            VALUES \(rows.joined(separator: ", "))
             ON CONFLICT (serial_number) DO UPDATE SET token_id = EXCLUDED.token_id,
                 profile_uuid = CASE WHEN EXCLUDED.released THEN ade_devices.profile_uuid ELSE EXCLUDED.profile_uuid END,
                 profile_status = CASE WHEN EXCLUDED.released THEN ade_devices.profile_status ELSE EXCLUDED.profile_status END,
                 model = COALESCE(EXCLUDED.model, ade_devices.model), os = COALESCE(EXCLUDED.os, ade_devices.os),
                 device_family = COALESCE(EXCLUDED.device_family, ade_devices.device_family), released = EXCLUDED.released,
                 updated_at = now()
-            """, [.text(e.serialNumber), .text(e.tokenID), .optionalText(e.profileUUID), .optionalText(e.profileStatus),
-                  .optionalText(e.model), .optionalText(e.os), .optionalText(e.deviceFamily), .bool(e.change == .deleted)])
+            """, parameters)
     }
 
     static func apply(_ c: Connection, _ e: ADEProfileEvent) throws {
