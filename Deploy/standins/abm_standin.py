@@ -321,6 +321,21 @@ class Handler(BaseHTTPRequestHandler):
                 details = {s: dict(token["devices"][s], response_status="SUCCESS") if s in token["devices"]
                            else {"response_status": "NOT_ACCESSIBLE"} for s in serials}
                 return self.answer(200, {"devices": details}, headers, consumer_key=key)
+            if method == "DELETE" and path == "/profile/devices":
+                # Apple's "Remove a Profile": the device keeps no profile; it comes back on the feed as removed.
+                if not serials:
+                    return self.answer(400, b"DEVICE_ID_REQUIRED", headers, consumer_key=key)
+                outcomes = {}
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                for s in serials:
+                    device = token["devices"].get(s)
+                    if device is None:
+                        outcomes[s] = "NOT_ACCESSIBLE"
+                        continue
+                    device.update(profile_status="removed")
+                    token["feed"].append(dict(device, op_type="modified", op_date=stamp))
+                    outcomes[s] = "SUCCESS"
+                return self.answer(200, {"devices": outcomes}, headers, consumer_key=key)
             if method == "POST" and path == "/devices/disown":
                 outcomes = {}
                 for s in serials:

@@ -194,7 +194,9 @@ public struct ABMDeviceAction: RequestSchema, Equatable {
     public static let topic = "orchard.abm-requests.v1"
     public static let type = "abm.device.action"
     public static let version = 1
-    public enum Action: String, Codable, Sendable { case check, disown }
+    /// `removeProfile`: ABM's `DELETE /profile/devices`; the device is then left without a profile (the token's
+    /// default is not assigned to it again) until an administrator assigns one.
+    public enum Action: String, Codable, Sendable { case check, disown, removeProfile }
     public var tokenID: String
     public var action: Action
     public var serials: [String]

@@ -125,6 +125,66 @@ final class ADERefusalTests: XCTestCase {
         }
     }
 
+    /// An administrator removes a device's profile at ABM (DELETE /profile/devices): per-serial outcomes, the mirror and the
+    /// gateway's copy show `removed`, the token's default is not assigned to it again by the next sync, the device in
+    /// Setup Assistant gets no profile; an explicit assignment brings it back.
+    func testAnAdministratorRemovesADevicesProfileAndTheDefaultStaysOff() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let standIn = try ABMStandIn()
+        let consumerKey = "CK_aderm_\(UUID().uuidString.prefix(8))"
+        let tag = UUID().uuidString.prefix(6).uppercased()
+        let (kept, removed) = ("RM\(tag)1", "RM\(tag)2")
+        let tokenID = try await uploadedToken(stack, standIn: standIn, consumerKey: consumerKey)
+        try await standIn.control("devices", ["consumer_key": consumerKey, "devices": [
+            ["serial_number": kept, "model": "iPhone"], ["serial_number": removed, "model": "iPhone"]]])
+        _ = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/sync")
+        let profile = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/profiles", json: [
+            "profile": ["profile_name": "Removal \(tag)", "is_supervised": true], "default": true])
+        func mirror() async throws -> [String: [String: Any]] {
+            let list = try await stack.admin.expect(.GET, "/abm/devices?tokenId=\(tokenID)")
+            return Dictionary(uniqueKeysWithValues: (list["items"] as? [[String: Any]] ?? []).map { ($0["serialNumber"] as? String ?? "", $0) })
+        }
+        let before = try await mirror()
+        XCTAssertEqual(before[removed]?["assignment"] as? String, "assigned")
+
+        let answer = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/devices/remove-profile", json: ["serials": [removed, "NOPE\(tag)"]])
+        let outcomes = try JSONSerialization.jsonObject(with: Data((answer["devices"] as? String ?? "{}").utf8)) as? [String: String]
+        XCTAssertEqual(outcomes, [removed: "SUCCESS", "NOPE\(tag)": "NOT_ACCESSIBLE"])
+        let calls = try await standIn.requests(consumerKey)
+        XCTAssertTrue(calls.contains { $0["method"] as? String == "DELETE" && $0["path"] as? String == "/profile/devices" }, "\(calls)")
+        var state = try await mirror()
+        XCTAssertEqual(state[removed]?["profileStatus"] as? String, "removed")
+        XCTAssertEqual(state[removed]?["assignment"] as? String, "unassigned")
+        XCTAssertEqual(state[kept]?["assignment"] as? String, "assigned", "the other device keeps its profile")
+
+        // The next sync sees the removal on ABM's feed and does not assign the default again.
+        let synced = try await stack.admin.expect(.POST, "/abm/tokens/\(tokenID)/sync")
+        XCTAssertEqual(synced["assigned"] as? Int, 0, "\(synced)")
+        state = try await mirror()
+        XCTAssertEqual(state[removed]?["profileStatus"] as? String, "removed")
+
+        // In Setup Assistant it gets no profile (the gateway's copy learnt of the removal from the event).
+        let url = "\(stack.gateway)/mdm/ade/enroll"
+        let device = try SimulatedADEDevice(udid: newUDID(), serial: removed, product: "iPhone17,1", osVersion: "18.2", appleCA: stack.appleCA)
+        var refused: HTTPResult?
+        let noProfile = await eventually(timeout: 30) {
+            refused = try? await device.post(url)
+            return refused?.status == 403 && (try? refused?.json())?["code"] as? String == "orchard.ade.profile-not-assigned"
+        }
+        XCTAssertTrue(noProfile, "\(refused?.status ?? 0) \(refused?.text ?? "")")
+        let logged = await eventually(timeout: 30) {
+            let log = try? await stack.admin.expect(.GET, "/activity?action=ade-profile.removed&limit=100")
+            return (log?["items"] as? [[String: Any]] ?? []).contains { ($0["detail"] as? String ?? "").contains(removed) }
+        }
+        XCTAssertTrue(logged, "the removal is in the activity log with its outcomes")
+
+        // An administrator assigns it explicitly: back with a profile, and it enrolls.
+        let reply = try await stack.admin.expect(.POST, "/abm/profiles/\(try unwrap(profile["id"] as? String))/assign", json: ["serials": [removed]])
+        XCTAssertEqual((reply["outcomes"] as? [String: String])?[removed], "SUCCESS")
+        let served = await eventually(timeout: 30) { (try? await device.post(url))?.status == 200 }
+        XCTAssertTrue(served, "assigned again, the device gets its profile")
+    }
+
     func testEnrollmentRefusesUnsignedForgedUnassignedAndOutdatedDevices() async throws {
         let stack = try await Fixture.shared.prepare()
         let standIn = try ABMStandIn()

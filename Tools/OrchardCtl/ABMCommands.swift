@@ -161,7 +161,7 @@ struct ABMCommand: AsyncParsableCommand {
     struct Devices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The mirror of devices ABM assigned to Orchard.",
-            subcommands: [List.self, Check.self, Disown.self], defaultSubcommand: List.self)
+            subcommands: [List.self, Check.self, RemoveProfile.self, Disown.self], defaultSubcommand: List.self)
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Devices by serial with their assignment.",
@@ -189,6 +189,21 @@ struct ABMCommand: AsyncParsableCommand {
             func run() async throws {
                 guard !serials.isEmpty else { throw CtlError("give at least one --serial") }
                 ABMCommand.showDevices(try await global.api().call(.POST, "/abm/tokens/\(segment(token))/devices/check", json: ["serials": serials]), global)
+            }
+        }
+
+        struct RemoveProfile: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "remove-profile",
+                abstract: "Remove the ADE profile from serials at ABM (DELETE /profile/devices); the default is not assigned to them again.",
+                discussion: "Example:\n  orchardctl abm devices remove-profile 6b1e… --serial C02XYZ\nAssigning a profile to them later (abm profiles assign) undoes it.")
+            @OptionGroup var global: Global
+            @Argument(help: "The server token's id.") var token: String
+            @Option(name: .customLong("serial"), help: "A serial number (repeat).") var serials: [String] = []
+            func run() async throws {
+                guard !serials.isEmpty else { throw CtlError("give at least one --serial") }
+                ABMCommand.showDevices(try await global.api().call(.POST, "/abm/tokens/\(segment(token))/devices/remove-profile",
+                                                                   json: ["serials": serials]), global)
             }
         }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import OrchardCore
 import OrchardCrypto
 import OrchardMessaging
@@ -146,7 +147,7 @@ struct ADEProfiles: Sendable {
     private func want(_ c: Connection, tokenID: String, profileID: String, serials: [String]) throws -> Set<String> {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: serials), as: UTF8.self)
         return Set(try c.query("""
-            UPDATE abm_devices SET wanted_profile_id = $2::uuid, assign_retry_at = NULL
+            UPDATE abm_devices SET wanted_profile_id = $2::uuid, assign_retry_at = NULL, assignment_cleared = false
             WHERE token_id = $1::uuid AND deleted_at IS NULL AND serial_number IN (SELECT jsonb_array_elements_text($3::jsonb))
             RETURNING serial_number
             """, [.text(tokenID), .text(profileID), .text(json)]).compactMap { $0.string("serial_number") })
@@ -171,16 +172,24 @@ struct ADEProfiles: Sendable {
         }
     }
 
-    /// "Check with ABM" (`POST /devices`) or disown (`POST /devices/disown`), at most 1,000 serials.
+    /// "Check with ABM" (`POST /devices`), disown (`POST /devices/disown`) or remove the profile
+    /// (`DELETE /profile/devices`), at most 1,000 serials.
     func act(_ r: ABMDeviceAction, correlationID: String?) async throws -> ABMDeviceAction.Reply {
         let tokenID = try ServerTokens.canonicalID(r.tokenID)
         guard (1...1000).contains(r.serials.count), r.serials.allSatisfy({ (1...64).contains($0.count) && !$0.containsControlCharacters })
         else { throw RequestRefused(code: "abm-devices.serials", message: "serials must list 1 to 1000 serial numbers") }
         let session = try await tokens.session(id: tokenID)
-        let answer = try await session.call(.POST, r.action == .check ? "/devices" : "/devices/disown",
-                                            json: Array(try JSONSerialization.data(withJSONObject: ["devices": r.serials])))
+        let (method, path): (HTTPMethod, String) = switch r.action {
+        case .check: (.POST, "/devices")
+        case .disown: (.POST, "/devices/disown")
+        case .removeProfile: (.DELETE, "/profile/devices")
+        }
+        let answer = try await session.call(method, path, json: Array(try JSONSerialization.data(withJSONObject: ["devices": r.serials])))
         let devices = ((try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any])?["devices"] ?? [:]
         let text = String(decoding: try JSONSerialization.data(withJSONObject: devices, options: [.sortedKeys]), as: UTF8.self)
+        if r.action == .removeProfile {
+            try await profilesRemoved(tokenID: tokenID, outcomes: devices as? [String: Any] ?? [:], actor: r.actor, correlationID: correlationID)
+        }
         if r.action == .disown {
             try await database.transaction { c in
                 try Outbox.append(tokens.activity(r.actor, "abm-devices.disowned", detail: "server token \(tokenID): \(text.prefix(2000))"),
@@ -189,6 +198,35 @@ struct ADEProfiles: Sendable {
             outbox.notify()
         }
         return ABMDeviceAction.Reply(devices: text)
+    }
+
+    /// ABM removed the profile from the serials it answered SUCCESS for: the mirror shows `removed`, the device is kept
+    /// out of default assignment, the gateway's copy learns it at once; one activity entry with every outcome.
+    private func profilesRemoved(tokenID: String, outcomes answered: [String: Any], actor: String, correlationID: String?) async throws {
+        let outcomes = answered.mapValues { $0 as? String ?? "\($0)" }
+        let removed = outcomes.filter { $0.value == "SUCCESS" }.keys.sorted()
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: removed), as: UTF8.self)
+        let summary = outcomes.keys.sorted().prefix(50).map { "\($0) \(outcomes[$0] ?? "?")" }.joined(separator: ", ")
+        try await database.transaction { c in
+            let rows = try c.query("""
+                UPDATE abm_devices SET assignment_cleared = true, wanted_profile_id = NULL, profile_status = 'removed',
+                       assign_state = 'unassigned', assign_outcome = 'REMOVED', assign_retry_at = NULL, updated_at = now()
+                WHERE token_id = $1::uuid AND serial_number IN (SELECT jsonb_array_elements_text($2::jsonb))
+                RETURNING serial_number, model, os, device_family, profile_uuid
+                """, [.text(tokenID), .text(json)])
+            let events = rows.map {
+                ABMDeviceEvent(tokenID: tokenID, serialNumber: $0.string("serial_number") ?? "", change: .modified, model: $0.string("model"),
+                               os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "removed",
+                               profileUUID: $0.string("profile_uuid"), opDate: nil)
+            }
+            for start in stride(from: 0, to: events.count, by: 500) {
+                try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
+            }
+            try Outbox.append(tokens.activity(actor, "ade-profile.removed", outcome: removed.count == outcomes.count ? .succeeded : .failed,
+                                              detail: "server token \(tokenID): \(removed.count) of \(outcomes.count) removed at ABM: \(summary)\(outcomes.count > 50 ? " …" : "")"),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
     }
 
     private func view(_ id: String) async throws -> ADEProfileView {

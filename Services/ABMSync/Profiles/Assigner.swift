@@ -26,7 +26,7 @@ struct Assigner: Sendable {
             SELECT d.serial_number, p.profile_uuid, p.name FROM abm_devices d
             JOIN abm_tokens t ON t.id = d.token_id
             JOIN abm_profiles p ON p.id = COALESCE(d.wanted_profile_id, t.default_profile_id)
-            WHERE d.token_id = $1::uuid AND d.deleted_at IS NULL AND p.token_id = d.token_id
+            WHERE d.token_id = $1::uuid AND d.deleted_at IS NULL AND p.token_id = d.token_id AND NOT d.assignment_cleared
               AND (d.profile_uuid IS DISTINCT FROM p.profile_uuid OR COALESCE(d.profile_status, 'empty') IN ('empty', 'removed'))
               AND (d.assign_retry_at IS NULL OR d.assign_retry_at <= now())
               AND ($2::jsonb IS NULL OR d.serial_number IN (SELECT jsonb_array_elements_text($2::jsonb)))

@@ -61,5 +61,10 @@ enum ABMSyncMigrations {
             UPDATE abm_profiles SET requires_sign_in = true, sign_in_announced = false
                 WHERE body::jsonb->>'configuration_web_url' LIKE '%/mdm/ade/sign-in';
             """),
+        // An administrator removed the device's profile at ABM (DELETE /profile/devices): the token's default is not
+        // assigned to it again until someone assigns a profile explicitly.
+        Migration(9, "profile assignment cleared by an administrator", """
+            ALTER TABLE abm_devices ADD COLUMN assignment_cleared boolean NOT NULL DEFAULT false;
+            """),
     ]
 }

@@ -233,6 +233,9 @@ struct AdminRoutes: Sendable {
         admin.post("abm/tokens/:id/devices/disown") { request, context -> ABMDeviceAction.Reply in
             try await deviceAction(.disown, request, context)
         }
+        admin.post("abm/tokens/:id/devices/remove-profile") { request, context -> ABMDeviceAction.Reply in
+            try await deviceAction(.removeProfile, request, context)
+        }
 
         // ADE as the gateway sees it: each device's state, and the setup items of each ADE profile.
         admin.get("ade/devices") { request, _ -> Page<ADEDeviceView> in
