@@ -145,10 +145,13 @@ public struct ABMDeviceView: Codable, Sendable, Equatable {
     public var lastOutcome: String?
     public var retryAfter: Date?
     public var released: Bool
+    /// Migrating to this server from another MDM server: the deadline ABM set (`mdm_migration_deadline`).
+    public var migrationDeadline: Date?
 
     public init(tokenID: String, serialNumber: String, model: String?, os: String?, deviceFamily: String?, color: String?,
                 assetTag: String?, description: String?, profileStatus: String?, profileUUID: String?, deviceAssignedDate: String?,
-                deviceAssignedBy: String?, assignment: String, lastOutcome: String?, retryAfter: Date?, released: Bool) {
+                deviceAssignedBy: String?, assignment: String, lastOutcome: String?, retryAfter: Date?, released: Bool,
+                migrationDeadline: Date? = nil) {
         self.tokenID = tokenID
         self.serialNumber = serialNumber
         self.model = model
@@ -165,6 +168,7 @@ public struct ABMDeviceView: Codable, Sendable, Equatable {
         self.lastOutcome = lastOutcome
         self.retryAfter = retryAfter
         self.released = released
+        self.migrationDeadline = migrationDeadline
     }
 }
 

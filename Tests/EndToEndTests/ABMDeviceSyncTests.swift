@@ -93,6 +93,19 @@ final class ABMDeviceSyncTests: XCTestCase {
             for event in events where event.tokenID == id { counts[event.change, default: 0] += 1 }
             XCTAssertEqual(counts, expected)
         }
+
+        try await step("6. ABM moves a device here from another MDM server with a deadline: the mirror shows it (protocol 8+)") {
+            let deadline = "2027-01-15T00:00:00Z"
+            try await standIn.control("devices", ["consumer_key": consumerKey, "op_type": "modified", "devices": [
+                ["serial_number": serial(5), "profile_status": "empty", "mdm_migration_deadline": deadline]]])
+            let delta = try await sync()
+            XCTAssertEqual(delta["modified"] as? Int, 1, "a new deadline is a change")
+            let page = try await stack.admin.expect(.GET, "/abm/devices?tokenId=\(id)&after=\(serial(4))&limit=2")
+            let items = page["items"] as? [[String: Any]] ?? []
+            XCTAssertEqual(items.first?["serialNumber"] as? String, serial(5))
+            XCTAssertEqual(items.first?["migrationDeadline"] as? String, deadline)
+            XCTAssertNil(items.dropFirst().first?["migrationDeadline"], "a device that is not migrating has none")
+        }
     }
 }
 

@@ -176,7 +176,8 @@ struct ABMCommand: AsyncParsableCommand {
                 if let after { query.append("after=\(segment(after))") }
                 global.show(try await global.api().call(.GET, "/abm/devices?" + query.joined(separator: "&")),
                             columns: [("serial", "serialNumber"), ("model", "model"), ("profile status", "profileStatus"),
-                                      ("assignment", "assignment"), ("outcome", "lastOutcome"), ("retry after", "retryAfter"), ("released", "released")])
+                                      ("assignment", "assignment"), ("outcome", "lastOutcome"), ("retry after", "retryAfter"), ("released", "released"),
+                                      ("migration deadline", "migrationDeadline")])
             }
         }
 

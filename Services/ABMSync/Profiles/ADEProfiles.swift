@@ -158,7 +158,7 @@ struct ADEProfiles: Sendable {
         return try await database.query("""
             SELECT token_id::text AS token_id, serial_number, model, os, device_family, color, asset_tag, description, profile_status,
                    profile_uuid, device_assigned_date, device_assigned_by, assign_state, assign_outcome, assign_retry_at,
-                   deleted_at IS NOT NULL AS released
+                   deleted_at IS NOT NULL AS released, mdm_migration_deadline
             FROM abm_devices WHERE ($1::uuid IS NULL OR token_id = $1::uuid) AND serial_number > $2
             ORDER BY serial_number LIMIT $3
             """, [token.map(SQLValue.text) ?? .null, .text(r.after), .int(max(1, min(r.limit, 1000)))]).map {
@@ -168,7 +168,8 @@ struct ADEProfiles: Sendable {
                           profileStatus: $0.string("profile_status"), profileUUID: $0.string("profile_uuid"),
                           deviceAssignedDate: $0.string("device_assigned_date"), deviceAssignedBy: $0.string("device_assigned_by"),
                           assignment: $0.string("assign_state") ?? "unassigned", lastOutcome: $0.string("assign_outcome"),
-                          retryAfter: $0.date("assign_retry_at"), released: $0.bool("released") ?? false)
+                          retryAfter: $0.date("assign_retry_at"), released: $0.bool("released") ?? false,
+                          migrationDeadline: $0.date("mdm_migration_deadline"))
         }
     }
 

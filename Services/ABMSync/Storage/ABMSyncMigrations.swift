@@ -66,5 +66,9 @@ enum ABMSyncMigrations {
         Migration(9, "profile assignment cleared by an administrator", """
             ALTER TABLE abm_devices ADD COLUMN assignment_cleared boolean NOT NULL DEFAULT false;
             """),
+        // Migration from another MDM server through ABM (REFERENCE §4.8): the deadline ABM shows on a migrating device.
+        Migration(10, "MDM migration deadline", """
+            ALTER TABLE abm_devices ADD COLUMN mdm_migration_deadline timestamptz;
+            """),
     ]
 }

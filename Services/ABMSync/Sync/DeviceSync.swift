@@ -38,17 +38,20 @@ struct DeviceSync: Sendable {
         let model: String?, description: String?, color: String?, assetTag: String?, os: String?, deviceFamily: String?
         let profileStatus: String?, profileUUID: String?, profileAssignTime: String?, deviceAssignedDate: String?
         let deviceAssignedBy: String?, opType: String?, opDate: String?
+        /// Migration from another MDM server (iOS/iPadOS/macOS 26, protocol version 8 and later): the deadline ABM set.
+        let mdmMigrationDeadline: String?
         enum CodingKeys: String, CodingKey {
             case serialNumber = "serial_number", model, description, color, assetTag = "asset_tag", os
             case deviceFamily = "device_family", profileStatus = "profile_status", profileUUID = "profile_uuid"
             case profileAssignTime = "profile_assign_time", deviceAssignedDate = "device_assigned_date"
             case deviceAssignedBy = "device_assigned_by", opType = "op_type", opDate = "op_date"
+            case mdmMigrationDeadline = "mdm_migration_deadline"
         }
         var opDateValue: Date? { opDate.flatMap(ISO8601.date(from:)) }
         /// What the mirror keeps of the device, hashed: a page that repeats a device unchanged changes nothing.
         var fieldsHash: [UInt8] {
             Digest.sha256(Array([model, description, color, assetTag, os, deviceFamily, profileStatus, profileUUID,
-                                 profileAssignTime, deviceAssignedDate, deviceAssignedBy].map { $0 ?? "\u{0}" }
+                                 profileAssignTime, deviceAssignedDate, deviceAssignedBy, mdmMigrationDeadline].map { $0 ?? "\u{0}" }
                 .joined(separator: "\u{1}").utf8))
         }
     }
@@ -195,15 +198,16 @@ struct DeviceSync: Sendable {
                     WITH old AS (SELECT fields_hash, deleted_at FROM abm_devices WHERE token_id = $1::uuid AND serial_number = $2)
                     INSERT INTO abm_devices (token_id, serial_number, model, description, color, asset_tag, os, device_family,
                         profile_status, profile_uuid, profile_assign_time, device_assigned_date, device_assigned_by, op_type, op_date,
-                        fields_hash, seen_generation)
-                    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                        fields_hash, seen_generation, mdm_migration_deadline)
+                    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::timestamptz)
                     ON CONFLICT (token_id, serial_number) DO UPDATE SET model = EXCLUDED.model, description = EXCLUDED.description,
                         color = EXCLUDED.color, asset_tag = EXCLUDED.asset_tag, os = EXCLUDED.os, device_family = EXCLUDED.device_family,
                         profile_status = EXCLUDED.profile_status, profile_uuid = EXCLUDED.profile_uuid,
                         profile_assign_time = EXCLUDED.profile_assign_time, device_assigned_date = EXCLUDED.device_assigned_date,
                         device_assigned_by = EXCLUDED.device_assigned_by, op_type = EXCLUDED.op_type,
                         op_date = COALESCE(EXCLUDED.op_date, abm_devices.op_date), fields_hash = EXCLUDED.fields_hash,
-                        seen_generation = EXCLUDED.seen_generation, deleted_at = NULL, updated_at = now()
+                        seen_generation = EXCLUDED.seen_generation, mdm_migration_deadline = EXCLUDED.mdm_migration_deadline,
+                        deleted_at = NULL, updated_at = now()
                     WHERE (abm_devices.fields_hash <> EXCLUDED.fields_hash OR abm_devices.deleted_at IS NOT NULL
                            OR abm_devices.seen_generation <> EXCLUDED.seen_generation)
                       AND (abm_devices.op_date IS NULL OR EXCLUDED.op_date IS NULL OR abm_devices.op_date <= EXCLUDED.op_date)
@@ -214,7 +218,8 @@ struct DeviceSync: Sendable {
                           .optionalText(device.deviceFamily), .optionalText(device.profileStatus), .optionalText(device.profileUUID),
                           .optionalText(device.profileAssignTime), .optionalText(device.deviceAssignedDate),
                           .optionalText(device.deviceAssignedBy), .optionalText(device.opType),
-                          device.opDateValue.map(SQLValue.timestamp) ?? .null, .bytes(device.fieldsHash), .int(generation)])
+                          device.opDateValue.map(SQLValue.timestamp) ?? .null, .bytes(device.fieldsHash), .int(generation),
+                          device.mdmMigrationDeadline.flatMap(ISO8601.date(from:)).map(SQLValue.timestamp) ?? .null])
                 // No row: an older change than the one recorded, or nothing new. A row only seen again by a
                 // full fetch (its generation moved) is no change either.
                 guard let row = changed.first, row.bool("changed") == true else { continue }
