@@ -35,12 +35,17 @@ public enum Outbox {
         try append([value], correlationID: correlationID, on: connection)
     }
 
-    /// Adds several messages with one statement (one round trip to PostgreSQL).
+    /// Rows per INSERT: 4 parameters each keeps a statement far below PostgreSQL's 65,535 parameters.
+    static let rowsPerStatement = 500
+
+    /// Adds several messages with one statement per 500 (one round trip each).
     public static func append(_ values: [any MessageSchema], correlationID: String?, on connection: Connection) throws {
-        guard !values.isEmpty else { return }
-        var parameters: [SQLValue] = []
-        let sql = try insertStatement(values, correlationID: correlationID, parameters: &parameters)
-        try connection.queryAtCommit(sql, parameters)
+        for start in stride(from: 0, to: values.count, by: rowsPerStatement) {
+            var parameters: [SQLValue] = []
+            let sql = try insertStatement(Array(values[start..<min(start + rowsPerStatement, values.count)]),
+                                          correlationID: correlationID, parameters: &parameters)
+            try connection.queryAtCommit(sql, parameters)
+        }
     }
 
     /// The INSERT that adds `values`, numbering its parameters after those already in `parameters`

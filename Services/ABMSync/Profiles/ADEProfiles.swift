@@ -220,9 +220,7 @@ struct ADEProfiles: Sendable {
                                os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "removed",
                                profileUUID: $0.string("profile_uuid"), opDate: nil)
             }
-            for start in stride(from: 0, to: events.count, by: 500) {
-                try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
-            }
+            try Outbox.append(events.map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
             try Outbox.append(tokens.activity(actor, "ade-profile.removed", outcome: removed.count == outcomes.count ? .succeeded : .failed,
                                               detail: "server token \(tokenID): \(removed.count) of \(outcomes.count) removed at ABM: \(summary)\(outcomes.count > 50 ? " …" : "")"),
                               correlationID: correlationID, on: c)

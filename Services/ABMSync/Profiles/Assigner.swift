@@ -101,10 +101,7 @@ struct Assigner: Sendable {
                                os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "assigned",
                                profileUUID: profileUUID, opDate: nil)
             }
-            for start in stride(from: 0, to: events.count, by: 500) {
-                try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema },
-                                  correlationID: correlationID, on: c)
-            }
+            try Outbox.append(events.map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
             let summary = counts.sorted { $0.key < $1.key }.map { "\($1) \($0)" }.joined(separator: ", ")
             try Outbox.append(tokens.activity(actor, "ade-profile.assigned", outcome: notAssigned.isEmpty ? .succeeded : .failed,
                                               detail: """

@@ -250,10 +250,7 @@ struct DeviceSync: Sendable {
                        last_full_fetch_at = CASE WHEN $4 THEN now() ELSE last_full_fetch_at END
                 WHERE id = $1::uuid AND sync_lease_holder = $6
                 """, [.text(id), .text(cursor), .text(kind), .bool(finishing), .int(Int(lease.components.seconds)), .text(instance)])
-            for start in stride(from: 0, to: events.count, by: 500) {
-                try Outbox.append(events[start..<min(start + 500, events.count)].map { $0 as any MessageSchema },
-                                  correlationID: correlationID, on: c)
-            }
+            try Outbox.append(events.map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
             return counts
         }
     }

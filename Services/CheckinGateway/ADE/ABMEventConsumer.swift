@@ -23,24 +23,29 @@ enum ABMEventConsumer {
     /// initial fetch published 100,000 events, each its own commit and fsync while abm-sync was committing pages).
     static func batchHandler(database: Database) -> KafkaConsumer.BatchHandler {
         { messages in
-            var devices: [ABMDeviceEvent] = [], profiles: [ADEProfileEvent] = [], order: [Bool] = []
+            // In order: runs of device events (one multi-row statement per run), profile events between them.
+            enum Step { case devices([ABMDeviceEvent]), profile(ADEProfileEvent) }
+            var steps: [Step] = [], run: [ABMDeviceEvent] = []
             for message in messages {
                 switch message.type {
-                case ABMDeviceEvent.type: devices.append(try MessageCodec.decode(ABMDeviceEvent.self, from: message)); order.append(true)
-                case ADEProfileEvent.type: profiles.append(try MessageCodec.decode(ADEProfileEvent.self, from: message)); order.append(false)
-                default: throw MessageRejected("no handler for message type \(message.type ?? "none")")
+                case ABMDeviceEvent.type:
+                    run.append(try MessageCodec.decode(ABMDeviceEvent.self, from: message))
+                case ADEProfileEvent.type:
+                    if !run.isEmpty { steps.append(.devices(run)); run = [] }
+                    steps.append(.profile(try MessageCodec.decode(ADEProfileEvent.self, from: message)))
+                default:
+                    throw MessageRejected("no handler for message type \(message.type ?? "none")")
                 }
             }
-            let (devicesToApply, profilesToApply, applyOrder) = (devices, profiles, order)
+            if !run.isEmpty { steps.append(.devices(run)) }
+            let toApply = steps
             try await database.transaction { c in
-                // Runs of device events in multi-row statements; a profile event between them keeps its place.
-                var (d, p, run) = (0, 0, 0)
-                for isDevice in applyOrder {
-                    if isDevice { run += 1; continue }
-                    try ADEStore.apply(c, devices: Array(devicesToApply[d..<d + run])); d += run; run = 0
-                    try ADEStore.apply(c, profilesToApply[p]); p += 1
+                for step in toApply {
+                    switch step {
+                    case .devices(let events): try ADEStore.apply(c, devices: events)
+                    case .profile(let event): try ADEStore.apply(c, event)
+                    }
                 }
-                try ADEStore.apply(c, devices: Array(devicesToApply[d..<d + run]))
             }
         }
     }
