@@ -90,7 +90,7 @@ struct AdminAPI {
         guard (200..<300).contains(answer.status) else {
             let message = ((answer.json as? [String: Any])?["error"] as? [String: Any])?["message"] as? String
                 ?? String(decoding: answer.body.prefix(300), as: UTF8.self)
-            let hint = answer.status == 401 ? " (check the API key: \(settings.keySource))" : answer.status == 503 ? " (retry shortly)" : ""
+            let hint = answer.status == 401 ? " (check the API key: \(settings.keySource))" : answer.status == 503 && !message.contains("retry") ? " (retry shortly)" : ""
             throw CtlError("HTTP \(answer.status): \(message.isEmpty ? "no message" : message)\(hint)")
         }
         return answer
