@@ -172,7 +172,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], path: "Tests/Support"),
-        .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", "OrchardTestSupport"],
+        .testTarget(name: "AppleProtocolTests", dependencies: ["AppleProtocol", "OrchardTestSupport", .product(name: "Yams", package: "Yams")],
                     path: "Tests/AppleProtocolTests"),
         .testTarget(name: "EndToEndTests", dependencies: [
             "AppleProtocol", "OrchardTestSupport", "OrchardCore", "OrchardCrypto", "OrchardMessaging", "OrchardSchemas", "OrchardStorage",

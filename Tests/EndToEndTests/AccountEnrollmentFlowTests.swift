@@ -144,6 +144,31 @@ final class AccountEnrollmentFlowTests: XCTestCase {
                           "other enrollments still get the standard queries: \(theirs)")
         }
 
+        try await step("7c. Queries Apple forbids for a User Enrollment, named by an administrator: 400 naming them, nothing queued") {
+            let before = try await stack.admin.expect(.GET, "/devices/\(enrollmentID)/commands")["items"] as? [[String: Any]] ?? []
+            let refused = try await stack.admin.call(.POST, "/devices/\(enrollmentID)/commands",
+                                                     json: ["type": "DeviceInformation", "queries": ["OSVersion", "SerialNumber", "IMEI"]])
+            XCTAssertEqual(refused.status, 400, refused.text)
+            XCTAssertTrue(refused.text.contains("SerialNumber, IMEI") && refused.text.contains("User Enrollment"), refused.text)
+            // In a bulk request with another device too: the whole request is refused, for no one.
+            let plain = try await Fixture.shared.enrollThroughLink()
+            let theirsBefore = try await stack.admin.expect(.GET, "/devices/\(plain.udid)/commands")["items"] as? [[String: Any]] ?? []
+            let bulk = try await stack.admin.call(.POST, "/commands", json: [
+                "enrollmentIDs": [plain.udid, enrollmentID], "command": ["type": "DeviceInformation", "queries": ["UDID"]]])
+            XCTAssertEqual(bulk.status, 400, bulk.text)
+            let after = try await stack.admin.expect(.GET, "/devices/\(enrollmentID)/commands")["items"] as? [[String: Any]] ?? []
+            XCTAssertEqual(after.count, before.count, "nothing queued for the User Enrollment")
+            let theirsAfter = try await stack.admin.expect(.GET, "/devices/\(plain.udid)/commands")["items"] as? [[String: Any]] ?? []
+            XCTAssertEqual(theirsAfter.count, theirsBefore.count, "nor for the other device")
+            // What a User Enrollment may be asked is queued as named.
+            let allowed = try await stack.admin.expect(.POST, "/devices/\(enrollmentID)/commands",
+                                                       json: ["type": "DeviceInformation", "queries": ["OSVersion", "BuildVersion"]])
+            XCTAssertNotNil(allowed["commandUUID"])
+            let command = try await device.idle()
+            XCTAssertEqual(command?.parameters["Queries"]?.array?.compactMap(\.string), ["OSVersion", "BuildVersion"])
+            if let command { _ = try await device.respond(to: command, status: "Acknowledged") }
+        }
+
         try await step("8. Without the bearer, or with another account's, the request is challenged (401), and nothing is applied") {
             device.bearer = nil
             let bare = try await device.put(device.serverURL, body: Plist.xml(["EnrollmentID": .string(enrollmentID), "Status": .string("Idle")]),

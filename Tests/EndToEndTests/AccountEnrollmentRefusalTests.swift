@@ -94,6 +94,47 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
         }
     }
 
+    func testASignInPageOpenedForOneAccountSignsInOnlyThatAccount() async throws {
+        let stack = try await Fixture.shared.prepare()
+        try await AccountEnrollment.configureDomains(stack)
+
+        try await step("1. The page opened for alice shows alice's account, not editable") {
+            let page = try await http(.GET, "\(try AccountEnrollment.auth)/account/sign-in?user-identifier=alice%40byod.example.com")
+            XCTAssertEqual(page.status, 200)
+            XCTAssertTrue(page.text.contains(#"value="alice@byod.example.com" readonly"#), page.text)
+        }
+
+        try await step("2. Another domain's user, with her right password, typed into alice's page: 403, no token") {
+            let answer = try await AccountEnrollment.signIn("carol@adde.example.com", AccountEnrollment.passwords["carol"]!,
+                                                            address: "192.0.2.220", pageFor: "alice@byod.example.com")
+            XCTAssertEqual(answer.status, 403, answer.text)
+            XCTAssertNil(answer.headers["location"], "no token for an account the device did not ask for")
+            XCTAssertTrue(answer.text.contains("This sign-in is for alice@byod.example.com"), answer.text)
+            XCTAssertTrue(answer.text.contains(#"value="alice@byod.example.com" readonly"#), "the page stays alice's: \(answer.text)")
+            let logged = try await AccountEnrollment.logged(stack, "account.sign-in.failed",
+                                                            "carol@adde.example.com from 192.0.2.220: the page was opened for alice@byod.example.com")
+            XCTAssertTrue(logged)
+        }
+
+        try await step("3. The same with the account's case or spaces changed is the same account: signed in") {
+            let answer = try await AccountEnrollment.signIn(" Alice@BYOD.example.com", AccountEnrollment.passwords["alice"]!,
+                                                            address: "192.0.2.221", pageFor: "alice@byod.example.com")
+            XCTAssertEqual(answer.status, 308, answer.text)
+            XCTAssertNotNil(AccountEnrollment.token(answer.headers["location"]))
+        }
+
+        try await step("4. The OAuth 2 page opened with login_hint=frank signs in only frank") {
+            try await AccountOAuth2Tests.configure(stack)
+            let query = [("response_type", "code"), ("client_id", "orchard-enrollment"),
+                         ("redirect_uri", "apple-remotemanagement-user-login:/oauth2/redirection"), ("state", "s-\(UUID().uuidString)"),
+                         ("login_hint", AccountOAuth2Tests.user)]
+            let other = try await AccountEnrollment.oauthSignIn(query, password: AccountEnrollment.passwords["carol"]!, address: "192.0.2.222",
+                                                               typing: "carol@adde.example.com")
+            XCTAssertEqual(other.status, 403, other.text)
+            XCTAssertNil(other.headers["location"], "no code for an account the device did not ask for")
+        }
+    }
+
     func testBaseURLRefusesUnsignedBodiesOldSystemsAndBadTokensAndEnrollsNothing() async throws {
         let stack = try await Fixture.shared.prepare()
         try await AccountEnrollment.configureDomains(stack)

@@ -72,9 +72,11 @@ enum AccountEnrollment {
     }
 
     /// The sign-in page over plain HTTP: GET it (cookie and CSRF field), then POST the form from `address`.
-    static func signIn(_ user: String, _ password: String, address: String, csrf: String? = nil) async throws -> HTTPResult {
+    /// `pageFor` opens the page for another account than the one typed into it.
+    static func signIn(_ user: String, _ password: String, address: String, csrf: String? = nil, pageFor: String? = nil) async throws -> HTTPResult {
         let auth = try auth
-        let page = try await http(.GET, "\(auth)/account/sign-in?user-identifier=\(user.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+        let opened = (pageFor ?? user).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let page = try await http(.GET, "\(auth)/account/sign-in?user-identifier=\(opened)")
         let field = csrf ?? page.text.range(of: #"name="csrf" value="([^"]+)""#, options: .regularExpression).map {
             String(page.text[$0].dropFirst(#"name="csrf" value=""#.count).dropLast())
         } ?? ""
@@ -87,7 +89,7 @@ enum AccountEnrollment {
 
     /// The OAuth 2 variant over plain HTTP: GET the authorization endpoint with `query`, then POST the page's form
     /// (its hidden fields carry the authorization request) with the password.
-    static func oauthSignIn(_ query: [(String, String)], password: String, address: String) async throws -> HTTPResult {
+    static func oauthSignIn(_ query: [(String, String)], password: String, address: String, typing: String? = nil) async throws -> HTTPResult {
         let auth = try auth
         let page = try await http(.GET, "\(auth)/account/oauth2/authorize?" + FormEncoding.encode(query))
         guard page.status == 200 else { return page }
@@ -100,7 +102,7 @@ enum AccountEnrollment {
                 .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
             fields.append((name, value))
         }
-        let user = query.first { $0.0 == "login_hint" }?.1 ?? ""
+        let user = typing ?? query.first { $0.0 == "login_hint" }?.1 ?? ""
         let cookie = page.headers["set-cookie"]?.split(separator: ";").first.map(String.init) ?? ""
         return try await http(.POST, "\(auth)/account/sign-in", headers: [
             ("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie), ("X-Forwarded-For", address),

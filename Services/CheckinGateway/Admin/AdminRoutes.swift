@@ -471,8 +471,7 @@ struct AdminRoutes: Sendable {
             } else if input.type == "DeviceInformation" && input.queries == nil {
                 // The default queries include UDID, SerialNumber and IMEI, which Apple's schema forbids asking a User
                 // Enrollment: those get the same queries without them, as a command of their own.
-                let userEnrollments = Set(try c.query("SELECT id FROM enrollments WHERE id = ANY($1::text[]) AND enrollment_mode = 'mdm-byod'",
-                                                      [.text(postgresArray(ids))]).compactMap { $0.string("id") })
+                let userEnrollments = Set(try AdminQueries.userEnrollments(c, among: ids).keys)
                 let groups = [(ids.filter { !userEnrollments.contains($0) }, MDMCommand.standardQueries),
                               (ids.filter { userEnrollments.contains($0) }, MDMCommand.userEnrollmentQueries)]
                 for (group, queries) in groups where !group.isEmpty {
@@ -485,6 +484,17 @@ struct AdminRoutes: Sendable {
                 }
             } else {
                 let command = try input.command()
+                if input.type == "DeviceInformation", let queries = input.queries {
+                    // Named queries Apple's schema forbids for a User Enrollment are refused, not sent to be refused there.
+                    for (id, product) in try AdminQueries.userEnrollments(c, among: ids).sorted(by: { $0.key < $1.key }) {
+                        let os = UserEnrollmentQueries.os(productName: product)
+                        let refused = UserEnrollmentQueries.refused(queries, os: os)
+                        guard refused.isEmpty else {
+                            throw refuse(.badRequest, "DeviceInformation: Apple does not allow asking a User Enrollment (\(id), \(os ?? "any OS")) for "
+                                         + "\(refused.joined(separator: ", ")) (information.device.yaml, userenrollment: forbidden); nothing was queued")
+                        }
+                    }
+                }
                 queued = try CommandQueue.enqueue(c, command, enrollmentIDs: ids, requestedBy: actor, journal: &journal)
                 last = command
             }

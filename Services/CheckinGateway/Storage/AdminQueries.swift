@@ -49,6 +49,16 @@ enum AdminQueries {
     }
 
     /// What per-device commands (ClearPasscode, Unenroll) are built from.
+    /// The User Enrollments (`mdm-byod`) among `ids`, each with its ProductName (nil when the device never said).
+    static func userEnrollments(_ c: Connection, among ids: [String]) throws -> [String: String?] {
+        var found: [String: String?] = [:]
+        for row in try c.query("SELECT id, product_name FROM enrollments WHERE id = ANY($1::text[]) AND enrollment_mode = 'mdm-byod'",
+                               [.text(postgresArray(ids))]) {
+            if let id = row.string("id") { found[id] = row.string("product_name") }
+        }
+        return found
+    }
+
     static func commandInputs(_ c: Connection, of enrollmentID: String) throws -> Row? {
         try c.query("SELECT sealed_unlock_token, profile_identifier FROM enrollments WHERE id = $1", [.text(enrollmentID)]).first
     }

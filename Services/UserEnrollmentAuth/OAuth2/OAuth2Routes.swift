@@ -28,7 +28,7 @@ struct OAuth2Routes: Sendable {
                 return try signIn.errorPage("This sign-in request is not valid (\(e.description)). Start the enrollment again.")
             case .success(let oauth):
                 let user = SignInRoutes.clean(params["login_hint"] ?? "") ?? ""
-                return try signIn.page(user: user, oauth: oauth)
+                return try signIn.page(user: user, oauth: oauth, boundTo: user.isEmpty ? nil : user)
             }
         }
         router.post(RouterPath(stringLiteral: Self.tokenPath)) { request, context -> Response in

@@ -14,7 +14,9 @@ import OrchardStorage
 /// `?user-identifier=<Managed Apple Account>` in a web view (ASWebAuthenticationSession); the user signs in against the
 /// domain's directory, and success ends with `308` to
 /// `apple-remotemanagement-user-login://authentication-results?access-token=<token>`.
-/// CSRF: the form carries `<nonce>.<expiry>.<HMAC>` and the nonce is also in a SameSite=Strict cookie; both must agree.
+/// CSRF: the form carries `<nonce>.<expiry>.<account>.<HMAC>` and the nonce is also in a SameSite=Strict cookie; both must
+/// agree. A page opened for one account (`user-identifier`, or `login_hint` in the OAuth 2 variant) binds that account
+/// into the same MAC: its form signs in only that account, so the token the device gets is for the account it asked for.
 /// Failures are counted per account and per address (`FailureThrottle`); passwords are never logged or recorded.
 struct SignInRoutes: Sendable {
     let database: Database
@@ -43,7 +45,7 @@ struct SignInRoutes: Sendable {
             let user = Self.clean(request.uri.queryParameters["user-identifier"].map(String.init) ?? "") ?? ""
             let domain = user.split(separator: "@").last.flatMap { try? ManagedDomains.canonical(String($0)) }
             let mode = try await domain.asyncFlatMap { try await domains.find($0)?.view.mode }
-            return try page(user: user, mode: mode)
+            return try page(user: user, mode: mode, boundTo: user.isEmpty ? nil : user)
         }
         router.post(RouterPath(stringLiteral: Self.path)) { request, context -> Response in
             try await signIn(request, context: context)
@@ -61,14 +63,17 @@ struct SignInRoutes: Sendable {
             }
         }
         let oauth = parsed
+        // The account the page was opened for, when its form is genuine: re-rendered pages stay bound to it.
+        let csrf = csrfValid(form["csrf"], cookie: request.headers[.cookie])
+        let bound = csrf.flatMap { $0 }
         func render(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil) throws -> Response {
-            try page(user: user, error: error, status: status, mode: mode, oauth: oauth)
+            try page(user: bound ?? user, error: error, status: status, mode: mode, oauth: oauth, boundTo: bound)
         }
         let typed = form["user"] ?? ""
         guard let user = Self.clean(typed) else {
             return try render(user: "", error: "Enter your Managed Apple Account, such as name@example.com.", status: .badRequest)
         }
-        guard csrfValid(form["csrf"], cookie: request.headers[.cookie]) else {
+        guard csrf != nil else {
             return try render(user: user, error: "This sign-in page has expired. Sign in again.", status: .forbidden)
         }
         let password = form["password"] ?? ""
@@ -88,6 +93,14 @@ struct SignInRoutes: Sendable {
             let seconds: Int = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
             response.headers[Self.retryAfter] = String(seconds)
             return response
+        }
+        if let bound, user != bound {
+            // The device asked to enroll `bound`; a token for anyone else would be refused at the enrollment anyway.
+            try await throttle.fail(addressKey, limit: addressLimit)
+            try await record("account.sign-in.failed", user: user, outcome: .refused,
+                             detail: "\(user) from \(address): the page was opened for \(bound)", correlationID: context.correlationID)
+            return try render(user: bound, error: "This sign-in is for \(bound). Sign in with that account, or start the enrollment again on the device with your own.",
+                              status: .forbidden)
         }
         let domainName = String(user[user.index(after: user.lastIndex(of: "@")!)...])
         guard let domain = try? ManagedDomains.canonical(domainName), let record = try await domains.find(domain) else {
@@ -159,19 +172,31 @@ struct SignInRoutes: Sendable {
 
     // MARK: CSRF
 
-    private func csrfToken(nonce: String, expiry: Int) -> String {
-        let mac = Digest.hmacSHA256(key: csrfKey, data: Array("\(nonce).\(expiry)".utf8)).hexString
-        return "\(nonce).\(expiry).\(mac)"
+    /// `<nonce>.<expiry>.<account, base64url, empty when unbound>.<HMAC of the three>`.
+    private func csrfToken(nonce: String, expiry: Int, account: String?) -> String {
+        let bound = account.map { base64URL(Array($0.utf8)) } ?? ""
+        let mac = Digest.hmacSHA256(key: csrfKey, data: Array("\(nonce).\(expiry).\(bound)".utf8)).hexString
+        return "\(nonce).\(expiry).\(bound).\(mac)"
     }
 
-    private func csrfValid(_ field: String?, cookie: String?) -> Bool {
-        guard let field, field.count < 256 else { return false }
-        let parts = field.split(separator: ".")
-        guard parts.count == 3, let expiry = Int(parts[1]), expiry > Int(Date().timeIntervalSince1970) else { return false }
-        let expected = csrfToken(nonce: String(parts[0]), expiry: expiry)
-        guard Digest.constantTimeEquals(Array(expected.utf8), Array(field.utf8)) else { return false }
+    /// nil when the field is not a genuine, unexpired form of this page with its cookie; otherwise the account the page
+    /// was bound to (`.some(nil)` for an unbound page).
+    private func csrfValid(_ field: String?, cookie: String?) -> String?? {
+        guard let field, field.utf8.count < 1024 else { return nil }
+        let parts = field.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, let expiry = Int(parts[1]), expiry > Int(Date().timeIntervalSince1970) else { return nil }
+        let account: String?
+        if parts[2].isEmpty {
+            account = nil
+        } else {
+            guard let bytes = OIDCProviders.base64URLDecode(parts[2]), let text = String(data: bytes, encoding: .utf8),
+                  let clean = Self.clean(text) else { return nil }
+            account = clean
+        }
+        let expected = csrfToken(nonce: String(parts[0]), expiry: expiry, account: account)
+        guard Digest.constantTimeEquals(Array(expected.utf8), Array(field.utf8)) else { return nil }
         let cookies = (cookie ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-        return cookies.contains("\(Self.cookie)=\(parts[0])")
+        return cookies.contains("\(Self.cookie)=\(parts[0])") ? .some(account) : nil
     }
 
     // MARK: The page
@@ -189,15 +214,16 @@ struct SignInRoutes: Sendable {
     }
 
     /// The page, with a new form: a new nonce in the form and in the cookie. `mode` (the domain's, when known) says what
-    /// enrolling will mean for the device; `oauth` carries an OAuth 2 authorization request through the form.
+    /// enrolling will mean for the device; `oauth` carries an OAuth 2 authorization request through the form; `boundTo`
+    /// is the account the device asked for, the only one the form signs in.
     func page(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil,
-              oauth: OAuthRequest? = nil) throws -> Response {
+              oauth: OAuthRequest? = nil, boundTo: String? = nil) throws -> Response {
         let meaning = mode == "mdm-adde"
             ? "This device becomes managed by your organisation."
             : "Your organisation manages only its own accounts, apps and data on this device; your personal data stays private."
         let nonce = try SecureRandom.token(byteCount: 16)
         let expiry = Int(Date().timeIntervalSince1970 + Self.formLifetime)
-        let csrf = csrfToken(nonce: nonce, expiry: expiry)
+        let csrf = csrfToken(nonce: nonce, expiry: expiry, account: boundTo)
         let e = htmlEscaped
         let html = """
             <!DOCTYPE html>
@@ -213,7 +239,7 @@ struct SignInRoutes: Sendable {
             <form method="post" action="/\(Self.path)"\(error == nil ? "" : " aria-describedby=\"error\"")>
             <input type="hidden" name="csrf" value="\(e(csrf))">\((oauth?.formFields ?? []).map { "\n<input type=\"hidden\" name=\"\(e($0.0))\" value=\"\(e($0.1))\">" }.joined())
             <label for="user">Managed Apple Account</label>
-            <input id="user" name="user" type="email" autocomplete="username" autocapitalize="none" spellcheck="false" required value="\(e(user))">
+            <input id="user" name="user" type="email" autocomplete="username" autocapitalize="none" spellcheck="false" required value="\(e(user))"\(boundTo == nil ? "" : " readonly")>
             <label for="password">Password</label>
             <input id="password" name="password" type="password" autocomplete="current-password" required\(user.isEmpty ? "" : " autofocus")>
             <button type="submit">Sign in</button></form></main></body></html>

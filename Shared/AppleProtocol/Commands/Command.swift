@@ -39,8 +39,8 @@ extension MDMCommand {
         MDMCommand(requestType: "DeviceInformation", parameters: ["Queries": .array(queries.map(PlistValue.string))])
     }
 
-    /// The standard queries a User Enrollment may be asked (Apple's schema forbids UDID, SerialNumber and IMEI there).
-    public static var userEnrollmentQueries: [String] { standardQueries.filter { !["UDID", "SerialNumber", "IMEI"].contains($0) } }
+    /// The standard queries a User Enrollment may be asked on any OS (Apple's schema forbids UDID, SerialNumber and IMEI there).
+    public static var userEnrollmentQueries: [String] { standardQueries.filter { UserEnrollmentQueries.refused([$0], os: nil).isEmpty } }
 
     public static let standardQueries = [
         "UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber",
