@@ -58,7 +58,8 @@ let checkins = CheckinHandlers(
     getToken: GetTokenHandler(services: [GetToken.watchPairing: watchPairing,
                                          GetToken.managedAppleID: ManagedAppleIDTokenService(database: database, requests: requests,
                                                                                              requestTimeout: timeout)]),
-    userAuthenticate: UserAuthenticateHandler())
+    userAuthenticate: UserAuthenticateHandler(),
+    userTokenUpdate: UserTokenUpdateHandler(topic: topicCheck))
 
 let accounts = AccountAuthorization(database: database, requests: requests, timeout: timeout,
                                     tokenCacheSeconds: TimeInterval(configuration.accountTokenCacheSeconds))
@@ -66,6 +67,7 @@ let accounts = AccountAuthorization(database: database, requests: requests, time
 let router = runtime.makeRouter(GatewayContext.self)
 DevicePipeline(database: database, authentication: DeviceAuthentication(methods: authenticators), checkins: checkins,
                commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service), adeSetup]),
+               userCommandResults: UserCommandChannelHandler(),
                pusher: pusher, accounts: accounts, outbox: runtime.outbox).add(to: router)
 router.get("enroll/:token") { _, context -> Response in
     try await links.download(token: try context.parameters.require("token"), correlationID: context.correlationID)

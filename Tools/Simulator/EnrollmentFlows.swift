@@ -311,6 +311,14 @@ public struct EnrollmentFlows: Sendable {
         device.account = user.account
         narrator.say("  \(device.label) installed the \(mode == .byod ? "User" : "Device") Enrollment profile for \(user.account)")
         try await complete(device, supervised: mode == .adde)
+        if platform == "macOS" {
+            // The Mac's bearer travels on the user channel only: the user who enrolled opens it with its TokenUpdate.
+            let name = String(user.account.prefix { $0 != "@" })
+            device.user = (id: UUID().uuidString, shortName: name, longName: name.capitalized)
+            device.userBearer = token
+            _ = try expect(200, try await device.userTokenUpdate(), "the user channel's TokenUpdate with the bearer")
+            narrator.say("  \(device.label) → gateway: user channel TokenUpdate (\(mode == .byod ? "EnrollmentUserID" : "UserID"), bearer) → 200")
+        }
         return device
     }
 

@@ -36,6 +36,12 @@ public final class SimulatedDevice: @unchecked Sendable {
     public var reauthenticate: (@Sendable (_ challenge: String) async throws -> String)?
     /// How many times the device signed in again.
     public private(set) var reauthentications = 0
+    /// macOS: the user channel of the user who enrolled the Mac (the profile's `com.apple.mdm.per-user-connections`):
+    /// `EnrollmentUserID` in a User Enrollment, `UserID` in a Device Enrollment, with the user's names.
+    public var user: (id: String, shortName: String, longName: String)?
+    /// Account-driven enrollment on macOS: the bearer travels on the user channel only (REFERENCE §5.7).
+    public var userBearer: String?
+    public let userPushToken: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
     /// Profiles installed by InstallProfile, by PayloadIdentifier (their PayloadUUID), for ProfileList.
     public var installedProfiles: [String: String] = [:]
     /// How the simulator names the device in what it prints.
@@ -156,6 +162,39 @@ public final class SimulatedDevice: @unchecked Sendable {
             "MessageType": .string("GetToken"), "TokenServiceType": .string(serviceType),
             "TokenParameters": .dictionary(parameters.mapValues(PlistValue.string)),
         ]) { $1 })
+    }
+
+    // MARK: User channel (macOS)
+
+    /// The user channel's keys: the device's identifiers and the user's.
+    public var userIdentifiers: [String: PlistValue] {
+        guard let user else { return identifiers }
+        var ids = identifiers
+        ids[enrollmentID == nil ? "UserID" : "EnrollmentUserID"] = .string(user.id)
+        ids["UserShortName"] = .string(user.shortName)
+        ids["UserLongName"] = .string(user.longName)
+        return ids
+    }
+
+    /// The user's TokenUpdate (after the device's), with the user bearer when there is one.
+    public func userTokenUpdate() async throws -> HTTPResult {
+        try await userPut(checkInURL, userIdentifiers.merging([
+            "MessageType": .string("TokenUpdate"), "Topic": .string(topic), "Token": .data(userPushToken),
+            "PushMagic": .string(pushMagic + "-user"), "NotOnConsole": .bool(false),
+        ]) { $1 }, contentType: "application/x-apple-aspen-mdm-checkin")
+    }
+
+    /// `Idle` on the user channel's command channel; the raw answer (a 401 challenge is for the caller to see).
+    public func userIdle() async throws -> HTTPResult {
+        try await userPut(serverURL, userIdentifiers.merging(["Status": .string("Idle")]) { $1 }, contentType: "application/x-apple-aspen-mdm")
+    }
+
+    private func userPut(_ url: String, _ message: [String: PlistValue], contentType: String) async throws -> HTTPResult {
+        let body = Plist.xml(message)
+        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0"),
+                       ("Mdm-Signature", Data(try CMS.sign(body, identity: identity, detached: true)).base64EncodedString())]
+        if let userBearer { headers.append(("Authorization", "Bearer \(userBearer)")) }
+        return try await http(.PUT, url, headers: headers, body: body)
     }
 
     // MARK: Command channel

@@ -84,7 +84,10 @@ struct AccountEnrollmentRoutes: Sendable {
         // User Enrollment has no device identifier: the profile is made for a fresh one (its identity's subject).
         let subject = info.udid ?? RandomUUID.uppercased()
         return try await delivery.deliver(
-            to: .init(subject: subject, platform: platform == .macOS ? .macOS : .iOS, account: account),
+            to: .init(subject: subject, platform: platform == .macOS ? .macOS : .iOS,
+                      // A Mac's bearer travels on its user channel only (REFERENCE §5.7): the profile opens one.
+                      capabilities: platform == .macOS ? ["com.apple.mdm.token", "com.apple.mdm.per-user-connections"] : nil,
+                      account: account),
             correlationID: correlationID) { _ in
             ActivityRecorded(actor: "user:\(user)", action: "account.enrollment-profile.served", deviceID: info.udid, relatedDeviceIDs: [],
                              outcome: .succeeded,

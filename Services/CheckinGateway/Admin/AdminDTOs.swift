@@ -42,6 +42,16 @@ struct DeviceView: ResponseEncodable {
     let managedAppleID: String?, enrollmentMode: String?
     /// Automated Device Enrollment: where the device is (`profile pushed`, `setting up`, `released`, …).
     let adeState: String?
+    /// A Mac's user channels (one device only: `GET /devices/{id}`).
+    var userChannels: [UserChannelView]? = nil
+
+    struct UserChannelView: Codable, Sendable {
+        let userID: String, shortName: String?, longName: String?, registeredAt: String?, lastSeenAt: String?
+        init(_ r: Row) {
+            userID = r.string("user_id") ?? ""; shortName = r.string("short_name"); longName = r.string("long_name")
+            registeredAt = isoDate(r.date("created_at")); lastSeenAt = isoDate(r.date("last_seen_at"))
+        }
+    }
 
     init(_ r: Row) {
         id = r.string("id") ?? ""; udid = r.string("udid"); kind = r.string("enrollment_kind") ?? ""

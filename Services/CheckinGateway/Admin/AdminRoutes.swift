@@ -450,7 +450,10 @@ struct AdminRoutes: Sendable {
         guard let row = try await AdminQueries.device(database, id: id) else {
             throw refuse(.notFound, "no enrollment \(id)")
         }
-        return DeviceView(row)
+        var view = DeviceView(row)
+        let channels = try await UserChannelStore.channels(database, enrollmentID: id)
+        if !channels.isEmpty { view.userChannels = channels.map(DeviceView.UserChannelView.init) }
+        return view
     }
 
     /// Builds the command an admin asked for, queues it and pushes the devices.

@@ -11,5 +11,7 @@ struct CheckinHandlers: Sendable {
     let declarativeManagement: any DeviceMessageHandler<DeclarativeManagementCheckin>
     let getToken: any DeviceMessageHandler<GetToken>
     let userAuthenticate: any DeviceMessageHandler<UserAuthenticate>
+    /// The user channel (macOS): its TokenUpdate keeps the user's push credentials apart from the device's.
+    let userTokenUpdate: any DeviceMessageHandler<TokenUpdate>
 }
 

@@ -19,6 +19,9 @@ struct DeviceCredential: Sendable {
     /// The authorizer requires a good one for the enrollment's Managed Apple Account when the enrollment needs it.
     var bearer: String? = nil
     var accountToken: ValidateAccountToken.Reply? = nil
+    /// The user channel the request came on (macOS): the user's identifier; nil on the device channel. A user channel of
+    /// an account-driven enrollment needs the bearer on every request, on a Mac too (REFERENCE §5.7).
+    var user: String? = nil
 
     /// `fingerprint`: the certificate's SHA-256, as `DeviceTrust.trusted` computed it.
     init(method: Method, certificate: Certificate, fingerprint: String) {

@@ -15,12 +15,16 @@ import OrchardStorage
 /// An account-driven enrollment's request also needs a good bearer for its Managed Apple Account (401 with the
 /// domain's challenge otherwise); one for an enrollment Orchard does not know, or signed by an identity its enrollment
 /// replaced when it re-enrolled, gets 403 com.apple.unrecognized.device (the device unenrolls).
+/// A request on a Mac's user channel (`EnrollmentUserID` or `UserID`) is authorized as its enrollment's, with the bearer
+/// required when the enrollment is account-driven; only TokenUpdate (the user's push credentials), UserAuthenticate and
+/// the command channel are answered there (Orchard queues no user-channel commands: its Idle gets an empty answer).
 /// No handler is reachable any other way.
 struct DevicePipeline: Sendable {
     let database: Database
     let authentication: DeviceAuthentication
     let checkins: CheckinHandlers
     let commandResults: any DeviceMessageHandler<CommandResult>
+    let userCommandResults: any DeviceMessageHandler<CommandResult>
     let pusher: APNsPusher
     let accounts: AccountAuthorization
     let outbox: OutboxPublisher
@@ -50,7 +54,17 @@ struct DevicePipeline: Sendable {
             throw refuse(.badRequest, "malformed check-in: \(error)")
         }
         let h = checkins, id = message.identity
+        credential.user = id.userChannel
         let answer: DeviceAnswer
+        if id.userChannel != nil {
+            switch message {
+            case .tokenUpdate(let m): answer = try await run(h.userTokenUpdate, m, id, credential, correlationID)
+            case .userAuthenticate(let m): answer = try await run(h.userAuthenticate, m, id, credential, correlationID)
+            default: throw refuse(.badRequest, "\(message.messageType) is not answered on the user channel")
+            }
+            if !answer.push.isEmpty { await pusher.push(answer.push) }
+            return answer.response
+        }
         switch message {
         case .authenticate(let m): answer = try await run(h.authenticate, m, id, credential, correlationID)
         case .tokenUpdate(let m): answer = try await run(h.tokenUpdate, m, id, credential, correlationID)
@@ -74,7 +88,9 @@ struct DevicePipeline: Sendable {
         do { result = try CommandResult.parse(body) } catch let error as PlistError {
             throw refuse(.badRequest, "malformed command result: \(error)")
         }
-        let answer = try await run(commandResults, result, result.identity, credential, correlationID)
+        credential.user = result.identity.userChannel
+        let answer = credential.user == nil ? try await run(commandResults, result, result.identity, credential, correlationID)
+            : try await run(userCommandResults, result, result.identity, credential, correlationID)
         if !answer.push.isEmpty { await pusher.push(answer.push) }
         return answer.response
     }

@@ -86,9 +86,10 @@ enum EnrollmentAuthorizer {
         }
     }
 
-    /// An account-driven enrollment whose device sends the bearer (iOS, iPadOS) needs a good one, issued to its account.
+    /// An account-driven enrollment's requests need a good bearer, issued to its account, where the device sends one:
+    /// every request of an iPhone or iPad, the user channel of a Mac (its device channel carries none).
     static func checkAccount(_ binding: AccountBinding?, _ credential: DeviceCredential) throws {
-        guard let binding, binding.bearerRequired else { return }
+        guard let binding, binding.bearerRequired || credential.user != nil else { return }
         guard credential.bearer != nil, let token = credential.accountToken else {
             throw AccountChallengeRequired(binding: binding, reason: "no bearer token")
         }

@@ -176,5 +176,14 @@ enum CheckinGatewayMigrations {
                 serial_number text PRIMARY KEY, allowed_by text NOT NULL, allowed_at timestamptz NOT NULL DEFAULT now(),
                 expires_at timestamptz NOT NULL);
             """),
+        // macOS user channels (issue 22): each user's push credentials, apart from the device's, keyed by the enrollment
+        // and the user's identifier (EnrollmentUserID in a User Enrollment, UserID otherwise).
+        Migration(15, "user channels", """
+            CREATE TABLE user_channels (
+                enrollment_id text NOT NULL REFERENCES enrollments (id) ON DELETE CASCADE, user_id text NOT NULL,
+                short_name text, long_name text, push_token bytea NOT NULL, push_magic text NOT NULL, topic text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(), last_seen_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (enrollment_id, user_id));
+            """),
     ]
 }

@@ -7,18 +7,36 @@ public struct EnrollmentIdentity: Sendable, Equatable {
     public var udid: String?
     public var enrollmentID: String?
     public var userID: String?
+    /// macOS User Enrollment's user channel: the per-enrollment identifier of the user.
+    public var enrollmentUserID: String?
+    /// macOS user channel: the user's short and full names.
+    public var userShortName: String?
+    public var userLongName: String?
 
     /// The enrollment this message belongs to: UDID for device enrollments, EnrollmentID for user enrollments.
     public var enrollmentKey: String? { udid ?? enrollmentID }
+
+    /// The user channel the message came on (macOS, Shared iPad), as the user's identifier: `EnrollmentUserID` in a User
+    /// Enrollment, `UserID` otherwise; nil on the device channel. Apple: user requests carry these keys, device requests
+    /// do not.
+    public var userChannel: String? { enrollmentUserID ?? userID }
 
     init(_ r: PlistReader) throws {
         udid = try r.optionalString("UDID")
         enrollmentID = try r.optionalString("EnrollmentID")
         userID = try r.optionalString("UserID")
+        enrollmentUserID = try r.optionalString("EnrollmentUserID")
+        userShortName = try r.optionalString("UserShortName")
+        userLongName = try r.optionalString("UserLongName")
         guard udid != nil || enrollmentID != nil else { throw PlistError("missing UDID or EnrollmentID") }
         // Each one present must be a well-formed identifier: an empty UDID enrolled a device no one could list.
-        for (key, value) in [("UDID", udid), ("EnrollmentID", enrollmentID)] {
+        for (key, value) in [("UDID", udid), ("EnrollmentID", enrollmentID), ("EnrollmentUserID", enrollmentUserID), ("UserID", userID)] {
             if let value, !DeviceIdentifier.isValid(value) { throw PlistError("malformed \(key)") }
+        }
+        for (key, value) in [("UserShortName", userShortName), ("UserLongName", userLongName)] {
+            if let value, value.utf8.count > 256 || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw PlistError("malformed \(key)")
+            }
         }
     }
 }
