@@ -4,7 +4,7 @@
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
 #     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
-#     enrollments/s, p50/p99 per step and each process's CPU per enrollment (byod: then check-ins with the bearer vs plain)
+#     enrollments/s, p50/p99 per step and each process's CPU per enrollment (byod: then check-ins with the bearer vs plain, and a Mac's user channel vs its device channel)
 #   ./Deploy/bench-enrollment.sh ade-sign-in-attack [--devices 200] [-c 8] [--attackers 8] [--seconds 20]
 #     Idle latency of enrolled devices, quiet and while clients flood one ADE device's sign-in page with unknown accounts
 set -euo pipefail
@@ -56,6 +56,8 @@ if [ "$FLOW" = 1 ]; then
   if [ "$MODE" = byod ]; then
     echo
     "$BIN/orchard-bench" bearer-checkins --devices "$DEVICES" -c "$CLOSED"
+    echo
+    "$BIN/orchard-bench" bearer-checkins --devices "$DEVICES" -c "$CLOSED" --platform macOS
   fi
   exit 0
 fi

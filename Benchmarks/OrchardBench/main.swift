@@ -15,7 +15,8 @@ import OrchardTestSupport
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
 //   ade-sign-in-attack --prefix P [--devices N] [-c C] [--attackers A] [--seconds S]  Idle latency of N enrolled devices,
 //                           quiet and while A clients post ADE sign-ins with unknown accounts (hardening issue 18)
-//   bearer-checkins [--devices N] [-c C]  check-ins of N account-driven enrollments (bearer validated) against N plain
+//   bearer-checkins [--devices N] [-c C] [--platform macOS]  check-ins of N account-driven enrollments (bearer validated)
+//                                         against N plain; on macOS: the Macs' user channel (bearer) against their device channel
 //                           ones (ORCHARD_CONFIG: the stack's orchardctl.json with the trial's stand-ins)
 //   (each flow's enrollments: `orchard-sim load`, Deploy/bench-enrollment.sh link|mac|watch|ade|byod|adde)
 //   faults --seconds S --label L --out FILE [--devices W] [--phones P]  steady enrollments and watch pairings for
@@ -132,7 +133,7 @@ case "bearer-checkins":
     simulator.byodUser = ("bench{n}@byod.example.com", "bench-password")
     simulator.accounts = 2000
     try await BearerCheckinBenchmark(environment: simulator, devices: option("-n", "--devices", 1000),
-                                     concurrency: option("-c", "--concurrency", 16)).run()
+                                     concurrency: option("-c", "--concurrency", 16), mac: options["--platform"] == "macOS").run()
 
 case "faults":
     let load = FaultLoad(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",

@@ -83,6 +83,12 @@ public enum OrchardMetrics {
     public static func apnsPushes(outcome: String) -> Prometheus.Counter {
         registry.makeCounter(descriptor: apnsName, labels: [("outcome", outcome)])
     }
+
+    nonisolated(unsafe) private static let apnsOutstandingName = name("apns_outstanding", "pushes",
+                                                                       "Pushes queued, in flight or waiting to be retried")
+    public static func apnsOutstanding() -> Prometheus.Gauge {
+        registry.makeGauge(descriptor: apnsOutstandingName)
+    }
 }
 
 extension Duration {

@@ -144,7 +144,14 @@ final class PushTests: XCTestCase {
     func testPushesForOneDeviceAreCoalesced() async throws {
         let stack = try await Fixture.shared.prepare()
         let device = try await Fixture.shared.enrollWithExternalIdentity()
-        try await Task.sleep(for: .milliseconds(500))
+        // The gateway's own pushes (the enrollment's) are done: nothing outstanding.
+        func settled() async -> Bool {
+            let metrics = (try? await http(.GET, "\(stack.gateway)/metrics").text) ?? ""
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("orchard_apns_outstanding_pushes ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } == 0
+        }
+        let quiet = await eventually(timeout: 60) { await settled() }
+        XCTAssertTrue(quiet, "the enrollment's pushes were sent")
         let before = stack.apns.pushes(to: device.pushToken.hexString).count
         // Twenty commands queued at once reach the device through few pushes, not twenty.
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -153,7 +160,9 @@ final class PushTests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        try await Task.sleep(for: .seconds(1))
+        // Every push asked for has been sent (the gateway has none outstanding), then count them.
+        let sent = await eventually(timeout: 60) { await settled() && stack.apns.pushes(to: device.pushToken.hexString).count > before }
+        XCTAssertTrue(sent, "the pushes were sent")
         let pushes = stack.apns.pushes(to: device.pushToken.hexString).count - before
         XCTAssertGreaterThanOrEqual(pushes, 1)
         XCTAssertLessThan(pushes, 20, "pushes were not coalesced")

@@ -55,7 +55,9 @@ final class ConsumerDeliveryTests: XCTestCase {
         reached = try await eventually(timeout: 120) { (try? await applied().distinct) ?? 0 >= total }
         let progress = try await applied()
         XCTAssertTrue(reached, "not every event was applied: \(progress)")
-        try await Task.sleep(for: .seconds(1))
+        // Stopped and gone, it can apply nothing more: what is stored now is final.
+        consumer.terminate()
+        XCTAssertTrue(consumer.waitForExit(), "SIGTERM must stop the consumer")
         let final = try await applied()
         XCTAssertEqual(final.distinct, total, "no message lost")
         XCTAssertEqual(final.rows, total, "none applied twice")
@@ -106,13 +108,16 @@ final class ConsumerBatchTests: XCTestCase {
         let stream = "batch\(UUID().uuidString.prefix(8).lowercased())"
         let settings = try TestStack.settings("test-batch-\(stream)")
         let producer = try KafkaProducer(settings: settings)
-        let applied = NIOLockedValueBox<[Int]>([]), sizes = NIOLockedValueBox<[Int]>([])
+        let applied = NIOLockedValueBox<[Int]>([]), sizes = NIOLockedValueBox<[Int]>([]), allSent = NIOLockedValueBox(false)
         let consumer = KafkaConsumer(settings: settings, groupID: "test-batch-\(stream)", topics: [BenchEvent.topic],
                                      deadLetters: producer, logger: TestStack.logger, handler: { message in
             let event = try MessageCodec.decode(BenchEvent.self, from: message)
             guard event.stream == stream else { return }
-            // The first one is slow: what follows gathers meanwhile.
-            if event.sequence == 0 { try await Task.sleep(for: .milliseconds(500)) }
+            // The first one waits until everything after it was sent: what follows gathers meanwhile.
+            if event.sequence == 0 {
+                let released = try await eventually(timeout: 60) { allSent.withLockedValue { $0 } }
+                XCTAssertTrue(released)
+            }
             applied.withLockedValue { $0.append(event.sequence) }
         }, batchHandler: { messages in
             let events = try messages.map { try MessageCodec.decode(BenchEvent.self, from: $0) }.filter { $0.stream == stream }
@@ -131,6 +136,7 @@ final class ConsumerBatchTests: XCTestCase {
             }
             try await producer.publish(BenchEvent(sequence: i, stream: stream))
         }
+        allSent.withLockedValue { $0 = true }
         let done = try await eventually(timeout: 90) { applied.withLockedValue { $0.count } >= total }
         XCTAssertTrue(done, "applied \(applied.withLockedValue { $0.count }) of \(total)")
         let order = applied.withLockedValue { $0 }

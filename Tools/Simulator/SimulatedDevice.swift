@@ -176,12 +176,23 @@ public final class SimulatedDevice: @unchecked Sendable {
         return ids
     }
 
-    /// The user's TokenUpdate (after the device's), with the user bearer when there is one.
-    public func userTokenUpdate() async throws -> HTTPResult {
-        try await userPut(checkInURL, userIdentifiers.merging([
+    public var userTokenUpdateMessage: [String: PlistValue] {
+        userIdentifiers.merging([
             "MessageType": .string("TokenUpdate"), "Topic": .string(topic), "Token": .data(userPushToken),
             "PushMagic": .string(pushMagic + "-user"), "NotOnConsole": .bool(false),
-        ]) { $1 }, contentType: "application/x-apple-aspen-mdm-checkin")
+        ]) { $1 }
+    }
+
+    /// The user's TokenUpdate (after the device's), with the user bearer when there is one.
+    public func userTokenUpdate() async throws -> HTTPResult {
+        try await userPut(checkInURL, userTokenUpdateMessage, contentType: "application/x-apple-aspen-mdm-checkin")
+    }
+
+    /// A pre-signed user-channel request, with the user bearer.
+    public func sendOnUserChannel(_ presigned: Presigned, to url: String, contentType: String) async throws -> HTTPResult {
+        var headers = [("Content-Type", contentType), ("User-Agent", "MDM/1.0"), ("Mdm-Signature", presigned.signature)]
+        if let userBearer { headers.append(("Authorization", "Bearer \(userBearer)")) }
+        return try await http(.PUT, url, headers: headers, body: presigned.body)
     }
 
     /// `Idle` on the user channel's command channel; the raw answer (a 401 challenge is for the caller to see).

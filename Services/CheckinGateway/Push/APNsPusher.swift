@@ -18,6 +18,8 @@ actor APNsPusher: Service {
     private let trustRoots: [Certificate]
     private let logger: Logger
     private var pending: [String: Int] = [:]   // enrollment id → attempt
+    /// Pushes being sent now, and pushes waiting out a retry's backoff: with `pending`, what is still to happen.
+    private var inFlight = 0, retrying = 0
     private var wake: CheckedContinuation<Void, Never>?
     private var client: (HTTPClient, PushCertificate)?
     private var checkedAt = Date.distantPast
@@ -33,7 +35,13 @@ actor APNsPusher: Service {
     /// Asks for a push to each enrollment; returns at once.
     func push(_ enrollmentIDs: [String]) {
         for id in enrollmentIDs where pending[id] == nil { pending[id] = 0 }
+        reportOutstanding()
         wakeUp()
+    }
+
+    /// `orchard_apns_outstanding_pushes`: 0 once every push asked for has been sent or given up.
+    private func reportOutstanding() {
+        OrchardMetrics.apnsOutstanding().set(Double(pending.count + inFlight + retrying))
     }
 
     /// The current push topic, when a certificate is installed; throws when it cannot be read (PostgreSQL away).
@@ -80,6 +88,8 @@ actor APNsPusher: Service {
         let batch = pending
         pending.removeAll()
         guard !batch.isEmpty else { return }
+        inFlight = batch.count
+        defer { inFlight = 0; reportOutstanding() }
         guard let (client, cert) = try? await currentClient() else {
             logger.debug("no push certificate: \(batch.count) pushes skipped")
             return
@@ -118,6 +128,7 @@ actor APNsPusher: Service {
             OrchardMetrics.apnsPushes(outcome: "retried").increment()
             logger.info("push will be retried", metadata: ["enrollment": "\(id)", "reason": "\(reason)", "attempt": "\(attempt + 1)"])
             let delay = Duration.milliseconds(200 << attempt)
+            retrying += 1
             Task {
                 try? await Task.sleep(for: delay)
                 await self.requeue(id, attempt: attempt + 1)
@@ -129,7 +140,9 @@ actor APNsPusher: Service {
     }
 
     private func requeue(_ id: String, attempt: Int) {
+        retrying -= 1
         pending[id] = max(pending[id] ?? 0, attempt)
+        reportOutstanding()
         wakeUp()
     }
 
