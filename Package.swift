@@ -104,7 +104,7 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ], path: "Services/ABMSync"),
         .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies + [
-            "COrchardLDAP", "OrchardCrypto",
+            "COrchardLDAP", "OrchardCrypto", "AppleProtocol",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ],

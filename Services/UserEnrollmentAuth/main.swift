@@ -36,6 +36,7 @@ let services = await runtime.startUp { () throws -> AccountServices in
     var domains = ManagedDomains(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name,
                                  gatewayURL: gatewayURL, secrets: try SecretBox(key: kek))
     domains.discoveryURL = "\(ownURL)/.well-known/com.apple.remotemanagement"
+    domains.enrollmentSSOURL = "\(ownURL)/\(EnrollmentSSO.path)"
     let activity = AccountActivity(database: runtime.database, outbox: runtime.outbox, service: runtime.definition.name)
     let oidc = OIDCProviders()
     let challenges = AccountChallenges(ownURL: ownURL, clientID: try env.string("ORCHARD_OAUTH2_CLIENT_ID", default: "orchard-enrollment"),
@@ -77,7 +78,7 @@ runtime.respond(DescribeAccountEnrollment.self, on: &routes) { request, _ in
                              httpStatus: 404)
     }
     return .init(domain: record.view.domain, mode: record.view.mode, minimumOS: record.view.minimumOS,
-                 challenge: try await tokens.challenges.challenge(for: record))
+                 challenge: try await tokens.challenges.challenge(for: record), enrollmentSSOURL: record.view.enrollmentSSOURL)
 }
 runtime.respond(ValidateAccountToken.self, on: &routes) { request, message in
     try await tokens.validate(request, correlationID: message.correlationID)
@@ -94,4 +95,5 @@ let router = runtime.makeRouter(AccountRequestContext.self)
 DiscoveryRoutes(domains: domains, activity: services.activity, forwardedFor: services.signIn.forwardedFor).add(to: router)
 services.signIn.add(to: router)
 services.oauth2.add(to: router)
+EnrollmentSSO.add(to: router, domains: domains)
 await runtime.run(router: router, services: [requests, sweep])

@@ -19,6 +19,10 @@ public struct ManagedDomain: Codable, Sendable, Equatable {
     public var oidc: OIDCProviderSettings?
     /// `iOS`, `iPadOS`, `macOS` → minimum version (defaults 18.2, 18.2, 15.2).
     public var minimumOS: [String: String]
+    /// The identity app the domain's iPhones and iPads download to sign in with (Enrollment SSO), and where its
+    /// `EnrollmentSSODocument` is served.
+    public var enrollmentSSO: EnrollmentSSOSettings?
+    public var enrollmentSSOURL: String?
     /// The `BaseURL` devices of this domain enroll at.
     public var baseURL: String
     /// user-enrollment-auth's discovery URL (`<ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL>/.well-known/com.apple.remotemanagement`).
@@ -54,10 +58,12 @@ public struct SaveManagedDomain: RequestSchema, Equatable {
     public var authentication: String?
     public var oidc: OIDCProviderSettings?
     public var minimumOS: [String: String]?
+    public var enrollmentSSO: EnrollmentSSOSettings?
     public var actor: String
     public var key: String { domain }
     public init(domain: String, mode: String, directory: String?, ldap: LDAPDirectorySettings? = nil, authentication: String? = nil,
-                oidc: OIDCProviderSettings? = nil, minimumOS: [String: String]?, actor: String) {
+                oidc: OIDCProviderSettings? = nil, minimumOS: [String: String]?, enrollmentSSO: EnrollmentSSOSettings? = nil, actor: String) {
+        self.enrollmentSSO = enrollmentSSO
         self.domain = domain
         self.mode = mode
         self.directory = directory
@@ -149,5 +155,40 @@ public struct OIDCProviderSettings: Codable, Sendable, Equatable {
         self.audience = audience
         self.scope = scope
         self.userClaim = userClaim
+    }
+}
+
+/// Enrollment SSO (Apple's "Implementing the Enrollment SSO flow", iOS 16+, visionOS 2+): the identity app a domain's
+/// devices download before they sign in, and the `com.apple.extensiblesso` configuration of its SSO extension, which
+/// Orchard serves in the domain's `EnrollmentSSODocument`.
+public struct EnrollmentSSOSettings: Codable, Sendable, Equatable {
+    /// The app's App Store (iTunes Store) id.
+    public var appStoreID: Int
+    /// The SSO extension's bundle identifier (`ExtensionIdentifier`).
+    public var extensionIdentifier: String
+    /// The extension's team identifier: kept with the app's details, not put in the iOS profile (Apple's schema has
+    /// `TeamIdentifier` on macOS only, and Enrollment SSO is iOS and visionOS).
+    public var teamIdentifier: String?
+    /// `Redirect` (with `urls`) or `Credential` (with `hosts` and `realm`).
+    public var type: String
+    public var urls: [String]?
+    public var hosts: [String]?
+    public var realm: String?
+    /// The app's associated domains, such as `authsrv:login.example.com`.
+    public var associatedDomains: [String]?
+    public var associatedDomainsEnableDirectDownloads: Bool?
+
+    public init(appStoreID: Int, extensionIdentifier: String, teamIdentifier: String? = nil, type: String, urls: [String]? = nil,
+                hosts: [String]? = nil, realm: String? = nil, associatedDomains: [String]? = nil,
+                associatedDomainsEnableDirectDownloads: Bool? = nil) {
+        self.appStoreID = appStoreID
+        self.extensionIdentifier = extensionIdentifier
+        self.teamIdentifier = teamIdentifier
+        self.type = type
+        self.urls = urls
+        self.hosts = hosts
+        self.realm = realm
+        self.associatedDomains = associatedDomains
+        self.associatedDomainsEnableDirectDownloads = associatedDomainsEnableDirectDownloads
     }
 }

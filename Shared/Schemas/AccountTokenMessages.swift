@@ -18,11 +18,15 @@ public struct DescribeAccountEnrollment: RequestSchema, Equatable {
         public var minimumOS: [String: String]
         /// The complete `WWW-Authenticate` value (Apple's comma form), e.g. `Bearer method="apple-as-web", url="…"`.
         public var challenge: String
-        public init(domain: String, mode: String, minimumOS: [String: String], challenge: String) {
+        /// Enrollment SSO: the https URL of the domain's `EnrollmentSSODocument`, sent as `X-Apple-MDM-ESSO` on the
+        /// enrollment's first 401; nil when the domain names no Enrollment SSO app.
+        public var enrollmentSSOURL: String?
+        public init(domain: String, mode: String, minimumOS: [String: String], challenge: String, enrollmentSSOURL: String? = nil) {
             self.domain = domain
             self.mode = mode
             self.minimumOS = minimumOS
             self.challenge = challenge
+            self.enrollmentSSOURL = enrollmentSSOURL
         }
     }
 }

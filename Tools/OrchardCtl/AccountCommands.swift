@@ -26,6 +26,9 @@ struct DomainsCommand: AsyncParsableCommand {
                       --bind-dn uid=orchard,ou=people,dc=example,dc=com --bind-password-file bind.txt
                   orchardctl domains set corp.example.com --mode mdm-adde --authentication apple-oauth2 \\
                       --oidc-issuer https://idp.example.com --oidc-client-id orchard
+                  orchardctl domains set byod.example.com --mode mdm-byod --ldap-url ldap://ldap.example.com ... \\
+                      --esso-app-store-id 1234567890 --esso-extension com.example.identity.sso --esso-url https://login.example.com \\
+                      --esso-associated-domain authsrv:login.example.com
                   orchardctl domains set corp.example.com --file domain.json
                 """)
         @OptionGroup var global: Global
@@ -43,6 +46,11 @@ struct DomainsCommand: AsyncParsableCommand {
         @Option(help: "An OpenID Connect provider's issuer (https).") var oidcIssuer: String?
         @Option(help: "The client id Orchard has at the provider.") var oidcClientID: String?
         @Option(help: "PLATFORM=VERSION minimum OS (repeat).") var minimumOS: [String] = []
+        @Option(help: "Enrollment SSO: the identity app's App Store id.") var essoAppStoreID: Int?
+        @Option(help: "Enrollment SSO: its SSO extension's bundle identifier.") var essoExtension: String?
+        @Option(help: "Enrollment SSO: the extension's team identifier.") var essoTeam: String?
+        @Option(help: "Enrollment SSO: an identity provider URL prefix the extension handles (Redirect; repeat).") var essoURL: [String] = []
+        @Option(help: "Enrollment SSO: an associated domain, such as authsrv:login.example.com (repeat).") var essoAssociatedDomain: [String] = []
 
         func run() async throws {
             var body: [String: Any]
@@ -68,10 +76,18 @@ struct DomainsCommand: AsyncParsableCommand {
                     body["oidc"] = ["issuer": oidcIssuer, "clientID": oidcClientID]
                 }
                 if !minimumOS.isEmpty { body["minimumOS"] = try pairs(minimumOS, option: "--minimum-os") }
+                if let essoAppStoreID {
+                    guard let essoExtension, !essoURL.isEmpty else { throw CtlError("--esso-app-store-id needs --esso-extension and --esso-url") }
+                    var esso: [String: Any] = ["appStoreID": essoAppStoreID, "extensionIdentifier": essoExtension, "type": "Redirect", "urls": essoURL]
+                    if let essoTeam { esso["teamIdentifier"] = essoTeam }
+                    if !essoAssociatedDomain.isEmpty { esso["associatedDomains"] = essoAssociatedDomain }
+                    body["enrollmentSSO"] = esso
+                }
             }
             global.show(try await global.api().call(.PUT, "/account-domains/\(segment(domain))", json: body),
                         fields: [("domain", "domain"), ("mode", "mode"), ("directory", "directory"), ("sign-in", "authentication"),
-                                 ("base url", "baseURL"), ("discovery url", "discoveryURL"), ("with ABM", "registeredWithABM")])
+                                 ("base url", "baseURL"), ("discovery url", "discoveryURL"), ("with ABM", "registeredWithABM"),
+                                 ("enrollment SSO", "enrollmentSSOURL")])
         }
     }
 

@@ -28,6 +28,7 @@ struct AccountAuthorization: Sendable {
 
     static let authorization = HTTPField.Name("Authorization")!
     static let wwwAuthenticate = HTTPField.Name("WWW-Authenticate")!
+    static let enrollmentSSO = HTTPField.Name("X-Apple-MDM-ESSO")!
 
     /// The bearer token of `Authorization: Bearer <token>`; nil without one.
     static func bearer(_ request: Request) -> String? {

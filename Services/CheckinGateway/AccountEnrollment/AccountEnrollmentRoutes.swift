@@ -71,7 +71,11 @@ struct AccountEnrollmentRoutes: Sendable {
 
         guard let bearer = AccountAuthorization.bearer(request) else {
             try await record("account.challenged", outcome: .succeeded, detail: "\(domain): \(info.product) asked to sign in")
-            return AccountAuthorization.challenge(settings.challenge, reason: "sign in to enroll")
+            var response = AccountAuthorization.challenge(settings.challenge, reason: "sign in to enroll")
+            // Enrollment SSO: the device fetches the document, installs the identity app, and signs in through it.
+            // Apple offers it on iOS, iPadOS and visionOS, not macOS.
+            if let esso = settings.enrollmentSSOURL, platform != .macOS { response.headers[AccountAuthorization.enrollmentSSO] = esso }
+            return response
         }
         let token = try await accounts.validate(bearer, correlationID: correlationID)
         guard token.valid, let user = token.managedAppleID, token.domain == settings.domain else {

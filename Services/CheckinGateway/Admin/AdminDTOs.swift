@@ -257,4 +257,5 @@ struct ManagedDomainInput: Decodable {
     let authentication: String?
     let oidc: OIDCProviderSettings?
     let minimumOS: [String: String]?
+    let enrollmentSSO: EnrollmentSSOSettings?
 }

@@ -325,7 +325,7 @@ struct AdminRoutes: Sendable {
             let saved = try await requests.request(
                 SaveManagedDomain(domain: try context.parameters.require("domain"), mode: input.mode, directory: input.directory,
                                   ldap: input.ldap, authentication: input.authentication, oidc: input.oidc, minimumOS: input.minimumOS,
-                                  actor: context.adminKey!.actor),
+                                  enrollmentSSO: input.enrollmentSSO, actor: context.adminKey!.actor),
                 timeout: requestTimeout, correlationID: context.correlationID)
             return await withABMRegistration([saved], correlationID: context.correlationID)[0]
         }

@@ -16,6 +16,8 @@ struct ManagedDomains: Sendable {
     let secrets: SecretBox
     /// This service's discovery URL, which abm-sync registers with ABM.
     var discoveryURL: String? = nil
+    /// Where this service serves a domain's `EnrollmentSSODocument` (`<it>/<domain>`).
+    var enrollmentSSOURL: String? = nil
     /// Domains as discovery, the sign-in page and the token checks read them, for a few seconds (shared by copies).
     let cache = DomainCache()
 
@@ -55,6 +57,8 @@ struct ManagedDomains: Sendable {
             try Self.check(oidc)
         }
         let oidcText = try r.oidc.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        if let esso = r.enrollmentSSO { try EnrollmentSSO.check(esso) }
+        let essoText = try r.enrollmentSSO.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         let sealedPassword = try ldap?.bindPassword.map { try secrets.seal(Array($0.utf8), context: "ldap-bind:\(domain)") }
         ldap?.bindPassword = nil
         ldap?.bindPasswordSet = nil
@@ -75,20 +79,22 @@ struct ManagedDomains: Sendable {
         try await database.transaction { c in
             let inserted = try c.query("""
                 INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by, ldap_settings, ldap_bind_password,
-                                             authentication, oidc_settings)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                             authentication, oidc_settings, enrollment_sso)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 ON CONFLICT (domain) DO UPDATE SET mode = EXCLUDED.mode, directory = EXCLUDED.directory,
                     minimum_os = EXCLUDED.minimum_os, ldap_settings = EXCLUDED.ldap_settings,
                     authentication = EXCLUDED.authentication, oidc_settings = EXCLUDED.oidc_settings,
+                    enrollment_sso = EXCLUDED.enrollment_sso,
                     ldap_bind_password = CASE WHEN EXCLUDED.ldap_settings IS NULL THEN NULL
                                               ELSE COALESCE(EXCLUDED.ldap_bind_password, managed_domains.ldap_bind_password) END,
                     updated_at = now()
                 RETURNING (xmax = 0) AS inserted
                 """, [.text(domain), .text(r.mode), .text(directory), .text(minimumText), .text(r.actor),
                       .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null, .text(authentication),
-                      .optionalText(oidcText)]).first?.bool("inserted") ?? true
+                      .optionalText(oidcText), .optionalText(essoText)]).first?.bool("inserted") ?? true
             try Outbox.append(activity(r.actor, inserted ? "account-domain.created" : "account-domain.changed",
-                                       detail: "\(domain): \(r.mode), directory \(directory), \(authentication), minimum \(summary)"),
+                                       detail: "\(domain): \(r.mode), directory \(directory), \(authentication), minimum \(summary)"
+                                           + (r.enrollmentSSO.map { ", Enrollment SSO app \($0.appStoreID) (\($0.extensionIdentifier))" } ?? "")),
                               correlationID: correlationID, on: c)
         }
         outbox.notify()
@@ -121,7 +127,7 @@ struct ManagedDomains: Sendable {
         let sealedBindPassword: [UInt8]?
     }
 
-    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication, oidc_settings"
+    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication, oidc_settings, enrollment_sso"
 
     /// The domain, read at most `DomainCache.lifetime` ago (this replica's own changes at once).
     func find(_ domain: String) async throws -> Record? {
@@ -150,6 +156,8 @@ struct ManagedDomains: Sendable {
         view.authentication = row.string("authentication") ?? "apple-as-web"
         view.discoveryURL = discoveryURL
         view.oidc = row.string("oidc_settings").flatMap { try? JSONDecoder().decode(OIDCProviderSettings.self, from: Data($0.utf8)) }
+        view.enrollmentSSO = row.string("enrollment_sso").flatMap { try? JSONDecoder().decode(EnrollmentSSOSettings.self, from: Data($0.utf8)) }
+        if view.enrollmentSSO != nil, let base = enrollmentSSOURL { view.enrollmentSSOURL = "\(base)/\(domain)" }
         return Record(view: view, ldap: ldap, sealedBindPassword: sealed)
     }
 

@@ -64,5 +64,9 @@ enum UserEnrollmentAuthMigrations {
             ALTER TABLE account_codes ADD COLUMN revoked_at timestamptz;
             CREATE INDEX account_codes_user ON account_codes (managed_apple_id) WHERE used_at IS NULL AND revoked_at IS NULL;
             """),
+        // Enrollment SSO (issue 22): the identity app a domain's devices sign in with, as JSON (EnrollmentSSOSettings).
+        Migration(8, "enrollment SSO", """
+            ALTER TABLE managed_domains ADD COLUMN enrollment_sso text;
+            """),
     ]
 }
