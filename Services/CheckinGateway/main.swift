@@ -76,7 +76,7 @@ WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery
                       configuration: configuration, requestTimeout: timeout, machineInfo: machineInfo).add(to: router)
 let reenrollment = ADEReenrollment(database: database, outbox: runtime.outbox, requests: requests, timeout: max(timeout, .seconds(15)))
 let adeEnrollment = ADEEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: delivery, machineInfo: machineInfo,
-                                        reenrollment: reenrollment, forwardedFor: configuration.forwardedFor)
+                                        reenrollment: reenrollment, accounts: accounts, forwardedFor: configuration.forwardedFor)
 adeEnrollment.add(to: router)
 let passwords = PasswordHasher()
 ADESignInRoutes(database: database, enrollment: adeEnrollment, passwords: passwords, throttle: FailureThrottle(database: database),

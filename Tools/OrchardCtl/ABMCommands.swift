@@ -250,7 +250,7 @@ private func write(_ pem: Any?, to path: String) throws {
 struct ADECommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ade", abstract: "Automated Device Enrollment as the gateway sees it: devices, sign-in accounts, setup items.",
-        subcommands: [Devices.self, AllowReenrollment.self, Accounts.self, Setup.self])
+        subcommands: [Devices.self, AllowReenrollment.self, Accounts.self, Setup.self, PlatformSSO.self])
 
     struct Devices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Each ADE device's state (assigned → … → released).",
@@ -330,6 +330,42 @@ struct ADECommand: AsyncParsableCommand {
         func run() async throws {
             global.show(try await global.api().call(.PUT, "/ade/profiles/\(segment(profile))/setup", json: try readJSONObject(file)),
                         fields: [("profile", "profileID"), ("commands", "commands"), ("declarations", "declarations")])
+        }
+    }
+
+    struct PlatformSSO: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "platform-sso",
+            abstract: "Require Platform SSO during Setup Assistant (macOS 26) for an ADE profile's Macs; show or remove it.",
+            discussion: """
+                Examples:
+                  orchardctl ade platform-sso 1c9a… --profile-url https://idp.example.com/psso.mobileconfig \\
+                      --manifest-url https://idp.example.com/app.plist --auth-url https://idp.example.com/authenticate \\
+                      --domain corp.example.com --fallback refuse
+                  orchardctl ade platform-sso 1c9a…            (show)
+                  orchardctl ade platform-sso 1c9a… --remove
+                """)
+        @OptionGroup var global: Global
+        @Argument(help: "The ADE profile's id.") var profile: String
+        @Option(help: "https URL of the profile with the SSO extension's com.apple.extensiblesso payload.") var profileURL: String?
+        @Option(help: "https URL of the SSO app's package manifest.") var manifestURL: String?
+        @Option(help: "https URL where the identity provider's authentication starts.") var authURL: String?
+        @Option(help: "The Managed Apple Account domain whose OpenID Connect provider issues the tokens.") var domain: String?
+        @Option(help: "What a Mac that cannot do Platform SSO gets: sign-in (the profile's sign-in page) or refuse.") var fallback = "refuse"
+        @Flag(help: "Remove the requirement.") var remove = false
+        func run() async throws {
+            let path = "/ade/profiles/\(segment(profile))/platform-sso"
+            let fields = [("profile URL", "profileURL"), ("manifest URL", "manifestURL"), ("auth URL", "authURL"), ("domain", "domain"),
+                          ("fallback", "fallback")]
+            if remove { return global.done(try await global.api().call(.DELETE, path), "\(profile): Platform SSO no longer required") }
+            guard let profileURL, let manifestURL, let authURL, let domain else {
+                guard [self.profileURL, self.manifestURL, self.authURL, self.domain].allSatisfy({ $0 == nil }) else {
+                    throw CtlError("give --profile-url, --manifest-url, --auth-url and --domain together")
+                }
+                return global.show(try await global.api().call(.GET, path), fields: fields)
+            }
+            global.show(try await global.api().call(.PUT, path, json: ["profileURL": profileURL, "manifestURL": manifestURL, "authURL": authURL,
+                                                                        "domain": domain, "fallback": fallback]), fields: fields)
         }
     }
 }

@@ -14,6 +14,8 @@ public struct SimulatedADEDevice: Sendable {
     public let product: String
     public let osVersion: String
     public let canRequestSoftwareUpdate: Bool
+    /// macOS 26: `MDM_CAN_REQUEST_PSSO_CONFIG` in the MachineInfo (the first request; the retry after Platform SSO has none).
+    public var canRequestPlatformSSO = false
     public let appleIdentity: SigningIdentity
     /// Signs with SHA-1 (openssl cms -md sha1) with a certificate that expired yesterday.
     public let legacy: Bool
@@ -37,8 +39,10 @@ public struct SimulatedADEDevice: Sendable {
     }
 
     public var machineInfo: MachineInfo {
-        MachineInfo(udid: udid, serial: serial, product: product, version: "22B83", osVersion: osVersion, language: "en",
-                    canRequestSoftwareUpdate: canRequestSoftwareUpdate)
+        var info = MachineInfo(udid: udid, serial: serial, product: product, version: "22B83", osVersion: osVersion, language: "en",
+                               canRequestSoftwareUpdate: canRequestSoftwareUpdate)
+        info.canRequestPlatformSSO = canRequestPlatformSSO
+        return info
     }
 
     public func signedMachineInfo(signer: SigningIdentity? = nil) throws -> [UInt8] {
@@ -47,8 +51,9 @@ public struct SimulatedADEDevice: Sendable {
     }
 
     /// POSTs the signed MachineInfo (as Setup Assistant does for `url`).
-    public func post(_ url: String, signer: SigningIdentity? = nil) async throws -> HTTPResult {
-        try await http(.POST, url, headers: [("Content-Type", "application/pkcs7-signature")], body: try signedMachineInfo(signer: signer))
+    public func post(_ url: String, signer: SigningIdentity? = nil, bearer: String? = nil) async throws -> HTTPResult {
+        try await http(.POST, url, headers: [("Content-Type", "application/pkcs7-signature")] + (bearer.map { [("Authorization", "Bearer \($0)")] } ?? []),
+                       body: try signedMachineInfo(signer: signer))
     }
 
     /// GETs with the signed MachineInfo in `x-apple-aspen-deviceinfo` (as the web view does for `configuration_web_url`).

@@ -22,6 +22,8 @@ struct ADEEnrollmentRoutes: Sendable {
     let delivery: ProfileDelivery
     let machineInfo: MachineInfoAuthenticator
     let reenrollment: ADEReenrollment
+    /// Verifies a Platform SSO token (the identity provider's, through user-enrollment-auth).
+    let accounts: AccountAuthorization
     /// The TLS terminator's header naming the client address (`ORCHARD_FORWARDED_FOR_HEADER`), when there is one.
     let forwardedFor: HTTPField.Name?
     /// Activity entries of refusals per minute: per client address before the MachineInfo's signature is checked, per
@@ -40,6 +42,11 @@ struct ADEEnrollmentRoutes: Sendable {
                                address: context.clientAddress(request, forwardedFor: forwardedFor)) {
         case .refused(let answer): return answer
         case .admitted(let admitted):
+            if Self.platform(product: admitted.info.product) == .macOS,
+               let text = try await ADEStore.platformSSO(database, profileID: admitted.profile.profileID),
+               let psso = try? JSONDecoder().decode(ADEPlatformSSO.self, from: Data(text.utf8)) {
+                if let answer = try await platformSSO(psso, admitted, request: request, correlationID: correlationID) { return answer }
+            }
             guard !admitted.profile.requiresSignIn else {
                 return try await refusal(admitted.info, "orchard.ade.sign-in-required", """
                     serial \(admitted.info.serial)'s enrollment profile \(admitted.profile.name) requires signing in: the profile is \
@@ -48,6 +55,50 @@ struct ADEEnrollmentRoutes: Sendable {
             }
             return try await serve(admitted, actor: "device:\(admitted.info.udid)", correlationID: correlationID)
         }
+    }
+
+    /// A Mac whose profile requires Platform SSO: with a good token of the domain's identity provider, its profile;
+    /// able to do Platform SSO, `com.apple.psso.required`; otherwise the profile's fallback (nil: go on as without
+    /// Platform SSO, to the sign-in page).
+    private func platformSSO(_ psso: ADEPlatformSSO, _ admitted: Admitted, request: Request, correlationID: String) async throws -> Response? {
+        let info = admitted.info
+        func required(_ detail: String) async throws -> Response {
+            try await record(info, "ade.platform-sso.required", outcome: .refused, detail: "\(info.serial): \(detail)",
+                             correlationID: correlationID, address: admitted.address)
+            return bytesResponse(psso.required.json, contentType: "application/json", status: .forbidden)
+        }
+        if let bearer = AccountAuthorization.bearer(request) {
+            let token = try await accounts.validate(bearer, correlationID: correlationID)
+            guard token.valid, token.domain == psso.domain, let user = token.managedAppleID else {
+                // Told to authenticate again: the device can, and a refused token gets no profile.
+                let why = !token.valid ? token.reason ?? "token refused" : "token of \(token.domain ?? "another domain"), not \(psso.domain)"
+                return try await required("Platform SSO token refused (\(why))")
+            }
+            return try await serve(admitted, actor: "user:\(user)", correlationID: correlationID)
+        }
+        if info.canRequestPlatformSSO {
+            return try await required("profile \(admitted.profile.name) requires Platform SSO; the Mac can (macOS \(info.osVersion))")
+        }
+        switch psso.fallback {
+        case "refuse":
+            return try await refusal(info, "orchard.ade.platform-sso-unsupported", """
+                serial \(info.serial)'s enrollment profile \(admitted.profile.name) requires Platform SSO during setup, which needs macOS 26 \
+                or later; this Mac runs \(info.osVersion.isEmpty ? "an older macOS" : "macOS \(info.osVersion)")
+                """, correlationID, address: admitted.address)
+        default:
+            return nil
+        }
+    }
+
+    /// The sign-in page's check: a Mac whose profile requires Platform SSO with the fallback `refuse` may not sign in
+    /// there instead (the refusal); nil otherwise.
+    func platformSSOOnly(_ admitted: Admitted, correlationID: String) async throws -> Response? {
+        guard Self.platform(product: admitted.info.product) == .macOS,
+              let text = try await ADEStore.platformSSO(database, profileID: admitted.profile.profileID),
+              let psso = try? JSONDecoder().decode(ADEPlatformSSO.self, from: Data(text.utf8)), psso.fallback == "refuse" else { return nil }
+        return try await refusal(admitted.info, "orchard.ade.platform-sso-only", """
+            serial \(admitted.info.serial)'s enrollment profile \(admitted.profile.name) requires Platform SSO: Macs do not sign in on this page
+            """, correlationID, address: admitted.address)
     }
 
     /// A device that may have its profile: who it is, the ADE profile assigned to it, and a note for the log.

@@ -36,7 +36,9 @@ struct ADESignInRoutes: Sendable {
             switch try await enrollment.admit(signed, correlationID: context.correlationID,
                                               address: context.clientAddress(request, forwardedFor: forwardedFor)) {
             case .refused(let answer): return answer
-            case .admitted(let admitted): return page(deviceInfo: Data(signed).base64EncodedString(), serial: admitted.info.serial)
+            case .admitted(let admitted):
+                if let refused = try await enrollment.platformSSOOnly(admitted, correlationID: context.correlationID) { return refused }
+                return page(deviceInfo: Data(signed).base64EncodedString(), serial: admitted.info.serial)
             }
         }
         router.post("mdm/ade/sign-in") { request, context -> Response in
@@ -55,6 +57,7 @@ struct ADESignInRoutes: Sendable {
         case .refused(let answer): return answer
         case .admitted(let a): admitted = a
         }
+        if let refused = try await enrollment.platformSSOOnly(admitted, correlationID: context.correlationID) { return refused }
         let serial = admitted.info.serial, correlationID = context.correlationID
         let username = (form["username"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
         let password = form["password"] ?? ""

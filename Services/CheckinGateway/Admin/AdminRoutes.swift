@@ -293,6 +293,7 @@ struct AdminRoutes: Sendable {
             outbox.notify()
             return emptyResponse(.noContent)
         }
+        ADEPlatformSSORoutes(database: database, outbox: outbox, accounts: accounts).add(to: admin)
         admin.put("ade/profiles/:id/setup") { request, context -> ADESetupView in
             let profileID = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
             let input = try await request.decode(as: ADESetupInput.self, context: context)

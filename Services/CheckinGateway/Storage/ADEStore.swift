@@ -179,6 +179,29 @@ enum ADEStore {
                       [.text(serial)])).isEmpty
     }
 
+    // MARK: Platform SSO
+
+    /// The profile's Platform SSO requirement, as JSON; nil when it has none.
+    static func platformSSO(_ database: Database, profileID: String) async throws -> String? {
+        try await database.query("SELECT settings FROM ade_platform_sso WHERE profile_id = $1", [.text(profileID)]).first?.string("settings")
+    }
+
+    static func savePlatformSSO(_ c: Connection, profileID: String, settings: String, actor: String) throws {
+        try c.query("""
+            INSERT INTO ade_platform_sso (profile_id, settings, updated_by) VALUES ($1, $2, $3)
+            ON CONFLICT (profile_id) DO UPDATE SET settings = EXCLUDED.settings, updated_by = EXCLUDED.updated_by, updated_at = now()
+            """, [.text(profileID), .text(settings), .text(actor)])
+    }
+
+    static func deletePlatformSSO(_ c: Connection, profileID: String) throws -> Bool {
+        !(try c.query("DELETE FROM ade_platform_sso WHERE profile_id = $1 RETURNING 1", [.text(profileID)])).isEmpty
+    }
+
+    /// Whether Orchard has the profile (by its own id), and whether it requires the sign-in page; nil when unknown.
+    static func profileRequiresSignIn(_ c: Connection, profileID: String) throws -> Bool? {
+        try c.query("SELECT requires_sign_in FROM ade_profiles WHERE profile_id = $1 LIMIT 1", [.text(profileID)]).first?.bool("requires_sign_in")
+    }
+
     // MARK: Setup items
 
     static func setupItems(_ c: Connection, profileID: String) throws -> (commands: String, declarations: [String]) {

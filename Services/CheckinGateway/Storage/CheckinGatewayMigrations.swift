@@ -185,5 +185,12 @@ enum CheckinGatewayMigrations {
                 created_at timestamptz NOT NULL DEFAULT now(), last_seen_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (enrollment_id, user_id));
             """),
+        // Platform SSO in Setup Assistant (macOS 26, issue 21): an ADE profile (Orchard's id) may require it; the settings
+        // as JSON (`ADEPlatformSSO`).
+        Migration(16, "ADE platform SSO", """
+            CREATE TABLE ade_platform_sso (
+                profile_id text PRIMARY KEY, settings text NOT NULL, updated_by text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now());
+            """),
     ]
 }

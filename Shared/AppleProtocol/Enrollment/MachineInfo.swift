@@ -14,6 +14,8 @@ public struct MachineInfo: Sendable, Equatable {
     public var pairingToken: [UInt8]?
     /// `MDM_CAN_REQUEST_SOFTWARE_UPDATE` (iOS 17, macOS 14): the server may answer `com.apple.softwareupdate.required`.
     public var canRequestSoftwareUpdate: Bool = false
+    /// `MDM_CAN_REQUEST_PSSO_CONFIG` (macOS 26): the server may answer `com.apple.psso.required` (Platform SSO first).
+    public var canRequestPlatformSSO: Bool = false
 
     /// Parses the (already signature-checked) plist.
     public static func parse(_ bytes: [UInt8]) throws -> MachineInfo {
@@ -24,7 +26,9 @@ public struct MachineInfo: Sendable, Equatable {
                                language: try r.optionalString("LANGUAGE"), pairingToken: try r.optionalData("PAIRING_TOKEN"),
                                canRequestSoftwareUpdate: try r.optionalBool("MDM_CAN_REQUEST_SOFTWARE_UPDATE") ?? false)
         guard DeviceIdentifier.isValid(info.udid) else { throw PlistError("malformed UDID") }
-        return info
+        var withPSSO = info
+        withPSSO.canRequestPlatformSSO = try r.optionalBool("MDM_CAN_REQUEST_PSSO_CONFIG") ?? false
+        return withPSSO
     }
 
     public init(udid: String, serial: String, product: String, version: String, osVersion: String,
@@ -46,6 +50,7 @@ public struct MachineInfo: Sendable, Equatable {
         if let language { d["LANGUAGE"] = .string(language) }
         if let pairingToken { d["PAIRING_TOKEN"] = .data(pairingToken) }
         if canRequestSoftwareUpdate { d["MDM_CAN_REQUEST_SOFTWARE_UPDATE"] = .bool(true) }
+        if canRequestPlatformSSO { d["MDM_CAN_REQUEST_PSSO_CONFIG"] = .bool(true) }
         return Plist.xml(d)
     }
 }
