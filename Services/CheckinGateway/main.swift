@@ -48,6 +48,7 @@ let watchPairing = WatchPairingTokens(database: database, requests: requests, se
                                       organization: configuration.organization, requestTimeout: timeout)
 let machineInfo = MachineInfoAuthenticator(roots: configuration.appleDeviceRoots)
 let adeSetup = ADESetup(declarations: declarations, deadline: configuration.adeReleaseDeadline, service: service)
+let returnToService = ADEReturnToService(delivery: delivery, secrets: configuration.secrets)
 let checkins = CheckinHandlers(
     authenticate: AuthenticateHandler(topic: topicCheck),
     tokenUpdate: TokenUpdateHandler(topic: topicCheck, secrets: configuration.secrets, service: service, observers: [adeSetup]),
@@ -59,6 +60,7 @@ let checkins = CheckinHandlers(
                                          GetToken.managedAppleID: ManagedAppleIDTokenService(database: database, requests: requests,
                                                                                              requestTimeout: timeout)]),
     userAuthenticate: UserAuthenticateHandler(),
+    returnToService: ReturnToServiceHandler(returnToService: returnToService),
     userTokenUpdate: UserTokenUpdateHandler(topic: topicCheck))
 
 let accounts = AccountAuthorization(database: database, requests: requests, timeout: timeout,
@@ -86,7 +88,7 @@ AccountEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: de
                         roots: configuration.appleDeviceRoots, service: service, forwardedFor: configuration.forwardedFor).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
-            requestTimeout: timeout, watchEnrollment: watchEnrollment, accounts: accounts, passwords: passwords,
+            requestTimeout: timeout, watchEnrollment: watchEnrollment, accounts: accounts, passwords: passwords, returnToService: returnToService,
             adeEnrollmentURL: "\(configuration.publicURL)/mdm/ade/enroll").add(to: router)
 
 let activity = runtime.consumer(topics: [ActivityRecorded.topic], group: "orchard.checkin-gateway.activity", background: true,

@@ -250,7 +250,7 @@ private func write(_ pem: Any?, to path: String) throws {
 struct ADECommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ade", abstract: "Automated Device Enrollment as the gateway sees it: devices, sign-in accounts, setup items.",
-        subcommands: [Devices.self, AllowReenrollment.self, Accounts.self, Setup.self, PlatformSSO.self])
+        subcommands: [Devices.self, AllowReenrollment.self, Accounts.self, Setup.self, PlatformSSO.self, ReturnToService.self])
 
     struct Devices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Each ADE device's state (assigned → … → released).",
@@ -330,6 +330,36 @@ struct ADECommand: AsyncParsableCommand {
         func run() async throws {
             global.show(try await global.api().call(.PUT, "/ade/profiles/\(segment(profile))/setup", json: try readJSONObject(file)),
                         fields: [("profile", "profileID"), ("commands", "commands"), ("declarations", "declarations")])
+        }
+    }
+
+    struct ReturnToService: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "return-to-service",
+            abstract: "Return to Service settings of an ADE profile (iOS 26): the Wi-Fi profile its devices install after erasing.",
+            discussion: """
+                Examples:
+                  orchardctl ade return-to-service 1c9a… --wifi-profile store-wifi.mobileconfig
+                  orchardctl ade return-to-service 1c9a… --ethernet          (no Wi-Fi profile)
+                  orchardctl ade return-to-service 1c9a…                     (show)
+                  orchardctl ade return-to-service 1c9a… --remove
+                Then: orchardctl devices command UDID --type EraseDevice --return-to-service
+                """)
+        @OptionGroup var global: Global
+        @Argument(help: "The ADE profile's id.") var profile: String
+        @Option(help: "A .mobileconfig with a com.apple.wifi.managed payload.") var wifiProfile: String?
+        @Flag(help: "Devices have Ethernet: no Wi-Fi profile.") var ethernet = false
+        @Flag(help: "Remove the settings.") var remove = false
+        func run() async throws {
+            let path = "/ade/profiles/\(segment(profile))/return-to-service"
+            let fields = [("profile", "profileID"), ("Wi-Fi profile", "wifiProfile"), ("by", "updatedBy"), ("at", "updatedAt")]
+            if remove { return global.done(try await global.api().call(.DELETE, path), "\(profile): no Return to Service settings") }
+            if let wifiProfile {
+                return global.show(try await global.api().call(.PUT, path, json: ["wifiProfile": Data(try readFile(wifiProfile)).base64EncodedString()]),
+                                   fields: fields)
+            }
+            if ethernet { return global.show(try await global.api().call(.PUT, path, json: [String: Any]()), fields: fields) }
+            global.show(try await global.api().call(.GET, path), fields: fields)
         }
     }
 

@@ -161,6 +161,7 @@ struct DevicesCommand: AsyncParsableCommand {
                   orchardctl devices command UDID --type DeviceLock --message "Return to IT" --phone "+1 555 0100"
                   orchardctl devices command UDID --type InstallProfile --profile wifi.mobileconfig
                   orchardctl devices command UDID --type Raw --plist command.plist
+                  orchardctl devices command UDID --type EraseDevice --return-to-service
                 """)
         @OptionGroup var global: Global
         @Argument(help: "UDID or EnrollmentID.") var id: String
@@ -189,6 +190,7 @@ struct CommandRequestOptions: ParsableArguments {
     @Option(help: "DeviceLock: the message on the lock screen.") var message: String?
     @Option(help: "DeviceLock: a phone number on the lock screen.") var phone: String?
     @Flag(help: "EraseDevice: keep the cellular data plan.") var preserveDataPlan = false
+    @Flag(help: "EraseDevice: erase and return to service (the device enrolls again by itself; iOS 26).") var returnToService = false
     @Option(help: "RemoveProfile: the profile's identifier.") var identifier: String?
     @Option(help: "InstallProfile: a .mobileconfig file.") var profile: String?
     @Option(parsing: .upToNextOption, help: "DeviceInformation: the queries.") var queries: [String] = []
@@ -202,6 +204,7 @@ struct CommandRequestOptions: ParsableArguments {
         if let message { body["message"] = message }
         if let phone { body["phoneNumber"] = phone }
         if preserveDataPlan { body["preserveDataPlan"] = true }
+        if returnToService { body["returnToService"] = true }
         if let identifier { body["identifier"] = identifier }
         if let profile { body["profile"] = Data(try readFile(profile)).base64EncodedString() }
         if !queries.isEmpty { body["queries"] = queries }

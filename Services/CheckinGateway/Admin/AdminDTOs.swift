@@ -73,6 +73,8 @@ struct CommandInput: Codable {
     let message: String?
     let phoneNumber: String?
     let preserveDataPlan: Bool?
+    /// EraseDevice: erase and return to service (iOS, visionOS 26; the device's ADE profile needs Return to Service settings).
+    let returnToService: Bool?
     let identifier: String?
     let profile: String?
     let queries: [String]?

@@ -22,6 +22,7 @@ struct AdminRoutes: Sendable {
     let watchEnrollment: WatchEnrollmentSettings
     let accounts: AccountAuthorization
     let passwords: PasswordHasher
+    let returnToService: ADEReturnToService
     /// Orchard's ADE enrollment endpoint, the `url` of ADE profiles that give none.
     let adeEnrollmentURL: String
     /// Orchard's ADE sign-in page, the `configuration_web_url` of profiles defined with `signIn`.
@@ -294,6 +295,7 @@ struct AdminRoutes: Sendable {
             return emptyResponse(.noContent)
         }
         ADEPlatformSSORoutes(database: database, outbox: outbox, accounts: accounts).add(to: admin)
+        ADEReturnToServiceRoutes(database: database, outbox: outbox).add(to: admin)
         admin.put("ade/profiles/:id/setup") { request, context -> ADESetupView in
             let profileID = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
             let input = try await request.decode(as: ADESetupInput.self, context: context)
@@ -460,13 +462,39 @@ struct AdminRoutes: Sendable {
     /// Builds the command an admin asked for, queues it and pushes the devices.
     func enqueue(_ input: CommandInput, for ids: [String], context: GatewayContext) async throws -> CommandQueued {
         let actor = context.adminKey!.actor
+        // Erase and return to service: each device's own configuration; a profile it will need is built before the
+        // transaction that grants its re-enrollment and queues the command.
+        var returnProfiles: [String: ReturnToServiceConfiguration] = [:]
+        if input.type == "EraseDevice" && input.returnToService == true {
+            guard ids.count <= 100 else { throw refuse(.badRequest, "erase and return to service: at most 100 devices at a time") }
+            for id in ids {
+                let prepared = try await database.transaction { c in
+                    try returnToService.prepare(c, enrollmentID: id, actor: actor, requireBootstrapToken: true, grant: false)
+                }
+                returnProfiles[id] = try await returnToService.complete(prepared, udid: id, correlationID: context.correlationID)
+            }
+        }
+        let prebuilt = returnProfiles
         let queued = try await database.transaction { c -> (MDMCommand, [String], [CommandQueued.Part]) in
             var journal = Journal(correlationID: context.correlationID)
             var queued: [String] = []
             var last: MDMCommand?
             var parts: [CommandQueued.Part] = []
             // ClearPasscode and Unenroll depend on each device's own data, so each gets its own command.
-            if input.type == "ClearPasscode" || input.type == "Unenroll" {
+            if !prebuilt.isEmpty {
+                for id in ids {
+                    // Read again in this transaction (and the re-enrollment granted): what the device gets is what holds now.
+                    var configuration = try returnToService.prepare(c, enrollmentID: id, actor: actor, requireBootstrapToken: true).configuration
+                    configuration.mdmProfile = prebuilt[id]?.mdmProfile
+                    let command = MDMCommand.eraseDevice(preserveDataPlan: input.preserveDataPlan ?? false, returnToService: configuration)
+                    let these = try CommandQueue.enqueue(c, command, enrollmentIDs: [id], requestedBy: actor, journal: &journal)
+                    queued += these
+                    last = command
+                    journal.activity(actor: actor, "ade.return-to-service.erase-queued", device: id,
+                                     detail: "EraseDevice with Return to Service: Wi-Fi profile \(configuration.wifiProfile == nil ? "none" : "sent"), "
+                                        + "MDM profile \(configuration.mdmProfile == nil ? "not needed" : "sent"), bootstrap token sent")
+                }
+            } else if input.type == "ClearPasscode" || input.type == "Unenroll" {
                 for id in ids {
                     let command = try perDeviceCommand(c, input.type, enrollmentID: id)
                     queued += try CommandQueue.enqueue(c, command, enrollmentIDs: [id], requestedBy: actor, journal: &journal)

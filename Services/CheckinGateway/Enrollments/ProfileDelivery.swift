@@ -45,6 +45,13 @@ struct ProfileDelivery: Sendable {
     /// `record` writes the flow's own state (and what it announces) in the same transaction (an ADE device's `profile pushed`).
     func deliver(to recipient: Recipient, correlationID: String, record: (@Sendable (Connection, inout Journal) throws -> Void)? = nil,
                  activity: @escaping @Sendable (BuildEnrollmentProfile.Reply) -> ActivityRecorded) async throws -> Response {
+        bytesResponse(try await signedProfile(for: recipient, correlationID: correlationID, record: record, activity: activity),
+                      contentType: "application/x-apple-aspen-config")
+    }
+
+    /// As `deliver`, the signed profile's bytes (a profile handed over inside another answer: Return to Service).
+    func signedProfile(for recipient: Recipient, correlationID: String, record: (@Sendable (Connection, inout Journal) throws -> Void)? = nil,
+                       activity: @escaping @Sendable (BuildEnrollmentProfile.Reply) -> ActivityRecorded) async throws -> [UInt8] {
         guard let topic = try await pushTopic() else { throw refuse(.serviceUnavailable, "no push certificate is installed yet") }
         var build = BuildEnrollmentProfile(subject: recipient.subject, platform: recipient.platform, topic: topic,
                                            serverURL: configuration.serverURL, checkInURL: configuration.checkInURL,
@@ -80,6 +87,6 @@ struct ProfileDelivery: Sendable {
             try journal.write(c)
         }
         outbox.notify()
-        return bytesResponse(Array(reply.signedProfile), contentType: "application/x-apple-aspen-config")
+        return Array(reply.signedProfile)
     }
 }

@@ -11,6 +11,7 @@ struct CheckinHandlers: Sendable {
     let declarativeManagement: any DeviceMessageHandler<DeclarativeManagementCheckin>
     let getToken: any DeviceMessageHandler<GetToken>
     let userAuthenticate: any DeviceMessageHandler<UserAuthenticate>
+    let returnToService: any DeviceMessageHandler<ReturnToServiceCheckin>
     /// The user channel (macOS): its TokenUpdate keeps the user's push credentials apart from the device's.
     let userTokenUpdate: any DeviceMessageHandler<TokenUpdate>
 }

@@ -74,6 +74,7 @@ struct DevicePipeline: Sendable {
         case .declarativeManagement(let m): answer = try await run(h.declarativeManagement, m, id, credential, correlationID)
         case .getToken(let m): answer = try await run(h.getToken, m, id, credential, correlationID)
         case .userAuthenticate(let m): answer = try await run(h.userAuthenticate, m, id, credential, correlationID)
+        case .returnToService(let m): answer = try await run(h.returnToService, m, id, credential, correlationID)
         }
         if !answer.push.isEmpty { await pusher.push(answer.push) }
         return answer.response

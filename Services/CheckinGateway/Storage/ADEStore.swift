@@ -202,6 +202,51 @@ enum ADEStore {
         try c.query("SELECT requires_sign_in FROM ade_profiles WHERE profile_id = $1 LIMIT 1", [.text(profileID)]).first?.bool("requires_sign_in")
     }
 
+    // MARK: Return to Service
+
+    /// What a return to service of enrollment `udid` needs: its serial, its ADE profile (Orchard's id), whether that
+    /// profile uses the sign-in page, whether Orchard has return-to-service settings for it (and their Wi-Fi profile),
+    /// and the sealed bootstrap token. nil when the enrollment is not an ADE device Orchard knows.
+    struct ReturnToServiceContext: Sendable {
+        let serial: String
+        let profileID: String
+        let requiresSignIn: Bool
+        let configured: Bool
+        let wifiProfile: [UInt8]?
+        let sealedBootstrapToken: [UInt8]?
+        let supervised: Bool
+    }
+
+    static func returnToServiceContext(_ c: Connection, enrollmentID: String) throws -> ReturnToServiceContext? {
+        guard let row = try c.query("""
+            SELECT e.serial_number, e.sealed_bootstrap_token, COALESCE(e.supervised, false) AS supervised, p.profile_id, p.requires_sign_in,
+                   r.profile_id IS NOT NULL AS configured, r.wifi_profile
+            FROM enrollments e JOIN ade_devices d ON d.serial_number = e.serial_number
+                 JOIN ade_profiles p ON p.profile_uuid = d.profile_uuid
+                 LEFT JOIN ade_return_to_service r ON r.profile_id = p.profile_id
+            WHERE e.id = $1
+            """, [.text(enrollmentID)]).first, let serial = row.string("serial_number"), let profileID = row.string("profile_id") else { return nil }
+        return ReturnToServiceContext(serial: serial, profileID: profileID, requiresSignIn: row.bool("requires_sign_in") ?? false,
+                                      configured: row.bool("configured") ?? false, wifiProfile: row.bytes("wifi_profile"),
+                                      sealedBootstrapToken: row.bytes("sealed_bootstrap_token"), supervised: row.bool("supervised") ?? false)
+    }
+
+    static func saveReturnToService(_ c: Connection, profileID: String, wifiProfile: [UInt8]?, actor: String) throws {
+        try c.query("""
+            INSERT INTO ade_return_to_service (profile_id, wifi_profile, updated_by) VALUES ($1, $2, $3)
+            ON CONFLICT (profile_id) DO UPDATE SET wifi_profile = EXCLUDED.wifi_profile, updated_by = EXCLUDED.updated_by, updated_at = now()
+            """, [.text(profileID), wifiProfile.map(SQLValue.bytes) ?? .null, .text(actor)])
+    }
+
+    static func returnToService(_ database: Database, profileID: String) async throws -> Row? {
+        try await database.query("SELECT wifi_profile, updated_by, updated_at FROM ade_return_to_service WHERE profile_id = $1",
+                                 [.text(profileID)]).first
+    }
+
+    static func deleteReturnToService(_ c: Connection, profileID: String) throws -> Bool {
+        !(try c.query("DELETE FROM ade_return_to_service WHERE profile_id = $1 RETURNING 1", [.text(profileID)])).isEmpty
+    }
+
     // MARK: Setup items
 
     static func setupItems(_ c: Connection, profileID: String) throws -> (commands: String, declarations: [String]) {

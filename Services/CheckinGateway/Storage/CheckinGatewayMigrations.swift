@@ -192,5 +192,12 @@ enum CheckinGatewayMigrations {
                 profile_id text PRIMARY KEY, settings text NOT NULL, updated_by text NOT NULL,
                 updated_at timestamptz NOT NULL DEFAULT now());
             """),
+        // Return to Service (iOS, visionOS 26, issue 21): per ADE profile, the Wi-Fi profile a device installs after it
+        // erased itself (none: the device has Ethernet).
+        Migration(17, "ADE return to service", """
+            CREATE TABLE ade_return_to_service (
+                profile_id text PRIMARY KEY, wifi_profile bytea, updated_by text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now());
+            """),
     ]
 }

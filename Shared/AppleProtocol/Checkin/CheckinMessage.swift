@@ -52,6 +52,7 @@ public enum CheckinMessage: Sendable, Equatable {
     case declarativeManagement(DeclarativeManagementCheckin)
     case getToken(GetToken)
     case userAuthenticate(UserAuthenticate)
+    case returnToService(ReturnToServiceCheckin)
 
     public static let contentType = "application/x-apple-aspen-mdm-checkin"
 
@@ -67,6 +68,7 @@ public enum CheckinMessage: Sendable, Equatable {
         case "DeclarativeManagement": return .declarativeManagement(try DeclarativeManagementCheckin(r))
         case "GetToken": return .getToken(try GetToken(r))
         case "UserAuthenticate": return .userAuthenticate(try UserAuthenticate(r))
+        case "ReturnToService": return .returnToService(try ReturnToServiceCheckin(r))
         default: throw PlistError("unknown MessageType \(type.prefix(64))")
         }
     }
@@ -81,6 +83,7 @@ public enum CheckinMessage: Sendable, Equatable {
         case .declarativeManagement(let m): return m.identity
         case .getToken(let m): return m.identity
         case .userAuthenticate(let m): return m.identity
+        case .returnToService(let m): return m.identity
         }
     }
 
@@ -94,6 +97,7 @@ public enum CheckinMessage: Sendable, Equatable {
         case .declarativeManagement: return "DeclarativeManagement"
         case .getToken: return "GetToken"
         case .userAuthenticate: return "UserAuthenticate"
+        case .returnToService: return "ReturnToService"
         }
     }
 }

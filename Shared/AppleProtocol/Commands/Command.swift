@@ -64,8 +64,10 @@ extension MDMCommand {
         return MDMCommand(requestType: "DeviceLock", parameters: p)
     }
 
-    public static func eraseDevice(preserveDataPlan: Bool = false) -> MDMCommand {
-        MDMCommand(requestType: "EraseDevice", parameters: ["PreserveDataPlan": .bool(preserveDataPlan)])
+    public static func eraseDevice(preserveDataPlan: Bool = false, returnToService: ReturnToServiceConfiguration? = nil) -> MDMCommand {
+        var parameters: [String: PlistValue] = ["PreserveDataPlan": .bool(preserveDataPlan)]
+        if let returnToService { parameters["ReturnToService"] = returnToService.dictionary }
+        return MDMCommand(requestType: "EraseDevice", parameters: parameters)
     }
 
     /// Needs the UnlockToken the device sent in its TokenUpdate.
