@@ -20,11 +20,15 @@ public struct ABMDeviceEvent: MessageSchema, Codable, Sendable, Equatable {
     public var profileStatus: String?
     public var profileUUID: String?
     public var opDate: Date?
+    /// Migrating to this server from another MDM server: ABM's `mdm_migration_deadline` (every event carries the current
+    /// value; nil: not migrating).
+    public var migrationDeadline: Date?
 
     public var key: String { serialNumber }
 
     public init(tokenID: String, serialNumber: String, change: Change, model: String?, os: String?, deviceFamily: String?,
-                profileStatus: String?, profileUUID: String?, opDate: Date?) {
+                profileStatus: String?, profileUUID: String?, opDate: Date?, migrationDeadline: Date? = nil) {
+        self.migrationDeadline = migrationDeadline
         self.tokenID = tokenID
         self.serialNumber = serialNumber
         self.change = change

@@ -250,7 +250,7 @@ private func write(_ pem: Any?, to path: String) throws {
 struct ADECommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ade", abstract: "Automated Device Enrollment as the gateway sees it: devices, sign-in accounts, setup items.",
-        subcommands: [Devices.self, AllowReenrollment.self, Accounts.self, Setup.self, PlatformSSO.self, ReturnToService.self])
+        subcommands: [Devices.self, Migrations.self, AllowReenrollment.self, Accounts.self, Setup.self, PlatformSSO.self, ReturnToService.self])
 
     struct Devices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Each ADE device's state (assigned → … → released).",
@@ -264,6 +264,20 @@ struct ADECommand: AsyncParsableCommand {
             global.show(try await global.api().call(.GET, "/ade/devices?" + query.joined(separator: "&")),
                         columns: [("serial", "serialNumber"), ("state", "state"), ("udid", "udid"), ("profile", "profileName"),
                                   ("model", "model"), ("since", "stateSince"), ("reason", "reason")])
+        }
+    }
+
+    struct Migrations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Devices migrating here from another MDM server: deadline, state, setup items left, overdue.",
+            discussion: "Example:\n  orchardctl ade migrations")
+        @OptionGroup var global: Global
+        @Option(help: "At most this many (1–1000).") var limit = 100
+        func run() async throws {
+            global.show(try await global.api().call(.GET, "/ade/migrations?limit=\(limit)"),
+                        columns: [("serial", "serialNumber"), ("deadline", "deadline"), ("days left", "daysLeft"), ("overdue", "overdue"),
+                                  ("state", "state"), ("profile", "profileName"), ("waits", "awaitsDeviceConfigured"),
+                                  ("setup open", "setupOpen"), ("failed", "setupFailed")])
         }
     }
 

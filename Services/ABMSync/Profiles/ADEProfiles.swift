@@ -213,12 +213,12 @@ struct ADEProfiles: Sendable {
                 UPDATE abm_devices SET assignment_cleared = true, wanted_profile_id = NULL, profile_status = 'removed',
                        assign_state = 'unassigned', assign_outcome = 'REMOVED', assign_retry_at = NULL, updated_at = now()
                 WHERE token_id = $1::uuid AND serial_number IN (SELECT jsonb_array_elements_text($2::jsonb))
-                RETURNING serial_number, model, os, device_family, profile_uuid
+                RETURNING serial_number, model, os, device_family, profile_uuid, mdm_migration_deadline
                 """, [.text(tokenID), .text(json)])
             let events = rows.map {
                 ABMDeviceEvent(tokenID: tokenID, serialNumber: $0.string("serial_number") ?? "", change: .modified, model: $0.string("model"),
                                os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "removed",
-                               profileUUID: $0.string("profile_uuid"), opDate: nil)
+                               profileUUID: $0.string("profile_uuid"), opDate: nil, migrationDeadline: $0.date("mdm_migration_deadline"))
             }
             try Outbox.append(events.map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
             try Outbox.append(tokens.activity(actor, "ade-profile.removed", outcome: removed.count == outcomes.count ? .succeeded : .failed,

@@ -9,7 +9,10 @@ import OrchardStorage
 /// `profile_uuid`, or `profile_status` `removed` (a device re-assigned to this server arrives so) — and its cooldown
 /// is over. ABM's `POST /profile/devices` takes at most 1,000 serials; its per-serial answer is recorded on the
 /// device: `SUCCESS` marks it assigned at once (and tells the gateway), `FAILED`, `NOT_ACCESSIBLE` and `THROTTLED`
-/// wait `retry_after_seconds` when ABM gives it, otherwise 24 hours (1 hour for `THROTTLED`).
+/// wait `retry_after_seconds` when ABM gives it, otherwise 24 hours (1 hour for `THROTTLED`). A device migrating here from
+/// another MDM server (`mdm_migration_deadline`) enrolls while in use and must wait for `DeviceConfigured`: it is given
+/// only a profile with `await_device_configured`; otherwise its outcome is `MIGRATION_NEEDS_AWAIT_DEVICE_CONFIGURED` and
+/// ABM is not asked (retried in an hour, or as soon as an admin assigns such a profile).
 struct Assigner: Sendable {
     let tokens: ServerTokens
     let database: Database
@@ -22,8 +25,10 @@ struct Assigner: Sendable {
     /// Assigns what is due for the token (only `serials`, when given). Returns every serial's outcome.
     func assignDue(tokenID id: String, session given: ABMSession? = nil, serials: [String]? = nil, actor: String,
                    correlationID: String?) async throws -> AssignADEProfile.Reply {
-        let due = try await database.query("""
-            SELECT d.serial_number, p.profile_uuid, p.name FROM abm_devices d
+        let candidates = try await database.query("""
+            SELECT d.serial_number, p.profile_uuid, p.name, d.mdm_migration_deadline IS NOT NULL AS migrating,
+                   COALESCE((p.body::jsonb ->> 'await_device_configured')::boolean, false) AS awaits
+            FROM abm_devices d
             JOIN abm_tokens t ON t.id = d.token_id
             JOIN abm_profiles p ON p.id = COALESCE(d.wanted_profile_id, t.default_profile_id)
             WHERE d.token_id = $1::uuid AND d.deleted_at IS NULL AND p.token_id = d.token_id AND NOT d.assignment_cleared
@@ -33,6 +38,13 @@ struct Assigner: Sendable {
             ORDER BY p.profile_uuid, d.serial_number
             """, [.text(id), serials.map { .text(String(decoding: try! JSONSerialization.data(withJSONObject: $0), as: UTF8.self)) } ?? .null])
         var reply = AssignADEProfile.Reply(outcomes: [:], batches: 0)
+        func needsAwait(_ row: Row) -> Bool { row.bool("migrating") == true && row.bool("awaits") != true }
+        let blocked = candidates.filter(needsAwait), due = candidates.filter { !needsAwait($0) }
+        if !blocked.isEmpty {
+            let serials = blocked.compactMap { $0.string("serial_number") }
+            try await refuseMigrating(id, serials: serials, actor: actor, correlationID: correlationID)
+            for serial in serials { reply.outcomes[serial] = Self.migrationNeedsAwait }
+        }
         guard !due.isEmpty else { return reply }
         let session: ABMSession
         if let given { session = given } else { session = try await tokens.session(id: id) }
@@ -53,6 +65,25 @@ struct Assigner: Sendable {
             }
         }
         return reply
+    }
+
+    static let migrationNeedsAwait = "MIGRATION_NEEDS_AWAIT_DEVICE_CONFIGURED"
+
+    /// Migrating devices whose wanted profile does not await DeviceConfigured: recorded, ABM not asked.
+    private func refuseMigrating(_ id: String, serials: [String], actor: String, correlationID: String?) async throws {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: serials), as: UTF8.self)
+        try await database.transaction { c in
+            try c.query("""
+                UPDATE abm_devices SET assign_state = 'failed', assign_outcome = '\(Self.migrationNeedsAwait)',
+                       assign_retry_at = now() + interval '1 hour', updated_at = now()
+                WHERE token_id = $1::uuid AND serial_number IN (SELECT jsonb_array_elements_text($2::jsonb))
+                """, [.text(id), .text(json)])
+            try Outbox.append(tokens.activity(actor, "ade-profile.assigned", outcome: .failed, detail: """
+                server token \(id): \(serials.count) migrating device(s) not assigned: their profile does not set await_device_configured, \
+                which a migration needs (the device is in use and waits for DeviceConfigured): \(serials.prefix(50).joined(separator: ", "))
+                """), correlationID: correlationID, on: c)
+        }
+        outbox.notify()
     }
 
     private struct Answer: Decodable {
@@ -93,13 +124,13 @@ struct Assigner: Sendable {
                     profile_status = CASE WHEN o.outcome = 'SUCCESS' THEN 'assigned' ELSE d.profile_status END
                 FROM jsonb_to_recordset($3::jsonb) AS o(serial text, outcome text, wait int)
                 WHERE d.token_id = $1::uuid AND d.serial_number = o.serial
-                RETURNING d.serial_number, d.model, d.os, d.device_family, o.outcome
+                RETURNING d.serial_number, d.model, d.os, d.device_family, o.outcome, d.mdm_migration_deadline
                 """, [.text(id), .text(profileUUID), .text(json)])
             // The gateway learns of an assignment now, not at the next sync.
             let events = done.filter { $0.string("outcome") == "SUCCESS" }.map {
                 ABMDeviceEvent(tokenID: id, serialNumber: $0.string("serial_number") ?? "", change: .modified, model: $0.string("model"),
                                os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "assigned",
-                               profileUUID: profileUUID, opDate: nil)
+                               profileUUID: profileUUID, opDate: nil, migrationDeadline: $0.date("mdm_migration_deadline"))
             }
             try Outbox.append(events.map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
             let summary = counts.sorted { $0.key < $1.key }.map { "\($1) \($0)" }.joined(separator: ", ")

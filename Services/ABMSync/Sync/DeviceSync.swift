@@ -236,13 +236,14 @@ struct DeviceSync: Sendable {
                 let gone = try c.query("""
                     UPDATE abm_devices SET deleted_at = now(), op_type = 'deleted', updated_at = now()
                     WHERE token_id = $1::uuid AND deleted_at IS NULL AND seen_generation <> $2
-                    RETURNING serial_number, model, os, device_family
+                    RETURNING serial_number, model, os, device_family, mdm_migration_deadline
                     """, [.text(id), .int(generation)])
                 for row in gone {
                     counts.deleted += 1
                     events.append(ABMDeviceEvent(tokenID: id, serialNumber: row.string("serial_number") ?? "", change: .deleted,
                                                  model: row.string("model"), os: row.string("os"), deviceFamily: row.string("device_family"),
-                                                 profileStatus: nil, profileUUID: nil, opDate: nil))
+                                                 profileStatus: nil, profileUUID: nil, opDate: nil,
+                                                 migrationDeadline: row.date("mdm_migration_deadline")))
                 }
             }
             try c.query("""
@@ -258,7 +259,7 @@ struct DeviceSync: Sendable {
     private func event(_ id: String, _ device: Device, _ change: ABMDeviceEvent.Change) -> ABMDeviceEvent {
         ABMDeviceEvent(tokenID: id, serialNumber: device.serialNumber, change: change, model: device.model, os: device.os,
                        deviceFamily: device.deviceFamily, profileStatus: device.profileStatus, profileUUID: device.profileUUID,
-                       opDate: device.opDateValue)
+                       opDate: device.opDateValue, migrationDeadline: device.mdmMigrationDeadline.flatMap(ISO8601.date(from:)))
     }
 
     private func saveCursor(_ id: String, _ cursor: String?, kind: String) async throws {

@@ -42,6 +42,9 @@ struct DeviceView: ResponseEncodable {
     let managedAppleID: String?, enrollmentMode: String?
     /// Automated Device Enrollment: where the device is (`profile pushed`, `setting up`, `released`, …).
     let adeState: String?
+    /// ABM no longer lists the device for this server (moved to another MDM server, or disowned): it may still check in
+    /// until it enrolls elsewhere; its CheckOut may never come.
+    var leftABMAt: String? = nil
     /// A Mac's user channels (one device only: `GET /devices/{id}`).
     var userChannels: [UserChannelView]? = nil
 
@@ -65,6 +68,7 @@ struct DeviceView: ResponseEncodable {
         pairedWith = pairs
         managedAppleID = r.string("managed_apple_id"); enrollmentMode = r.string("enrollment_mode")
         adeState = r.string("ade_state")
+        leftABMAt = isoDate(r.date("left_abm_at"))
     }
 }
 
@@ -243,12 +247,35 @@ struct ADEDeviceView: ResponseEncodable {
     let serialNumber: String, tokenID: String, state: String
     let reason: String?, udid: String?, profileUUID: String?, profileName: String?, profileStatus: String?
     let model: String?, os: String?, deviceFamily: String?, stateSince: String?
+    /// Migrating here from another MDM server: ABM's deadline.
+    let migrationDeadline: String?
 
     init(_ r: Row) {
+        migrationDeadline = isoDate(r.date("migration_deadline"))
         serialNumber = r.string("serial_number") ?? ""; tokenID = r.string("token_id") ?? ""; state = r.string("state") ?? ""
         reason = r.string("reason"); udid = r.string("udid"); profileUUID = r.string("profile_uuid"); profileName = r.string("profile_name")
         profileStatus = r.string("profile_status"); model = r.string("model"); os = r.string("os"); deviceFamily = r.string("device_family")
         stateSince = isoDate(r.date("state_since"))
+    }
+}
+
+/// A device migrating here from another MDM server (`GET /ade/migrations`).
+struct ADEMigrationView: ResponseEncodable {
+    let serialNumber: String, deadline: String?, state: String, udid: String?, model: String?, profileName: String?
+    /// Whether its profile waits for DeviceConfigured (a migration needs it: the device is in use).
+    let awaitsDeviceConfigured: Bool
+    let setupDone: Int, setupFailed: Int, setupOpen: Int
+    /// The deadline passed and Orchard has not released the device.
+    let overdue: Bool
+    let daysLeft: Int?
+
+    init(_ r: Row) {
+        serialNumber = r.string("serial_number") ?? ""; deadline = isoDate(r.date("migration_deadline")); state = r.string("state") ?? ""
+        udid = r.string("udid"); model = r.string("model"); profileName = r.string("profile_name")
+        awaitsDeviceConfigured = r.bool("await_device_configured") ?? false
+        setupDone = r.int("done") ?? 0; setupFailed = r.int("failed") ?? 0; setupOpen = r.int("open") ?? 0
+        overdue = r.bool("overdue") ?? false
+        daysLeft = r.date("migration_deadline").map { Int(($0.timeIntervalSinceNow / 86400).rounded(.down)) }
     }
 }
 

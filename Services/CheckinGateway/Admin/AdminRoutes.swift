@@ -244,6 +244,11 @@ struct AdminRoutes: Sendable {
             let rows = try await ADEStore.list(database, after: q["after"].map(String.init) ?? "", limit: try pageLimit(q["limit"]))
             return Page(items: rows.map(ADEDeviceView.init))
         }
+        // Devices migrating here from another MDM server: deadline, state, setup items left, overdue.
+        admin.get("ade/migrations") { request, _ -> Page<ADEMigrationView> in
+            let rows = try await ADEStore.migrations(database, limit: try pageLimit(request.uri.queryParameters["limit"]))
+            return Page(items: rows.map(ADEMigrationView.init))
+        }
         // One re-enrollment of an enrolled serial without ABM showing a new profile push (a device wiped where Apple's
         // push is not seen, or a replaced logic board): spent by the next ADE enrollment of the serial, within 24 hours.
         admin.post("ade/devices/:serial/allow-reenrollment") { _, context -> ADEReenrollmentAllowance in

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 import OrchardSchemas
 import OrchardStorage
 
@@ -39,25 +40,48 @@ enum ADEStore {
             try upsert(c, events[start..<end])
             start = end
         }
+        try leftABM(c, serials: events.filter { $0.change == .deleted }.map(\.serialNumber))
+    }
+
+    /// Enrollments of devices ABM no longer lists for this server: marked (once), with an activity entry each; nothing is
+    /// deleted, and a device still checking in goes on until it checks out or enrolls elsewhere.
+    private static func leftABM(_ c: Connection, serials: [String]) throws {
+        guard !serials.isEmpty else { return }
+        let rows = try c.query("""
+            UPDATE enrollments SET left_abm_at = now()
+            WHERE serial_number = ANY($1::text[]) AND left_abm_at IS NULL AND status IN ('\(EnrollmentStatus.pending.rawValue)', '\(EnrollmentStatus.enrolled.rawValue)')
+            RETURNING id, serial_number
+            """, [.text(postgresArray(serials))])
+        guard !rows.isEmpty else { return }
+        var journal = Journal(correlationID: RandomUUID.lowercased())
+        for row in rows {
+            guard let id = row.string("id") else { continue }
+            journal.activity(actor: "service:\(ActivityLog.service)", "ade.device.left-abm", device: id, outcome: .succeeded,
+                             detail: "serial \(row.string("serial_number") ?? ""): Apple Business Manager no longer assigns it to this server "
+                                + "(moved to another MDM server, or disowned); its enrollment and history stay, its CheckOut may never come")
+        }
+        try journal.write(c)
     }
 
     private static func upsert(_ c: Connection, _ events: ArraySlice<ABMDeviceEvent>) throws {
         var rows: [String] = [], parameters: [SQLValue] = []
         for e in events {
             let n = parameters.count
-            rows.append("(" + (1...8).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+            rows.append("(" + (1...9).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
             parameters += [.text(e.serialNumber), .text(e.tokenID), .optionalText(e.profileUUID), .optionalText(e.profileStatus),
-                           .optionalText(e.model), .optionalText(e.os), .optionalText(e.deviceFamily), .bool(e.change == .deleted)]
+                           .optionalText(e.model), .optionalText(e.os), .optionalText(e.deviceFamily), .bool(e.change == .deleted),
+                           e.migrationDeadline.map(SQLValue.timestamp) ?? .null]
         }
         try c.query("""
-            INSERT INTO ade_devices (serial_number, token_id, profile_uuid, profile_status, model, os, device_family, released)
+            INSERT INTO ade_devices (serial_number, token_id, profile_uuid, profile_status, model, os, device_family, released,
+                                     migration_deadline)
             VALUES \(rows.joined(separator: ", "))
             ON CONFLICT (serial_number) DO UPDATE SET token_id = EXCLUDED.token_id,
                 profile_uuid = CASE WHEN EXCLUDED.released THEN ade_devices.profile_uuid ELSE EXCLUDED.profile_uuid END,
                 profile_status = CASE WHEN EXCLUDED.released THEN ade_devices.profile_status ELSE EXCLUDED.profile_status END,
                 model = COALESCE(EXCLUDED.model, ade_devices.model), os = COALESCE(EXCLUDED.os, ade_devices.os),
                 device_family = COALESCE(EXCLUDED.device_family, ade_devices.device_family), released = EXCLUDED.released,
-                updated_at = now()
+                migration_deadline = EXCLUDED.migration_deadline, updated_at = now()
             """, parameters)
     }
 
@@ -304,7 +328,7 @@ enum ADEStore {
     static func list(_ database: Database, after: String, limit: Int) async throws -> [Row] {
         try await database.query("""
             SELECT d.serial_number, d.token_id, d.profile_uuid, d.profile_status, d.model, d.os, d.device_family, d.released,
-                   p.name AS profile_name, e.udid, e.reason, e.updated_at AS state_since,
+                   d.migration_deadline, p.name AS profile_name, e.udid, e.reason, e.updated_at AS state_since,
                    CASE WHEN e.state IS NOT NULL THEN e.state WHEN d.released THEN 'released by ABM'
                         WHEN p.profile_uuid IS NOT NULL AND d.profile_status IN ('assigned', 'pushed') THEN 'assigned'
                         ELSE 'unassigned' END AS state
@@ -313,5 +337,27 @@ enum ADEStore {
                                ORDER BY x.updated_at DESC LIMIT 1) e ON true
             WHERE d.serial_number > $1 ORDER BY d.serial_number LIMIT $2
             """, [.text(after), .int(limit)])
+    }
+
+    /// Devices migrating here from another MDM server, by deadline: each one's ADE state and setup items (done,
+    /// failed, open), and whether the deadline passed before Orchard released it.
+    static func migrations(_ database: Database, limit: Int) async throws -> [Row] {
+        try await database.query("""
+            SELECT d.serial_number, d.migration_deadline, d.model, p.name AS profile_name, p.await_device_configured, e.udid,
+                   CASE WHEN e.state IS NOT NULL THEN e.state WHEN d.released THEN 'released by ABM'
+                        WHEN p.profile_uuid IS NOT NULL AND d.profile_status IN ('assigned', 'pushed') THEN 'assigned'
+                        ELSE 'unassigned' END AS state,
+                   s.done, s.failed, s.open,
+                   d.migration_deadline < now() AND COALESCE(e.state, '') <> 'released' AS overdue
+            FROM ade_devices d LEFT JOIN ade_profiles p ON p.profile_uuid = d.profile_uuid
+            LEFT JOIN LATERAL (SELECT * FROM ade_enrollments x WHERE x.serial_number = d.serial_number
+                               ORDER BY x.updated_at DESC LIMIT 1) e ON true
+            LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE status = 'Acknowledged')::int AS done,
+                                      count(*) FILTER (WHERE status IS NOT NULL AND status <> 'Acknowledged')::int AS failed,
+                                      count(*) FILTER (WHERE status IS NULL)::int AS open
+                               FROM ade_setup_commands c WHERE c.udid = e.udid) s ON true
+            WHERE d.migration_deadline IS NOT NULL AND NOT d.released
+            ORDER BY d.migration_deadline, d.serial_number LIMIT $1
+            """, [.int(limit)])
     }
 }

@@ -7,7 +7,7 @@ enum AdminQueries {
         e.id, e.udid, e.enrollment_kind, e.status, e.supervised, e.serial_number, e.os_version, e.build_version,
         e.product_name, e.model, e.device_name, (e.push_token IS NOT NULL AND NOT e.push_token_invalid) AS push_ok,
         (e.sealed_unlock_token IS NOT NULL) AS has_unlock, e.awaiting_configuration, e.created_at, e.enrolled_at,
-        e.last_seen_at, e.paired_with, e.managed_apple_id, e.enrollment_mode,
+        e.last_seen_at, e.paired_with, e.managed_apple_id, e.enrollment_mode, e.left_abm_at,
         ARRAY(SELECT p.id FROM enrollments p WHERE p.paired_with = e.id) AS paired_children,
         (SELECT a.state FROM ade_enrollments a WHERE a.udid = e.udid) AS ade_state
         """

@@ -199,5 +199,15 @@ enum CheckinGatewayMigrations {
                 profile_id text PRIMARY KEY, wifi_profile bytea, updated_by text NOT NULL,
                 updated_at timestamptz NOT NULL DEFAULT now());
             """),
+        // Migration from another MDM server (issue 21): the copy keeps ABM's mdm_migration_deadline.
+        Migration(18, "ADE migration deadline", """
+            ALTER TABLE ade_devices ADD COLUMN migration_deadline timestamptz;
+            CREATE INDEX ade_devices_migrating ON ade_devices (migration_deadline) WHERE migration_deadline IS NOT NULL;
+            """),
+        // Orchard as the old server: when ABM no longer lists an enrolled device (moved to another MDM server, or
+        // disowned), the enrollment says so; its history stays.
+        Migration(19, "enrollments that left ABM", """
+            ALTER TABLE enrollments ADD COLUMN left_abm_at timestamptz;
+            """),
     ]
 }
