@@ -27,6 +27,7 @@ export ORCHARD_APNS_URL="https://127.0.0.1:$ORCHARD_TEST_APNS_PORT" ORCHARD_APNS
 export ORCHARD_DEVICE_IDENTITY_ROOTS="$STATE/pki/ca.pem" ORCHARD_DEVICE_KEY_POOL_SIZE=8
 export ORCHARD_APPLE_DEVICE_ROOTS="$STATE/pki/apple-ca.pem" ORCHARD_CLIENT_CERT_HEADER=X-Client-Cert
 start_abm_standin "${ORCHARD_TEST_ABM_PORT:-18445}"
+start_abm_api_standin "${ORCHARD_TEST_ABM_API_PORT:-18447}"
 export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0  # syncs on demand only: the tests drive each one
 start_oidc_standin "${ORCHARD_TEST_OIDC_PORT:-18446}"
 start_slapd "$STATE/ldap" "${ORCHARD_TEST_LDAP_PORT:-13389}" Tests/Fixtures/ldap/directory.ldif

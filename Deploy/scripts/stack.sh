@@ -197,6 +197,19 @@ start_abm_standin() {
   log "ABM stand-in on $ORCHARD_ABM_URL"
 }
 
+# start_abm_api_standin PORT: the tests' stand-in for the Apple Business Manager API (Deploy/standins/abm_api_standin.py:
+# OAuth 2 client credentials with ES256 client assertions checked by the openssl tool, JSON:API inventory, jobs); sets
+# ORCHARD_ABM_API_URL and ORCHARD_ABM_API_TOKEN_URL. Stopped with the stack.
+start_abm_api_standin() {
+  local port=$1
+  /usr/bin/python3 Deploy/standins/abm_api_standin.py "$port" > >(sed -u 's/^/[abm-api-standin] /') 2>&1 &
+  ORCHARD_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/_control/stats" && break; sleep 0.1; done
+  export ORCHARD_ABM_API_URL="http://127.0.0.1:$port" ORCHARD_ABM_API_TOKEN_URL="http://127.0.0.1:$port/auth/oauth2/token" \
+    ORCHARD_TEST_ABM_API_PORT=$port
+  log "ABM API stand-in on $ORCHARD_ABM_API_URL"
+}
+
 # status_of LABEL: reads `curl -s -o /dev/null -D -` output on stdin and prints LABEL<status>, with +Retry-After when
 # the answer had one (the fault scripts count these lines in runs).
 status_of() {

@@ -12,7 +12,7 @@ import ServiceLifecycle
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "abm-sync", defaultPort: 8083, schema: "abm_sync", migrations: ABMSyncMigrations.all))
 
-let tokens = await runtime.startUp {
+let (tokens, businessAPI) = await runtime.startUp {
     let env = runtime.configuration.environment
     let kek = try runtime.requireKeyEncryptionKey("keeps the ABM server tokens' private keys and credentials encrypted with it")
     // Apple's device-assignment API; http:// only for a local stand-in, a CA file for an https:// one (as for APNs).
@@ -32,7 +32,17 @@ let tokens = await runtime.startUp {
     var enrollmentAuth = try env.string("ORCHARD_ENROLLMENT_AUTH_PUBLIC_URL", default: "http://127.0.0.1:8084")
     while enrollmentAuth.hasSuffix("/") { enrollmentAuth.removeLast() }
     tokens.discoveryURL = "\(enrollmentAuth)/.well-known/com.apple.remotemanagement"
-    return tokens
+    // The Apple Business Manager API (OAuth 2 client credentials): its API and token endpoint.
+    func url(_ name: String, _ fallback: String) throws -> String {
+        var value = try env.string(name, default: fallback)
+        guard value.hasPrefix("https://") || value.hasPrefix("http://") else { throw ConfigurationError("\(name) must be an http:// or https:// URL, not \(value)") }
+        while value.hasSuffix("/") { value.removeLast() }
+        return value
+    }
+    let businessAPI = BusinessAPI(database: runtime.database, box: try SecretBox(key: kek), outbox: runtime.outbox, service: runtime.definition.name,
+                                  http: http, apiURL: try url("ORCHARD_ABM_API_URL", "https://api-business.apple.com"),
+                                  tokenURL: try url("ORCHARD_ABM_API_TOKEN_URL", "https://account.apple.com/auth/oauth2/token"))
+    return (tokens, businessAPI)
 }
 
 let assigner = Assigner(tokens: tokens, database: runtime.database, outbox: runtime.outbox)
@@ -94,6 +104,24 @@ runtime.respond(ABMDeviceAction.self, on: &routes) { request, message in
 }
 runtime.respond(ConfirmADEProfilePush.self, on: &routes) { request, _ in
     try await profiles.profilePush(request)
+}
+runtime.respond(SaveABMAPIAccount.self, on: &routes) { request, message in
+    try await businessAPI.save(request, correlationID: message.correlationID)
+}
+runtime.respond(ListABMAPIAccounts.self, on: &routes) { _, _ in
+    ListABMAPIAccounts.Reply(items: try await businessAPI.list())
+}
+runtime.respond(SyncABMInventory.self, on: &routes) { request, message in
+    try await businessAPI.syncInventory(request, correlationID: message.correlationID)
+}
+runtime.respond(ListABMInventory.self, on: &routes) { request, _ in
+    try await businessAPI.inventory(request)
+}
+runtime.respond(ListABMServers.self, on: &routes) { request, _ in
+    try await businessAPI.servers(request)
+}
+runtime.respond(ABMAssignmentJob.self, on: &routes) { request, message in
+    try await businessAPI.assignment(request, correlationID: message.correlationID)
 }
 await runtime.startUp { try await profiles.announceSignInRequirements() }
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)

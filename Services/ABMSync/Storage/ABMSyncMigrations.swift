@@ -70,5 +70,22 @@ enum ABMSyncMigrations {
         Migration(10, "MDM migration deadline", """
             ALTER TABLE abm_devices ADD COLUMN mdm_migration_deadline timestamptz;
             """),
+        // The Apple Business Manager API (OAuth 2 client credentials): API accounts, with their private key or a client
+        // assertion made elsewhere (sealed with ORCHARD_KEK); the organisation's device inventory; assignment jobs.
+        Migration(11, "Apple Business Manager API", """
+            CREATE TABLE abm_api_accounts (
+                id text PRIMARY KEY, client_id text NOT NULL, key_id text NOT NULL, scope text NOT NULL,
+                sealed_key bytea, sealed_assertion bytea, assertion_expires_at timestamptz,
+                created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), inventory_at timestamptz);
+            CREATE TABLE abm_org_devices (
+                account_id text NOT NULL REFERENCES abm_api_accounts (id) ON DELETE CASCADE, serial_number text NOT NULL,
+                model text, product_family text, part_number text, order_number text, purchase_source text, status text,
+                added_to_org text, updated_at timestamptz NOT NULL DEFAULT now(), seen_generation bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (account_id, serial_number));
+            CREATE TABLE abm_api_jobs (
+                activity_id text PRIMARY KEY, account_id text NOT NULL REFERENCES abm_api_accounts (id) ON DELETE CASCADE,
+                server_id text NOT NULL, action text NOT NULL, serials text NOT NULL, status text NOT NULL, sub_status text,
+                created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+            """),
     ]
 }

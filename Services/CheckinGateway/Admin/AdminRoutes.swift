@@ -301,6 +301,7 @@ struct AdminRoutes: Sendable {
         }
         ADEPlatformSSORoutes(database: database, outbox: outbox, accounts: accounts).add(to: admin)
         ADEReturnToServiceRoutes(database: database, outbox: outbox).add(to: admin)
+        ABMAPIRoutes(requests: requests, requestTimeout: requestTimeout).add(to: admin)
         admin.put("ade/profiles/:id/setup") { request, context -> ADESetupView in
             let profileID = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
             let input = try await request.decode(as: ADESetupInput.self, context: context)
@@ -433,13 +434,6 @@ struct AdminRoutes: Sendable {
     }
 
     /// `limit` of a listing: 1 to 1000, 100 when absent; anything else is a 400 (it was a 500 for -1).
-    func pageLimit(_ value: Substring?) throws -> Int {
-        guard let value else { return 100 }
-        guard let limit = Int(value), (1...1000).contains(limit) else {
-            throw refuse(.badRequest, "limit must be an integer from 1 to 1000")
-        }
-        return limit
-    }
 
     /// The settings, and for every iPhone whether watch enrollment is on or why it cannot be.
     func watchEnrollmentView() async throws -> WatchEnrollmentView {
@@ -600,3 +594,12 @@ extension AssignADEProfile.Reply: ResponseEncodable {}
 extension ListABMDevices.Reply: ResponseEncodable {}
 extension ABMDeviceAction.Reply: ResponseEncodable {}
 extension RevokeAccountTokens.Reply: ResponseEncodable {}
+
+/// An admin list's `limit` query parameter: 100 by default, 1 to 1000.
+func pageLimit(_ value: Substring?) throws -> Int {
+    guard let value else { return 100 }
+    guard let limit = Int(value), (1...1000).contains(limit) else {
+        throw refuse(.badRequest, "limit must be an integer from 1 to 1000")
+    }
+    return limit
+}
