@@ -105,6 +105,60 @@ final class AppleWatchEnrollmentTests: XCTestCase {
             XCTAssertEqual(awaited2, [watch.udid])
         }
 
+        try await step("6b. Payloads to the watch as Apple's schemas allow on watchOS: Wi-Fi, a passcode policy, a restriction; the rest refused") {
+            func profile(_ payloads: [[String: PlistValue]]) -> String {
+                let content = payloads.enumerated().map { i, p in
+                    PlistValue.dictionary(p.merging(["PayloadVersion": .integer(1), "PayloadIdentifier": .string("com.example.watch.\(i)"),
+                                                     "PayloadUUID": .string(UUID().uuidString)]) { a, _ in a })
+                }
+                return Data(Plist.xml(["PayloadType": .string("Configuration"), "PayloadVersion": .integer(1), "PayloadIdentifier": .string("com.example.watch"),
+                                       "PayloadUUID": .string(UUID().uuidString), "PayloadContent": .array(content)])).base64EncodedString()
+            }
+            let allowed = profile([
+                ["PayloadType": .string("com.apple.wifi.managed"), "SSID_STR": .string("Office"), "EncryptionType": .string("WPA2"), "Password": .string("office-wifi")],
+                ["PayloadType": .string("com.apple.mobiledevice.passwordpolicy"), "forcePIN": .bool(true), "minLength": .integer(6)],
+                ["PayloadType": .string("com.apple.applicationaccess"), "allowScreenShot": .bool(false), "allowAppInstallation": .bool(false)],
+            ])
+            _ = try await stack.admin.expect(.POST, "/devices/\(watch.udid)/commands", json: ["type": "InstallProfile", "profile": allowed])
+            let installed = try unwrap(try await enrolled.idle())
+            XCTAssertEqual(installed.requestType, "InstallProfile")
+            let afterInstall = try await enrolled.respond(to: installed, status: "Acknowledged")
+            XCTAssertNil(afterInstall)
+            let before = (try await stack.admin.expect(.GET, "/devices/\(watch.udid)/commands")["items"] as? [[String: Any]] ?? []).count
+            for (payload, rule) in [(["PayloadType": PlistValue.string("com.apple.webClip.managed"), "URL": .string("https://example.com")],
+                                     "com.apple.webClip.managed is not available on watchOS"),
+                                    (["PayloadType": .string("com.apple.mobiledevice.passwordpolicy"), "requireAlphanumeric": .bool(true)],
+                                     "com.apple.mobiledevice.passwordpolicy.requireAlphanumeric is not available on watchOS")] {
+                let refused = try await stack.admin.call(.POST, "/devices/\(watch.udid)/commands", json: ["type": "InstallProfile", "profile": profile([payload])])
+                XCTAssertEqual(refused.status, 400, refused.text)
+                XCTAssertTrue(refused.text.contains(rule), refused.text)
+            }
+            // The watch reports it is not supervised: a restriction Apple's schema marks supervised is refused.
+            _ = try await stack.admin.expect(.POST, "/devices/\(watch.udid)/commands", json: ["type": "DeviceInformation"])
+            let info = try unwrap(try await enrolled.idle())
+            let afterInfo = try await enrolled.respond(to: info, status: "Acknowledged", extra: enrolled.informationAnswers(supervised: false))
+            XCTAssertNil(afterInfo)
+            let supervisedOnly = try await stack.admin.call(.POST, "/devices/\(watch.udid)/commands", json: [
+                "type": "InstallProfile", "profile": profile([["PayloadType": .string("com.apple.applicationaccess"), "allowAppInstallation": .bool(false)]])])
+            XCTAssertEqual(supervisedOnly.status, 400, supervisedOnly.text)
+            XCTAssertTrue(supervisedOnly.text.contains("allowAppInstallation needs a supervised watch"), supervisedOnly.text)
+            // A declaration Apple's schema does not offer on watchOS.
+            let tag = UUID().uuidString.prefix(6).lowercased()
+            let declared = try await stack.admin.call(.PUT, "/declarations/com.example.watch.passcode.\(tag)", json: [
+                "type": "com.apple.configuration.passcode.settings", "payload": ["RequirePasscode": true]])
+            XCTAssertEqual(declared.status, 204, declared.text)
+            let assigned = try await stack.admin.call(.PUT, "/devices/\(watch.udid)/declarations", json: ["identifiers": ["com.example.watch.passcode.\(tag)"]])
+            XCTAssertEqual(assigned.status, 400, assigned.text)
+            XCTAssertTrue(assigned.text.contains("not available on watchOS"), assigned.text)
+            let after = (try await stack.admin.expect(.GET, "/devices/\(watch.udid)/commands")["items"] as? [[String: Any]] ?? []).count
+            XCTAssertEqual(after, before + 1, "only the DeviceInformation was queued")
+            // Supervised again, as the watch is.
+            _ = try await stack.admin.expect(.POST, "/devices/\(watch.udid)/commands", json: ["type": "DeviceInformation"])
+            let again = try unwrap(try await enrolled.idle())
+            let afterAgain = try await enrolled.respond(to: again, status: "Acknowledged", extra: enrolled.informationAnswers(supervised: true))
+            XCTAssertNil(afterAgain)
+        }
+
         try await step("7. The admin locks the watch, clears its passcode, erases it and unenrolls it") {
             for (type, schema) in [("DeviceLock", "device.lock"), ("ClearPasscode", "passcode.clear"), ("EraseDevice", "device.erase"),
                                    ("Unenroll", "profile.remove")] {

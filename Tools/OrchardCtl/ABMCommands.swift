@@ -4,7 +4,7 @@ import Foundation
 struct ABMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "abm", abstract: "Apple Business Manager: server tokens, ADE profiles, the device mirror.",
-        subcommands: [Tokens.self, Profiles.self, Devices.self])
+        subcommands: [Tokens.self, Profiles.self, Devices.self, ABMAPICommand.self])
 
     static let tokenFields = [("id", "id"), ("name", "name"), ("state", "state"), ("organization", "organization"), ("server", "serverName"),
                               ("days left", "daysLeft"), ("expires", "accessTokenExpiry"), ("devices", "devices"),

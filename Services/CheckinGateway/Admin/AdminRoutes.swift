@@ -515,6 +515,20 @@ struct AdminRoutes: Sendable {
                 }
             } else {
                 let command = try input.command()
+                if input.type == "InstallProfile", let bytes = input.profile.flatMap({ Data(base64Encoded: $0) }).map(Array.init) {
+                    // A watch takes only the payloads and keys Apple's schemas allow on watchOS (and its supervision allows).
+                    let watches = try AdminQueries.watches(c, among: ids)
+                    if !watches.isEmpty {
+                        let profile = try WatchProfileCheck.plist(bytes)
+                        for (id, supervised) in watches.sorted(by: { $0.key < $1.key }) {
+                            let problems = WatchOSRules.problems(profile: profile, supervised: supervised)
+                            guard problems.isEmpty else {
+                                throw refuse(.badRequest, "InstallProfile to the watch \(id)\(supervised ? "" : " (not supervised)"): "
+                                             + problems.joined(separator: "; ") + "; nothing was queued")
+                            }
+                        }
+                    }
+                }
                 if input.type == "DeviceInformation", let queries = input.queries {
                     // Named queries Apple's schema forbids for a User Enrollment are refused, not sent to be refused there.
                     for (id, product) in try AdminQueries.userEnrollments(c, among: ids).sorted(by: { $0.key < $1.key }) {
@@ -602,4 +616,16 @@ func pageLimit(_ value: Substring?) throws -> Int {
         throw refuse(.badRequest, "limit must be an integer from 1 to 1000")
     }
     return limit
+}
+
+/// A profile as the admin gave it for InstallProfile: its plist (the content of a signed profile, the signature not
+/// checked here: the device checks it), for the watchOS rules.
+enum WatchProfileCheck {
+    static func plist(_ bytes: [UInt8]) throws -> [String: PlistValue] {
+        var content = bytes
+        if bytes.first == 0x30, let verified = try? CMS.verify(bytes, roots: []) { content = verified.content }
+        do { return try Plist.parseDictionary(content) } catch {
+            throw refuse(.badRequest, "InstallProfile: the profile is not a property list (or a signed one): \(error)")
+        }
+    }
 }

@@ -106,9 +106,16 @@ struct DeclarationService: Sendable {
             guard try EnrollmentStore.exists(c, id: enrollmentID) else {
                 throw refuse(.notFound, "no enrollment \(enrollmentID)")
             }
-            let known = try DeclarationStore.existing(c, identifiers)
-            if let missing = identifiers.first(where: { !known.contains($0) }) {
+            let types = try DeclarationStore.types(c, identifiers)
+            if let missing = identifiers.first(where: { types[$0] == nil }) {
                 throw refuse(.badRequest, "no declaration \(missing)")
+            }
+            // A watch takes only what Apple's schemas allow on watchOS (and what its supervision allows).
+            if let supervised = try AdminQueries.watches(c, among: [enrollmentID])[enrollmentID] {
+                let problems = identifiers.compactMap { id in WatchOSRules.declarationProblem(type: types[id] ?? "", supervised: supervised).map { "\(id): \($0)" } }
+                guard problems.isEmpty else {
+                    throw refuse(.badRequest, "these declarations cannot go to a watch: \(problems.joined(separator: "; ")); nothing was assigned")
+                }
             }
             try DeclarationStore.replaceAssignments(c, of: enrollmentID, with: identifiers)
             var journal = Journal(correlationID: correlationID)

@@ -49,6 +49,18 @@ enum AdminQueries {
     }
 
     /// What per-device commands (ClearPasscode, Unenroll) are built from.
+    /// The Apple Watches among `ids` (enrolled through an iPhone, or reporting a watch model), each with whether it is supervised.
+    static func watches(_ c: Connection, among ids: [String]) throws -> [String: Bool] {
+        var found: [String: Bool] = [:]
+        for row in try c.query("""
+            SELECT id, COALESCE(supervised, false) AS supervised FROM enrollments
+            WHERE id = ANY($1::text[]) AND (paired_with IS NOT NULL OR product_name LIKE 'Watch%')
+            """, [.text(postgresArray(ids))]) {
+            if let id = row.string("id") { found[id] = row.bool("supervised") ?? false }
+        }
+        return found
+    }
+
     /// The User Enrollments (`mdm-byod`) among `ids`, each with its ProductName (nil when the device never said).
     static func userEnrollments(_ c: Connection, among ids: [String]) throws -> [String: String?] {
         var found: [String: String?] = [:]
