@@ -179,6 +179,7 @@ struct DeviceSync: Sendable {
         return try await database.transaction { c in
             var counts = (added: 0, modified: 0, deleted: 0)
             var events: [ABMDeviceEvent] = []
+            var upserts: [Device] = []
             for device in devices {
                 let serial = device.serialNumber
                 if device.opType == "deleted" {
@@ -194,12 +195,29 @@ struct DeviceSync: Sendable {
                     }
                     continue
                 }
+                upserts.append(device)
+            }
+            // Every other device of the page in one statement (a page is 1,000 devices: one round trip, not 1,000).
+            if !upserts.isEmpty {
+                var rows: [String] = [], parameters: [SQLValue] = [.text(id), .int(generation)]
+                for device in upserts {
+                    let n = parameters.count
+                    rows.append("($1::uuid, " + (1...15).map { "$\(n + $0)" }.joined(separator: ", ") + ", $2, $\(n + 16)::timestamptz)")
+                    parameters += [.text(device.serialNumber), .optionalText(device.model), .optionalText(device.description),
+                                   .optionalText(device.color), .optionalText(device.assetTag), .optionalText(device.os),
+                                   .optionalText(device.deviceFamily), .optionalText(device.profileStatus), .optionalText(device.profileUUID),
+                                   .optionalText(device.profileAssignTime), .optionalText(device.deviceAssignedDate),
+                                   .optionalText(device.deviceAssignedBy), .optionalText(device.opType),
+                                   device.opDateValue.map(SQLValue.timestamp) ?? .null, .bytes(device.fieldsHash),
+                                   device.mdmMigrationDeadline.flatMap(ISO8601.date(from:)).map(SQLValue.timestamp) ?? .null]
+                }
                 let changed = try c.query("""
-                    WITH old AS (SELECT fields_hash, deleted_at FROM abm_devices WHERE token_id = $1::uuid AND serial_number = $2)
+                    WITH old AS (SELECT serial_number, fields_hash, deleted_at FROM abm_devices
+                                 WHERE token_id = $1::uuid AND serial_number = ANY($\(parameters.count + 1)::text[]))
                     INSERT INTO abm_devices (token_id, serial_number, model, description, color, asset_tag, os, device_family,
                         profile_status, profile_uuid, profile_assign_time, device_assigned_date, device_assigned_by, op_type, op_date,
                         fields_hash, seen_generation, mdm_migration_deadline)
-                    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::timestamptz)
+                    VALUES \(rows.joined(separator: ", "))
                     ON CONFLICT (token_id, serial_number) DO UPDATE SET model = EXCLUDED.model, description = EXCLUDED.description,
                         color = EXCLUDED.color, asset_tag = EXCLUDED.asset_tag, os = EXCLUDED.os, device_family = EXCLUDED.device_family,
                         profile_status = EXCLUDED.profile_status, profile_uuid = EXCLUDED.profile_uuid,
@@ -211,24 +229,25 @@ struct DeviceSync: Sendable {
                     WHERE (abm_devices.fields_hash <> EXCLUDED.fields_hash OR abm_devices.deleted_at IS NOT NULL
                            OR abm_devices.seen_generation <> EXCLUDED.seen_generation)
                       AND (abm_devices.op_date IS NULL OR EXCLUDED.op_date IS NULL OR abm_devices.op_date <= EXCLUDED.op_date)
-                    RETURNING (xmax = 0) AS inserted,
-                              COALESCE((SELECT old.fields_hash <> $16 OR old.deleted_at IS NOT NULL FROM old), true) AS changed
-                    """, [.text(id), .text(serial), .optionalText(device.model), .optionalText(device.description),
-                          .optionalText(device.color), .optionalText(device.assetTag), .optionalText(device.os),
-                          .optionalText(device.deviceFamily), .optionalText(device.profileStatus), .optionalText(device.profileUUID),
-                          .optionalText(device.profileAssignTime), .optionalText(device.deviceAssignedDate),
-                          .optionalText(device.deviceAssignedBy), .optionalText(device.opType),
-                          device.opDateValue.map(SQLValue.timestamp) ?? .null, .bytes(device.fieldsHash), .int(generation),
-                          device.mdmMigrationDeadline.flatMap(ISO8601.date(from:)).map(SQLValue.timestamp) ?? .null])
+                    RETURNING abm_devices.serial_number, (xmax = 0) AS inserted,
+                              COALESCE((SELECT o.fields_hash <> abm_devices.fields_hash OR o.deleted_at IS NOT NULL
+                                        FROM old o WHERE o.serial_number = abm_devices.serial_number), true) AS changed
+                    """, parameters + [.text(postgresArray(upserts.map(\.serialNumber)))])
                 // No row: an older change than the one recorded, or nothing new. A row only seen again by a
                 // full fetch (its generation moved) is no change either.
-                guard let row = changed.first, row.bool("changed") == true else { continue }
-                if row.bool("inserted") == true {
-                    counts.added += 1
-                    events.append(event(id, device, .added))
-                } else {
-                    counts.modified += 1
-                    events.append(event(id, device, .modified))
+                var outcome: [String: Bool] = [:]
+                for row in changed where row.bool("changed") == true {
+                    if let serial = row.string("serial_number") { outcome[serial] = row.bool("inserted") == true }
+                }
+                for device in upserts {
+                    guard let inserted = outcome[device.serialNumber] else { continue }
+                    if inserted {
+                        counts.added += 1
+                        events.append(event(id, device, .added))
+                    } else {
+                        counts.modified += 1
+                        events.append(event(id, device, .modified))
+                    }
                 }
             }
             if finishing {
