@@ -81,6 +81,10 @@ class Handler(BaseHTTPRequestHandler):
                 requests_seen.setdefault(consumer_key, []).append(
                     {"method": self.command, "path": urlparse(self.path).path, "status": status})
 
+    def send_error(self, code, message=None, explain=None):
+        print("send_error", code, message, repr(getattr(self, "raw_requestline", b"")[:200]), flush=True)
+        super().send_error(code, message, explain)
+
     def body(self):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
@@ -120,6 +124,10 @@ class Handler(BaseHTTPRequestHandler):
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
                 return self.answer(200, {"mdm_service_discovery_url": tokens.get(key, {}).get("discovery_url")})
+        if method == "GET" and path == "/_control/locks":
+            key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
+            with lock:
+                return self.answer(200, tokens.get(key, {}).get("locks", {}))
         if method == "GET" and path == "/_control/devices":
             key = parse_qs(urlparse(self.path).query).get("consumer_key", [""])[0]
             with lock:
@@ -263,8 +271,9 @@ class Handler(BaseHTTPRequestHandler):
                 with lock:
                     token.pop("discovery_url", None)
                 return self.answer(200, {}, headers, consumer_key=key)
-        if path in ("/profile", "/profile/devices", "/devices", "/devices/disown"):
+        if path in ("/profile", "/profile/devices", "/devices", "/devices/disown", "/device/activationlock"):
             return self.profiles(method, path, token, headers, key)
+        self.body()  # read, or the next request on this connection would start inside it
         return self.answer(404, b"NOT_FOUND", headers, consumer_key=key)
 
     PROFILE_KEYS = {"profile_name", "url", "configuration_web_url", "allow_pairing", "anchor_certs", "supervising_host_certs",
@@ -287,6 +296,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
         if not isinstance(request, dict):
             return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+        if method == "POST" and path == "/device/activationlock":
+            # One device per call: {"device", "escrow_key" (hex, optional), "lost_message" (optional)}.
+            serial, escrow = request.get("device"), request.get("escrow_key")
+            if not isinstance(serial, str) or (escrow is not None and not isinstance(escrow, str)) or set(request) - {"device", "escrow_key", "lost_message"}:
+                return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)
+            with lock:
+                if serial not in token["devices"]:
+                    status = "NOT_ACCESSIBLE"
+                elif serial in token.setdefault("locks", {}):
+                    status = "DEVICE_ALREADY_LOCKED"
+                else:
+                    token["locks"][serial] = {"escrow_key": escrow, "lost_message": request.get("lost_message")}
+                    status = "SUCCESS"
+            return self.answer(200, {"serial_number": serial, "response_status": status}, headers, consumer_key=key)
         serials = request.get("devices", [])
         if not isinstance(serials, list) or not all(isinstance(s, str) for s in serials):
             return self.answer(400, b"MALFORMED_REQUEST_BODY", headers, consumer_key=key)

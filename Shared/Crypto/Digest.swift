@@ -23,6 +23,17 @@ public enum Digest {
         return out
     }
 
+    /// PBKDF2-HMAC-SHA256 of raw bytes (which may hold zeros): 32 bytes.
+    public static func pbkdf2SHA256(bytes: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                _ = orc_pbkdf2_sha256(chars.baseAddress, chars.count, salt, salt.count, Int32(iterations), &out, 32)
+            }
+        }
+        return out
+    }
+
     /// Compares two byte strings in time that depends only on their lengths.
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

@@ -200,13 +200,20 @@ public struct ABMDeviceAction: RequestSchema, Equatable {
     public static let version = 1
     /// `removeProfile`: ABM's `DELETE /profile/devices`; the device is then left without a profile (the token's
     /// default is not assigned to it again) until an administrator assigns one.
-    public enum Action: String, Codable, Sendable { case check, disown, removeProfile }
+    /// `activationLock`: ABM's `POST /device/activationlock` for each serial, with its escrow key (`escrowKeys`).
+    public enum Action: String, Codable, Sendable { case check, disown, removeProfile, activationLock }
     public var tokenID: String
     public var action: Action
     public var serials: [String]
     public var actor: String
+    /// `activationLock`: serial → the hex escrow key of its bypass code.
+    public var escrowKeys: [String: String]?
+    /// `activationLock`: the message the locked device shows.
+    public var lostMessage: String?
     public var key: String { tokenID }
-    public init(tokenID: String, action: Action, serials: [String], actor: String) {
+    public init(tokenID: String, action: Action, serials: [String], actor: String, escrowKeys: [String: String]? = nil, lostMessage: String? = nil) {
+        self.escrowKeys = escrowKeys
+        self.lostMessage = lostMessage
         self.tokenID = tokenID
         self.action = action
         self.serials = serials

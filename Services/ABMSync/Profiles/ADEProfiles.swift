@@ -180,10 +180,11 @@ struct ADEProfiles: Sendable {
         guard (1...1000).contains(r.serials.count), r.serials.allSatisfy({ (1...64).contains($0.count) && !$0.containsControlCharacters })
         else { throw RequestRefused(code: "abm-devices.serials", message: "serials must list 1 to 1000 serial numbers") }
         let session = try await tokens.session(id: tokenID)
+        if r.action == .activationLock { return try await activationLock(r, tokenID: tokenID, session: session, correlationID: correlationID) }
         let (method, path): (HTTPMethod, String) = switch r.action {
         case .check: (.POST, "/devices")
         case .disown: (.POST, "/devices/disown")
-        case .removeProfile: (.DELETE, "/profile/devices")
+        case .removeProfile, .activationLock: (.DELETE, "/profile/devices")
         }
         let answer = try await session.call(method, path, json: Array(try JSONSerialization.data(withJSONObject: ["devices": r.serials])))
         let devices = ((try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any])?["devices"] ?? [:]
@@ -198,6 +199,35 @@ struct ADEProfiles: Sendable {
             }
             outbox.notify()
         }
+        return ABMDeviceAction.Reply(devices: text)
+    }
+
+    /// `POST /device/activationlock`, one call per serial (Apple's endpoint takes one device), with the escrow key of its
+    /// bypass code: each serial's `response_status` (`SUCCESS`, `NOT_ACCESSIBLE`, `ORG_NOT_SUPPORTED`, `DEVICE_NOT_SUPPORTED`,
+    /// `DEVICE_ALREADY_LOCKED`, `FAILED`), or `NO_ESCROW_KEY` when none was given; one activity entry with them all.
+    private func activationLock(_ r: ABMDeviceAction, tokenID: String, session: ABMSession, correlationID: String?) async throws -> ABMDeviceAction.Reply {
+        var outcomes: [String: String] = [:]
+        for serial in r.serials {
+            guard let key = r.escrowKeys?[serial], key.count == 64, key.allSatisfy(\.isHexDigit) else { outcomes[serial] = "NO_ESCROW_KEY"; continue }
+            var body: [String: Any] = ["device": serial, "escrow_key": key]
+            if let message = r.lostMessage, !message.isEmpty { body["lost_message"] = String(message.prefix(200)) }
+            do {
+                let answer = try await session.call(.POST, "/device/activationlock", json: Array(try JSONSerialization.data(withJSONObject: body)))
+                let json = (try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any]
+                outcomes[serial] = json?["response_status"] as? String ?? "HTTP \(answer.status)"
+            } catch let refused as ABMSession.Refused where (400..<500).contains(refused.status) {
+                // ABM refused this serial's request (its body names why): that serial's outcome, the others go on.
+                outcomes[serial] = "REFUSED \(refused.status): \(refused.body.prefix(80))"
+            }
+        }
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: outcomes, options: [.sortedKeys]), as: UTF8.self)
+        let allLocked = outcomes.values.allSatisfy { $0 == "SUCCESS" }
+        try await database.transaction { c in
+            try Outbox.append(tokens.activity(r.actor, "abm-devices.activation-lock", outcome: allLocked ? .succeeded : .failed,
+                                              detail: "server token \(tokenID): bypass codes escrowed with ABM: \(text.prefix(2000))"),
+                              correlationID: correlationID, on: c)
+        }
+        outbox.notify()
         return ABMDeviceAction.Reply(devices: text)
     }
 

@@ -11,6 +11,7 @@ extension CommandInput {
         case "DeviceLock": return .deviceLock(message: input.message, phoneNumber: input.phoneNumber)
         case "EraseDevice": return .eraseDevice(preserveDataPlan: input.preserveDataPlan ?? false)
         case "DeviceConfigured": return .deviceConfigured()
+        case "ActivationLockBypassCode": return MDMCommand(requestType: "ActivationLockBypassCode", parameters: [:])
         case "DeclarativeManagement": return .declarativeManagement(tokens: nil)
         case "RemoveProfile":
             guard let identifier = input.identifier, !identifier.isEmpty else { throw refuse(.badRequest, "RemoveProfile needs identifier") }

@@ -209,5 +209,10 @@ enum CheckinGatewayMigrations {
         Migration(19, "enrollments that left ABM", """
             ALTER TABLE enrollments ADD COLUMN left_abm_at timestamptz;
             """),
+        // Activation Lock (issue 21): the bypass code the device reported (ActivationLockBypassCode), and the one Orchard
+        // generated when it escrowed a code with ABM for a device that had reported none; both sealed.
+        Migration(20, "activation lock bypass codes", """
+            ALTER TABLE enrollments ADD COLUMN sealed_device_bypass_code bytea, ADD COLUMN sealed_server_bypass_code bytea;
+            """),
     ]
 }
