@@ -161,7 +161,7 @@ struct ABMCommand: AsyncParsableCommand {
     struct Devices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The mirror of devices ABM assigned to Orchard.",
-            subcommands: [List.self, Check.self, RemoveProfile.self, Disown.self], defaultSubcommand: List.self)
+            subcommands: [List.self, Check.self, RemoveProfile.self, ActivationLock.self, Disown.self], defaultSubcommand: List.self)
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Devices by serial with their assignment.",
@@ -205,6 +205,23 @@ struct ABMCommand: AsyncParsableCommand {
                 guard !serials.isEmpty else { throw CtlError("give at least one --serial") }
                 ABMCommand.showDevices(try await global.api().call(.POST, "/abm/tokens/\(segment(token))/devices/remove-profile",
                                                                    json: ["serials": serials]), global)
+            }
+        }
+
+        struct ActivationLock: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "activation-lock",
+                abstract: "Escrow supervised devices' bypass codes with ABM (POST /device/activationlock); per-serial outcomes.",
+                discussion: "Example:\n  orchardctl abm devices activation-lock 6b1e… --serial C02XYZ --message \"Property of Acme\"")
+            @OptionGroup var global: Global
+            @Argument(help: "The server token's id.") var token: String
+            @Option(name: .customLong("serial"), help: "A serial number (repeat).") var serials: [String] = []
+            @Option(help: "The message the locked device shows.") var message: String?
+            func run() async throws {
+                guard !serials.isEmpty else { throw CtlError("give at least one --serial") }
+                var body: [String: Any] = ["serials": serials]
+                if let message { body["lostMessage"] = message }
+                ABMCommand.showDevices(try await global.api().call(.POST, "/abm/tokens/\(segment(token))/devices/activation-lock", json: body), global)
             }
         }
 

@@ -84,7 +84,8 @@ struct LinksCommand: AsyncParsableCommand {
 struct DevicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices", abstract: "Enrolled devices, their commands and declarations.",
-        subcommands: [List.self, Show.self, Commands.self, Declarations.self, AssignDeclarations.self, Command.self, Unenroll.self],
+        subcommands: [List.self, Show.self, Commands.self, Declarations.self, AssignDeclarations.self, Command.self, Unenroll.self,
+                      ActivationLockBypass.self],
         defaultSubcommand: List.self)
 
     static let columns = [("id", "id"), ("status", "status"), ("ade", "adeState"), ("product", "productName"), ("os", "osVersion"), ("serial", "serialNumber"),
@@ -169,6 +170,18 @@ struct DevicesCommand: AsyncParsableCommand {
         func run() async throws {
             let answer = try await global.api().call(.POST, "/devices/\(segment(id))/commands", json: try request.body())
             global.show(answer, fields: [("command", "commandUUID"), ("type", "requestType"), ("queued for", "queuedFor")])
+        }
+    }
+
+    struct ActivationLockBypass: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "activation-lock-bypass", abstract: "The codes that clear the device's Activation Lock (the read is recorded).",
+            discussion: "Example:\n  orchardctl devices activation-lock-bypass 00008030-001A2B3C4D5E6F70")
+        @OptionGroup var global: Global
+        @Argument(help: "UDID.") var id: String
+        func run() async throws {
+            global.show(try await global.api().call(.GET, "/devices/\(segment(id))/activation-lock-bypass"),
+                        fields: [("enrollment", "enrollmentID"), ("device's code", "deviceCode"), ("Orchard's code", "serverCode")])
         }
     }
 
