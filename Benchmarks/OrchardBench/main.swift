@@ -13,7 +13,6 @@ import OrchardTestSupport
 //   apply --stream S        apply BenchEvents idempotently to PostgreSQL (schema bench)
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
-//   instructions [--devices N]  the gateway's instructions per request by kind, under callgrind (Deploy/bench-instructions.sh)
 //   ade-sign-in-attack --prefix P [--devices N] [-c C] [--attackers A] [--seconds S]  Idle latency of N enrolled devices,
 //                           quiet and while A clients post ADE sign-ins with unknown accounts (hardening issue 18)
 //   bearer-checkins [--devices N] [-c C] [--platform macOS]  check-ins of N account-driven enrollments (bearer validated)
@@ -120,11 +119,6 @@ case "checkin":
                                      pki: environment["ORCHARD_TEST_PKI"] ?? ".",
                                      devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16))
     try await benchmark.run()
-
-case "instructions":
-    try await InstructionsBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080", pki: environment["ORCHARD_TEST_PKI"] ?? ".",
-                                    devices: option("-n", "--devices", 200), pid: Int32(environment["ORCHARD_GATEWAY_PID"] ?? "") ?? 0,
-                                    outFile: environment["ORCHARD_CALLGRIND_OUT"] ?? "/tmp/callgrind.out").run()
 
 case "ade-sign-in-attack":
     let benchmark = SignInAttackBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",

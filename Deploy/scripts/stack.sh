@@ -143,9 +143,7 @@ supervise_broker() {
 # pid is in ORCHARD_SERVICE_PID and joins ORCHARD_PIDS, so stop_stack stops it.
 start_service() {
   local bin=$1 name=$2 port=$3 instance=${4:-$2-local}
-  # ORCHARD_WRAP_<NAME>: a command the service runs under (valgrind for Deploy/bench-instructions.sh).
-  local wrap_var="ORCHARD_WRAP_$(echo "$name" | tr 'a-z-' 'A-Z_')"
-  ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$instance" ${!wrap_var:-} "$bin/$name" > >(sed -u "s/^/[$instance] /") 2>&1 &
+  ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$instance" "$bin/$name" > >(sed -u "s/^/[$instance] /") 2>&1 &
   ORCHARD_SERVICE_PID=$!
   ORCHARD_PIDS+=($ORCHARD_SERVICE_PID)
 }
@@ -162,7 +160,7 @@ service_pid() {
 # wait_ready NAME PORT: until the service's /readyz answers 200 (at most 60 s).
 wait_ready() {
   local name=$1 port=$2
-  for _ in $(seq 1 "${ORCHARD_READY_TRIES:-120}"); do
+  for _ in $(seq 1 120); do
     if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
     sleep 0.5
   done
