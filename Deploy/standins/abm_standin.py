@@ -86,8 +86,11 @@ class Handler(BaseHTTPRequestHandler):
         super().send_error(code, message, explain)
 
     def body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        # Read once (a keep-alive connection's next request starts where this body ends), kept for a second call.
+        if getattr(self, "_body_for", None) is not self.raw_requestline:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._body, self._body_for = (self.rfile.read(length) if length else b""), self.raw_requestline
+        return self._body
 
     def do_GET(self):
         self.route("GET")
@@ -217,6 +220,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.answer(200, {"auth_session_token": session}, consumer_key=key)
 
     def api(self, method, path):
+        self.body()  # every answer below, refusals included, leaves the connection at the next request
         with lock:
             key = sessions.get(self.headers.get("X-ADM-Auth-Session") or "")
         if key is None:

@@ -116,6 +116,18 @@ final class AccountEnrollmentRefusalTests: XCTestCase {
             XCTAssertTrue(logged)
         }
 
+        try await step("2b. alice's form with its bound account swapped for carol's: refused as a forged form") {
+            // The page's own form and cookie, only the account in the CSRF value changed.
+            let answer = try await AccountEnrollment.signIn("carol@adde.example.com", AccountEnrollment.passwords["carol"]!, address: "192.0.2.223",
+                                                            pageFor: "alice@byod.example.com") { field in
+                var parts = field.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+                if parts.count == 4 { parts[2] = base64URL(Array("carol@adde.example.com".utf8)) }
+                return parts.joined(separator: ".")
+            }
+            XCTAssertEqual(answer.status, 403, answer.text)
+            XCTAssertNil(answer.headers["location"])
+        }
+
         try await step("3. The same with the account's case or spaces changed is the same account: signed in") {
             let answer = try await AccountEnrollment.signIn(" Alice@BYOD.example.com", AccountEnrollment.passwords["alice"]!,
                                                             address: "192.0.2.221", pageFor: "alice@byod.example.com")

@@ -73,15 +73,18 @@ enum AccountEnrollment {
 
     /// The sign-in page over plain HTTP: GET it (cookie and CSRF field), then POST the form from `address`.
     /// `pageFor` opens the page for another account than the one typed into it.
-    static func signIn(_ user: String, _ password: String, address: String, csrf: String? = nil, pageFor: String? = nil) async throws -> HTTPResult {
+    /// `tamper` changes the page's own CSRF value before it is posted (with the page's cookie).
+    static func signIn(_ user: String, _ password: String, address: String, csrf: String? = nil, pageFor: String? = nil,
+                       tamper: ((String) -> String)? = nil) async throws -> HTTPResult {
         let auth = try auth
         let opened = (pageFor ?? user).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         let page = try await http(.GET, "\(auth)/account/sign-in?user-identifier=\(opened)")
         let field = csrf ?? page.text.range(of: #"name="csrf" value="([^"]+)""#, options: .regularExpression).map {
             String(page.text[$0].dropFirst(#"name="csrf" value=""#.count).dropLast())
         } ?? ""
+        let posted = tamper.map { $0(field) } ?? field
         let cookie = page.headers["set-cookie"]?.split(separator: ";").first.map(String.init) ?? ""
-        let form = "user=\(user.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&password=\(password.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&csrf=\(field)"
+        let form = "user=\(user.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&password=\(password.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&csrf=\(posted)"
         return try await http(.POST, "\(auth)/account/sign-in", headers: [
             ("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie), ("X-Forwarded-For", address),
         ], body: Array(form.utf8))

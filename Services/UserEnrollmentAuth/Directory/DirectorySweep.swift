@@ -47,7 +47,7 @@ struct DirectorySweep: Service {
 
     func sweep(listUsers: Bool) async throws {
         for domain in try await domains.list() {
-            guard let record = try await domains.find(domain.domain), let ldap = record.ldap else { continue }
+            guard let record = try await domains.find(domain.domain), let directory = try domains.directory(of: record) else { continue }
             let live = try await database.query("""
                 SELECT DISTINCT managed_apple_id, lower(directory_dn) AS dn FROM account_tokens
                 WHERE domain = $1 AND revoked_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
@@ -59,10 +59,9 @@ struct DirectorySweep: Service {
                 WHERE domain = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
                 """, [.text(record.view.domain)])
             guard !live.isEmpty else { continue }
-            let directory = LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record))
             var revoke: [String: String] = [:]
-            if let filter = ldap.disabledFilter, !filter.isEmpty {
-                switch await directory.dns(matching: filter) {
+            if let disabledEntries = await directory.disabledEntries() {
+                switch disabledEntries {
                 case .success(let disabled):
                     for row in live where disabled.contains(row.string("dn") ?? "") {
                         revoke[row.string("managed_apple_id") ?? ""] = "disabled in the directory"
@@ -73,7 +72,7 @@ struct DirectorySweep: Service {
                 }
             }
             if listUsers {
-                switch await directory.dns(matching: ldap.userFilter.replacingOccurrences(of: "{user}", with: "*")) {
+                switch await directory.userEntries() {
                 case .success(let present):
                     for row in live where !present.contains(row.string("dn") ?? "") {
                         let user = row.string("managed_apple_id") ?? ""

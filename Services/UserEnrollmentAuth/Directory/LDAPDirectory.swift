@@ -6,21 +6,25 @@ import OrchardSchemas
 /// with the domain's filter, refuse it when the disabled filter matches, then the user's own simple bind with
 /// their password decides. Checks run on a blocking thread (libldap's synchronous API) on connections kept open
 /// between sign-ins (`LDAPConnectionPool`); the sweep's searches open their own.
-struct LDAPDirectory: Sendable {
+struct LDAPDirectory: Directory {
     let settings: LDAPDirectorySettings
     let bindPassword: String?
 
-    enum Outcome: Error, Sendable, Equatable {
-        case ok(dn: String)
-        case notFound, ambiguous, wrongPassword, disabled
-        /// No connection, a timeout: the user can try again later.
-        case unreachable(String)
-        /// The directory refused the search account, or some other error: the administrator's to fix.
-        case failed(String)
+    typealias Outcome = DirectoryOutcome
+
+    func check(user: String, password: String?) async -> DirectoryOutcome { await check(user: user, password: password, pool: .shared) }
+
+    func disabledEntries() async -> Result<Set<String>, DirectoryOutcome>? {
+        guard let filter = settings.disabledFilter, !filter.isEmpty else { return nil }
+        return await dns(matching: filter)
+    }
+
+    func userEntries() async -> Result<Set<String>, DirectoryOutcome> {
+        await dns(matching: settings.userFilter.replacingOccurrences(of: "{user}", with: "*"))
     }
 
     /// Checks `user` (a Managed Apple Account) and, when given, their password, on connections of `pool`.
-    func check(user: String, password: String?, pool: LDAPConnectionPool = .shared) async -> Outcome {
+    func check(user: String, password: String?, pool: LDAPConnectionPool) async -> Outcome {
         let filter = settings.userFilter.replacingOccurrences(of: "{user}", with: Self.escape(user))
         let settings = settings, bindPassword = bindPassword
         return await withCheckedContinuation { continuation in

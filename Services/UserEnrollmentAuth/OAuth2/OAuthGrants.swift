@@ -184,10 +184,10 @@ struct OAuthGrants: Sendable {
     /// Why `user` may have no new tokens: the domain no longer enrolls, or the directory disabled or lost the account
     /// (whose tokens and codes are then revoked); nil when the directory still has the user enabled.
     private func directoryRefusal(user: String, domain: String, correlationID: String) async throws -> OAuthError? {
-        guard let record = try await domains.find(domain), let ldap = record.ldap else {
+        guard let record = try await domains.find(domain), let directory = try domains.directory(of: record) else {
             return .init("invalid_grant", "domain \(domain) no longer enrolls devices")
         }
-        let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
+        let outcome = await directory.check(user: user, password: nil)
         guard outcome == .disabled || outcome == .notFound else { return nil }
         _ = try await tokens.revoke(user: user, actor: "service:\(activity.service)", reason: "disabled or gone in the directory",
                                     correlationID: correlationID)

@@ -110,12 +110,11 @@ struct SignInRoutes: Sendable {
             return try render(user: user, error: "\(user) is not an account of an organisation that enrolls devices here. Check the part after @.",
                             status: .forbidden)
         }
-        guard let ldap = record.ldap else {
+        guard let directory = try domains.directory(of: record) else {
             try await self.record("account.sign-in.failed", user: user, outcome: .failed, detail: "\(user): domain \(domain) has no directory",
                                   correlationID: context.correlationID)
             return try render(user: user, error: "Sign-in is not set up for \(domain) yet. Contact your IT department.", status: .serviceUnavailable)
         }
-        let directory = LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record))
         let outcome = await directory.check(user: user, password: password)
         switch outcome {
         case .ok(let dn):

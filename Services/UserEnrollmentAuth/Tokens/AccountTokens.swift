@@ -88,8 +88,8 @@ struct AccountTokens: Sendable {
 
     /// Asks the domain's directory about `user` again; why the user's tokens were revoked, or nil when they stand.
     private func recheck(user: String, record: ManagedDomains.Record, correlationID: String?) async throws -> String? {
-        guard let ldap = record.ldap else { return nil }
-        let outcome = await LDAPDirectory(settings: ldap, bindPassword: try domains.bindPassword(record)).check(user: user, password: nil)
+        guard let directory = try domains.directory(of: record) else { return nil }
+        let outcome = await directory.check(user: user, password: nil)
         switch outcome {
         case .ok:
             try await database.transaction { c in try Self.directoryConfirmed(c, user: user) }
