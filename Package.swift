@@ -151,6 +151,8 @@ let package = Package(
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
         .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync"], path: "Tests/ABMSyncTests"),
+        .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "OrchardMessaging", "OrchardCrypto"], path: "Tests/TokenServiceTests"),
+        .testTarget(name: "ProfileSignerTests", dependencies: ["ProfileSigner", "OrchardSchemas", "OrchardMessaging"], path: "Tests/ProfileSignerTests"),
         .testTarget(name: "CheckinGatewayTests", dependencies: ["CheckinGateway", "OrchardServiceKit", "OrchardStorage", "OrchardCrypto"],
                     path: "Tests/CheckinGatewayTests"),
         .testTarget(name: "UserEnrollmentAuthTests", dependencies: ["UserEnrollmentAuth", "OrchardSchemas"],

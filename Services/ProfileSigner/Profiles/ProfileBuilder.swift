@@ -37,7 +37,7 @@ struct ProfileBuilder: Sendable {
     let service: String
 
     func build(_ request: BuildEnrollmentProfile, correlationID: String?) async throws -> BuildEnrollmentProfile.Reply {
-        try validate(request)
+        try Self.validate(request)
         let identifierRoot = "orchard.enroll." + request.organization.lowercased()
             .map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
         var fingerprint: String?
@@ -106,7 +106,8 @@ struct ProfileBuilder: Sendable {
                      identitySource: identitySource.name)
     }
 
-    private func validate(_ r: BuildEnrollmentProfile) throws {
+    /// A request profile-signer may build from; 400 `invalid-profile-request` naming what is wrong otherwise.
+    static func validate(_ r: BuildEnrollmentProfile) throws {
         func refuse(_ message: String) -> RequestRefused { RequestRefused(code: "invalid-profile-request", message: message) }
         if let extra = r.extraAnchors {
             guard extra.count <= 20, extra.allSatisfy({ (try? Certificate(der: Array($0))) != nil }) else {

@@ -45,7 +45,7 @@ struct PairingTokens: Sendable {
         let now = Date()
         let claims = Claims(jti: RandomUUID.lowercased(), sec: securityHash.hexString, phone: r.phoneUDID, watch: r.watchUDID,
                             org: r.organization, iat: Int(now.timeIntervalSince1970), exp: Int(now.timeIntervalSince1970 + timeToLive))
-        let token = try encode(claims)
+        let token = try Self.encode(claims, key: key)
         do {
             try await database.transaction { c in
                 guard let row = try c.query("""
@@ -94,7 +94,7 @@ struct PairingTokens: Sendable {
     /// gateway restarted — presents the same token again; a replay after delivery is refused there).
     func redeem(_ r: RedeemPairingToken, correlationID: String?) async throws -> RedeemPairingToken.Reply {
         do {
-            let claims = try decode(r.pairingToken)
+            let claims = try Self.decode(r.pairingToken, key: key)
             guard claims.exp > Int(Date().timeIntervalSince1970) else {
                 throw RequestRefused(code: "pairing-token.expired", message: "the pairing token has expired", httpStatus: 403)
             }
@@ -134,12 +134,13 @@ struct PairingTokens: Sendable {
         outbox.notify()
     }
 
-    private func encode(_ claims: Claims) throws -> String {
+    static func encode(_ claims: Claims, key: [UInt8]) throws -> String {
         let body = base64URL(try MessageCodec.encode(claims))
         return "v1.\(body).\(base64URL(Digest.hmacSHA256(key: key, data: Array("v1.\(body)".utf8))))"
     }
 
-    private func decode(_ token: String) throws -> Claims {
+    /// The claims of a token this key made; 403 `pairing-token.invalid` for anything else (changed, forged, too long).
+    static func decode(_ token: String, key: [UInt8]) throws -> Claims {
         let malformed = RequestRefused(code: "pairing-token.invalid", message: "the pairing token is malformed or forged", httpStatus: 403)
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard token.utf8.count < 4096, parts.count == 3, parts[0] == "v1", let mac = fromBase64URL(String(parts[2])),
