@@ -69,7 +69,7 @@ let accounts = AccountAuthorization(database: database, requests: requests, time
 let router = runtime.makeRouter(GatewayContext.self)
 DevicePipeline(database: database, authentication: DeviceAuthentication(methods: authenticators), checkins: checkins,
                commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service), adeSetup,
-                                                                ActivationLockObserver(secrets: configuration.secrets)]),
+                                                                ActivationLockObserver(secrets: configuration.secrets), InstalledProfilesObserver()]),
                userCommandResults: UserCommandChannelHandler(),
                pusher: pusher, accounts: accounts, outbox: runtime.outbox).add(to: router)
 router.get("enroll/:token") { _, context -> Response in

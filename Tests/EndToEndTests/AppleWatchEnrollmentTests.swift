@@ -152,6 +152,23 @@ final class AppleWatchEnrollmentTests: XCTestCase {
             XCTAssertTrue(assigned.text.contains("not available on watchOS"), assigned.text)
             let after = (try await stack.admin.expect(.GET, "/devices/\(watch.udid)/commands")["items"] as? [[String: Any]] ?? []).count
             XCTAssertEqual(after, before + 1, "only the DeviceInformation was queued")
+            // What the watch has installed: its ProfileList answer, shown by the admin API.
+            _ = try await stack.admin.expect(.POST, "/devices/\(watch.udid)/commands", json: ["type": "ProfileList"])
+            let list = try unwrap(try await enrolled.idle())
+            XCTAssertEqual(list.requestType, "ProfileList")
+            XCTAssertEqual(try AppleSchema.commandProblems(list, schema: "profile.list", platform: "watchOS"), [])
+            let answered = try await enrolled.respond(to: list, status: "Acknowledged", extra: ["ProfileList": .array([
+                .dictionary(["PayloadIdentifier": .string("com.example.watch"), "PayloadUUID": .string(UUID().uuidString), "PayloadVersion": .integer(1),
+                             "PayloadDisplayName": .string("Office Wi-Fi"), "IsManaged": .bool(true),
+                             "PayloadContent": .array([.dictionary(["PayloadType": .string("com.apple.wifi.managed")]),
+                                                       .dictionary(["PayloadType": .string("com.apple.mobiledevice.passwordpolicy")])])]),
+            ])])
+            XCTAssertNil(answered)
+            let installedView = try await stack.admin.expect(.GET, "/devices/\(watch.udid)/profiles")
+            let items = installedView["items"] as? [[String: Any]] ?? []
+            XCTAssertEqual(items.first?["identifier"] as? String, "com.example.watch")
+            XCTAssertEqual(items.first?["payloadTypes"] as? [String], ["com.apple.wifi.managed", "com.apple.mobiledevice.passwordpolicy"])
+            XCTAssertNotNil(installedView["reportedAt"] as? String)
             // Supervised again, as the watch is.
             _ = try await stack.admin.expect(.POST, "/devices/\(watch.udid)/commands", json: ["type": "DeviceInformation"])
             let again = try unwrap(try await enrolled.idle())

@@ -85,7 +85,7 @@ struct DevicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices", abstract: "Enrolled devices, their commands and declarations.",
         subcommands: [List.self, Show.self, Commands.self, Declarations.self, AssignDeclarations.self, Command.self, Unenroll.self,
-                      ActivationLockBypass.self],
+                      Profiles.self, ActivationLockBypass.self],
         defaultSubcommand: List.self)
 
     static let columns = [("id", "id"), ("status", "status"), ("ade", "adeState"), ("product", "productName"), ("os", "osVersion"), ("serial", "serialNumber"),
@@ -170,6 +170,18 @@ struct DevicesCommand: AsyncParsableCommand {
         func run() async throws {
             let answer = try await global.api().call(.POST, "/devices/\(segment(id))/commands", json: try request.body())
             global.show(answer, fields: [("command", "commandUUID"), ("type", "requestType"), ("queued for", "queuedFor")])
+        }
+    }
+
+    struct Profiles: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What the device last reported installed (queue --type ProfileList to refresh).",
+            discussion: "Example:\n  orchardctl devices command WATCH-UDID --type ProfileList\n  orchardctl devices profiles WATCH-UDID")
+        @OptionGroup var global: Global
+        @Argument(help: "UDID or EnrollmentID.") var id: String
+        func run() async throws {
+            global.show(try await global.api().call(.GET, "/devices/\(segment(id))/profiles"),
+                        columns: [("identifier", "identifier"), ("name", "displayName"), ("managed", "managed"), ("payloads", "payloadTypes")])
         }
     }
 

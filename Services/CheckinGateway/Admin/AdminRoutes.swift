@@ -303,6 +303,7 @@ struct AdminRoutes: Sendable {
         ADEReturnToServiceRoutes(database: database, outbox: outbox).add(to: admin)
         ABMAPIRoutes(requests: requests, requestTimeout: requestTimeout).add(to: admin)
         ActivationLockRoutes(database: database, outbox: outbox, requests: requests, requestTimeout: requestTimeout, secrets: secrets).add(to: admin)
+        InstalledProfilesRoutes(database: database).add(to: admin)
         admin.put("ade/profiles/:id/setup") { request, context -> ADESetupView in
             let profileID = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
             let input = try await request.decode(as: ADESetupInput.self, context: context)

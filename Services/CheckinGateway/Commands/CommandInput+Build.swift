@@ -12,6 +12,7 @@ extension CommandInput {
         case "EraseDevice": return .eraseDevice(preserveDataPlan: input.preserveDataPlan ?? false)
         case "DeviceConfigured": return .deviceConfigured()
         case "ActivationLockBypassCode": return MDMCommand(requestType: "ActivationLockBypassCode", parameters: [:])
+        case "ProfileList": return MDMCommand(requestType: "ProfileList", parameters: ["ManagedOnly": .bool(false)])
         case "DeclarativeManagement": return .declarativeManagement(tokens: nil)
         case "RemoveProfile":
             guard let identifier = input.identifier, !identifier.isEmpty else { throw refuse(.badRequest, "RemoveProfile needs identifier") }

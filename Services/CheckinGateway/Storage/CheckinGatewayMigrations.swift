@@ -214,5 +214,9 @@ enum CheckinGatewayMigrations {
         Migration(20, "activation lock bypass codes", """
             ALTER TABLE enrollments ADD COLUMN sealed_device_bypass_code bytea, ADD COLUMN sealed_server_bypass_code bytea;
             """),
+        // What a device last said it has installed (its ProfileList answer), for the admin API.
+        Migration(21, "installed profiles", """
+            ALTER TABLE enrollments ADD COLUMN installed_profiles text, ADD COLUMN installed_profiles_at timestamptz;
+            """),
     ]
 }
