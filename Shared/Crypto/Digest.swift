@@ -70,6 +70,14 @@ extension Array where Element == UInt8 {
     }
 }
 
+/// The bytes of base64url text (padding optional); nil when it is not base64url or longer than 16 KiB.
+public func fromBase64URL<S: StringProtocol>(_ text: S) -> [UInt8]? {
+    guard text.count <= 16_384 else { return nil }
+    var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while s.count % 4 != 0 { s += "=" }
+    return Data(base64Encoded: s).map(Array.init)
+}
+
 /// Base64 without padding, with the URL-safe alphabet.
 public func base64URL(_ bytes: [UInt8]) -> String {
     var s = Data(bytes).base64EncodedString()

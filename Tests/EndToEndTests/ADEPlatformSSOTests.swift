@@ -12,7 +12,8 @@ final class ADEPlatformSSOTests: XCTestCase {
     func testAMacOS26MachineInfoIsToldToDoPlatformSSOThenEnrollsWithTheProvidersToken() async throws {
         let stack = try await Fixture.shared.prepare()
         let issuer = try TestEnvironment.require("ORCHARD_TEST_OIDC_URL")
-        let domain = AccountOIDCTests.domain, client = AccountOIDCTests.client
+        // A domain of its own (the same stand-in provider): other tests' domains keep their settings.
+        let domain = "psso-\(UUID().uuidString.prefix(6).lowercased()).example.com", client = AccountOIDCTests.client
         _ = try await stack.admin.expect(.PUT, "/account-domains/\(domain)", json: [
             "mode": "mdm-adde", "authentication": "apple-oauth2", "oidc": ["issuer": issuer, "clientID": client]])
         let standIn = try ABMStandIn()
@@ -115,6 +116,7 @@ final class ADEPlatformSSOTests: XCTestCase {
                 XCTAssertEqual(try page.json()["code"] as? String, "orchard.ade.platform-sso-only")
             }
             _ = try await stack.admin.call(.DELETE, "/ade/profiles/\(profileID)/platform-sso")
+            _ = try await stack.admin.call(.DELETE, "/account-domains/\(domain)")
             let without = try await older.post(enrollURL)
             XCTAssertEqual(without.status, 200, "the requirement removed, the old Mac enrolls: \(without.text.prefix(200))")
         }

@@ -91,7 +91,7 @@ struct BusinessAPI: Sendable {
     static func checkAssertion(_ jwt: String, clientID: String, keyID: String) throws -> Date {
         func refuse(_ message: String) -> RequestRefused { RequestRefused(code: "abm-api.assertion", message: "clientAssertion: \(message)") }
         let parts = jwt.split(separator: ".", omittingEmptySubsequences: false)
-        guard jwt.count <= 8192, parts.count == 3, let h = decode(parts[0]), let c = decode(parts[1]),
+        guard jwt.count <= 8192, parts.count == 3, let h = fromBase64URL(parts[0]).map({ Data($0) }), let c = fromBase64URL(parts[1]).map({ Data($0) }),
               let header = try? JSONSerialization.jsonObject(with: h) as? [String: Any],
               let claims = try? JSONSerialization.jsonObject(with: c) as? [String: Any] else { throw refuse("not a JWT") }
         guard header["alg"] as? String == "ES256" else { throw refuse("must be signed with ES256") }
@@ -102,12 +102,6 @@ struct BusinessAPI: Sendable {
         let expires = Date(timeIntervalSince1970: exp)
         guard expires > Date().addingTimeInterval(60) else { throw refuse("it expired at \(ISO8601.string(from: expires)); make a new one") }
         return expires
-    }
-
-    private static func decode<S: StringProtocol>(_ text: S) -> Data? {
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while s.count % 4 != 0 { s += "=" }
-        return Data(base64Encoded: s)
     }
 
     /// A client assertion Orchard signs for one token request: an hour's validity (Apple allows up to 180 days).

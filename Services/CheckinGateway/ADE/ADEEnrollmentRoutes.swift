@@ -42,9 +42,7 @@ struct ADEEnrollmentRoutes: Sendable {
                                address: context.clientAddress(request, forwardedFor: forwardedFor)) {
         case .refused(let answer): return answer
         case .admitted(let admitted):
-            if Self.platform(product: admitted.info.product) == .macOS,
-               let text = try await ADEStore.platformSSO(database, profileID: admitted.profile.profileID),
-               let psso = try? JSONDecoder().decode(ADEPlatformSSO.self, from: Data(text.utf8)) {
+            if let psso = try await platformSSORequirement(admitted) {
                 if let answer = try await platformSSO(psso, admitted, request: request, correlationID: correlationID) { return answer }
             }
             guard !admitted.profile.requiresSignIn else {
@@ -90,12 +88,17 @@ struct ADEEnrollmentRoutes: Sendable {
         }
     }
 
+    /// The Platform SSO requirement of a Mac's ADE profile; nil for other devices and profiles without one.
+    private func platformSSORequirement(_ admitted: Admitted) async throws -> ADEPlatformSSO? {
+        guard Self.platform(product: admitted.info.product) == .macOS,
+              let text = try await ADEStore.platformSSO(database, profileID: admitted.profile.profileID) else { return nil }
+        return try? JSONDecoder().decode(ADEPlatformSSO.self, from: Data(text.utf8))
+    }
+
     /// The sign-in page's check: a Mac whose profile requires Platform SSO with the fallback `refuse` may not sign in
     /// there instead (the refusal); nil otherwise.
     func platformSSOOnly(_ admitted: Admitted, correlationID: String) async throws -> Response? {
-        guard Self.platform(product: admitted.info.product) == .macOS,
-              let text = try await ADEStore.platformSSO(database, profileID: admitted.profile.profileID),
-              let psso = try? JSONDecoder().decode(ADEPlatformSSO.self, from: Data(text.utf8)), psso.fallback == "refuse" else { return nil }
+        guard let psso = try await platformSSORequirement(admitted), psso.fallback == "refuse" else { return nil }
         return try await refusal(admitted.info, "orchard.ade.platform-sso-only", """
             serial \(admitted.info.serial)'s enrollment profile \(admitted.profile.name) requires Platform SSO: Macs do not sign in on this page
             """, correlationID, address: admitted.address)

@@ -620,8 +620,8 @@ func pageLimit(_ value: Substring?) throws -> Int {
     return limit
 }
 
-/// A profile as the admin gave it for InstallProfile: its plist (the content of a signed profile, the signature not
-/// checked here: the device checks it), for the watchOS rules.
+/// A profile as an admin gives it (InstallProfile, Return to Service's Wi-Fi profile): its plist (the content of a signed
+/// profile, the signature not checked here: the device checks it).
 enum WatchProfileCheck {
     static func plist(_ bytes: [UInt8]) throws -> [String: PlistValue] {
         var content = bytes

@@ -150,9 +150,3 @@ struct PairingTokens: Sendable {
         return claims
     }
 }
-
-private func fromBase64URL(_ text: String) -> [UInt8]? {
-    var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-    while s.count % 4 != 0 { s += "=" }
-    return Data(base64Encoded: s).map(Array.init)
-}

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import _CryptoExtras
 import Foundation
+import OrchardCrypto
 import NIOConcurrencyHelpers
 import NIOCore
 import OrchardCore
@@ -122,12 +123,7 @@ final class OIDCProviders: Sendable {
         }
     }
 
-    static func base64URLDecode<S: StringProtocol>(_ text: S) -> Data? {
-        guard text.count <= 16_384 else { return nil }
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while s.count % 4 != 0 { s += "=" }
-        return Data(base64Encoded: s)
-    }
+    static func base64URLDecode<S: StringProtocol>(_ text: S) -> Data? { fromBase64URL(text).map { Data($0) } }
 
     private func fetchJSON(_ url: String) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: url)

@@ -188,7 +188,7 @@ struct SignInRoutes: Sendable {
         if parts[2].isEmpty {
             account = nil
         } else {
-            guard let bytes = OIDCProviders.base64URLDecode(parts[2]), let text = String(data: bytes, encoding: .utf8),
+            guard let bytes = fromBase64URL(parts[2]), let text = String(validating: bytes, as: UTF8.self),
                   let clean = Self.clean(text) else { return nil }
             account = clean
         }
