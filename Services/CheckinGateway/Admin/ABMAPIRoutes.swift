@@ -38,7 +38,7 @@ struct ABMAPIRoutes: Sendable {
         }
         admin.post("abm/api-accounts/:id/inventory/sync") { _, context -> SyncABMInventory.Reply in
             try await requests.request(SyncABMInventory(accountID: try context.parameters.require("id"), actor: context.adminKey!.actor),
-                                       timeout: max(requestTimeout, .seconds(600)), correlationID: context.correlationID)
+                                       timeout: max(requestTimeout, .seconds(120)), correlationID: context.correlationID)
         }
         admin.get("abm/api-accounts/:id/devices") { request, context -> ListABMInventory.Reply in
             let q = request.uri.queryParameters
