@@ -10,6 +10,8 @@ chmod 755 "$STATE"
 install_dependencies
 install_test_dependencies
 command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
+# The layout rules (no folder cycles in a service, SQL only under Storage/): seconds, before the build.
+python3 Deploy/scripts/check-folders.py
 log "building"
 swift build --build-tests
 BIN=$(swift build --show-bin-path)

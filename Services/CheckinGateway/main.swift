@@ -109,7 +109,7 @@ await runtime.run(router: router, services: [
     pusher, activity, enqueue, abmEvents, accountTokens,
     ReleaseDeadline(setup: adeSetup, database: database, outbox: runtime.outbox, pusher: pusher, logger: runtime.logger),
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
-                                        + WatchPairingStore.pruning + AccountTokenCopy.pruning, logger: runtime.logger),
+                                        + WatchPairingStore.pruning + AccountTokenCopyStore.pruning, logger: runtime.logger),
     // A claim is given back 30 s after its delivery must have ended either way: the delivery's one slow step,
     // the request to profile-signer, gives up after ORCHARD_REQUEST_TIMEOUT_MS. (It was 120 s: a device whose
     // download a crash cut off waited over two minutes for its link.)

@@ -192,3 +192,10 @@ public struct EnrollmentSSOSettings: Codable, Sendable, Equatable {
         self.associatedDomainsEnableDirectDownloads = associatedDomainsEnableDirectDownloads
     }
 }
+
+/// A domain's account-driven enrollment, as its `mode` names it (REFERENCE §5): User Enrollment of personal devices, or
+/// Device Enrollment of organisation devices. user-enrollment-auth stores it; the gateway builds the profile from it.
+public enum AccountEnrollmentMode: String, Codable, Sendable, CaseIterable {
+    case userEnrollment = "mdm-byod"
+    case deviceEnrollment = "mdm-adde"
+}

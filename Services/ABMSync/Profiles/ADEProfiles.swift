@@ -36,14 +36,10 @@ struct ADEProfiles: Sendable {
                                     awaitDeviceConfigured: checked.awaitDeviceConfigured, anchorCertificates: checked.anchors,
                                     minimumOS: r.minimumOS, requiresSignIn: r.requiresSignIn == true)
         try await database.transaction { c in
-            try c.query("""
-                INSERT INTO abm_profiles (id, token_id, name, profile_uuid, body, minimum_os, defined_by, requires_sign_in)
-                VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8)
-                """, [.text(id), .text(tokenID), .text(checked.name), .text(profileUUID),
-                      .text(String(decoding: checked.json, as: UTF8.self)), .text(minimum), .text(r.actor), .bool(r.requiresSignIn == true)])
-            if r.makeDefault {
-                try c.query("UPDATE abm_tokens SET default_profile_id = $2::uuid WHERE id = $1::uuid", [.text(tokenID), .text(id)])
-            }
+            try ADEProfileStore.insert(c, id: id, tokenID: tokenID, name: checked.name, profileUUID: profileUUID,
+                                       body: String(decoding: checked.json, as: UTF8.self), minimumOS: minimum, definedBy: r.actor,
+                                       requiresSignIn: r.requiresSignIn == true)
+            if r.makeDefault { try ADEProfileStore.setDefault(c, tokenID: tokenID, profileID: id) }
             if !checked.devices.isEmpty {
                 try want(c, tokenID: tokenID, profileID: id, serials: checked.devices)
             }
@@ -66,10 +62,7 @@ struct ADEProfiles: Sendable {
     /// the event carried it): announced again, once. Runs at start-up.
     func announceSignInRequirements() async throws {
         try await database.transaction { c in
-            let rows = try c.query("""
-                UPDATE abm_profiles SET sign_in_announced = true WHERE requires_sign_in AND NOT sign_in_announced
-                RETURNING id::text AS id, token_id::text AS token_id, name, profile_uuid, body, minimum_os
-                """)
+            let rows = try ADEProfileStore.takeUnannouncedSignIn(c)
             for row in rows {
                 guard let body = row.string("body"), let checked = try? ProfileValidation.check(Data(body.utf8), enrollmentURL: "") else { continue }
                 let minimum = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("minimum_os") ?? "{}").utf8))) ?? [:]
@@ -87,10 +80,7 @@ struct ADEProfiles: Sendable {
     /// does not answer (after two tries: a device in Setup Assistant is waiting) is a 503 refusal.
     func profilePush(_ r: ConfirmADEProfilePush) async throws -> ConfirmADEProfilePush.Reply {
         guard (1...64).contains(r.serialNumber.count), !r.serialNumber.containsControlCharacters,
-              let tokenID = try await database.query("""
-                SELECT token_id::text AS token_id FROM abm_devices WHERE serial_number = $1 AND deleted_at IS NULL
-                ORDER BY updated_at DESC LIMIT 1
-                """, [.text(r.serialNumber)]).first?.string("token_id") else {
+              let tokenID = try await ADEProfileStore.tokenOf(database, serial: r.serialNumber) else {
             throw RequestRefused(code: "abm-device.unknown", message: "serial \(r.serialNumber.prefix(64)) is not assigned to this MDM server",
                                  httpStatus: 404)
         }
@@ -113,13 +103,13 @@ struct ADEProfiles: Sendable {
     }
 
     func list() async throws -> [ADEProfileView] {
-        try await database.query("\(Self.viewColumns) ORDER BY p.defined_at DESC, p.id").map(Self.view)
+        try await ADEProfileStore.list(database).map(Self.view)
     }
 
     func makeDefault(_ r: SetDefaultADEProfile, correlationID: String?) async throws -> AssignADEProfile.Reply {
         let profile = try await view(try ServerTokens.canonicalID(r.profileID))
         try await database.transaction { c in
-            try c.query("UPDATE abm_tokens SET default_profile_id = $2::uuid WHERE id = $1::uuid", [.text(profile.tokenID), .text(profile.id)])
+            try ADEProfileStore.setDefault(c, tokenID: profile.tokenID, profileID: profile.id)
             try Outbox.append(tokens.activity(r.actor, "ade-profile.default", detail: """
                 server token \(profile.tokenID): new devices get \(profile.name) (\(profile.profileUUID))
                 """), correlationID: correlationID, on: c)
@@ -145,23 +135,12 @@ struct ADEProfiles: Sendable {
     /// Chooses the profile for mirrored serials of its token; returns those it found.
     @discardableResult
     private func want(_ c: Connection, tokenID: String, profileID: String, serials: [String]) throws -> Set<String> {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: serials), as: UTF8.self)
-        return Set(try c.query("""
-            UPDATE abm_devices SET wanted_profile_id = $2::uuid, assign_retry_at = NULL, assignment_cleared = false
-            WHERE token_id = $1::uuid AND deleted_at IS NULL AND serial_number IN (SELECT jsonb_array_elements_text($3::jsonb))
-            RETURNING serial_number
-            """, [.text(tokenID), .text(profileID), .text(json)]).compactMap { $0.string("serial_number") })
+        try ADEProfileStore.want(c, tokenID: tokenID, profileID: profileID, serials: serials)
     }
 
     func devices(_ r: ListABMDevices) async throws -> [ABMDeviceView] {
         let token = try r.tokenID.map(ServerTokens.canonicalID)
-        return try await database.query("""
-            SELECT token_id::text AS token_id, serial_number, model, os, device_family, color, asset_tag, description, profile_status,
-                   profile_uuid, device_assigned_date, device_assigned_by, assign_state, assign_outcome, assign_retry_at,
-                   deleted_at IS NOT NULL AS released, mdm_migration_deadline
-            FROM abm_devices WHERE ($1::uuid IS NULL OR token_id = $1::uuid) AND serial_number > $2
-            ORDER BY serial_number LIMIT $3
-            """, [token.map(SQLValue.text) ?? .null, .text(r.after), .int(max(1, min(r.limit, 1000)))]).map {
+        return try await ADEProfileStore.devices(database, tokenID: token, after: r.after, limit: max(1, min(r.limit, 1000))).map {
             ABMDeviceView(tokenID: $0.string("token_id") ?? "", serialNumber: $0.string("serial_number") ?? "", model: $0.string("model"),
                           os: $0.string("os"), deviceFamily: $0.string("device_family"), color: $0.string("color"),
                           assetTag: $0.string("asset_tag"), description: $0.string("description"),
@@ -236,15 +215,9 @@ struct ADEProfiles: Sendable {
     private func profilesRemoved(tokenID: String, outcomes answered: [String: Any], actor: String, correlationID: String?) async throws {
         let outcomes = answered.mapValues { $0 as? String ?? "\($0)" }
         let removed = outcomes.filter { $0.value == "SUCCESS" }.keys.sorted()
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: removed), as: UTF8.self)
         let summary = outcomes.keys.sorted().prefix(50).map { "\($0) \(outcomes[$0] ?? "?")" }.joined(separator: ", ")
         try await database.transaction { c in
-            let rows = try c.query("""
-                UPDATE abm_devices SET assignment_cleared = true, wanted_profile_id = NULL, profile_status = 'removed',
-                       assign_state = 'unassigned', assign_outcome = 'REMOVED', assign_retry_at = NULL, updated_at = now()
-                WHERE token_id = $1::uuid AND serial_number IN (SELECT jsonb_array_elements_text($2::jsonb))
-                RETURNING serial_number, model, os, device_family, profile_uuid, mdm_migration_deadline
-                """, [.text(tokenID), .text(json)])
+            let rows = try ADEProfileStore.profilesRemoved(c, tokenID: tokenID, serials: removed)
             let events = rows.map {
                 ABMDeviceEvent(tokenID: tokenID, serialNumber: $0.string("serial_number") ?? "", change: .modified, model: $0.string("model"),
                                os: $0.string("os"), deviceFamily: $0.string("device_family"), profileStatus: "removed",
@@ -259,17 +232,11 @@ struct ADEProfiles: Sendable {
     }
 
     private func view(_ id: String) async throws -> ADEProfileView {
-        guard let row = try await database.query("\(Self.viewColumns) WHERE p.id = $1::uuid", [.text(id)]).first else {
+        guard let row = try await ADEProfileStore.find(database, id: id) else {
             throw RequestRefused(code: "ade-profile.unknown", message: "no ADE profile \(id)", httpStatus: 404)
         }
         return Self.view(row)
     }
-
-    private static let viewColumns = """
-        SELECT p.id::text AS id, p.token_id::text AS token_id, p.name, p.profile_uuid, p.body, p.minimum_os, p.defined_at,
-               p.requires_sign_in, t.default_profile_id IS NOT DISTINCT FROM p.id AS is_default
-        FROM abm_profiles p JOIN abm_tokens t ON t.id = p.token_id
-        """
 
     private static func view(_ row: Row) -> ADEProfileView {
         ADEProfileView(id: row.string("id") ?? "", tokenID: row.string("token_id") ?? "", name: row.string("name") ?? "",

@@ -25,18 +25,7 @@ struct Assigner: Sendable {
     /// Assigns what is due for the token (only `serials`, when given). Returns every serial's outcome.
     func assignDue(tokenID id: String, session given: ABMSession? = nil, serials: [String]? = nil, actor: String,
                    correlationID: String?) async throws -> AssignADEProfile.Reply {
-        let candidates = try await database.query("""
-            SELECT d.serial_number, p.profile_uuid, p.name, d.mdm_migration_deadline IS NOT NULL AS migrating,
-                   COALESCE((p.body::jsonb ->> 'await_device_configured')::boolean, false) AS awaits
-            FROM abm_devices d
-            JOIN abm_tokens t ON t.id = d.token_id
-            JOIN abm_profiles p ON p.id = COALESCE(d.wanted_profile_id, t.default_profile_id)
-            WHERE d.token_id = $1::uuid AND d.deleted_at IS NULL AND p.token_id = d.token_id AND NOT d.assignment_cleared
-              AND (d.profile_uuid IS DISTINCT FROM p.profile_uuid OR COALESCE(d.profile_status, 'empty') IN ('empty', 'removed'))
-              AND (d.assign_retry_at IS NULL OR d.assign_retry_at <= now())
-              AND ($2::jsonb IS NULL OR d.serial_number IN (SELECT jsonb_array_elements_text($2::jsonb)))
-            ORDER BY p.profile_uuid, d.serial_number
-            """, [.text(id), serials.map { .text(String(decoding: try! JSONSerialization.data(withJSONObject: $0), as: UTF8.self)) } ?? .null])
+        let candidates = try await ADEProfileStore.assignmentCandidates(database, tokenID: id, serials: serials)
         var reply = AssignADEProfile.Reply(outcomes: [:], batches: 0)
         func needsAwait(_ row: Row) -> Bool { row.bool("migrating") == true && row.bool("awaits") != true }
         let blocked = candidates.filter(needsAwait), due = candidates.filter { !needsAwait($0) }
@@ -71,13 +60,8 @@ struct Assigner: Sendable {
 
     /// Migrating devices whose wanted profile does not await DeviceConfigured: recorded, ABM not asked.
     private func refuseMigrating(_ id: String, serials: [String], actor: String, correlationID: String?) async throws {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: serials), as: UTF8.self)
         try await database.transaction { c in
-            try c.query("""
-                UPDATE abm_devices SET assign_state = 'failed', assign_outcome = '\(Self.migrationNeedsAwait)',
-                       assign_retry_at = now() + interval '1 hour', updated_at = now()
-                WHERE token_id = $1::uuid AND serial_number IN (SELECT jsonb_array_elements_text($2::jsonb))
-                """, [.text(id), .text(json)])
+            try ADEProfileStore.refuseAssignment(c, tokenID: id, serials: serials, outcome: Self.migrationNeedsAwait)
             try Outbox.append(tokens.activity(actor, "ade-profile.assigned", outcome: .failed, detail: """
                 server token \(id): \(serials.count) migrating device(s) not assigned: their profile does not set await_device_configured, \
                 which a migration needs (the device is in use and waits for DeviceConfigured): \(serials.prefix(50).joined(separator: ", "))
@@ -101,31 +85,21 @@ struct Assigner: Sendable {
             throw ABMSession.Refused(status: answer.status, body: "unreadable assignment answer")
         }
         var outcomes: [String: String] = [:]
-        var rows: [[String: Any]] = []
+        var rows: [(serial: String, outcome: String, wait: Int)] = []
         for serial in serials {
             // A serial ABM left out of its answer was not assigned: it is retried like a failure.
             let outcome = decoded.devices?[serial] ?? "FAILED"
             outcomes[serial] = outcome
             let wait = outcome == "SUCCESS" ? 0 : decoded.retryAfterSeconds.map { min(max($0, 1), 7 * 86400) }
                 ?? (outcome == "THROTTLED" ? Self.throttledCooldown : Self.failedCooldown)
-            rows.append(["serial": serial, "outcome": outcome, "wait": wait])
+            rows.append((serial, outcome, wait))
         }
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: rows), as: UTF8.self)
+        let recorded = rows
         let counts = Dictionary(grouping: outcomes.values, by: { $0 }).mapValues(\.count)
         let notAssigned = outcomes.filter { $0.value != "SUCCESS" }.keys.sorted()
         let listed = notAssigned.prefix(50).map { "\($0) \(outcomes[$0]!)" }.joined(separator: ", ")
         try await database.transaction { c in
-            let done = try c.query("""
-                UPDATE abm_devices d SET assign_outcome = o.outcome, assign_attempted_at = now(), updated_at = now(),
-                    assign_state = CASE o.outcome WHEN 'SUCCESS' THEN 'assigned' WHEN 'THROTTLED' THEN 'throttled'
-                                                  WHEN 'NOT_ACCESSIBLE' THEN 'not-accessible' ELSE 'failed' END,
-                    assign_retry_at = CASE WHEN o.outcome = 'SUCCESS' THEN NULL ELSE now() + make_interval(secs => o.wait) END,
-                    profile_uuid = CASE WHEN o.outcome = 'SUCCESS' THEN $2 ELSE d.profile_uuid END,
-                    profile_status = CASE WHEN o.outcome = 'SUCCESS' THEN 'assigned' ELSE d.profile_status END
-                FROM jsonb_to_recordset($3::jsonb) AS o(serial text, outcome text, wait int)
-                WHERE d.token_id = $1::uuid AND d.serial_number = o.serial
-                RETURNING d.serial_number, d.model, d.os, d.device_family, o.outcome, d.mdm_migration_deadline
-                """, [.text(id), .text(profileUUID), .text(json)])
+            let done = try ADEProfileStore.recordAssignment(c, tokenID: id, profileUUID: profileUUID, outcomes: recorded)
             // The gateway learns of an assignment now, not at the next sync.
             let events = done.filter { $0.string("outcome") == "SUCCESS" }.map {
                 ABMDeviceEvent(tokenID: id, serialNumber: $0.string("serial_number") ?? "", change: .modified, model: $0.string("model"),

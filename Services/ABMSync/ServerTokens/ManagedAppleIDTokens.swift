@@ -20,8 +20,7 @@ struct ManagedAppleIDTokens: Sendable {
         // The server's uuid comes from ABM's GET /account; a token never checked yet is checked now.
         if row.string("server_uuid") == nil, let id = row.string("id") {
             _ = try await tokens.check(CheckABMToken(id: id, actor: "service:abm-sync"), correlationID: correlationID)
-            row = try await database.query("SELECT id::text AS id, sealed_private_key, server_uuid FROM abm_tokens WHERE id = $1::uuid",
-                                           [.text(id)]).first ?? row
+            row = try await ABMTokenStore.signingKey(database, id: id) ?? row
         }
         guard let id = row.string("id"), let sealed = row.bytes("sealed_private_key"), let serverUUID = row.string("server_uuid") else {
             throw RequestRefused(code: "abm-token.unchecked", message: "Apple Business Manager did not tell this server's uuid (GET /account)",
@@ -39,17 +38,7 @@ struct ManagedAppleIDTokens: Sendable {
         return .init(jwt: input + "." + base64URL(Array(signature.rawRepresentation)), tokenID: id, jti: jti)
     }
 
-    /// The server token of the device's serial when ABM assigned it to us, otherwise the most recently connected one.
     private func token(for serial: String?) async throws -> Row? {
-        if let serial, !serial.isEmpty, let row = try await database.query("""
-            SELECT t.id::text AS id, t.sealed_private_key, t.server_uuid FROM abm_tokens t JOIN abm_devices d ON d.token_id = t.id
-            WHERE d.serial_number = $1 AND t.sealed_server_token IS NOT NULL ORDER BY t.server_token_uploaded_at DESC NULLS LAST LIMIT 1
-            """, [.text(serial)]).first {
-            return row
-        }
-        return try await database.query("""
-            SELECT id::text AS id, sealed_private_key, server_uuid FROM abm_tokens WHERE sealed_server_token IS NOT NULL
-            ORDER BY server_token_uploaded_at DESC NULLS LAST LIMIT 1
-            """).first
+        try await ABMTokenStore.signingKey(database, serial: serial)
     }
 }

@@ -36,10 +36,8 @@ struct ServerTokens: Sendable {
         let sealedKey = try box.seal(try key.pemRepresentation(), context: Self.keyContext(id))
         do {
             try await database.transaction { c in
-                try c.query("""
-                    INSERT INTO abm_tokens (id, name, sealed_private_key, certificate_pem, certificate_sha256)
-                    VALUES ($1::uuid, $2, $3, $4, $5)
-                    """, [.text(id), .text(name), .bytes(sealedKey), .text(pem), .text(certificate.sha256Fingerprint)])
+                try ABMTokenStore.insert(c, id: id, name: name, sealedKey: sealedKey, certificatePEM: pem,
+                                         certificateSHA256: certificate.sha256Fingerprint)
                 try Outbox.append(activity(r.actor, "abm-token.created", detail: "\(name) (\(id))"), correlationID: correlationID, on: c)
             }
         } catch let error as PostgresError where error.sqlState == "23505" {
@@ -53,11 +51,7 @@ struct ServerTokens: Sendable {
     /// key replaces the old one). Refused with nothing stored: not a server token (400), another key's (422).
     func upload(_ r: UploadABMServerToken, correlationID: String?) async throws -> ABMTokenHealth {
         let id = try Self.canonicalID(r.id)
-        guard let row = try await database.query(
-            """
-            SELECT name, sealed_private_key, certificate_pem, consumer_key, staged_private_key, staged_certificate_pem,
-                   staged_certificate_sha256 FROM abm_tokens WHERE id = $1::uuid
-            """, [.text(id)]).first,
+        guard let row = try await ABMTokenStore.keys(database, id: id),
               let sealedKey = row.bytes("sealed_private_key"), let pem = row.string("certificate_pem") else {
             throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
         }
@@ -100,16 +94,10 @@ struct ServerTokens: Sendable {
         // The staged key becomes the key (sealed again for its new place); the old one goes only now.
         let promoted = rotated ? try staged.map { try box.seal(try $0.key.pemRepresentation(), context: Self.keyContext(id)) } : nil
         try await database.transaction { c in
-            try c.query("""
-                UPDATE abm_tokens SET sealed_server_token = $2, consumer_key = $3, access_token_expiry = $4,
-                       server_token_uploaded_at = now(), expiry_warned_days = NULL WHERE id = $1::uuid
-                """, [.text(id), .bytes(sealed), .text(credentials.consumerKey), .timestamp(credentials.accessTokenExpiry)])
+            try ABMTokenStore.saveCredentials(c, id: id, sealed: sealed, consumerKey: credentials.consumerKey,
+                                              expiry: credentials.accessTokenExpiry)
             if let staged, let promoted {
-                try c.query("""
-                    UPDATE abm_tokens SET sealed_private_key = $2, certificate_pem = $3, certificate_sha256 = $4,
-                           staged_private_key = NULL, staged_certificate_pem = NULL, staged_certificate_sha256 = NULL, key_staged_at = NULL
-                    WHERE id = $1::uuid
-                    """, [.text(id), .bytes(promoted), .text(staged.pem), .text(staged.sha256)])
+                try ABMTokenStore.promoteStagedKey(c, id: id, sealedKey: promoted, certificatePEM: staged.pem, certificateSHA256: staged.sha256)
                 try Outbox.append(activity(r.actor, "abm-token.key-rotated", detail: """
                     \(row.string("name") ?? id): the staged key (certificate SHA-256 \(staged.sha256.prefix(16))…) replaced the old one
                     """), correlationID: correlationID, on: c)
@@ -129,9 +117,7 @@ struct ServerTokens: Sendable {
     /// A failure is recorded, not thrown: the next sync tries again.
     func registerDiscovery(id: String, correlationID: String?, force: Bool = false) async throws {
         guard let url = discoveryURL else { return }
-        if !force, let row = try await database.query("SELECT discovery_url, discovery_registered_at FROM abm_tokens WHERE id = $1::uuid",
-                                                       [.text(id)]).first,
-           row.string("discovery_url") == url, row.date("discovery_registered_at") != nil {
+        if !force, let known = try await ABMTokenStore.discovery(database, id: id), known.url == url, known.registered {
             return
         }
         var attempt: String?
@@ -144,10 +130,7 @@ struct ServerTokens: Sendable {
         }
         let failure = attempt
         try await database.transaction { c in
-            try c.query("""
-                UPDATE abm_tokens SET discovery_url = $2, discovery_registered_at = CASE WHEN $3::text IS NULL THEN now() END,
-                       discovery_error = $3 WHERE id = $1::uuid
-                """, [.text(id), .text(url), .optionalText(failure)])
+            try ABMTokenStore.saveDiscovery(c, id: id, url: url, failure: failure)
             try Outbox.append(activity("service:\(service)", "abm-token.discovery-url", outcome: failure == nil ? .succeeded : .failed,
                                        detail: failure.map { "\(url) not registered: \($0)" } ?? "\(url) registered with ABM"),
                               correlationID: correlationID, on: c)
@@ -162,10 +145,8 @@ struct ServerTokens: Sendable {
         let (key, certificate, pem) = try Self.newKeyPair(id)
         let sealed = try box.seal(try key.pemRepresentation(), context: Self.stagedKeyContext(id))
         try await database.transaction { c in
-            guard let name = try c.query("""
-                UPDATE abm_tokens SET staged_private_key = $2, staged_certificate_pem = $3, staged_certificate_sha256 = $4,
-                       key_staged_at = now() WHERE id = $1::uuid RETURNING name
-                """, [.text(id), .bytes(sealed), .text(pem), .text(certificate.sha256Fingerprint)]).first?.string("name") else {
+            guard let name = try ABMTokenStore.stageKey(c, id: id, sealedKey: sealed, certificatePEM: pem,
+                                                        certificateSHA256: certificate.sha256Fingerprint) else {
                 throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
             }
             try Outbox.append(activity(r.actor, "abm-token.key-staged", detail: """
@@ -189,16 +170,15 @@ struct ServerTokens: Sendable {
     /// Warns once per threshold (30, 7 and 1 days before the access token expires) with an activity entry,
     /// and keeps the days-left gauge current. Runs after every upload and, through `ExpiryWatch`, hourly.
     func warnIfExpiring(id: String) async throws {
-        guard let row = try await database.query("""
-            SELECT name, access_token_expiry, expiry_warned_days FROM abm_tokens WHERE id = $1::uuid
-            """, [.text(id)]).first, let expiry = row.date("access_token_expiry") else { return }
+        guard let row = try await ABMTokenStore.expiry(database, id: id) else { return }
+        let expiry = row.expiry
         let days = Int((expiry.timeIntervalSinceNow / 86400).rounded(.down))
         OrchardMetrics.abmTokenDaysLeft(token: id).set(Double(days))
         guard let threshold = Self.warningDays.first(where: { days < $0 }),
-              row.int("expiry_warned_days").map({ threshold < $0 }) ?? true else { return }
-        let name = row.string("name") ?? id
+              row.warnedDays.map({ threshold < $0 }) ?? true else { return }
+        let name = row.name ?? id
         try await database.transaction { c in
-            try c.query("UPDATE abm_tokens SET expiry_warned_days = $2 WHERE id = $1::uuid", [.text(id), .int(threshold)])
+            try ABMTokenStore.markWarned(c, id: id, days: threshold)
             try Outbox.append(activity("service:\(service)", days < 0 ? "abm-token.expired" : "abm-token.expiring", outcome: .failed,
                                        detail: "\(name): \(days < 0 ? "expired" : "\(days) days left"), expires \(ISO8601.string(from: expiry)); renew it in Apple Business Manager"),
                               correlationID: nil, on: c)
@@ -210,9 +190,7 @@ struct ServerTokens: Sendable {
     static let warningDays = [1, 7, 30]
 
     func warnAll() async throws {
-        for row in try await database.query("SELECT id::text AS id FROM abm_tokens WHERE access_token_expiry IS NOT NULL") {
-            if let id = row.string("id") { try await warnIfExpiring(id: id) }
-        }
+        for id in try await ABMTokenStore.idsWithCredentials(database) { try await warnIfExpiring(id: id) }
     }
 
     /// `GET /account` with the token: the organisation and server name, or why ABM refused.
@@ -231,13 +209,9 @@ struct ServerTokens: Sendable {
             outcome = AccountCheck(failure: "\(error)", termsNotSigned: false)
         }
         try await database.transaction { c in
-            let name = try c.query("""
-                UPDATE abm_tokens SET last_checked_at = now(), last_error = $2, terms_not_signed = $3,
-                       org_name = COALESCE($4, org_name), server_name = COALESCE($5, server_name), server_uuid = COALESCE($6, server_uuid)
-                WHERE id = $1::uuid RETURNING name
-                """, [.text(id), .optionalText(outcome.failure.map { String($0.prefix(500)) }), .bool(outcome.termsNotSigned),
-                      .optionalText(outcome.organization), .optionalText(outcome.serverName),
-                      .optionalText(outcome.serverUUID)]).first?.string("name") ?? id
+            let name = try ABMTokenStore.saveCheck(c, id: id, failure: outcome.failure.map { String($0.prefix(500)) },
+                                                   termsNotSigned: outcome.termsNotSigned, organization: outcome.organization,
+                                                   serverName: outcome.serverName, serverUUID: outcome.serverUUID) ?? id
             try Outbox.append(activity(r.actor, "abm-token.checked", outcome: outcome.failure == nil ? .succeeded : .failed,
                                        detail: "\(name): \(outcome.failure ?? "organisation \(outcome.organization ?? "?")")"),
                               correlationID: correlationID, on: c)
@@ -249,9 +223,9 @@ struct ServerTokens: Sendable {
     /// A session with ABM for the token's credentials (refused while no server token is uploaded).
     /// `attempts`: how many times a call is tried (a device waiting on the answer cannot wait for five).
     func session(id: String, attempts: Int = 5) async throws -> ABMSession {
-        guard let row = try await database.query("SELECT sealed_server_token FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first
+        guard let stored = try await ABMTokenStore.sealedCredentials(database, id: id)
         else { throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404) }
-        guard let sealed = row.bytes("sealed_server_token") else {
+        guard let sealed = stored else {
             throw RequestRefused(code: "abm-token.awaiting", message: "server token \(id) has no .p7m uploaded yet", httpStatus: 409)
         }
         let credentials = try JSONDecoder().decode(ServerTokenFile.Credentials.self,
@@ -262,24 +236,15 @@ struct ServerTokens: Sendable {
     }
 
     func list() async throws -> [ABMTokenHealth] {
-        try await database.query("\(Self.healthColumns) ORDER BY created_at, id").map(Self.health)
+        try await ABMTokenStore.healthRows(database).map(Self.health)
     }
 
     private func health(id: String) async throws -> ABMTokenHealth {
-        guard let row = try await database.query("\(Self.healthColumns) WHERE id = $1::uuid", [.text(id)]).first else {
+        guard let row = try await ABMTokenStore.healthRow(database, id: id) else {
             throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
         }
         return Self.health(row)
     }
-
-    private static let healthColumns = """
-        SELECT id::text AS id, name, certificate_pem, certificate_sha256, sealed_server_token IS NOT NULL AS has_token,
-               consumer_key, access_token_expiry, server_token_uploaded_at, created_at, org_name, server_name, last_checked_at,
-               last_error, terms_not_signed, staged_certificate_pem, staged_certificate_sha256, last_sync_at, last_sync_error,
-               default_profile_id::text AS default_profile_id, discovery_url, discovery_registered_at, discovery_error,
-               (SELECT count(*)::int FROM abm_devices d WHERE d.token_id = abm_tokens.id AND d.deleted_at IS NULL) AS devices
-        FROM abm_tokens
-        """
 
     private static func health(_ row: Row) -> ABMTokenHealth {
         let expiry = row.date("access_token_expiry")

@@ -54,6 +54,13 @@ struct DeviceSync: Sendable {
                                  profileAssignTime, deviceAssignedDate, deviceAssignedBy, mdmMigrationDeadline].map { $0 ?? "\u{0}" }
                 .joined(separator: "\u{1}").utf8))
         }
+        var mirror: ABMMirrorDevice {
+            ABMMirrorDevice(serialNumber: serialNumber, model: model, description: description, color: color, assetTag: assetTag, os: os,
+                            deviceFamily: deviceFamily, profileStatus: profileStatus, profileUUID: profileUUID,
+                            profileAssignTime: profileAssignTime, deviceAssignedDate: deviceAssignedDate, deviceAssignedBy: deviceAssignedBy,
+                            opType: opType, opDate: opDateValue, fieldsHash: fieldsHash,
+                            migrationDeadline: mdmMigrationDeadline.flatMap(ISO8601.date(from:)))
+        }
     }
 
     struct Busy: Error {}
@@ -89,18 +96,13 @@ struct DeviceSync: Sendable {
 
     private func cycle(id: String, session: ABMSession, fullFetch: Bool, actor: String, correlationID: String?) async throws
         -> SyncABMToken.Reply {
-        if fullFetch {
-            try await database.query("""
-                UPDATE abm_tokens SET cursor = NULL, cursor_kind = 'fetch', fetch_generation = fetch_generation + 1 WHERE id = $1::uuid
-                """, [.text(id)])
-        }
-        guard let state = try await database.query(
-            "SELECT cursor, cursor_kind, fetch_generation FROM abm_tokens WHERE id = $1::uuid", [.text(id)]).first else {
+        if fullFetch { try await ABMDeviceStore.restartFetch(database, id: id) }
+        guard let state = try await ABMDeviceStore.cursor(database, id: id) else {
             throw RequestRefused(code: "abm-token.unknown", message: "no server token \(id)", httpStatus: 404)
         }
-        var cursor = state.string("cursor")
-        var fetching = state.string("cursor_kind") != "sync"
-        let generation = state.int("fetch_generation") ?? 0
+        var cursor = state.cursor
+        var fetching = state.kind != "sync"
+        let generation = state.generation
         var reply = SyncABMToken.Reply(mode: fetching ? "fetch" : "sync", pages: 0, added: 0, modified: 0, deleted: 0,
                                        cursorEchoed: false, devices: 0)
         try await activity(id, actor, "abm-sync.started", "\(fetching ? "fetch" : "sync") from \(cursor == nil ? "the start" : "the stored cursor")",
@@ -123,10 +125,7 @@ struct DeviceSync: Sendable {
                     // Older than 7 days or not understood: start again with a full fetch.
                     cursor = nil
                     fetching = true
-                    try await database.query("""
-                        UPDATE abm_tokens SET cursor = NULL, cursor_kind = 'fetch', fetch_generation = fetch_generation + 1
-                        WHERE id = $1::uuid
-                        """, [.text(id)])
+                    try await ABMDeviceStore.restartFetch(database, id: id)
                     continue
                 }
                 throw refused
@@ -150,9 +149,7 @@ struct DeviceSync: Sendable {
             cursor = page.cursor
             fetching = kind == "fetch"
         }
-        reply.devices = try await database.query("""
-            SELECT count(*)::int AS n FROM abm_devices WHERE token_id = $1::uuid AND deleted_at IS NULL
-            """, [.text(id)]).first?.int("n") ?? 0
+        reply.devices = try await ABMDeviceStore.activeCount(database, id: id)
         try await activity(id, actor, "abm-sync.finished", """
             \(reply.pages) pages: \(reply.added) added, \(reply.modified) modified, \(reply.deleted) deleted, \(reply.devices) devices\
             \(reply.cursorEchoed ? " (ABM echoed the cursor: cycle ended)" : "")
@@ -183,13 +180,7 @@ struct DeviceSync: Sendable {
             for device in devices {
                 let serial = device.serialNumber
                 if device.opType == "deleted" {
-                    let hit = try c.query("""
-                        UPDATE abm_devices SET deleted_at = now(), op_type = 'deleted', op_date = $3, updated_at = now()
-                        WHERE token_id = $1::uuid AND serial_number = $2 AND deleted_at IS NULL
-                          AND (op_date IS NULL OR $3::timestamptz IS NULL OR op_date <= $3::timestamptz)
-                        RETURNING 1
-                        """, [.text(id), .text(serial), device.opDateValue.map(SQLValue.timestamp) ?? .null])
-                    if !hit.isEmpty {
+                    if try ABMDeviceStore.markDeleted(c, id: id, serial: serial, opDate: device.opDateValue) {
                         counts.deleted += 1
                         events.append(event(id, device, .deleted))
                     }
@@ -197,48 +188,9 @@ struct DeviceSync: Sendable {
                 }
                 upserts.append(device)
             }
-            // Every other device of the page in one statement (a page is 1,000 devices: one round trip, not 1,000).
+            // Every other device of the page in one statement.
             if !upserts.isEmpty {
-                var rows: [String] = [], parameters: [SQLValue] = [.text(id), .int(generation)]
-                for device in upserts {
-                    let n = parameters.count
-                    rows.append("($1::uuid, " + (1...15).map { "$\(n + $0)" }.joined(separator: ", ") + ", $2, $\(n + 16)::timestamptz)")
-                    parameters += [.text(device.serialNumber), .optionalText(device.model), .optionalText(device.description),
-                                   .optionalText(device.color), .optionalText(device.assetTag), .optionalText(device.os),
-                                   .optionalText(device.deviceFamily), .optionalText(device.profileStatus), .optionalText(device.profileUUID),
-                                   .optionalText(device.profileAssignTime), .optionalText(device.deviceAssignedDate),
-                                   .optionalText(device.deviceAssignedBy), .optionalText(device.opType),
-                                   device.opDateValue.map(SQLValue.timestamp) ?? .null, .bytes(device.fieldsHash),
-                                   device.mdmMigrationDeadline.flatMap(ISO8601.date(from:)).map(SQLValue.timestamp) ?? .null]
-                }
-                let changed = try c.query("""
-                    WITH old AS (SELECT serial_number, fields_hash, deleted_at FROM abm_devices
-                                 WHERE token_id = $1::uuid AND serial_number = ANY($\(parameters.count + 1)::text[]))
-                    INSERT INTO abm_devices (token_id, serial_number, model, description, color, asset_tag, os, device_family,
-                        profile_status, profile_uuid, profile_assign_time, device_assigned_date, device_assigned_by, op_type, op_date,
-                        fields_hash, seen_generation, mdm_migration_deadline)
-                    VALUES \(rows.joined(separator: ", "))
-                    ON CONFLICT (token_id, serial_number) DO UPDATE SET model = EXCLUDED.model, description = EXCLUDED.description,
-                        color = EXCLUDED.color, asset_tag = EXCLUDED.asset_tag, os = EXCLUDED.os, device_family = EXCLUDED.device_family,
-                        profile_status = EXCLUDED.profile_status, profile_uuid = EXCLUDED.profile_uuid,
-                        profile_assign_time = EXCLUDED.profile_assign_time, device_assigned_date = EXCLUDED.device_assigned_date,
-                        device_assigned_by = EXCLUDED.device_assigned_by, op_type = EXCLUDED.op_type,
-                        op_date = COALESCE(EXCLUDED.op_date, abm_devices.op_date), fields_hash = EXCLUDED.fields_hash,
-                        seen_generation = EXCLUDED.seen_generation, mdm_migration_deadline = EXCLUDED.mdm_migration_deadline,
-                        deleted_at = NULL, updated_at = now()
-                    WHERE (abm_devices.fields_hash <> EXCLUDED.fields_hash OR abm_devices.deleted_at IS NOT NULL
-                           OR abm_devices.seen_generation <> EXCLUDED.seen_generation)
-                      AND (abm_devices.op_date IS NULL OR EXCLUDED.op_date IS NULL OR abm_devices.op_date <= EXCLUDED.op_date)
-                    RETURNING abm_devices.serial_number, (xmax = 0) AS inserted,
-                              COALESCE((SELECT o.fields_hash <> abm_devices.fields_hash OR o.deleted_at IS NOT NULL
-                                        FROM old o WHERE o.serial_number = abm_devices.serial_number), true) AS changed
-                    """, parameters + [.text(postgresArray(upserts.map(\.serialNumber)))])
-                // No row: an older change than the one recorded, or nothing new. A row only seen again by a
-                // full fetch (its generation moved) is no change either.
-                var outcome: [String: Bool] = [:]
-                for row in changed where row.bool("changed") == true {
-                    if let serial = row.string("serial_number") { outcome[serial] = row.bool("inserted") == true }
-                }
+                let outcome = try ABMDeviceStore.upsert(c, id: id, generation: generation, upserts.map(\.mirror))
                 for device in upserts {
                     guard let inserted = outcome[device.serialNumber] else { continue }
                     if inserted {
@@ -252,11 +204,7 @@ struct DeviceSync: Sendable {
             }
             if finishing {
                 // The full fetch is over: a device it did not show is no longer assigned to this server.
-                let gone = try c.query("""
-                    UPDATE abm_devices SET deleted_at = now(), op_type = 'deleted', updated_at = now()
-                    WHERE token_id = $1::uuid AND deleted_at IS NULL AND seen_generation <> $2
-                    RETURNING serial_number, model, os, device_family, mdm_migration_deadline
-                    """, [.text(id), .int(generation)])
+                let gone = try ABMDeviceStore.removeUnseen(c, id: id, generation: generation)
                 for row in gone {
                     counts.deleted += 1
                     events.append(ABMDeviceEvent(tokenID: id, serialNumber: row.string("serial_number") ?? "", change: .deleted,
@@ -265,11 +213,8 @@ struct DeviceSync: Sendable {
                                                  migrationDeadline: row.date("mdm_migration_deadline")))
                 }
             }
-            try c.query("""
-                UPDATE abm_tokens SET cursor = $2, cursor_kind = $3, sync_lease_until = now() + make_interval(secs => $5),
-                       last_full_fetch_at = CASE WHEN $4 THEN now() ELSE last_full_fetch_at END
-                WHERE id = $1::uuid AND sync_lease_holder = $6
-                """, [.text(id), .text(cursor), .text(kind), .bool(finishing), .int(Int(lease.components.seconds)), .text(instance)])
+            try ABMDeviceStore.savePageCursor(c, id: id, cursor: cursor, kind: kind, fetchFinished: finishing,
+                                              leaseSeconds: Int(lease.components.seconds), holder: instance)
             try Outbox.append(events.map { $0 as any MessageSchema }, correlationID: correlationID, on: c)
             return counts
         }
@@ -282,25 +227,17 @@ struct DeviceSync: Sendable {
     }
 
     private func saveCursor(_ id: String, _ cursor: String?, kind: String) async throws {
-        try await database.query("UPDATE abm_tokens SET cursor = $2, cursor_kind = $3 WHERE id = $1::uuid",
-                                 [.text(id), .optionalText(cursor), .text(kind)])
+        try await ABMDeviceStore.saveCursor(database, id: id, cursor: cursor, kind: kind)
     }
 
     /// The token's sync lease: free, lapsed (its holder died), or already ours.
     private func takeLease(_ id: String) async throws -> Bool {
-        !(try await database.query("""
-            UPDATE abm_tokens SET sync_lease_holder = $2, sync_lease_until = now() + make_interval(secs => $3)
-            WHERE id = $1::uuid AND (sync_lease_until IS NULL OR sync_lease_until < now() OR sync_lease_holder = $2)
-            RETURNING 1
-            """, [.text(id), .text(instance), .int(Int(lease.components.seconds))])).isEmpty
+        try await ABMDeviceStore.takeLease(database, id: id, holder: instance, seconds: Int(lease.components.seconds))
     }
 
     private func finish(_ id: String, error: String?, termsNotSigned: Bool = false) async throws {
-        try await database.query("""
-            UPDATE abm_tokens SET sync_lease_until = NULL, last_sync_at = CASE WHEN $2::text IS NULL THEN now() ELSE last_sync_at END,
-                   last_sync_error = $2, terms_not_signed = terms_not_signed OR $4
-            WHERE id = $1::uuid AND sync_lease_holder = $3
-            """, [.text(id), .optionalText(error.map { String($0.prefix(500)) }), .text(instance), .bool(termsNotSigned)])
+        try await ABMDeviceStore.finishSync(database, id: id, holder: instance, error: error.map { String($0.prefix(500)) },
+                                            termsNotSigned: termsNotSigned)
         outbox.notify()
     }
 

@@ -23,18 +23,12 @@ struct SyncSchedule: Service {
     }
 
     func runDue() async throws {
-        let due = try await database.query("""
-            SELECT id::text AS id, (last_full_fetch_at IS NOT NULL AND last_full_fetch_at < now() - interval '1 day') AS full_fetch
-            FROM abm_tokens
-            WHERE sealed_server_token IS NOT NULL AND NOT terms_not_signed
-              AND (last_sync_at IS NULL OR last_sync_at < now() - make_interval(secs => $1))
-              AND (sync_lease_until IS NULL OR sync_lease_until < now())
-            ORDER BY last_sync_at NULLS FIRST LIMIT 100
-            """, [.int(Int(interval.components.seconds))])
+        let due = try await ABMTokenStore.dueForSync(database, intervalSeconds: Int(interval.components.seconds))
         for row in due {
-            guard let id = row.string("id"), !Task.isCancelled else { continue }
+            guard !Task.isCancelled else { continue }
+            let id = row.id
             do {
-                let reply = try await sync.sync(.init(id: id, actor: "service:abm-sync", fullFetch: row.bool("full_fetch") == true),
+                let reply = try await sync.sync(.init(id: id, actor: "service:abm-sync", fullFetch: row.fullFetch),
                                                 correlationID: nil)
                 logger.info("synced", metadata: ["token": "\(id)", "pages": "\(reply.pages)", "devices": "\(reply.devices)"])
             } catch {

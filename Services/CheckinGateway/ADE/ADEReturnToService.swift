@@ -110,7 +110,7 @@ struct ADEReturnToServiceRoutes: Sendable {
         guard base64.count <= 512 * 1024, let data = Data(base64Encoded: base64), !data.isEmpty else {
             throw refuse(.badRequest, "wifiProfile must be a configuration profile (.mobileconfig) in base64, at most 384 KiB")
         }
-        guard let profile = try? WatchProfileCheck.plist(Array(data)), profile["PayloadType"]?.string == "Configuration",
+        guard let profile = try? ProfileContent.plist(Array(data)), profile["PayloadType"]?.string == "Configuration",
               let payloads = profile["PayloadContent"]?.array?.compactMap(\.dictionary),
               payloads.contains(where: { $0["PayloadType"]?.string == "com.apple.wifi.managed" }) else {
             throw refuse(.badRequest, "wifiProfile must be a configuration profile with a com.apple.wifi.managed payload")

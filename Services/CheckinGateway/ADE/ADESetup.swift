@@ -20,10 +20,10 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
     var actor: String { "service:\(service)" }
 
     func enrolled(_ m: TokenUpdate, enrollment e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> [String] {
-        guard let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == "profile pushed" else { return [] }
+        guard let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == .profilePushed else { return [] }
         let profile = try ADEStore.profile(c, uuid: ade.profileUUID)
         let awaiting = (profile?.awaitDeviceConfigured ?? false) && m.awaitingConfiguration
-        state(c, e.id, "enrolled", serial: ade.serial, detail: "serial \(ade.serial)", journal: &journal)
+        state(c, e.id, .enrolled, serial: ade.serial, detail: "serial \(ade.serial)", journal: &journal)
         var commands: [MDMCommand] = []
         var skipped: [String] = []
         if let profile {
@@ -45,8 +45,8 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
                 try ADEStore.trackSetupCommand(c, udid: e.id, uuid: command.commandUUID, requestType: command.requestType)
             }
         }
-        try ADEStore.setState(c, udid: e.id, "setting up", awaitConfigured: awaiting, deadline: Date().addingTimeInterval(seconds))
-        state(c, e.id, "setting up", serial: ade.serial, detail: """
+        try ADEStore.setState(c, udid: e.id, .settingUp, awaitConfigured: awaiting, deadline: Date().addingTimeInterval(seconds))
+        state(c, e.id, .settingUp, serial: ade.serial, detail: """
             \(commands.count) setup items\(skipped.isEmpty ? "" : " (\(skipped.joined(separator: ", ")) could not be built)")\
             \(awaiting ? "; DeviceConfigured follows them" : "; the device does not await configuration")
             """, journal: &journal)
@@ -59,16 +59,16 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
         // Every device's command results pass here: only an ADE device in setup (known from the enrollment's own
         // row, read by the authorization anyway) costs a statement.
         guard e.record?.adeSettingUp == true, result.status != .notNow, result.status != .idle, let uuid = result.commandUUID,
-              let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == "setting up" else { return [] }
+              let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == .settingUp else { return [] }
         if uuid == ade.releaseCommand {
             if result.status == .acknowledged {
-                try ADEStore.setState(c, udid: e.id, "released")
-                state(c, e.id, "released", serial: ade.serial, detail: "DeviceConfigured acknowledged: Setup Assistant goes on",
+                try ADEStore.setState(c, udid: e.id, .released)
+                state(c, e.id, .released, serial: ade.serial, detail: "DeviceConfigured acknowledged: Setup Assistant goes on",
                       journal: &journal)
             } else {
                 let reason = "DeviceConfigured answered \(result.status.rawValue)\(result.errorSummary)"
-                try ADEStore.setState(c, udid: e.id, "failed", reason: reason)
-                state(c, e.id, "failed", serial: ade.serial, detail: reason, outcome: .failed, journal: &journal)
+                try ADEStore.setState(c, udid: e.id, .failed, reason: reason)
+                state(c, e.id, .failed, serial: ade.serial, detail: reason, outcome: .failed, journal: &journal)
             }
             return []
         }
@@ -98,20 +98,20 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
         let summary = try ADEStore.setupSummary(c, udid: udid)
         let counts = "\(summary.done) done, \(summary.failed) failed, \(summary.open) open"
         guard awaiting else {
-            try ADEStore.setState(c, udid: udid, "released")
-            state(c, udid, "released", serial: serial, detail: "\(why) (\(counts)); no DeviceConfigured needed", journal: &journal)
+            try ADEStore.setState(c, udid: udid, .released)
+            state(c, udid, .released, serial: serial, detail: "\(why) (\(counts)); no DeviceConfigured needed", journal: &journal)
             return
         }
         let configured = MDMCommand.deviceConfigured()
         _ = try CommandQueue.enqueue(c, configured, enrollmentIDs: [udid], requestedBy: actor, journal: &journal)
-        try ADEStore.setState(c, udid: udid, "setting up", releaseCommand: configured.commandUUID)
+        try ADEStore.setState(c, udid: udid, .settingUp, releaseCommand: configured.commandUUID)
         journal.activity(actor: actor, "ade.release.requested", device: udid, detail: "\(why) (\(counts)): DeviceConfigured \(configured.commandUUID)")
     }
 
-    private func state(_ c: Connection, _ udid: String, _ state: String, serial: String, detail: String,
+    private func state(_ c: Connection, _ udid: String, _ state: ADESetupState, serial: String, detail: String,
                        outcome: ActivityRecorded.Outcome = .succeeded, journal: inout Journal) {
-        journal.event(DeviceEvent(kind: .adeState, enrollmentID: udid, details: ["state": state, "serialNumber": serial]))
-        journal.activity(actor: actor, "ade.\(state.replacingOccurrences(of: " ", with: "-"))", device: udid, outcome: outcome, detail: detail)
+        journal.event(DeviceEvent(kind: .adeState, enrollmentID: udid, details: ["state": state.rawValue, "serialNumber": serial]))
+        journal.activity(actor: actor, "ade.\(state.rawValue.replacingOccurrences(of: " ", with: "-"))", device: udid, outcome: outcome, detail: detail)
     }
 
     private var seconds: TimeInterval { TimeInterval(deadline.components.seconds) }

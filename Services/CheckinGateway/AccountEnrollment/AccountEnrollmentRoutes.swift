@@ -95,7 +95,7 @@ struct AccountEnrollmentRoutes: Sendable {
             correlationID: correlationID) { _ in
             ActivityRecorded(actor: "user:\(user)", action: "account.enrollment-profile.served", deviceID: info.udid, relatedDeviceIDs: [],
                              outcome: .succeeded,
-                             detail: "\(settings.mode == "mdm-byod" ? "User Enrollment" : "Device Enrollment") profile for \(user) on \(info.product) \(info.osVersion ?? info.version)",
+                             detail: "\(settings.mode == AccountEnrollmentMode.userEnrollment.rawValue ? "User Enrollment" : "Device Enrollment") profile for \(user) on \(info.product) \(info.osVersion ?? info.version)",
                              service: service)
         }
     }

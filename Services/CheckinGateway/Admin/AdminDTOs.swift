@@ -72,19 +72,6 @@ struct DeviceView: ResponseEncodable {
     }
 }
 
-struct CommandInput: Codable {
-    let type: String
-    let message: String?
-    let phoneNumber: String?
-    let preserveDataPlan: Bool?
-    /// EraseDevice: erase and return to service (iOS, visionOS 26; the device's ADE profile needs Return to Service settings).
-    let returnToService: Bool?
-    let identifier: String?
-    let profile: String?
-    let queries: [String]?
-    let plist: String?
-}
-
 struct BulkCommandInput: Decodable {
     let enrollmentIDs: [String]
     let command: CommandInput

@@ -348,7 +348,7 @@ struct AdminRoutes: Sendable {
             let reply = try await requests.request(RevokeAccountTokens(managedAppleID: user, actor: context.adminKey!.actor),
                                                    timeout: requestTimeout, correlationID: context.correlationID)
             // This gateway's copy and cache at once (the revocation events reach the copy too, a moment later).
-            try await AccountTokenCopy.revoke(database, user: user, reason: "revoked by \(context.adminKey!.actor)")
+            try await AccountTokenCopyStore.revoke(database, user: user, reason: "revoked by \(context.adminKey!.actor)")
             accounts.forget(user: user)
             return reply
         }
@@ -521,7 +521,7 @@ struct AdminRoutes: Sendable {
                     // A watch takes only the payloads and keys Apple's schemas allow on watchOS (and its supervision allows).
                     let watches = try AdminQueries.watches(c, among: ids)
                     if !watches.isEmpty {
-                        let profile = try WatchProfileCheck.plist(bytes)
+                        let profile = try ProfileContent.plist(bytes)
                         for (id, supervised) in watches.sorted(by: { $0.key < $1.key }) {
                             let problems = WatchOSRules.problems(profile: profile, supervised: supervised)
                             guard problems.isEmpty else {
@@ -618,16 +618,4 @@ func pageLimit(_ value: Substring?) throws -> Int {
         throw refuse(.badRequest, "limit must be an integer from 1 to 1000")
     }
     return limit
-}
-
-/// A profile as an admin gives it (InstallProfile, Return to Service's Wi-Fi profile): its plist (the content of a signed
-/// profile, the signature not checked here: the device checks it).
-enum WatchProfileCheck {
-    static func plist(_ bytes: [UInt8]) throws -> [String: PlistValue] {
-        var content = bytes
-        if bytes.first == 0x30, let verified = try? CMS.verify(bytes, roots: []) { content = verified.content }
-        do { return try Plist.parseDictionary(content) } catch {
-            throw refuse(.badRequest, "InstallProfile: the profile is not a property list (or a signed one): \(error)")
-        }
-    }
 }

@@ -24,7 +24,7 @@ struct ManagedAppleIDTokenService: TokenService {
             try await journal.commit(to: database)
             throw refuse(.forbidden, "com.apple.maid: \(refusal)")
         }
-        let serial = try await database.query("SELECT serial_number FROM enrollments WHERE id = $1", [.text(e.id)]).first?.string("serial_number")
+        let serial = try await EnrollmentStore.serialNumber(database, id: e.id)
         let reply = try await requests.request(SignManagedAppleIDToken(serialNumber: serial), timeout: requestTimeout, correlationID: correlationID)
         journal.activity(actor: "device:\(e.id)", "maid-token.issued", device: e.id,
                          detail: "com.apple.maid JWT \(reply.jti) signed with ABM server token \(reply.tokenID)")

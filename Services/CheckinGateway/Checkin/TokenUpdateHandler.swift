@@ -25,7 +25,7 @@ struct TokenUpdateHandler: DeviceMessageHandler {
             return false
         }
         // A User Enrollment (no UDID) may not be asked for its UDID, serial number or IMEI.
-        let queries = e.record?.account?.mode == "mdm-byod" ? MDMCommand.userEnrollmentQueries : MDMCommand.standardQueries
+        let queries = e.record?.account?.mode == AccountEnrollmentMode.userEnrollment.rawValue ? MDMCommand.userEnrollmentQueries : MDMCommand.standardQueries
         try CommandQueue.enqueue(c, MDMCommand.deviceInformation(queries: queries), enrollmentIDs: [e.id], requestedBy: "service:\(service)",
                                  journal: &journal)
         journal.event(DeviceEvent(kind: .enrolled, enrollmentID: e.id,

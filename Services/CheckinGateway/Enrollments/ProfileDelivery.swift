@@ -60,7 +60,7 @@ struct ProfileDelivery: Sendable {
         if !recipient.extraAnchors.isEmpty { build.extraAnchors = recipient.extraAnchors }
         if recipient.removalDisallowed { build.removalDisallowed = true }
         if let account = recipient.account {
-            build.enrollmentMode = account.mode == "mdm-byod" ? "BYOD" : "ADDE"
+            build.enrollmentMode = account.mode == AccountEnrollmentMode.userEnrollment.rawValue ? "BYOD" : "ADDE"
             build.assignedManagedAppleID = account.managedAppleID
         }
         let reply = try await requests.request(build, timeout: requestTimeout, correlationID: correlationID)

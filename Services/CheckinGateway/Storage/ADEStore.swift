@@ -3,6 +3,17 @@ import OrchardCore
 import OrchardSchemas
 import OrchardStorage
 
+/// Where an ADE device is in its enrollment (`ade_enrollments.state`, and the `ade.<state>` activity entries): its
+/// profile given, enrolled (first TokenUpdate), its setup items running, released (DeviceConfigured, or nothing to
+/// wait for), or failed.
+enum ADESetupState: String, Sendable {
+    case profilePushed = "profile pushed"
+    case enrolled
+    case settingUp = "setting up"
+    case released
+    case failed
+}
+
 /// Every statement on the ADE tables: the copy of abm-sync's devices and profiles, each ADE device's way
 /// from `profile pushed` to `released`, and the setup items of each ADE profile.
 enum ADEStore {
@@ -130,7 +141,7 @@ enum ADEStore {
     }
 
     struct Enrollment: Sendable {
-        let udid: String, serial: String, profileUUID: String, state: String
+        let udid: String, serial: String, profileUUID: String, state: ADESetupState?
         let awaitConfigured: Bool
         let releaseCommand: String?
     }
@@ -141,20 +152,20 @@ enum ADEStore {
             \(lock ? "FOR UPDATE" : "")
             """, [.text(udid)]).first.map {
             Enrollment(udid: $0.string("udid") ?? udid, serial: $0.string("serial_number") ?? "", profileUUID: $0.string("profile_uuid") ?? "",
-                       state: $0.string("state") ?? "", awaitConfigured: $0.bool("await_configured") ?? false,
+                       state: $0.string("state").flatMap(ADESetupState.init(rawValue:)), awaitConfigured: $0.bool("await_configured") ?? false,
                        releaseCommand: $0.string("release_command"))
         }
     }
 
-    static func setState(_ c: Connection, udid: String, _ state: String, reason: String? = nil, awaitConfigured: Bool? = nil,
+    static func setState(_ c: Connection, udid: String, _ state: ADESetupState, reason: String? = nil, awaitConfigured: Bool? = nil,
                          deadline: Date? = nil, releaseCommand: String? = nil) throws {
         try c.query("""
             UPDATE ade_enrollments SET state = $2, reason = $3, await_configured = COALESCE($4, await_configured),
                    setup_deadline = COALESCE($5, setup_deadline), release_command = COALESCE($6, release_command), updated_at = now()
             WHERE udid = $1
-            """, [.text(udid), .text(state), .optionalText(reason), awaitConfigured.map(SQLValue.bool) ?? .null,
+            """, [.text(udid), .text(state.rawValue), .optionalText(reason), awaitConfigured.map(SQLValue.bool) ?? .null,
                   deadline.map(SQLValue.timestamp) ?? .null, .optionalText(releaseCommand)])
-        if state == "released" {
+        if state == .released {
             // Out of Setup Assistant: the device no longer awaits configuration (until a TokenUpdate says otherwise).
             try c.query("UPDATE enrollments SET awaiting_configuration = false WHERE id = $1 AND awaiting_configuration", [.text(udid)])
         }

@@ -1,4 +1,5 @@
 import OrchardStorage
+import OrchardSchemas
 
 /// The admin API's reads and its few writes of its own (revocations, API keys), as SQL. The routes in
 /// `Admin/` map these rows to their views; writes that belong to a flow go through that flow's store.
@@ -64,8 +65,8 @@ enum AdminQueries {
     /// The User Enrollments (`mdm-byod`) among `ids`, each with its ProductName (nil when the device never said).
     static func userEnrollments(_ c: Connection, among ids: [String]) throws -> [String: String?] {
         var found: [String: String?] = [:]
-        for row in try c.query("SELECT id, product_name FROM enrollments WHERE id = ANY($1::text[]) AND enrollment_mode = 'mdm-byod'",
-                               [.text(postgresArray(ids))]) {
+        for row in try c.query("SELECT id, product_name FROM enrollments WHERE id = ANY($1::text[]) AND enrollment_mode = $2",
+                               [.text(postgresArray(ids)), .text(AccountEnrollmentMode.userEnrollment.rawValue)]) {
             if let id = row.string("id") { found[id] = row.string("product_name") }
         }
         return found

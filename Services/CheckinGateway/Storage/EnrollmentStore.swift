@@ -161,6 +161,11 @@ enum EnrollmentStore {
     }
 
     /// Records that the enrollment was seen; sent with the COMMIT (no round trip of its own).
+    /// The serial number the device reported (Authenticate, DeviceInformation); nil when none yet.
+    static func serialNumber(_ database: Database, id: String) async throws -> String? {
+        try await database.query("SELECT serial_number FROM enrollments WHERE id = $1", [.text(id)]).first?.string("serial_number")
+    }
+
     static func touch(_ c: Connection, id: String) throws {
         try c.queryAtCommit("UPDATE enrollments SET last_seen_at = now() WHERE id = $1", [.text(id)])
     }

@@ -28,7 +28,7 @@ struct WatchEnrollmentSettings: Sendable {
         guard r.string("enrollment_kind") == "device", r.string("product_name")?.hasPrefix("iPhone") == true else {
             return "not an iPhone"
         }
-        guard r.string("status") == "enrolled" else { return "not enrolled" }
+        guard EnrollmentStatus(stored: r.string("status")) == .enrolled else { return "not enrolled" }
         guard r.bool("supervised") == true else { return "not supervised" }
         guard let major = r.string("os_version")?.split(separator: ".").first.flatMap({ Int($0) }), major >= 17 else {
             return "needs iOS 17 or later (has \(r.string("os_version") ?? "unknown"))"

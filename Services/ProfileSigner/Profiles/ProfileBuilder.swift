@@ -85,8 +85,8 @@ struct ProfileBuilder: Sendable {
         let record = issued.flatMap { cert in fingerprint.map { (cert, $0) } }
         try await database.transaction { c in
             if let (issued, fingerprint) = record {
-                try c.query("INSERT INTO issued_identities (fingerprint, subject, serial_hex, not_after) VALUES ($1, $2, $3, $4)",
-                            [.text(fingerprint), .text(request.subject), .text(issued.serialNumberHex), .timestamp(issued.notAfter)])
+                try SignerStore.recordIssuedIdentity(c, fingerprint: fingerprint, subject: request.subject,
+                                                     serialHex: issued.serialNumberHex, notAfter: issued.notAfter)
             }
             try Outbox.append(activity, correlationID: correlationID, on: c)
         }

@@ -29,10 +29,7 @@ struct PairingTokens: Sendable {
     /// Loads the MAC key, creating it (sealed with the KEK) on first start, once across replicas.
     static func loadKey(database: Database, box: SecretBox) async throws -> [UInt8] {
         let fresh = try box.seal(try SecureRandom.bytes(32), context: "token_service.keys/pairing")
-        let sealed = try await database.transaction { c -> [UInt8]? in
-            try c.query("INSERT INTO keys (name, sealed_key) VALUES ('pairing', $1) ON CONFLICT DO NOTHING", [.bytes(fresh)])
-            return try c.query("SELECT sealed_key FROM keys WHERE name = 'pairing'").first?.bytes("sealed_key")
-        }
+        let sealed = try await database.transaction { c in try TokenStore.sealedKey(c, name: "pairing", orInsert: fresh) }
         guard let sealed else { throw CryptoError(operation: "loading pairing key", detail: "missing") }
         return try box.open(sealed, context: "token_service.keys/pairing")
     }
@@ -48,34 +45,25 @@ struct PairingTokens: Sendable {
         let token = try Self.encode(claims, key: key)
         do {
             try await database.transaction { c in
-                guard let row = try c.query("""
-                    SELECT watch_udid, expires_at < now() AS expired, consumed_by_phone FROM security_tokens
-                    WHERE token_hash = $1 FOR UPDATE
-                    """, [.bytes(securityHash)]).first else {
+                guard let row = try TokenStore.lockSecurityToken(c, hash: securityHash) else {
                     throw RequestRefused(code: "security-token.unknown", message: "unknown security token", httpStatus: 403)
                 }
-                if row.bool("expired") == true {
+                if row.expired {
                     throw RequestRefused(code: "security-token.expired", message: "the security token has expired", httpStatus: 403)
                 }
-                guard row.string("watch_udid") == r.watchUDID else {
+                guard row.watchUDID == r.watchUDID else {
                     throw RequestRefused(code: "security-token.other-watch", message: "the security token was issued to another watch",
                                          httpStatus: 403)
                 }
                 // Exchanged already: by another iPhone, refused; by this iPhone for this watch, it is the same
                 // GetToken again because its answer never arrived (the gateway died, the reply was late):
                 // it gets a pairing token again, or a server failure would cost the pairing its retry.
-                if let phone = row.string("consumed_by_phone"), phone != r.phoneUDID {
+                if let phone = row.consumedByPhone, phone != r.phoneUDID {
                     throw RequestRefused(code: "security-token.used", message: "the security token was already exchanged by another iPhone",
                                          httpStatus: 403)
                 }
-                try c.query("""
-                    UPDATE security_tokens SET consumed_at = COALESCE(consumed_at, now()), consumed_by_phone = $2 WHERE token_hash = $1
-                    """, [.bytes(securityHash), .text(r.phoneUDID)])
-                try c.query("""
-                    INSERT INTO pairing_tokens (jti, phone_udid, watch_udid, security_token_hash, expires_at)
-                    VALUES ($1, $2, $3, $4, $5)
-                    """, [.text(claims.jti), .text(r.phoneUDID), .text(r.watchUDID), .bytes(securityHash),
-                          .timestamp(Date(timeIntervalSince1970: TimeInterval(claims.exp)))])
+                try TokenStore.recordExchange(c, securityHash: securityHash, phoneUDID: r.phoneUDID, watchUDID: r.watchUDID,
+                                              jti: claims.jti, expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp)))
                 try Outbox.append(ActivityRecorded(actor: "device:\(r.phoneUDID)", action: "pairing-token.issued", deviceID: r.watchUDID,
                                                    relatedDeviceIDs: [r.phoneUDID], outcome: .succeeded, service: service),
                                   correlationID: correlationID, on: c)
@@ -107,11 +95,7 @@ struct PairingTokens: Sendable {
                                      httpStatus: 403)
             }
             try await database.transaction { c in
-                let known = try c.query("""
-                    UPDATE pairing_tokens SET redeemed_at = COALESCE(redeemed_at, now())
-                    WHERE jti = $1 AND watch_udid = $2 AND expires_at > now() RETURNING jti
-                    """, [.text(claims.jti), .text(r.watchUDID)])
-                guard !known.isEmpty else {
+                guard try TokenStore.redeemPairingToken(c, jti: claims.jti, watchUDID: r.watchUDID) else {
                     throw RequestRefused(code: "pairing-token.unknown", message: "unknown pairing token", httpStatus: 403)
                 }
                 try Outbox.append(ActivityRecorded(actor: "device:\(r.watchUDID)", action: "pairing-token.redeemed", deviceID: r.watchUDID,

@@ -25,10 +25,8 @@ struct SecurityTokenIssuer: Sendable {
                                         deviceID: request.watchUDID, outcome: .succeeded,
                                         detail: "expires \(expiresAt)", service: service)
         try await database.transaction { c in
-            try c.query("""
-                INSERT INTO security_tokens (token_hash, watch_udid, watch_serial, expires_at) VALUES ($1, $2, $3, $4)
-                """, [.bytes(Digest.sha256(Array(token.utf8))), .text(request.watchUDID),
-                      .optionalText(request.watchSerialNumber), .timestamp(expiresAt)])
+            try TokenStore.insertSecurityToken(c, hash: Digest.sha256(Array(token.utf8)), watchUDID: request.watchUDID,
+                                               watchSerial: request.watchSerialNumber, expiresAt: expiresAt)
             try Outbox.append(activity, correlationID: correlationID, on: c)
         }
         outbox.notify()

@@ -21,11 +21,3 @@ enum DirectoryOutcome: Error, Sendable, Equatable {
     /// The directory refused the search account, or some other error: the administrator's to fix.
     case failed(String)
 }
-
-extension ManagedDomains {
-    /// The domain's directory (its search account's password unsealed); nil when the domain has none yet.
-    func directory(of record: Record) throws -> (any Directory)? {
-        guard let ldap = record.ldap else { return nil }
-        return LDAPDirectory(settings: ldap, bindPassword: try bindPassword(record))
-    }
-}

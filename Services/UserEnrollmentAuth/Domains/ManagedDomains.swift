@@ -25,7 +25,7 @@ struct ManagedDomains: Sendable {
 
     /// Apple's minimums for account-driven enrollment with the flows Orchard serves (REFERENCE §5; seed 003).
     static let defaultMinimumOS = ["iOS": "18.2", "iPadOS": "18.2", "macOS": "15.2"]
-    static let modes: Set<String> = ["mdm-byod", "mdm-adde"]
+    static let modes = Set(AccountEnrollmentMode.allCases.map(\.rawValue))
     static let authentications: Set<String> = ["apple-as-web", "apple-oauth2"]
 
     func save(_ r: SaveManagedDomain, correlationID: String?) async throws -> ManagedDomain {
@@ -77,21 +77,9 @@ struct ManagedDomains: Sendable {
         let minimumText = String(decoding: try JSONEncoder().encode(minimum), as: UTF8.self)
         let summary = minimum.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         try await database.transaction { c in
-            let inserted = try c.query("""
-                INSERT INTO managed_domains (domain, mode, directory, minimum_os, created_by, ldap_settings, ldap_bind_password,
-                                             authentication, oidc_settings, enrollment_sso)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                ON CONFLICT (domain) DO UPDATE SET mode = EXCLUDED.mode, directory = EXCLUDED.directory,
-                    minimum_os = EXCLUDED.minimum_os, ldap_settings = EXCLUDED.ldap_settings,
-                    authentication = EXCLUDED.authentication, oidc_settings = EXCLUDED.oidc_settings,
-                    enrollment_sso = EXCLUDED.enrollment_sso,
-                    ldap_bind_password = CASE WHEN EXCLUDED.ldap_settings IS NULL THEN NULL
-                                              ELSE COALESCE(EXCLUDED.ldap_bind_password, managed_domains.ldap_bind_password) END,
-                    updated_at = now()
-                RETURNING (xmax = 0) AS inserted
-                """, [.text(domain), .text(r.mode), .text(directory), .text(minimumText), .text(r.actor),
-                      .optionalText(ldapText), sealedPassword.map(SQLValue.bytes) ?? .null, .text(authentication),
-                      .optionalText(oidcText), .optionalText(essoText)]).first?.bool("inserted") ?? true
+            let inserted = try DomainStore.save(c, .init(domain: domain, mode: r.mode, directory: directory, minimumOS: minimumText, actor: r.actor,
+                                                         ldapSettings: ldapText, sealedBindPassword: sealedPassword, authentication: authentication,
+                                                         oidcSettings: oidcText, enrollmentSSO: essoText))
             try Outbox.append(activity(r.actor, inserted ? "account-domain.created" : "account-domain.changed",
                                        detail: "\(domain): \(r.mode), directory \(directory), \(authentication), minimum \(summary)"
                                            + (r.enrollmentSSO.map { ", Enrollment SSO app \($0.appStoreID) (\($0.extensionIdentifier))" } ?? "")),
@@ -104,13 +92,13 @@ struct ManagedDomains: Sendable {
     }
 
     func list() async throws -> [ManagedDomain] {
-        try await database.query("SELECT \(Self.columns) FROM managed_domains ORDER BY domain").map { record($0).view }
+        try await DomainStore.list(database).map { record($0).view }
     }
 
     func delete(_ r: DeleteManagedDomain, correlationID: String?) async throws -> DeleteManagedDomain.Reply {
         let domain = try Self.canonical(r.domain)
         let deleted = try await database.transaction { c -> Bool in
-            guard !(try c.query("DELETE FROM managed_domains WHERE domain = $1 RETURNING 1", [.text(domain)])).isEmpty else { return false }
+            guard try DomainStore.delete(c, domain: domain) else { return false }
             try Outbox.append(activity(r.actor, "account-domain.deleted", detail: domain), correlationID: correlationID, on: c)
             return true
         }
@@ -127,12 +115,11 @@ struct ManagedDomains: Sendable {
         let sealedBindPassword: [UInt8]?
     }
 
-    static let columns = "domain, mode, directory, minimum_os, updated_at, ldap_settings, ldap_bind_password, authentication, oidc_settings, enrollment_sso"
 
     /// The domain, read at most `DomainCache.lifetime` ago (this replica's own changes at once).
     func find(_ domain: String) async throws -> Record? {
         if let known = cache.lookup(domain) { return known }
-        let found = try await database.query("SELECT \(Self.columns) FROM managed_domains WHERE domain = $1", [.text(domain)]).first.map(record)
+        let found = try await DomainStore.find(database, domain: domain).map(record)
         cache.keep(found, for: domain)
         return found
     }
@@ -236,4 +223,12 @@ final class DomainCache: Sendable {
     func keep(_ record: ManagedDomains.Record?, for domain: String) { entries.set(domain, record, for: Self.lifetime) }
 
     func forget(_ domain: String) { entries.remove(domain) }
+}
+
+extension ManagedDomains {
+    /// The domain's directory (its search account's password unsealed); nil when the domain has none yet.
+    func directory(of record: Record) throws -> (any Directory)? {
+        guard let ldap = record.ldap else { return nil }
+        return LDAPDirectory(settings: ldap, bindPassword: try bindPassword(record))
+    }
 }

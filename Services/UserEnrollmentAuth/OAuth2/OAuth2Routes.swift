@@ -16,8 +16,8 @@ struct OAuth2Routes: Sendable {
     let grants: OAuthGrants
     let challenges: AccountChallenges
 
-    static let authorizePath = "account/oauth2/authorize"
-    static let tokenPath = "account/oauth2/token"
+    static let authorizePath = AccountChallenges.authorizePath
+    static let tokenPath = AccountChallenges.tokenPath
 
     func add(to router: Router<AccountRequestContext>) {
         router.get(RouterPath(stringLiteral: Self.authorizePath)) { request, _ -> Response in

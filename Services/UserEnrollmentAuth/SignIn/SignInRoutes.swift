@@ -34,7 +34,7 @@ struct SignInRoutes: Sendable {
     let forwardedFor: HTTPField.Name?
     let logger: Logger
 
-    static let path = "account/sign-in"
+    static let path = AccountChallenges.signInPath
     static let cookie = "orchard_sign_in"
     static let formLifetime: TimeInterval = 1800
     static let retryAfter = HTTPField.Name("Retry-After")!
@@ -217,7 +217,7 @@ struct SignInRoutes: Sendable {
     /// is the account the device asked for, the only one the form signs in.
     func page(user: String, error: String? = nil, status: HTTPResponse.Status = .ok, mode: String? = nil,
               oauth: OAuthRequest? = nil, boundTo: String? = nil) throws -> Response {
-        let meaning = mode == "mdm-adde"
+        let meaning = mode == AccountEnrollmentMode.deviceEnrollment.rawValue
             ? "This device becomes managed by your organisation."
             : "Your organisation manages only its own accounts, apps and data on this device; your personal data stays private."
         let nonce = try SecureRandom.token(byteCount: 16)

@@ -32,45 +32,27 @@ struct AccountTokens: Sendable {
                familyID: String? = nil) throws -> (id: String, token: String) {
         let token = "orc_at_" + (try SecureRandom.token())
         let id = RandomUUID.lowercased()
-        let row = try c.query("""
-            INSERT INTO account_tokens (id, token_hash, managed_apple_id, domain, directory_dn, expires_at, family_id)
-            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
-            RETURNING expires_at, (SELECT mode FROM managed_domains WHERE domain = $4) AS mode
-            """, [.text(id), .text(Self.hash(token)), .text(user), .text(domain), .optionalText(dn),
-                  .int(Int(lifetime ?? self.lifetime)), .optionalText(familyID)]).first
+        let stored = try AccountTokenStore.insertAccessToken(c, id: id, hash: Self.hash(token), user: user, domain: domain, dn: dn,
+                                                             lifetimeSeconds: Int(lifetime ?? self.lifetime), familyID: familyID)
         try Outbox.append(AccountTokenEvent(tokenHash: Self.hash(token), tokenID: id, managedAppleID: user, domain: domain,
-                                            mode: row?.string("mode") ?? "", expiresAt: row?.date("expires_at") ?? Date()), correlationID: nil, on: c)
+                                            mode: stored.mode, expiresAt: stored.expiresAt), correlationID: nil, on: c)
         return (id, token)
     }
 
-    /// Revocation events (for the gateway's copy) of the token rows an UPDATE … RETURNING gave.
-    static func revoked(_ c: Connection, _ rows: [Row], reason: String) throws {
-        for row in rows {
-            try Outbox.append(AccountTokenEvent(tokenHash: row.string("token_hash") ?? "", tokenID: row.string("id") ?? "",
-                                                managedAppleID: row.string("managed_apple_id") ?? "", domain: row.string("domain") ?? "",
-                                                mode: "", expiresAt: row.date("expires_at") ?? Date(), revokedAt: Date(),
-                                                revokedReason: reason), correlationID: nil, on: c)
+    /// Revocation events (for the gateway's copy) of the tokens just revoked.
+    static func revoked(_ c: Connection, _ tokens: [RevokedAccountToken], reason: String) throws {
+        for t in tokens {
+            try Outbox.append(AccountTokenEvent(tokenHash: t.tokenHash, tokenID: t.id, managedAppleID: t.managedAppleID, domain: t.domain,
+                                                mode: "", expiresAt: t.expiresAt, revokedAt: Date(), revokedReason: reason),
+                              correlationID: nil, on: c)
         }
-    }
-
-    /// The directory just said `user` may sign in (the per-request recheck of an external provider's token).
-    static func directoryConfirmed(_ c: Connection, user: String) throws {
-        try c.query("""
-            INSERT INTO account_users (managed_apple_id, directory_checked_at) VALUES ($1, now())
-            ON CONFLICT (managed_apple_id) DO UPDATE SET directory_checked_at = now()
-            """, [.text(user)])
     }
 
     func validate(_ r: ValidateAccountToken, correlationID: String?) async throws -> ValidateAccountToken.Reply {
         guard r.tokenHash.count == 64, r.tokenHash.allSatisfy(\.isHexDigit) else { return .init(valid: false, reason: "not a token") }
         if let jwt = r.jwt { return try await validateExternal(jwt, correlationID: correlationID) }
         // The token and its domain, in one round trip.
-        guard let row = try await database.query("""
-            SELECT t.id, t.managed_apple_id, t.domain AS token_domain, t.expires_at, t.revoked_at, t.revoked_reason,
-                   t.expires_at <= now() AS expired,
-                   \(ManagedDomains.columns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
-            FROM account_tokens t LEFT JOIN managed_domains d ON d.domain = t.domain WHERE t.token_hash = $1
-            """, [.text(r.tokenHash)]).first,
+        guard let row = try await AccountTokenStore.tokenWithDomain(database, hash: r.tokenHash),
               let id = row.string("id"), let user = row.string("managed_apple_id"), let domain = row.string("token_domain") else {
             return .init(valid: false, reason: "unknown token")
         }
@@ -92,7 +74,7 @@ struct AccountTokens: Sendable {
         let outcome = await directory.check(user: user, password: nil)
         switch outcome {
         case .ok:
-            try await database.transaction { c in try Self.directoryConfirmed(c, user: user) }
+            try await database.transaction { c in try AccountTokenStore.directoryConfirmed(c, user: user) }
             return nil
         case .disabled, .notFound, .ambiguous:
             let why = outcome == .disabled ? "disabled in the directory" : "no longer in the directory"
@@ -116,9 +98,7 @@ struct AccountTokens: Sendable {
               let issuer = (try? JSONSerialization.jsonObject(with: payload) as? [String: Any])?["iss"] as? String, issuer.count <= 512 else {
             return .init(valid: false, reason: "not a token of a known provider")
         }
-        let candidates = try await database.query("""
-            SELECT \(ManagedDomains.columns) FROM managed_domains WHERE oidc_settings IS NOT NULL AND (oidc_settings::json ->> 'issuer') = $1
-            """, [.text(issuer)]).map(domains.record)
+        let candidates = try await DomainStore.trusting(database, issuer: issuer).map(domains.record)
         var last = "no domain trusts issuer \(issuer.prefix(200))"
         for record in candidates {
             guard let settings = record.view.oidc else { continue }
@@ -129,15 +109,12 @@ struct AccountTokens: Sendable {
                 var reply = ValidateAccountToken.Reply(valid: false, tokenID: "oidc:" + String(Self.hash(jwt).prefix(16)), managedAppleID: claims.user,
                                                        domain: record.view.domain, mode: record.view.mode, expiresAt: claims.expiresAt,
                                                        challenge: try? await challenges.challenge(for: record))
-                let user = try await database.query("""
-                    SELECT revoked_before, directory_checked_at < now() - make_interval(secs => $2) AS stale
-                    FROM account_users WHERE managed_apple_id = $1
-                    """, [.text(claims.user), .int(Int(recheck))]).first
-                if let revokedBefore = user?.date("revoked_before"), (claims.issuedAt ?? .distantPast) <= revokedBefore {
+                let user = try await AccountTokenStore.account(database, user: claims.user, staleAfter: Int(recheck))
+                if let revokedBefore = user?.revokedBefore, (claims.issuedAt ?? .distantPast) <= revokedBefore {
                     reply.reason = "revoked (issued before the account's tokens were revoked)"
                     return reply
                 }
-                if user == nil || user?.bool("stale") == true,
+                if user == nil || user?.stale == true,
                    let why = try await recheck(user: claims.user, record: record, correlationID: correlationID) {
                     reply.reason = "revoked (\(why))"
                     return reply
@@ -153,24 +130,10 @@ struct AccountTokens: Sendable {
     func revoke(user: String, actor: String, reason: String, correlationID: String?) async throws -> Int {
         let user = user.lowercased()
         let count = try await database.transaction { c -> Int in
-            let rows = try c.query("""
-                UPDATE account_tokens SET revoked_at = now(), revoked_reason = $2
-                WHERE managed_apple_id = $1 AND revoked_at IS NULL AND expires_at > now()
-                RETURNING id, token_hash, managed_apple_id, domain, expires_at
-                """, [.text(user), .text(reason)])
+            // Refresh tokens and authorization codes not exchanged yet would otherwise still give tokens; tokens Orchard did
+            // not issue (an OIDC provider's) issued before now stop working too.
+            let (rows, codes) = try AccountTokenStore.revokeAll(c, user: user, reason: reason)
             try Self.revoked(c, rows, reason: reason)
-            try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE managed_apple_id = $1 AND revoked_at IS NULL",
-                        [.text(user)])
-            // Authorization codes not exchanged yet would otherwise still give tokens.
-            let codes = try c.query("""
-                UPDATE account_codes SET revoked_at = now() WHERE managed_apple_id = $1 AND used_at IS NULL AND revoked_at IS NULL
-                    AND expires_at > now() RETURNING 1
-                """, [.text(user)]).count
-            // Tokens Orchard did not issue (an OIDC provider's) issued before now stop working too.
-            try c.query("""
-                INSERT INTO account_users (managed_apple_id, revoked_before) VALUES ($1, now())
-                ON CONFLICT (managed_apple_id) DO UPDATE SET revoked_before = now()
-                """, [.text(user)])
             if !rows.isEmpty || codes > 0 {
                 let what = codes > 0 ? "\(rows.count) token(s) and \(codes) authorization code(s)" : "\(rows.count) token(s)"
                 try Outbox.append(ActivityRecorded(actor: actor, action: "account.token.revoked", deviceID: nil, relatedDeviceIDs: [],

@@ -37,34 +37,20 @@ struct DirectorySweep: Service {
     /// Whether this replica sweeps now (one per interval, whichever asks first).
     private func claim() async throws -> Bool {
         let seconds = max(1, Int(interval.components.seconds) - 1)
-        return try await !database.query("""
-            INSERT INTO directory_sweeps (name, swept_at) VALUES ('directory', now())
-            ON CONFLICT (name) DO UPDATE SET swept_at = now()
-                WHERE directory_sweeps.swept_at < now() - make_interval(secs => $1)
-            RETURNING 1
-            """, [.int(seconds)]).isEmpty
+        return try await AccountTokenStore.claimSweep(database, intervalSeconds: seconds)
     }
 
     func sweep(listUsers: Bool) async throws {
         for domain in try await domains.list() {
             guard let record = try await domains.find(domain.domain), let directory = try domains.directory(of: record) else { continue }
-            let live = try await database.query("""
-                SELECT DISTINCT managed_apple_id, lower(directory_dn) AS dn FROM account_tokens
-                WHERE domain = $1 AND revoked_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
-                UNION
-                SELECT DISTINCT managed_apple_id, lower(directory_dn) FROM account_refresh_tokens
-                WHERE domain = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
-                UNION
-                SELECT DISTINCT managed_apple_id, lower(directory_dn) FROM account_codes
-                WHERE domain = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() AND directory_dn IS NOT NULL
-                """, [.text(record.view.domain)])
+            let live = try await AccountTokenStore.liveAccounts(database, domain: record.view.domain)
             guard !live.isEmpty else { continue }
             var revoke: [String: String] = [:]
             if let disabledEntries = await directory.disabledEntries() {
                 switch disabledEntries {
                 case .success(let disabled):
-                    for row in live where disabled.contains(row.string("dn") ?? "") {
-                        revoke[row.string("managed_apple_id") ?? ""] = "disabled in the directory"
+                    for row in live where disabled.contains(row.dn) {
+                        revoke[row.user] = "disabled in the directory"
                     }
                 case .failure(let why):
                     logger.warning("directory of \(record.view.domain) did not answer the sweep; tokens stand", metadata: ["error": "\(why)"])
@@ -74,8 +60,8 @@ struct DirectorySweep: Service {
             if listUsers {
                 switch await directory.userEntries() {
                 case .success(let present):
-                    for row in live where !present.contains(row.string("dn") ?? "") {
-                        let user = row.string("managed_apple_id") ?? ""
+                    for row in live where !present.contains(row.dn) {
+                        let user = row.user
                         revoke[user] = revoke[user] ?? "no longer in the directory"
                     }
                 case .failure(let why):

@@ -58,7 +58,7 @@ struct AccountAuthorization: Sendable {
     func validate(_ token: String, correlationID: String) async throws -> ValidateAccountToken.Reply {
         let hash = Digest.sha256(Array(token.utf8)).hexString
         if let cached = tokens.get(hash) { return cached }
-        if let row = try await AccountTokenCopy.find(database, tokenHash: hash), let domain = row.string("domain") {
+        if let row = try await AccountTokenCopyStore.find(database, tokenHash: hash), let domain = row.string("domain") {
             let settings = try await describe(domain, correlationID: correlationID)
             var reply = ValidateAccountToken.Reply(valid: false, tokenID: row.string("token_id"), managedAppleID: row.string("managed_apple_id"),
                                                    domain: domain, mode: settings?.mode, expiresAt: row.date("expires_at"),

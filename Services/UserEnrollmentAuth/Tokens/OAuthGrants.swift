@@ -82,12 +82,9 @@ struct OAuthGrants: Sendable {
     /// A code for `user`, recorded in `c` (the sign-in's transaction).
     func issueCode(_ c: Connection, _ request: OAuthRequest, user: String, domain: String, dn: String?) throws -> String {
         let code = "orc_ac_" + (try SecureRandom.token())
-        try c.query("""
-            INSERT INTO account_codes (code_hash, client_id, redirect_uri, code_challenge, managed_apple_id, domain, directory_dn,
-                                       family_id, expires_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
-            """, [.text(AccountTokens.hash(code)), .text(request.clientID), .text(request.redirectURI), .optionalText(request.codeChallenge),
-                  .text(user), .text(domain), .optionalText(dn), .text(RandomUUID.lowercased()), .int(Self.codeLifetime)])
+        try AccountTokenStore.insertCode(c, hash: AccountTokens.hash(code), clientID: request.clientID, redirectURI: request.redirectURI,
+                                         codeChallenge: request.codeChallenge, user: user, domain: domain, dn: dn,
+                                         familyID: RandomUUID.lowercased(), lifetimeSeconds: Self.codeLifetime)
         return code
     }
 
@@ -100,42 +97,36 @@ struct OAuthGrants: Sendable {
     func exchange(_ form: [String: String], correlationID: String) async throws -> Result<TokenResponse, OAuthError> {
         guard let code = form["code"], code.count <= 256 else { return .failure(.init("invalid_request", "code is required")) }
         // The directory is asked before tokens are issued, as for a refresh: a user disabled since signing in gets none.
-        if let owner = try await database.query("""
-            SELECT managed_apple_id, domain FROM account_codes WHERE code_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
-            """, [.text(AccountTokens.hash(code))]).first, let user = owner.string("managed_apple_id"), let domain = owner.string("domain"),
-           let refused = try await directoryRefusal(user: user, domain: domain, correlationID: correlationID) {
+        if let owner = try await AccountTokenStore.liveCodeOwner(database, hash: AccountTokens.hash(code)),
+           let refused = try await directoryRefusal(user: owner.user, domain: owner.domain, correlationID: correlationID) {
             return try await finish(.refused(refused), form: form, correlationID: correlationID)
         }
         let outcome = try await database.transaction { c -> Outcome in
-            guard let row = try c.query("""
-                SELECT client_id, redirect_uri, code_challenge, managed_apple_id, domain, directory_dn, family_id,
-                       used_at IS NOT NULL AS used, expires_at <= now() AS expired, revoked_at IS NOT NULL AS revoked
-                FROM account_codes WHERE code_hash = $1 FOR UPDATE
-                """, [.text(AccountTokens.hash(code))]).first,
-                  let user = row.string("managed_apple_id"), let domain = row.string("domain"), let family = row.string("family_id") else {
+            guard let row = try AccountTokenStore.lockCode(c, hash: AccountTokens.hash(code)) else {
                 return .refused(.init("invalid_grant", "unknown authorization code"))
             }
-            if row.bool("used") == true {
+            let user = row.user, domain = row.domain, family = row.familyID
+            if row.used {
                 let revoked = try revokeFamily(c, family)
                 try Outbox.append(activity.entry("account.token.revoked", actor: "user:\(user)", outcome: .refused,
                                                  detail: "\(user): authorization code used twice; \(revoked) token(s) it gave revoked"),
                                   correlationID: correlationID, on: c)
                 return .refused(.init("invalid_grant", "authorization code already used"))
             }
-            if row.bool("expired") == true { return .refused(.init("invalid_grant", "authorization code expired")) }
-            if row.bool("revoked") == true { return .refused(.init("invalid_grant", "authorization code revoked with its user's tokens")) }
-            guard form["client_id"] == row.string("client_id"), form["redirect_uri"] == row.string("redirect_uri") else {
+            if row.expired { return .refused(.init("invalid_grant", "authorization code expired")) }
+            if row.revoked { return .refused(.init("invalid_grant", "authorization code revoked with its user's tokens")) }
+            guard form["client_id"] == row.clientID, form["redirect_uri"] == row.redirectURI else {
                 return .refused(.init("invalid_grant", "client_id or redirect_uri differs from the authorization request"))
             }
-            if let challenge = row.string("code_challenge") {
+            if let challenge = row.codeChallenge {
                 guard let verifier = form["code_verifier"], (43...128).contains(verifier.count),
                       base64URL(Digest.sha256(Array(verifier.utf8))) == challenge else {
                     return .refused(.init("invalid_grant", "code_verifier does not match the code_challenge"))
                 }
             }
-            try c.query("UPDATE account_codes SET used_at = now() WHERE code_hash = $1", [.text(AccountTokens.hash(code))])
-            let response = try issuePair(c, user: user, domain: domain, dn: row.string("directory_dn"), family: family,
-                                         clientID: row.string("client_id") ?? "")
+            try AccountTokenStore.spendCode(c, hash: AccountTokens.hash(code))
+            let response = try issuePair(c, user: user, domain: domain, dn: row.dn, family: family,
+                                         clientID: row.clientID ?? "")
             try Outbox.append(activity.entry("account.token.issued", actor: "user:\(user)", outcome: .succeeded,
                                              detail: "\(user): OAuth 2 access and refresh token for an authorization code"),
                               correlationID: correlationID, on: c)
@@ -148,31 +139,23 @@ struct OAuthGrants: Sendable {
     /// `grant_type=refresh_token`: rotation; the user must still be enabled in the directory.
     func refresh(_ form: [String: String], correlationID: String) async throws -> Result<TokenResponse, OAuthError> {
         guard let refresh = form["refresh_token"], refresh.count <= 256 else { return .failure(.init("invalid_request", "refresh_token is required")) }
-        guard let row = try await database.query("""
-            SELECT family_id, client_id, managed_apple_id, domain, directory_dn, used_at IS NOT NULL AS used,
-                   revoked_at IS NOT NULL AS revoked, expires_at <= now() AS expired
-            FROM account_refresh_tokens WHERE token_hash = $1
-            """, [.text(AccountTokens.hash(refresh))]).first,
-              let user = row.string("managed_apple_id"), let domain = row.string("domain"), let family = row.string("family_id") else {
+        guard let row = try await AccountTokenStore.refreshToken(database, hash: AccountTokens.hash(refresh)) else {
             return .failure(.init("invalid_grant", "unknown refresh token"))
         }
-        guard form["client_id"] == row.string("client_id") else { return .failure(.init("invalid_grant", "refresh token of another client")) }
-        if row.bool("revoked") == true || row.bool("expired") == true { return .failure(.init("invalid_grant", "refresh token revoked or expired")) }
+        let user = row.user, domain = row.domain, family = row.familyID
+        guard form["client_id"] == row.clientID else { return .failure(.init("invalid_grant", "refresh token of another client")) }
+        if row.revoked || row.expired { return .failure(.init("invalid_grant", "refresh token revoked or expired")) }
         if let refused = try await directoryRefusal(user: user, domain: domain, correlationID: correlationID) { return .failure(refused) }
         let outcome = try await database.transaction { c -> Outcome in
-            let spent = try c.query("""
-                UPDATE account_refresh_tokens SET used_at = now()
-                WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() RETURNING 1
-                """, [.text(AccountTokens.hash(refresh))])
-            guard !spent.isEmpty else {
+            guard try AccountTokenStore.spendRefreshToken(c, hash: AccountTokens.hash(refresh)) else {
                 let revoked = try revokeFamily(c, family)
                 try Outbox.append(activity.entry("account.token.revoked", actor: "user:\(user)", outcome: .refused,
                                                  detail: "\(user): a rotated refresh token was used again; \(revoked) token(s) of its sign-in revoked"),
                                   correlationID: correlationID, on: c)
                 return .refused(.init("invalid_grant", "refresh token already used"))
             }
-            let response = try issuePair(c, user: user, domain: domain, dn: row.string("directory_dn"), family: family,
-                                         clientID: row.string("client_id") ?? "")
+            let response = try issuePair(c, user: user, domain: domain, dn: row.dn, family: family,
+                                         clientID: row.clientID ?? "")
             try Outbox.append(activity.entry("account.token.refreshed", actor: "user:\(user)", outcome: .succeeded,
                                              detail: "\(user): refresh token rotated"), correlationID: correlationID, on: c)
             return .issued(response)
@@ -207,21 +190,14 @@ struct OAuthGrants: Sendable {
     private func issuePair(_ c: Connection, user: String, domain: String, dn: String?, family: String, clientID: String) throws -> TokenResponse {
         let access = try tokens.issue(c, user: user, domain: domain, dn: dn, lifetime: accessLifetime, familyID: family)
         let refresh = "orc_rt_" + (try SecureRandom.token())
-        try c.query("""
-            INSERT INTO account_refresh_tokens (token_hash, family_id, client_id, managed_apple_id, domain, directory_dn, expires_at)
-            VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
-            """, [.text(AccountTokens.hash(refresh)), .text(family), .text(clientID), .text(user), .text(domain), .optionalText(dn),
-                  .int(Int(refreshLifetime))])
+        try AccountTokenStore.insertRefreshToken(c, hash: AccountTokens.hash(refresh), familyID: family, clientID: clientID, user: user,
+                                                 domain: domain, dn: dn, lifetimeSeconds: Int(refreshLifetime))
         return TokenResponse(access_token: access.token, expires_in: Int(accessLifetime), refresh_token: refresh)
     }
 
     /// Revokes every access and refresh token of one sign-in; the count of access tokens.
     private func revokeFamily(_ c: Connection, _ family: String) throws -> Int {
-        try c.query("UPDATE account_refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [.text(family)])
-        let rows = try c.query("""
-            UPDATE account_tokens SET revoked_at = now(), revoked_reason = 'reused OAuth 2 grant'
-            WHERE family_id = $1 AND revoked_at IS NULL RETURNING id, token_hash, managed_apple_id, domain, expires_at
-            """, [.text(family)])
+        let rows = try AccountTokenStore.revokeFamily(c, family, reason: "reused OAuth 2 grant")
         try AccountTokens.revoked(c, rows, reason: "reused OAuth 2 grant")
         return rows.count
     }

@@ -9,10 +9,14 @@ struct AccountChallenges: Sendable {
 
     static let redirectURI = "apple-remotemanagement-user-login:/oauth2/redirection"
     static let scope = "enroll"
+    /// The paths the challenges name (SignInRoutes and OAuth2Routes serve them).
+    static let signInPath = "account/sign-in"
+    static let authorizePath = "account/oauth2/authorize"
+    static let tokenPath = "account/oauth2/token"
 
-    var signInURL: String { "\(ownURL)/\(SignInRoutes.path)" }
-    var authorizationURL: String { "\(ownURL)/\(OAuth2Routes.authorizePath)" }
-    var tokenURL: String { "\(ownURL)/\(OAuth2Routes.tokenPath)" }
+    var signInURL: String { "\(ownURL)/\(Self.signInPath)" }
+    var authorizationURL: String { "\(ownURL)/\(Self.authorizePath)" }
+    var tokenURL: String { "\(ownURL)/\(Self.tokenPath)" }
 
     /// The domain's challenge; an external provider's endpoints come from its discovery document (cached).
     func challenge(for record: ManagedDomains.Record) async throws -> String {
