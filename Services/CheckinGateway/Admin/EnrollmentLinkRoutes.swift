@@ -1,0 +1,34 @@
+import OrchardCore
+import AppleProtocol
+import Foundation
+import Hummingbird
+import OrchardCrypto
+import OrchardSchemas
+import OrchardMessaging
+import OrchardStorage
+
+extension AdminRoutes {
+    /// `/admin/v1/enrollment-links`: links that let a device enroll (count and expiry), revoked by id.
+    func addEnrollmentLinkRoutes(to admin: RouterGroup<GatewayContext>) {
+        admin.post("enrollment-links") { request, context -> EnrollmentLinkCreated in
+            let input = try await request.decode(as: EnrollmentLinkInput.self, context: context)
+            let made = try await links.create(name: input.name, expiresAt: input.expiresAt, maxUses: input.maxUses,
+                                              actor: context.adminKey!.actor, correlationID: context.correlationID)
+            return EnrollmentLinkCreated(id: made.id, url: made.url, token: made.token)
+        }
+        admin.get("enrollment-links") { _, _ -> Page<EnrollmentLinkView> in
+            Page(items: try await AdminQueries.links(database).map(EnrollmentLinkView.init))
+        }
+        admin.delete("enrollment-links/:id") { _, context -> Response in
+            let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
+            let revoked = try await database.transaction { c -> Bool in
+                let hit = try AdminQueries.revokeLink(c, id: id)
+                if hit { try audit(c, context, "enrollment-link.revoked", device: nil, detail: id) }
+                return hit
+            }
+            guard revoked else { throw refuse(.notFound, "no active enrollment link \(id)") }
+            outbox.notify()
+            return emptyResponse(.noContent)
+        }
+    }
+}
