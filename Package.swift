@@ -28,10 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
@@ -48,7 +46,7 @@ let package = Package(
         // Shared modules.
         .target(name: "OrchardCore", path: "Shared/Core"),
         .target(name: "OrchardCrypto", dependencies: [
-            "COrchardCrypto", .product(name: "Crypto", package: "swift-crypto"),
+            "COrchardCrypto",
         ], path: "Shared/Crypto"),
         .target(name: "OrchardStorage", dependencies: [
             "CLibPQ", "OrchardCore",
@@ -96,17 +94,14 @@ let package = Package(
                           path: "Services/ProfileSigner"),
         .executableTarget(name: "ABMSync", dependencies: serviceDependencies + [
             "OrchardCrypto",
-            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ], path: "Services/ABMSync"),
         .executableTarget(name: "UserEnrollmentAuth", dependencies: serviceDependencies + [
             "COrchardLDAP", "OrchardCrypto", "AppleProtocol",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
         ],
                           path: "Services/UserEnrollmentAuth"),
 
@@ -116,8 +111,6 @@ let package = Package(
                           path: "Deploy/LocalBroker"),
         .executableTarget(name: "OrchardBench", dependencies: [
             "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardTestSupport", "AppleProtocol", "OrchardCrypto",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "X509", package: "swift-certificates"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Benchmarks/OrchardBench"),

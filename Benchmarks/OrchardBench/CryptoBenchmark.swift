@@ -1,9 +1,7 @@
 import AppleProtocol
 import COrchardCrypto
-import Crypto
 import Foundation
 import OrchardCrypto
-import X509
 
 /// Microseconds per call of the cryptographic (and plist) operations on the enrollment paths, in this process:
 /// tells which one to look at when a flow's CPU per request moves.
@@ -69,41 +67,28 @@ enum CryptoBenchmark {
         try compareWithSwiftCrypto(certificateDER: watchCert.der)
     }
 
-    /// The same primitives through OpenSSL (Orchard's C shim) and through swift-crypto / swift-certificates,
-    /// side by side in one process: the numbers behind docs/decisions.md's choice of library per primitive.
+    /// The primitives of the JWT, OAuth and token paths, all OpenSSL since swift-crypto left the build (docs/decisions.md:
+    /// with both in one process, swift-crypto's SHA-256 measured 0.3 and 3.6 µs for 32 B and 6 kB, OpenSSL's 0.4 and 3.7).
     static func compareWithSwiftCrypto(certificateDER: [UInt8]) throws {
-        print("  -- OpenSSL shim vs swift-crypto / swift-certificates --")
+        print("  -- hashes, MACs and JWS signatures (OpenSSL) --")
         let small = [UInt8](repeating: 3, count: 32), page = [UInt8](repeating: 4, count: 6000)
-        // SHA-256 moved to swift-crypto (OpenSSL's EVP_Digest measured 0.4 and 3.7 µs here, swift-crypto 0.3 and 3.6).
-        measure("SHA-256 32 B, swift-crypto (Digest.sha256)") { _ = OrchardCrypto.Digest.sha256(small) }
-        measure("SHA-256 6 kB, swift-crypto (Digest.sha256)") { _ = OrchardCrypto.Digest.sha256(page) }
+        measure("SHA-256 32 B, OpenSSL (Digest.sha256)") { _ = OrchardCrypto.Digest.sha256(small) }
+        measure("SHA-256 6 kB, OpenSSL (Digest.sha256)") { _ = OrchardCrypto.Digest.sha256(page) }
         let macKey = [UInt8](repeating: 9, count: 32)
         measure("HMAC-SHA256 32 B, OpenSSL") { _ = OrchardCrypto.Digest.hmacSHA256(key: macKey, data: small) }
-        let symmetric = SymmetricKey(data: macKey)
-        measure("HMAC-SHA256 32 B, swift-crypto") {
-            _ = Array(HMAC<SHA256>.authenticationCode(for: small, using: symmetric))
-        }
+        measure("HMAC-SHA1 200 B (OAuth 1.0a), OpenSSL") { _ = OrchardCrypto.Digest.hmacSHA1(key: macKey, data: page.prefix(200).map { $0 }) }
         measure("random 32 B, OpenSSL") { _ = try SecureRandom.bytes(32) }
-        measure("random 32 B, swift-crypto") { _ = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } }
-        let box = try SecretBox(key: macKey)
-        let aad = Array("unlock/x".utf8)
-        measure("AES-256-GCM seal 32 B, OpenSSL") { _ = try box.seal(small, context: "unlock/x") }
-        measure("AES-256-GCM seal 32 B, swift-crypto") {
-            _ = Array(try AES.GCM.seal(small, using: symmetric, authenticating: aad).combined!)
-        }
-        let sealed = try box.seal(small, context: "unlock/x")
-        measure("AES-256-GCM open 32 B, OpenSSL") { _ = try box.open(sealed, context: "unlock/x") }
-        measure("AES-256-GCM open 32 B, swift-crypto") {
-            _ = Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: symmetric, authenticating: aad))
-        }
+        let input = Array("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0".utf8)
+        let ec = try PrivateKey.generateP256(), rsa = try PrivateKey.generateRSA()
+        let es256 = try ec.jwsSignature(input, ecdsa: true), rs256 = try rsa.jwsSignature(input, ecdsa: false)
+        measure("ES256 sign (ABM API client assertion)") { _ = try ec.jwsSignature(input, ecdsa: true) }
+        measure("RS256 sign (com.apple.maid token)") { _ = try rsa.jwsSignature(input, ecdsa: false) }
+        let ecPublic = try PublicKey(spki: try ec.publicKeyDER()), rsaPublic = try PublicKey(spki: try rsa.publicKeyDER())
+        measure("ES256 verify (OIDC id token)") { precondition(ecPublic.isValidJWSSignature(es256, for: input, ecdsa: true)) }
+        measure("RS256 verify (OIDC id token)") { precondition(rsaPublic.isValidJWSSignature(rs256, for: input, ecdsa: false)) }
         measure("X.509 parse + fields, OpenSSL") { _ = try OrchardCrypto.Certificate(der: certificateDER) }
         measure("X.509 DER to OpenSSL object only (d2i)") {
             certificateDER.withUnsafeBufferPointer { orc_x509_free(orc_x509_from_der($0.baseAddress, $0.count)) }
-        }
-        measure("X.509 parse + fields, swift-certificates") {
-            let parsed = try X509.Certificate(derEncoded: certificateDER)
-            _ = (parsed.subject.description, parsed.issuer.description, parsed.serialNumber.description,
-                 parsed.notValidBefore, parsed.notValidAfter, try parsed.extensions.basicConstraints)
         }
     }
 

@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -600,4 +601,99 @@ int orc_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, siz
 int orc_pbkdf2_sha256(const char *password, size_t password_len, const uint8_t *salt, size_t salt_len, int iterations,
                       uint8_t *out, size_t out_len) {
     return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations, EVP_sha256(), (int)out_len, out) == 1;
+}
+
+/* One-shot digests and HMACs by OpenSSL's name ("SHA256", "SHA1"); the output's length in *out_len. */
+int orc_digest(const char *name, const uint8_t *data, size_t len, uint8_t *out, unsigned int *out_len) {
+    const EVP_MD *md = EVP_get_digestbyname(name);
+    return md && EVP_Digest(data, len, out, out_len, md, NULL) == 1;
+}
+
+int orc_hmac(const char *name, const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t *out,
+             unsigned int *out_len) {
+    const EVP_MD *md = EVP_get_digestbyname(name);
+    return md && HMAC(md, key, (int)key_len, data, len, out, out_len) != NULL;
+}
+
+/* SHA-256 signatures (JWTs, RS256 and ES256): RSA PKCS#1 v1.5, or ECDSA as DER. */
+int orc_sign_sha256(EVP_PKEY *key, const uint8_t *data, size_t len, uint8_t **out, size_t *out_len) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t n = 0;
+    int ok = ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+             EVP_DigestSign(ctx, NULL, &n, data, len) == 1 && (*out = malloc(n)) != NULL &&
+             EVP_DigestSign(ctx, *out, &n, data, len) == 1;
+    if (ok) *out_len = n;
+    else if (*out) { free(*out); *out = NULL; }
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+/* 1: valid; 0: not (or not a signature at all). */
+int orc_verify_sha256(EVP_PKEY *key, const uint8_t *data, size_t len, const uint8_t *sig, size_t sig_len) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+             EVP_DigestVerify(ctx, sig, sig_len, data, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+/* A public key from its DER SubjectPublicKeyInfo. */
+EVP_PKEY *orc_public_key_from_der(const uint8_t *der, size_t len) {
+    const unsigned char *p = der;
+    return d2i_PUBKEY(NULL, &p, (long)len);
+}
+
+/* ECDSA signatures between DER (OpenSSL) and r||s of `half` bytes each (JWS, RFC 7518 §3.4). */
+int orc_ecdsa_der_to_raw(const uint8_t *der, size_t len, uint8_t *out, int half) {
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
+    const BIGNUM *r = NULL, *s = NULL;
+    int ok = sig != NULL;
+    if (ok) {
+        ECDSA_SIG_get0(sig, &r, &s);
+        ok = BN_bn2binpad(r, out, half) == half && BN_bn2binpad(s, out + half, half) == half;
+    }
+    ECDSA_SIG_free(sig);
+    return ok;
+}
+
+int orc_ecdsa_raw_to_der(const uint8_t *raw, int half, uint8_t **out, size_t *out_len) {
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, half, NULL), *s = BN_bin2bn(raw + half, half, NULL);
+    unsigned char *buf = NULL;
+    int n = -1;
+    if (sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1) {
+        r = s = NULL; /* owned by sig now */
+        n = i2d_ECDSA_SIG(sig, &buf);
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(sig);
+    if (n <= 0) return 0;
+    *out = malloc((size_t)n);
+    if (!*out) { OPENSSL_free(buf); return 0; }
+    memcpy(*out, buf, (size_t)n);
+    *out_len = (size_t)n;
+    OPENSSL_free(buf);
+    return 1;
+}
+
+/* The key's OpenSSL type (EVP_PKEY_RSA, EVP_PKEY_EC) and size in bits. */
+int orc_key_kind(EVP_PKEY *key, int *bits) {
+    *bits = EVP_PKEY_get_bits(key);
+    return EVP_PKEY_get_base_id(key);
+}
+
+/* The key's public half as DER SubjectPublicKeyInfo. */
+int orc_public_key_to_der(EVP_PKEY *key, uint8_t **out, size_t *out_len) {
+    unsigned char *buf = NULL;
+    int n = i2d_PUBKEY(key, &buf);
+    if (n <= 0) return 0;
+    *out = malloc((size_t)n);
+    if (!*out) { OPENSSL_free(buf); return 0; }
+    memcpy(*out, buf, (size_t)n);
+    *out_len = (size_t)n;
+    OPENSSL_free(buf);
+    return 1;
 }

@@ -1,12 +1,22 @@
 import COrchardCrypto
-import Crypto
 import Foundation
 
-/// Hashes used for token storage and fingerprints. SHA-256 is swift-crypto's (as fast as OpenSSL's, no
-/// C call); HMAC and random bytes stay with OpenSSL, which measured faster (docs/decisions.md).
+/// Hashes used for token storage and fingerprints, HMACs and PBKDF2: OpenSSL's (libcrypto is linked for CMS anyway;
+/// swift-crypto and its second copy of BoringSSL left the build, docs/decisions.md).
 public enum Digest {
     public static func sha256(_ data: [UInt8]) -> [UInt8] {
-        Array(Crypto.SHA256.hash(data: data))
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 32
+        _ = orc_digest("SHA256", data, data.count, &out, &length)
+        return out
+    }
+
+    /// HMAC-SHA1: only where a protocol requires it (OAuth 1.0a signatures of ABM's `/session`).
+    public static func hmacSHA1(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 20
+        _ = orc_hmac("SHA1", key, key.count, data, data.count, &out, &length)
+        return out
     }
 
     public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {

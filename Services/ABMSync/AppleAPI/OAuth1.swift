@@ -1,4 +1,4 @@
-import Crypto
+import OrchardCrypto
 import Foundation
 
 /// OAuth 1.0a request signing with HMAC-SHA1 (RFC 5849), as Apple's `/session` requires: consumer
@@ -27,8 +27,8 @@ enum OAuth1 {
         let sorted = encoded.sorted { (a: (String, String), b: (String, String)) -> Bool in a.0 == b.0 ? a.1 < b.1 : a.0 < b.0 }
         let normalized = sorted.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         let base = [method.uppercased(), percentEncode(baseURI(url)), percentEncode(normalized)].joined(separator: "&")
-        let key = SymmetricKey(data: Array("\(percentEncode(credentials.consumerSecret))&\(percentEncode(credentials.tokenSecret))".utf8))
-        let signature = Data(HMAC<Insecure.SHA1>.authenticationCode(for: Array(base.utf8), using: key)).base64EncodedString()
+        let key = Array("\(percentEncode(credentials.consumerSecret))&\(percentEncode(credentials.tokenSecret))".utf8)
+        let signature = Data(Digest.hmacSHA1(key: key, data: Array(base.utf8))).base64EncodedString()
         oauth.append(("oauth_signature", signature))
         return "OAuth " + oauth.map { "\($0.0)=\"\(percentEncode($0.1))\"" }.joined(separator: ", ")
     }

@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -57,10 +56,10 @@ struct BusinessAPI: Sendable {
         }
         let scope = r.scope ?? (r.clientID.hasPrefix("SCHOOLAPI.") ? "school.api" : "business.api")
         guard Self.scopes.contains(scope) else { throw refuse("scope", "scope must be business.api or school.api") }
-        let credential: (key: P256.Signing.PrivateKey?, assertion: String?, expires: Date?)
+        let credential: (key: PrivateKey?, assertion: String?, expires: Date?)
         switch (r.privateKeyPEM, r.clientAssertion) {
         case (let pem?, nil):
-            guard pem.count <= 16384, let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) else {
+            guard pem.count <= 16384, let key = try? PrivateKey(pem: Array(pem.utf8)), key.isP256 else {
                 throw refuse("key", "privateKey must be the API account's P-256 private key in PEM, as Apple Business Manager downloads it")
             }
             credential = (key, nil, nil)
@@ -72,7 +71,7 @@ struct BusinessAPI: Sendable {
         let assertion = try credential.assertion ?? Self.assertion(clientID: r.clientID, keyID: r.keyID, key: credential.key!)
         // Apple first: an account it refuses is not stored.
         let (token, expiresIn) = try await requestToken(clientID: r.clientID, scope: scope, assertion: assertion)
-        let sealedKey = try credential.key.map { try box.seal(Array($0.pemRepresentation.utf8), context: "abm-api-key:\(r.id)") }
+        let sealedKey = try credential.key.map { try box.seal(try $0.pemRepresentation(), context: "abm-api-key:\(r.id)") }
         let sealedAssertion = try credential.assertion.map { try box.seal(Array($0.utf8), context: "abm-api-assertion:\(r.id)") }
         try await database.transaction { c in
             try BusinessAPIStore.save(c, id: r.id, clientID: r.clientID, keyID: r.keyID, scope: scope, sealedKey: sealedKey,
@@ -105,15 +104,14 @@ struct BusinessAPI: Sendable {
     }
 
     /// A client assertion Orchard signs for one token request: an hour's validity (Apple allows up to 180 days).
-    static func assertion(clientID: String, keyID: String, key: P256.Signing.PrivateKey, now: Date = Date()) throws -> String {
+    static func assertion(clientID: String, keyID: String, key: PrivateKey, now: Date = Date()) throws -> String {
         let iat = Int(now.timeIntervalSince1970)
         let header = try JSONSerialization.data(withJSONObject: ["alg": "ES256", "kid": keyID, "typ": "JWT"], options: [.sortedKeys])
         let claims = try JSONSerialization.data(withJSONObject: [
             "sub": clientID, "iss": clientID, "aud": audience, "iat": iat, "exp": iat + 3600, "jti": RandomUUID.lowercased(),
         ] as [String: Any], options: [.sortedKeys, .withoutEscapingSlashes])
         let input = base64URL(Array(header)) + "." + base64URL(Array(claims))
-        let signature = try key.signature(for: Data(input.utf8))
-        return input + "." + base64URL(Array(signature.rawRepresentation))
+        return input + "." + base64URL(try key.jwsSignature(Array(input.utf8), ecdsa: true))
     }
 
     private func requestToken(clientID: String, scope: String, assertion: String) async throws -> (String, Int) {
@@ -144,7 +142,7 @@ struct BusinessAPI: Sendable {
         let assertion: String
         if let sealed = account.sealedKey {
             let pem = String(decoding: try box.open(sealed, context: "abm-api-key:\(account.id)"), as: UTF8.self)
-            assertion = try Self.assertion(clientID: account.clientID, keyID: account.keyID, key: try P256.Signing.PrivateKey(pemRepresentation: pem))
+            assertion = try Self.assertion(clientID: account.clientID, keyID: account.keyID, key: try PrivateKey(pem: Array(pem.utf8)))
         } else if let sealed = account.sealedAssertion {
             assertion = String(decoding: try box.open(sealed, context: "abm-api-assertion:\(account.id)"), as: UTF8.self)
         } else {

@@ -1,4 +1,3 @@
-import _CryptoExtras
 import Foundation
 import OrchardCore
 import OrchardCrypto
@@ -26,16 +25,14 @@ struct ManagedAppleIDTokens: Sendable {
             throw RequestRefused(code: "abm-token.unchecked", message: "Apple Business Manager did not tell this server's uuid (GET /account)",
                                  httpStatus: 503)
         }
-        let pem = try PrivateKey(pem: try tokens.box.open(sealed, context: ServerTokens.keyContext(id))).pemRepresentation()
-        let key = try _RSA.Signing.PrivateKey(pemRepresentation: String(decoding: pem, as: UTF8.self))
+        let key = try PrivateKey(pem: try tokens.box.open(sealed, context: ServerTokens.keyContext(id)))
         let jti = RandomUUID.uppercased()
         let header = try JSONSerialization.data(withJSONObject: ["alg": "RS256", "typ": "JWT"], options: [.sortedKeys])
         let claims = try JSONSerialization.data(withJSONObject: [
             "iss": serverUUID, "iat": Int(Date().timeIntervalSince1970), "jti": jti, "service_type": "com.apple.maid",
         ] as [String: Any], options: [.sortedKeys])
         let input = base64URL(Array(header)) + "." + base64URL(Array(claims))
-        let signature = try key.signature(for: Data(input.utf8), padding: .insecurePKCS1v1_5)
-        return .init(jwt: input + "." + base64URL(Array(signature.rawRepresentation)), tokenID: id, jti: jti)
+        return .init(jwt: input + "." + base64URL(try key.jwsSignature(Array(input.utf8), ecdsa: false)), tokenID: id, jti: jti)
     }
 
     private func token(for serial: String?) async throws -> Row? {

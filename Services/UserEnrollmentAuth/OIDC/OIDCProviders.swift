@@ -1,6 +1,4 @@
 import AsyncHTTPClient
-import Crypto
-import _CryptoExtras
 import Foundation
 import OrchardCrypto
 import NIOConcurrencyHelpers
@@ -110,14 +108,14 @@ final class OIDCProviders: Sendable {
     static func verify(alg: String, jwk: [String: String], signature: Data, signingInput: Data) -> Bool {
         switch alg {
         case "RS256":
+            // 2048 bits at least, as swift-crypto required before.
             guard jwk["kty"] == "RSA", let n = jwk["n"].flatMap(base64URLDecode), let e = jwk["e"].flatMap(base64URLDecode),
-                  let key = try? _RSA.Signing.PublicKey(n: n, e: e) else { return false }
-            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: signingInput, padding: .insecurePKCS1v1_5)
+                  n.drop(while: { $0 == 0 }).count >= 256, let key = try? PublicKey(rsaModulus: Array(n), exponent: Array(e)) else { return false }
+            return key.isValidJWSSignature(Array(signature), for: Array(signingInput), ecdsa: false)
         case "ES256":
             guard jwk["kty"] == "EC", jwk["crv"] == "P-256", let x = jwk["x"].flatMap(base64URLDecode), let y = jwk["y"].flatMap(base64URLDecode),
-                  let key = try? P256.Signing.PublicKey(x963Representation: Data([0x04]) + x + y),
-                  let ecdsa = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
-            return key.isValidSignature(ecdsa, for: signingInput)
+                  let key = try? PublicKey(p256X: Array(x), y: Array(y)) else { return false }
+            return key.isValidJWSSignature(Array(signature), for: Array(signingInput), ecdsa: true)
         default:
             return false
         }

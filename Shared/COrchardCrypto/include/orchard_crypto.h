@@ -88,4 +88,17 @@ int orc_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, siz
 int orc_pbkdf2_sha256(const char *password, size_t password_len, const uint8_t *salt, size_t salt_len, int iterations,
                       uint8_t *out, size_t out_len);
 
+/* Digests and HMACs by name ("SHA256", "SHA1"); SHA-256 signatures (RSA PKCS#1 v1.5, ECDSA as DER) and their check;
+ * public keys from SubjectPublicKeyInfo DER; ECDSA signatures between DER and JWS's r||s. */
+int orc_digest(const char *name, const uint8_t *data, size_t len, uint8_t *out, unsigned int *out_len);
+int orc_hmac(const char *name, const uint8_t *key, size_t key_len, const uint8_t *data, size_t len, uint8_t *out,
+             unsigned int *out_len);
+int orc_sign_sha256(EVP_PKEY *key, const uint8_t *data, size_t len, uint8_t **out, size_t *out_len);
+int orc_verify_sha256(EVP_PKEY *key, const uint8_t *data, size_t len, const uint8_t *sig, size_t sig_len);
+EVP_PKEY *orc_public_key_from_der(const uint8_t *der, size_t len);
+int orc_ecdsa_der_to_raw(const uint8_t *der, size_t len, uint8_t *out, int half);
+int orc_ecdsa_raw_to_der(const uint8_t *raw, int half, uint8_t **out, size_t *out_len);
+int orc_key_kind(EVP_PKEY *key, int *bits);
+int orc_public_key_to_der(EVP_PKEY *key, uint8_t **out, size_t *out_len);
+
 #endif
