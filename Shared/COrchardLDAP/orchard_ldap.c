@@ -85,88 +85,21 @@ static int failure_code(int rc, int otherwise) {
     return transport_failure(rc) ? ORC_LDAP_UNREACHABLE : otherwise;
 }
 
-int orc_ldap_check_on(void *search_ld, void *bind_ld, const char *base_dn, const char *filter, const char *disabled_filter,
-                      const char *user_password, int timeout_seconds, char *dn_out, size_t dn_capacity,
-                      char *err, size_t err_capacity) {
-    LDAP *ld = (LDAP *)search_ld;
+int orc_ldap_search(void *ld_, const char *base_dn, int base_only, const char *filter, int timeout_seconds, int size_limit,
+                    char **dns_out, int *count_out, char *err, size_t err_capacity) {
+    LDAP *ld = (LDAP *)ld_;
     LDAPMessage *result = NULL;
-    int code = ORC_LDAP_ERROR, rc;
-    err[0] = 0;
-    if (dn_capacity) dn_out[0] = 0;
-    if (user_password && !user_password[0]) {
-        // An empty password is an unauthenticated bind, which servers accept: never a sign-in.
-        snprintf(err, err_capacity, "empty password");
-        return ORC_LDAP_WRONG_PASSWORD;
-    }
-    struct timeval timeout = { timeout_seconds, 0 };
-    char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
-    rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 2, &result);
-    if (rc == LDAP_SIZELIMIT_EXCEEDED) { code = ORC_LDAP_AMBIGUOUS; snprintf(err, err_capacity, "several entries match"); goto done; }
-    if (rc != LDAP_SUCCESS) {
-        code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "user search", err, err_capacity);
-        goto done;
-    }
-    int count = ldap_count_entries(ld, result);
-    if (count == 0) { code = ORC_LDAP_NOT_FOUND; snprintf(err, err_capacity, "no entry matches"); goto done; }
-    if (count > 1) { code = ORC_LDAP_AMBIGUOUS; snprintf(err, err_capacity, "several entries match"); goto done; }
-    char *dn = ldap_get_dn(ld, ldap_first_entry(ld, result));
-    if (!dn) { code = ORC_LDAP_ERROR; snprintf(err, err_capacity, "entry without a DN"); goto done; }
-    snprintf(dn_out, dn_capacity, "%s", dn);
-    ldap_memfree(dn);
-    ldap_msgfree(result);
-    result = NULL;
-    // With a password, the bind comes first: "disabled" is said only to someone who knows the password (an attacker
-    // must not learn which accounts are disabled by trying any password).
-    if (user_password) {
-        rc = simple_bind((LDAP *)bind_ld, dn_out, user_password);
-        if (rc == LDAP_INVALID_CREDENTIALS) { code = ORC_LDAP_WRONG_PASSWORD; snprintf(err, err_capacity, "invalid credentials"); goto done; }
-        if (rc != LDAP_SUCCESS) {
-            // Active Directory refuses the bind of a disabled or locked account with invalid credentials (data 533/775),
-            // which reads as a wrong password; other refusals say why.
-            code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "user bind", err, err_capacity);
-            goto done;
-        }
-    }
-    if (disabled_filter && disabled_filter[0]) {
-        rc = ldap_search_ext_s(ld, dn_out, LDAP_SCOPE_BASE, disabled_filter, no_attributes, 0, NULL, NULL, &timeout, 1, &result);
-        if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
-            code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "disabled check", err, err_capacity);
-            goto done;
-        }
-        if (rc == LDAP_SUCCESS && ldap_count_entries(ld, result) > 0) {
-            code = ORC_LDAP_DISABLED; snprintf(err, err_capacity, "the account is disabled"); goto done;
-        }
-    }
-    code = ORC_LDAP_OK;
-done:
-    if (result) ldap_msgfree(result);
-    return code;
-}
-
-int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
-                        const char *base_dn, const char *filter, int timeout_seconds,
-                        char **dns_out, int *count_out, char *err, size_t err_capacity) {
-    LDAP *ld = NULL;
-    LDAPMessage *result = NULL;
-    int code = ORC_LDAP_ERROR, rc;
+    int code = ORC_LDAP_ERROR;
     *dns_out = NULL;
     *count_out = 0;
     err[0] = 0;
     struct timeval timeout = { timeout_seconds, 0 };
-    code = open_connection(&ld, url, ca_file, bind_dn, bind_password, &timeout, err, err_capacity);
-    if (code != ORC_LDAP_OK) goto done;
-    code = ORC_LDAP_ERROR;
     char *no_attributes[] = { LDAP_NO_ATTRS, NULL };
-    rc = ldap_search_ext_s(ld, base_dn, LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL, NULL, &timeout, 0, &result);
-    if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-        code = fail(transport_failure(rc) ? ORC_LDAP_UNREACHABLE : ORC_LDAP_ERROR, rc, "search", err, err_capacity);
-        goto done;
-    }
-    if (rc == LDAP_SIZELIMIT_EXCEEDED) {
-        // A partial answer would read as "these users are gone": refuse it.
-        code = fail(ORC_LDAP_ERROR, rc, "search (the server's size limit cut the answer)", err, err_capacity);
-        goto done;
-    }
+    int rc = ldap_search_ext_s(ld, base_dn, base_only ? LDAP_SCOPE_BASE : LDAP_SCOPE_SUBTREE, filter, no_attributes, 0, NULL,
+                               NULL, &timeout, size_limit, &result);
+    if (rc == LDAP_SIZELIMIT_EXCEEDED) { code = fail(ORC_LDAP_SIZE_LIMIT, rc, "search", err, err_capacity); goto done; }
+    if (rc == LDAP_NO_SUCH_OBJECT) { code = fail(ORC_LDAP_NO_SUCH_OBJECT, rc, "search", err, err_capacity); goto done; }
+    if (rc != LDAP_SUCCESS) { code = fail(failure_code(rc, ORC_LDAP_ERROR), rc, "search", err, err_capacity); goto done; }
     size_t length = 0, capacity = 4096;
     char *dns = malloc(capacity);
     if (!dns) { snprintf(err, err_capacity, "out of memory"); goto done; }
@@ -194,6 +127,13 @@ int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_d
     code = ORC_LDAP_OK;
 done:
     if (result) ldap_msgfree(result);
-    if (ld) ldap_unbind_ext_s(ld, NULL, NULL);
     return code;
+}
+
+int orc_ldap_bind(void *ld, const char *dn, const char *password, char *err, size_t err_capacity) {
+    err[0] = 0;
+    int rc = simple_bind((LDAP *)ld, dn, password);
+    if (rc == LDAP_SUCCESS) return ORC_LDAP_OK;
+    if (rc == LDAP_INVALID_CREDENTIALS) { snprintf(err, err_capacity, "invalid credentials"); return ORC_LDAP_WRONG_PASSWORD; }
+    return fail(failure_code(rc, ORC_LDAP_ERROR), rc, "bind", err, err_capacity);
 }

@@ -38,23 +38,9 @@ extension CMS {
     /// back to a full parse.
     public static func verifySignature(_ signedData: [UInt8], detachedContent content: [UInt8],
                                        cache: CertificateCache) throws -> Certificate {
-        var stripped: UnsafeMutablePointer<UInt8>?
-        var strippedLength = 0
-        var offsets = [Int](repeating: 0, count: 8), lengths = [Int](repeating: 0, count: 8)
-        var count: Int32 = 0
-        let split = signedData.withUnsafeBufferPointer { d in
-            offsets.withUnsafeMutableBufferPointer { o in
-                lengths.withUnsafeMutableBufferPointer { l in
-                    orc_cms_split_certificates(d.baseAddress, d.count, &stripped, &strippedLength, o.baseAddress,
-                                               l.baseAddress, 8, &count)
-                }
-            }
-        }
-        guard split == 1 else { return try verify(signedData, detachedContent: content, roots: []).signer }
-        let bytes = takeBuffer(stripped, strippedLength)
-        let candidates = try (0..<Int(count)).map { i in
-            try cache.certificate(der: signedData[offsets[i]..<(offsets[i] + lengths[i])])
-        }
+        guard let split = SignedDataSplit(signedData) else { return try verify(signedData, detachedContent: content, roots: []).signer }
+        let bytes = split.stripped
+        let candidates = try split.certificates.map { try cache.certificate(der: signedData[$0]) }
         var signer: OpaquePointer?
         let ok = withPointers(candidates) { pointers in
             bytes.withUnsafeBufferPointer { b in

@@ -85,4 +85,28 @@ final class CachedSignatureTests: XCTestCase {
                                                  cache: CertificateCache()))
         XCTAssertEqual(try CMS.verify(attached, roots: []).content, body)
     }
+
+    /// The split of a SignedData into its certificates and the rest (Swift since the C shim lost its DER walk): every
+    /// truncation of a real signature is refused without a crash, and agrees with the full verification.
+    func testEveryTruncationIsRefusedLikeTheFullVerification() throws {
+        let pki = try TestPKI()
+        let cache = CertificateCache()
+        let signature = try CMS.sign(body, identity: try pki.identity("device"), detached: true)
+        XCTAssertNoThrow(try CMS.verifySignature(signature, detachedContent: body, cache: cache))
+        for length in stride(from: 0, to: signature.count, by: 7) {
+            let cut = Array(signature.prefix(length))
+            XCTAssertThrowsError(try CMS.verifySignature(cut, detachedContent: body, cache: cache), "prefix of \(length) bytes")
+        }
+        // A length byte changed anywhere in the first 64 bytes (the headers the split reads): never a crash, and never
+        // accepted when the full verification refuses it.
+        for i in 0..<64 {
+            for value: UInt8 in [0x00, 0x7f, 0x80, 0x81, 0x84, 0x85, 0xff] {
+                var changed = signature
+                changed[i] = value
+                let cached = try? CMS.verifySignature(changed, detachedContent: body, cache: cache)
+                let full = try? CMS.verify(changed, detachedContent: body, roots: []).signer
+                XCTAssertEqual(cached?.sha256Fingerprint, full?.sha256Fingerprint, "byte \(i) = \(value)")
+            }
+        }
+    }
 }

@@ -63,15 +63,10 @@ int orc_cms_encrypt(X509 *recipient, const uint8_t *data, size_t len, uint8_t **
 int orc_cms_decrypt(const uint8_t *cms, size_t cms_len, X509 *cert, EVP_PKEY *key,
                     uint8_t **out, size_t *out_len);
 
-// PKCS#12
-/* Splits a DER CMS SignedData into the bytes without its certificates field and the offsets of the
-   certificates it carried, so a caller can reuse certificates it parsed before. 0 when the input is
-   not plain DER SignedData with certificates (then use orc_cms_verify). */
-int orc_cms_split_certificates(const uint8_t *der, size_t len, uint8_t **stripped, size_t *stripped_len,
-                               size_t *cert_offsets, size_t *cert_lengths, int max_certs, int *n_certs);
 /* Verifies the signature of a SignedData whose signer is among candidates (no chain check). */
 int orc_cms_verify_with_signers(const uint8_t *cms, size_t cms_len, const uint8_t *detached, size_t detached_len,
                                 X509 **candidates, int n_candidates, X509 **signer_out);
+// PKCS#12
 int orc_pkcs12_create(X509 *cert, EVP_PKEY *key, X509 **chain, int n_chain, const char *password,
                       const char *friendly_name, uint8_t **out, size_t *out_len);
 /// Parses a PKCS#12; chain receives up to max_chain extra certificates, *n_chain how many.

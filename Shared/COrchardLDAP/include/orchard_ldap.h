@@ -12,7 +12,9 @@ enum {
     ORC_LDAP_UNREACHABLE = 5,    // no connection, a timeout, or the server went away
     ORC_LDAP_SEARCH_BIND = 6,    // the search account's bind was refused (configuration)
     ORC_LDAP_ERROR = 7,          // anything else (the message says what)
-    ORC_LDAP_CONNECTION_LOST = 8, // orc_ldap_check_on: the server closed the connection (retry on a new one)
+    ORC_LDAP_CONNECTION_LOST = 8, // the server closed the connection (retry on a new one)
+    ORC_LDAP_SIZE_LIMIT = 9,     // orc_ldap_search: more entries than the size limit
+    ORC_LDAP_NO_SUCH_OBJECT = 10, // orc_ldap_search: the base DN does not exist
 };
 
 /// Opens a connection to `url` (LDAPv3, no referrals, `timeout_seconds` for connecting and each operation; ldaps://
@@ -23,20 +25,13 @@ int orc_ldap_open(const char *url, const char *ca_file, const char *bind_dn, con
 void orc_ldap_close(void *ld);
 /// Shuts the connection's socket down, as a server that drops an idle connection does (for tests). 1 when done.
 int orc_ldap_break(void *ld);
-/// Looks a user up on `search_ld` (a connection bound as the search account, or anonymous) and, when `user_password`
-/// is given, binds on `bind_ld` as the entry found (which may be the same connection; a connection used for a user's
-/// bind is bound as that user afterwards). `filter` is complete and already escaped. `disabled_filter` (may be empty)
-/// marks entries that may not sign in; with a password it is checked only after the bind succeeded (DISABLED is never
-/// the answer to a wrong password). Blocking. The entry's DN is copied to `dn_out`, a message to `err`.
-/// ORC_LDAP_CONNECTION_LOST when the server had closed a connection.
-int orc_ldap_check_on(void *search_ld, void *bind_ld, const char *base_dn, const char *filter, const char *disabled_filter,
-                      const char *user_password, int timeout_seconds, char *dn_out, size_t dn_capacity,
-                      char *err, size_t err_capacity);
-/// The DNs of every entry under `base_dn` that `filter` matches (subtree, paged by the server's size limit only), as a
-/// malloc'ed string of DNs separated by newlines in `*dns_out` (free it with free()); `*count_out` entries. A search
-/// account binds first when `bind_dn` is given. Returns an ORC_LDAP_* code (OK, UNREACHABLE, SEARCH_BIND or ERROR).
-int orc_ldap_search_dns(const char *url, const char *ca_file, const char *bind_dn, const char *bind_password,
-                        const char *base_dn, const char *filter, int timeout_seconds,
-                        char **dns_out, int *count_out, char *err, size_t err_capacity);
-
+/// Searches `base_dn` (its subtree, or itself only with `base_only`) for `filter` (complete, already escaped), at most
+/// `size_limit` entries (0: the server's limit). Blocking. On ORC_LDAP_OK the DNs, each followed by a newline, are a
+/// malloc'ed string in `*dns_out` (free it with free()), `*count_out` of them; otherwise ORC_LDAP_SIZE_LIMIT,
+/// ORC_LDAP_NO_SUCH_OBJECT, ORC_LDAP_UNREACHABLE, ORC_LDAP_CONNECTION_LOST or ORC_LDAP_ERROR, and a message.
+int orc_ldap_search(void *ld, const char *base_dn, int base_only, const char *filter, int timeout_seconds, int size_limit,
+                    char **dns_out, int *count_out, char *err, size_t err_capacity);
+/// A simple bind as `dn` with `password` on `ld` (the connection is bound as that entry afterwards). ORC_LDAP_OK,
+/// ORC_LDAP_WRONG_PASSWORD (invalid credentials), or a failure code and a message.
+int orc_ldap_bind(void *ld, const char *dn, const char *password, char *err, size_t err_capacity);
 #endif
