@@ -44,7 +44,7 @@ let delivery = ProfileDelivery(database: database, outbox: runtime.outbox, reque
                                configuration: configuration, pushTopic: pushTopic, requestTimeout: timeout)
 let links = EnrollmentLinks(database: database, outbox: runtime.outbox, delivery: delivery, publicURL: configuration.publicURL)
 let topicCheck = PushTopicCheck(pushTopic: pushTopic)
-let watchPairing = WatchPairingTokens(database: database, requests: requests, settings: watchEnrollment,
+let watchPairing = WatchPairingTokens(database: database, outbox: runtime.outbox, requests: requests, settings: watchEnrollment,
                                       organization: configuration.organization, requestTimeout: timeout)
 let machineInfo = MachineInfoAuthenticator(roots: configuration.appleDeviceRoots)
 let adeSetup = ADESetup(declarations: declarations, deadline: configuration.adeReleaseDeadline, service: service)
@@ -57,7 +57,7 @@ let checkins = CheckinHandlers(
     getBootstrapToken: GetBootstrapTokenHandler(secrets: configuration.secrets),
     declarativeManagement: DeclarativeManagementHandler(declarations: declarations),
     getToken: GetTokenHandler(services: [GetToken.watchPairing: watchPairing,
-                                         GetToken.managedAppleID: ManagedAppleIDTokenService(database: database, requests: requests,
+                                         GetToken.managedAppleID: ManagedAppleIDTokenService(database: database, outbox: runtime.outbox, requests: requests,
                                                                                              requestTimeout: timeout)]),
     userAuthenticate: UserAuthenticateHandler(),
     returnToService: ReturnToServiceHandler(returnToService: returnToService),
@@ -75,7 +75,7 @@ DevicePipeline(database: database, authentication: DeviceAuthentication(methods:
 router.get("enroll/:token") { _, context -> Response in
     try await links.download(token: try context.parameters.require("token"), correlationID: context.correlationID)
 }
-WatchEnrollmentRoutes(database: database, requests: requests, delivery: delivery, settings: watchEnrollment,
+WatchEnrollmentRoutes(database: database, outbox: runtime.outbox, requests: requests, delivery: delivery, settings: watchEnrollment,
                       configuration: configuration, requestTimeout: timeout, machineInfo: machineInfo).add(to: router)
 let reenrollment = ADEReenrollment(database: database, outbox: runtime.outbox, requests: requests, timeout: max(timeout, .seconds(15)))
 let adeEnrollment = ADEEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: delivery, machineInfo: machineInfo,
@@ -86,7 +86,7 @@ ADESignInRoutes(database: database, enrollment: adeEnrollment, passwords: passwo
                 accountLimit: configuration.signInAccountFailures, addressLimit: configuration.signInAddressFailures,
                 forwardedFor: configuration.forwardedFor).add(to: router)
 AccountEnrollmentRoutes(database: database, outbox: runtime.outbox, delivery: delivery, accounts: accounts,
-                        roots: configuration.appleDeviceRoots, service: service, forwardedFor: configuration.forwardedFor).add(to: router)
+                        machineInfo: machineInfo, service: service, forwardedFor: configuration.forwardedFor).add(to: router)
 AdminRoutes(database: database, outbox: runtime.outbox, links: links, declarations: declarations,
             pushCertificates: pushCertificates, pusher: pusher, requests: requests, secrets: configuration.secrets,
             requestTimeout: timeout, watchEnrollment: watchEnrollment, accounts: accounts, passwords: passwords, returnToService: returnToService,

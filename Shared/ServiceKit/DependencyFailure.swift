@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import OrchardMessaging
@@ -42,5 +43,18 @@ public enum DependencyFailure {
 
     public static func unavailable(_ message: String) -> HTTPError {
         HTTPError(.serviceUnavailable, headers: [.retryAfter: String(retryAfterSeconds)], message: message)
+    }
+}
+
+extension Response {
+    /// `Retry-After` on an answer a route renders itself (a sign-in page's 503 while the directory or the password
+    /// checker is away, its 429 while an account is locked): the same header and default as `DependencyFailure`'s.
+    public mutating func retryAfter(seconds: Int = DependencyFailure.retryAfterSeconds) {
+        headers[.retryAfter] = String(max(1, seconds))
+    }
+
+    /// Until `date` (at least a second).
+    public mutating func retryAfter(until date: Date) {
+        retryAfter(seconds: Int(date.timeIntervalSinceNow.rounded(.up)))
     }
 }

@@ -36,3 +36,23 @@ public func jsonResponse(_ status: HTTPResponse.Status, _ object: [String: Strin
     Response(status: status, headers: [.contentType: "application/json"],
              body: .init(byteBuffer: ByteBuffer(string: JSONText.object(object))))
 }
+
+/// The JSON responses every service writes (error documents, discovery, OAuth 2): keys sorted, slashes as they are;
+/// `noStore` adds `Cache-Control: no-store` (tokens, per-user answers).
+public func jsonResponse(_ status: HTTPResponse.Status, object: Any, noStore: Bool = false) -> Response {
+    let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    return jsonResponse(status, body: Array(body), noStore: noStore)
+}
+
+public func jsonResponse<T: Encodable>(_ status: HTTPResponse.Status, encoding value: T, noStore: Bool = false) -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return jsonResponse(status, body: Array((try? encoder.encode(value)) ?? Data("{}".utf8)), noStore: noStore)
+}
+
+/// JSON already written.
+public func jsonResponse(_ status: HTTPResponse.Status, body: [UInt8], noStore: Bool = false) -> Response {
+    var headers: HTTPFields = [.contentType: "application/json"]
+    if noStore { headers[.cacheControl] = "no-store" }
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}

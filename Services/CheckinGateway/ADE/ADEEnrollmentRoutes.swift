@@ -65,14 +65,14 @@ struct ADEEnrollmentRoutes: Sendable {
                              correlationID: correlationID, address: admitted.address)
             return bytesResponse(psso.required.json, contentType: "application/json", status: .forbidden)
         }
-        if let bearer = AccountAuthorization.bearer(request) {
-            let token = try await accounts.validate(bearer, correlationID: correlationID)
-            guard token.valid, token.domain == psso.domain, let user = token.managedAppleID else {
-                // Told to authenticate again: the device can, and a refused token gets no profile.
-                let why = !token.valid ? token.reason ?? "token refused" : "token of \(token.domain ?? "another domain"), not \(psso.domain)"
-                return try await required("Platform SSO token refused (\(why))")
-            }
+        switch try await accounts.judge(request, domain: psso.domain, correlationID: correlationID) {
+        case .refused(let why):
+            // Told to authenticate again: the device can, and a refused token gets no profile.
+            return try await required("Platform SSO token refused (\(why))")
+        case .accepted(let user):
             return try await serve(admitted, actor: "user:\(user)", correlationID: correlationID)
+        case .missing:
+            break
         }
         if info.canRequestPlatformSSO {
             return try await required("profile \(admitted.profile.name) requires Platform SSO; the Mac can (macOS \(info.osVersion))")
@@ -210,7 +210,6 @@ struct ADEEnrollmentRoutes: Sendable {
         guard outcome != .refused || budget.allow(info.map { "device:\($0.udid)" } ?? "address:\(address)") else { return }
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(info?.udid ?? "unknown")", action, device: info?.udid, outcome: outcome, detail: detail)
-        try await journal.commit(to: database)
-        outbox.notify()
+        try await journal.commit(to: database, outbox: outbox)
     }
 }

@@ -97,8 +97,7 @@ struct ADEReenrollment: Sendable {
                              detail: "serial \(info.serial): re-enrollment refused: \(reason)")
             journal.event(DeviceEvent(kind: .adeState, enrollmentID: info.udid,
                                       details: ["state": "re-enrollment refused", "serial": info.serial, "reason": reason]))
-            try await journal.commit(to: database)
-            outbox.notify()
+            try await journal.commit(to: database, outbox: outbox)
         }
         var document = ErrorDocument(code: "orchard.ade.reenrollment-refused", description: "re-enrollment refused: \(reason)", details: [:])
         document.message = "This device is already enrolled with your organisation. Contact your IT department to enroll it again."

@@ -28,7 +28,6 @@ struct ADESignInRoutes: Sendable {
 
     static let iterations = PasswordHasher.iterations
     static let path = "/mdm/ade/sign-in"
-    static let retryAfter = HTTPField.Name("Retry-After")!
 
     func add(to router: Router<GatewayContext>) {
         router.get("mdm/ade/sign-in") { request, context -> Response in
@@ -72,7 +71,7 @@ struct ADESignInRoutes: Sendable {
                                         correlationID: correlationID, address: address)
             var answer = page(deviceInfo: deviceInfo, serial: serial, username: username,
                               error: "Too many failed sign-ins. Try again in a while.", status: .tooManyRequests)
-            answer.headers[Self.retryAfter] = String(max(1, Int(until.timeIntervalSinceNow.rounded(.up))))
+            answer.retryAfter(until: until)
             return answer
         }
         let account = try await ADEAccountStore.find(database, username: username)
@@ -82,7 +81,7 @@ struct ADESignInRoutes: Sendable {
         } catch is BackgroundCPU.Busy {
             var answer = page(deviceInfo: deviceInfo, serial: serial, username: username,
                               error: "Many sign-ins are being checked right now. Try again in a few seconds.", status: .serviceUnavailable)
-            answer.headers[Self.retryAfter] = String(DependencyFailure.retryAfterSeconds)
+            answer.retryAfter()
             return answer
         }
         guard matches, let account, !account.disabled else {

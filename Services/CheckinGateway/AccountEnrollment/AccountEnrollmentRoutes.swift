@@ -20,7 +20,7 @@ struct AccountEnrollmentRoutes: Sendable {
     let outbox: OutboxPublisher
     let delivery: ProfileDelivery
     let accounts: AccountAuthorization
-    let roots: [Certificate]
+    let machineInfo: MachineInfoAuthenticator
     let service: String
     /// The TLS terminator's header naming the client address (`ORCHARD_FORWARDED_FOR_HEADER`), when there is one.
     let forwardedFor: HTTPField.Name?
@@ -46,12 +46,11 @@ struct AccountEnrollmentRoutes: Sendable {
         }
         // The raw bytes are authenticated before anything is parsed or another service is asked.
         let verified: VerifiedContent
-        do { verified = try CMS.verify(signed, roots: roots, checkValidityPeriods: false) } catch {
-            let unsigned = (try? CMS.verify(signed, roots: [], checkValidityPeriods: false)) == nil
-                && (try? Plist.parseDictionary(signed)) != nil
+        do { verified = try machineInfo.authenticate(signed, tellUnsigned: true) } catch let rejection as MachineInfoAuthenticator.Rejection {
+            let unsigned = if case .unsigned = rejection { true } else { false }
             try await record("account.enrollment.refused", outcome: .refused,
                              detail: "\(domain.prefix(253)): \(unsigned ? "unsigned body" : "body not signed by a trusted device identity")")
-            if unsigned { throw refuse(.badRequest, "the MachineInfo must be CMS-signed by the device's identity") }
+            if unsigned { throw refuse(.badRequest, rejection.description) }
             throw refuse(.forbidden, "the body is not a MachineInfo signed by a trusted device identity")
         }
         budgetKey = "device:\(verified.signer.sha256Fingerprint)"
@@ -69,19 +68,20 @@ struct AccountEnrollmentRoutes: Sendable {
         if let refusal = try await osRefusal(info, platform: platform, settings: settings, correlationID: correlationID,
                                              recorded: budget.allow(budgetKey)) { return refusal }
 
-        guard let bearer = AccountAuthorization.bearer(request) else {
+        let user: String
+        switch try await accounts.judge(request, domain: settings.domain, correlationID: correlationID) {
+        case .missing:
             try await record("account.challenged", outcome: .succeeded, detail: "\(domain): \(info.product) asked to sign in")
             var response = AccountAuthorization.challenge(settings.challenge, reason: "sign in to enroll")
             // Enrollment SSO: the device fetches the document, installs the identity app, and signs in through it.
             // Apple offers it on iOS, iPadOS and visionOS, not macOS.
             if let esso = settings.enrollmentSSOURL, platform != .macOS { response.headers[AccountAuthorization.enrollmentSSO] = esso }
             return response
-        }
-        let token = try await accounts.validate(bearer, correlationID: correlationID)
-        guard token.valid, let user = token.managedAppleID, token.domain == settings.domain else {
-            let why = token.valid ? "token of another domain" : token.reason ?? "refused"
+        case .refused(let why):
             try await record("account.token.refused", outcome: .refused, detail: "\(domain): \(why)")
             return AccountAuthorization.challenge(settings.challenge, reason: "sign in again: \(why)")
+        case .accepted(let accepted):
+            user = accepted
         }
         let account = AccountBinding(managedAppleID: user, domain: settings.domain, mode: settings.mode,
                                      bearerRequired: platform != .macOS)
@@ -124,7 +124,6 @@ struct AccountEnrollmentRoutes: Sendable {
         var journal = Journal(correlationID: correlationID)
         journal.activity(ActivityRecorded(actor: "service:\(service)", action: action, deviceID: nil, relatedDeviceIDs: [],
                                           outcome: outcome, detail: detail, service: service))
-        try await journal.commit(to: database)
-        outbox.notify()
+        try await journal.commit(to: database, outbox: outbox)
     }
 }

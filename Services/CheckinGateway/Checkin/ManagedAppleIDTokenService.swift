@@ -9,6 +9,7 @@ import OrchardStorage
 /// is in ABM's assignments). No `TokenParameters`. Issued and refused tokens go to the activity log.
 struct ManagedAppleIDTokenService: TokenService {
     let database: Database
+    let outbox: OutboxPublisher
     let requests: RequestClient
     let requestTimeout: Duration
 
@@ -21,14 +22,14 @@ struct ManagedAppleIDTokenService: TokenService {
         var journal = Journal(correlationID: correlationID)
         if let refusal {
             journal.activity(actor: "device:\(e.id)", "maid-token.refused", device: e.id, outcome: .refused, detail: refusal)
-            try await journal.commit(to: database)
+            try await journal.commit(to: database, outbox: outbox)
             throw refuse(.forbidden, "com.apple.maid: \(refusal)")
         }
         let serial = try await EnrollmentStore.serialNumber(database, id: e.id)
         let reply = try await requests.request(SignManagedAppleIDToken(serialNumber: serial), timeout: requestTimeout, correlationID: correlationID)
         journal.activity(actor: "device:\(e.id)", "maid-token.issued", device: e.id,
                          detail: "com.apple.maid JWT \(reply.jti) signed with ABM server token \(reply.tokenID)")
-        try await journal.commit(to: database)
+        try await journal.commit(to: database, outbox: outbox)
         return Array(reply.jwt.utf8)
     }
 }

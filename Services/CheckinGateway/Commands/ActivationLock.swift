@@ -95,8 +95,7 @@ struct ActivationLockRoutes: Sendable {
             let view = CodesView(enrollmentID: id, deviceCode: try open(codes.device), serverCode: try open(codes.server))
             var journal = Journal(correlationID: context.correlationID)
             journal.activity(actor: context.adminKey!.actor, "activation-lock.codes-read", device: id, detail: "bypass codes shown to \(context.adminKey!.actor)")
-            try await journal.commit(to: database)
-            outbox.notify()
+            try await journal.commit(to: database, outbox: outbox)
             return view
         }
     }

@@ -5,6 +5,7 @@ import OrchardCore
 import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
+import OrchardServiceKit
 import OrchardStorage
 
 /// What the gateway asks user-enrollment-auth about account-driven enrollment, cached: a domain's mode, minimum OS
@@ -87,6 +88,29 @@ struct AccountAuthorization: Sendable {
         return reply
     }
 
+    /// What a bearer is worth for a request: the one rule every entry point applies (account-driven enrollment's BaseURL,
+    /// ADE's Platform SSO, and, through `EnrollmentAuthorizer.checkAccount`, every MDM request of an account-driven
+    /// enrollment). Accepted only when it is present, valid now, of `domain` and, when `account` is given, of that account.
+    enum BearerVerdict: Equatable {
+        case missing
+        case refused(String)
+        case accepted(user: String)
+    }
+
+    static func verdict(bearerPresent: Bool, token: ValidateAccountToken.Reply?, domain: String, account: String? = nil) -> BearerVerdict {
+        guard bearerPresent, let token else { return .missing }
+        guard token.valid, let user = token.managedAppleID else { return .refused(token.reason ?? "token refused") }
+        guard token.domain == domain else { return .refused("token of \(token.domain ?? "another domain"), not \(domain)") }
+        if let account, user != account { return .refused("token of another account") }
+        return .accepted(user: user)
+    }
+
+    /// The request's bearer, validated (`validate`) and judged (`verdict`).
+    func judge(_ request: Request, domain: String, correlationID: String) async throws -> BearerVerdict {
+        guard let bearer = Self.bearer(request) else { return .missing }
+        return Self.verdict(bearerPresent: true, token: try await validate(bearer, correlationID: correlationID), domain: domain)
+    }
+
     /// Drops this gateway's cached answers for `user`'s tokens (after an admin revoked them here).
     func forget(user: String) {
         tokens.removeAll { $0.managedAppleID == user.lowercased() }
@@ -94,19 +118,15 @@ struct AccountAuthorization: Sendable {
 
     /// `401` with the challenge that sends the device to sign in (again): Apple's `WWW-Authenticate` comma form.
     static func challenge(_ value: String, reason: String) -> Response {
-        var response = jsonResponse(["code": "com.orchard.account.authentication-required", "description": reason], status: .unauthorized)
+        var response = jsonResponse(.unauthorized, object: ["code": "com.orchard.account.authentication-required", "description": reason])
         response.headers[wwwAuthenticate] = value
         return response
     }
 
     /// `403 com.apple.unrecognized.device`: the device unenrolls (an account-driven enrollment Orchard no longer knows).
     static func unrecognizedDevice(_ reason: String) -> Response {
-        jsonResponse(["code": "com.apple.unrecognized.device", "description": reason,
-                      "message": "This device is no longer enrolled with your organisation."], status: .forbidden)
+        jsonResponse(.forbidden, object: ["code": "com.apple.unrecognized.device", "description": reason,
+                      "message": "This device is no longer enrolled with your organisation."])
     }
 
-    static func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return bytesResponse(Array(body), contentType: "application/json", status: status)
-    }
 }

@@ -124,8 +124,7 @@ struct DevicePipeline: Sendable {
     private func record(_ id: String, _ action: String, _ outcome: ActivityRecorded.Outcome, _ detail: String, _ correlationID: String) async throws {
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(id)", action, device: id, outcome: outcome, detail: detail)
-        try await journal.commit(to: database)
-        outbox.notify()
+        try await journal.commit(to: database, outbox: outbox)
     }
 
     private func authorizeAndApply<H: DeviceMessageHandler>(_ handler: H, _ message: H.Message, _ id: String,

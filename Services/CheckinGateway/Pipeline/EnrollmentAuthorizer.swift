@@ -90,12 +90,11 @@ enum EnrollmentAuthorizer {
     /// every request of an iPhone or iPad, the user channel of a Mac (its device channel carries none).
     static func checkAccount(_ binding: AccountBinding?, _ credential: DeviceCredential) throws {
         guard let binding, binding.bearerRequired || credential.user != nil else { return }
-        guard credential.bearer != nil, let token = credential.accountToken else {
-            throw AccountChallengeRequired(binding: binding, reason: "no bearer token")
-        }
-        guard token.valid else { throw AccountChallengeRequired(binding: binding, reason: token.reason ?? "token refused") }
-        guard token.managedAppleID == binding.managedAppleID else {
-            throw AccountChallengeRequired(binding: binding, reason: "token of another account")
+        switch AccountAuthorization.verdict(bearerPresent: credential.bearer != nil, token: credential.accountToken,
+                                            domain: binding.domain, account: binding.managedAppleID) {
+        case .missing: throw AccountChallengeRequired(binding: binding, reason: "no bearer token")
+        case .refused(let why): throw AccountChallengeRequired(binding: binding, reason: why)
+        case .accepted: return
         }
     }
 

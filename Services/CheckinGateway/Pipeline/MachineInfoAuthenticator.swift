@@ -6,7 +6,9 @@ import OrchardCrypto
 
 /// How a device that has no MDM identity yet proves who it is: its MachineInfo, CMS-signed by its
 /// Apple-issued device identity (`ORCHARD_APPLE_DEVICE_ROOTS`), as the POST body or base64 in
-/// `x-apple-aspen-deviceinfo` (a GET from a web view). The Apple Watch and ADE enrollment endpoints use it.
+/// `x-apple-aspen-deviceinfo` (a GET from a web view). Every entry of a device without an MDM identity authenticates
+/// here, on the raw bytes, before anything is parsed or another service is asked: the Apple Watch's, ADE's and
+/// account-driven enrollment's (`authenticate` for a body whose content has another shape).
 /// Apple's device certificates may be expired and signed with SHA-1 (REFERENCE §4.7): chain and signature
 /// are checked, validity dates are not — it identifies the device, it does not attest it.
 struct MachineInfoAuthenticator: Sendable {
@@ -16,16 +18,19 @@ struct MachineInfoAuthenticator: Sendable {
 
     enum Rejection: Error, CustomStringConvertible {
         case missing, malformed(String), untrusted
+        /// A property list that is not signed at all (told apart where an entry answers it with a 400).
+        case unsigned
         var description: String {
             switch self {
             case .missing: "send the signed MachineInfo as the POST body or in x-apple-aspen-deviceinfo"
             case .malformed(let why): "malformed MachineInfo: \(why)"
             case .untrusted: "MachineInfo is not signed by a trusted device identity"
+            case .unsigned: "the MachineInfo must be CMS-signed by the device's identity"
             }
         }
         var status: HTTPResponse.Status {
             switch self {
-            case .missing, .malformed: .badRequest
+            case .missing, .malformed, .unsigned: .badRequest
             case .untrusted: .forbidden
             }
         }
@@ -46,8 +51,19 @@ struct MachineInfoAuthenticator: Sendable {
     }
 
     func verify(_ signed: [UInt8]) throws -> MachineInfo {
-        let verified: VerifiedContent
-        do { verified = try CMS.verify(signed, roots: roots, checkValidityPeriods: false) } catch { throw Rejection.untrusted }
+        let verified = try authenticate(signed)
         do { return try MachineInfo.parse(verified.content) } catch { throw Rejection.malformed("\(error)") }
+    }
+
+    /// The signed content and its signer, once the signature and its chain are checked; `untrusted` otherwise, or
+    /// `unsigned` (when `tellUnsigned`) for a plain property list.
+    func authenticate(_ signed: [UInt8], tellUnsigned: Bool = false) throws -> VerifiedContent {
+        do { return try CMS.verify(signed, roots: roots, checkValidityPeriods: false) } catch {
+            if tellUnsigned, (try? CMS.verify(signed, roots: [], checkValidityPeriods: false)) == nil,
+               (try? Plist.parseDictionary(signed)) != nil {
+                throw Rejection.unsigned
+            }
+            throw Rejection.untrusted
+        }
     }
 }

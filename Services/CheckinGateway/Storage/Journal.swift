@@ -26,9 +26,11 @@ struct Journal {
                                   detail: detail, service: ActivityLog.service))
     }
 
-    /// For a journal that is the whole change (an activity entry on its own): its own transaction.
-    func commit(to database: Database) async throws {
+    /// For a journal that is the whole change (an activity entry on its own): its own transaction, and the outbox told
+    /// at once. The one way the gateway records an entry outside a device's or an admin's transaction.
+    func commit(to database: Database, outbox: OutboxPublisher) async throws {
         try await database.transaction { c in try self.write(c) }
+        outbox.notify()
     }
 
     /// Rows per INSERT: PostgreSQL takes at most 65,535 parameters a statement (10 a row here).

@@ -13,6 +13,7 @@ import OrchardStorage
 /// - with it: the pairing token is verified and spent, and the signed watch enrollment profile is served.
 struct WatchEnrollmentRoutes: Sendable {
     let database: Database
+    let outbox: OutboxPublisher
     let requests: RequestClient
     let delivery: ProfileDelivery
     let settings: WatchEnrollmentSettings
@@ -97,6 +98,6 @@ struct WatchEnrollmentRoutes: Sendable {
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(device ?? "unknown-watch")", action, device: device, outcome: outcome, detail: detail,
                          related: related)
-        try await journal.commit(to: database)
+        try await journal.commit(to: database, outbox: outbox)
     }
 }

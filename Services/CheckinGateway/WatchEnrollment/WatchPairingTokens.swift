@@ -11,6 +11,7 @@ import OrchardStorage
 /// token for a pairing token bound to both devices. Every refusal is written to the activity log.
 struct WatchPairingTokens: TokenService {
     let database: Database
+    let outbox: OutboxPublisher
     let requests: RequestClient
     let settings: WatchEnrollmentSettings
     let organization: String
@@ -49,6 +50,6 @@ struct WatchPairingTokens: TokenService {
         var journal = Journal(correlationID: correlationID)
         journal.activity(actor: "device:\(phone)", "pairing-token.refused", device: watch ?? phone, outcome: .refused,
                          detail: reason, related: watch == nil ? [] : [phone])
-        try await journal.commit(to: database)
+        try await journal.commit(to: database, outbox: outbox)
     }
 }

@@ -43,19 +43,15 @@ struct DiscoveryRoutes: Sendable {
                                           detail: "\(identifier) (\(query["model-family"].map(String.init) ?? "no model family")): \(known.view.mode)",
                                           correlationID: context.correlationID)
             }
-            let body = try JSONSerialization.data(withJSONObject: ["Servers": [["Version": known.view.mode, "BaseURL": known.view.baseURL]]],
-                                                  options: [.sortedKeys, .withoutEscapingSlashes])
-            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return jsonResponse(.ok, object: ["Servers": [["Version": known.view.mode, "BaseURL": known.view.baseURL]]], noStore: true)
         }
     }
 
     /// `com.apple.well-known.failed`: the device shows `message` where it can; `description` is for logs.
     private func failed(_ description: String) -> Response {
-        let body = try! JSONSerialization.data(withJSONObject: [
+        jsonResponse(.forbidden, object: [
             "code": "com.apple.well-known.failed", "description": description,
             "message": "This account cannot enroll a device with this organisation. Contact your IT department.",
-        ], options: [.sortedKeys])
-        return Response(status: .forbidden, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        ])
     }
 }

@@ -6,6 +6,7 @@ import NIOCore
 import OrchardCrypto
 import OrchardMessaging
 import OrchardSchemas
+import OrchardServiceKit
 
 /// Enrollment SSO (Apple's "Implementing the Enrollment SSO flow"): a domain may name an identity app with an SSO
 /// extension. The enrollment's first 401 then carries `X-Apple-MDM-ESSO` with this document's URL; the device GETs it,
@@ -116,14 +117,11 @@ enum EnrollmentSSO {
             guard let name, let record = try await domains.find(name), let settings = record.view.enrollmentSSO else {
                 return json(["code": "orchard.account.enrollment-sso.unknown", "message": "no Enrollment SSO app for this domain"], status: .notFound)
             }
-            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: try document(domain: name, settings))))
+            return jsonResponse(.ok, body: try document(domain: name, settings), noStore: true)
         }
     }
 
     private static func json(_ object: [String: String], status: HTTPResponse.Status) -> Response {
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        jsonResponse(status, object: object, noStore: true)
     }
 }

@@ -47,10 +47,6 @@ struct OAuth2Routes: Sendable {
     }
 
     private func json<T: Encodable>(_ value: T, status: HTTPResponse.Status) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        jsonResponse(status, encoding: value, noStore: true)
     }
 }

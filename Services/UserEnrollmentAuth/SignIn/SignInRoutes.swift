@@ -37,7 +37,6 @@ struct SignInRoutes: Sendable {
     static let path = AccountChallenges.signInPath
     static let cookie = "orchard_sign_in"
     static let formLifetime: TimeInterval = 1800
-    static let retryAfter = HTTPField.Name("Retry-After")!
     static let callback = "apple-remotemanagement-user-login://authentication-results"
 
     func add(to router: Router<AccountRequestContext>) {
@@ -90,8 +89,7 @@ struct SignInRoutes: Sendable {
             try await record("account.sign-in.failed", user: user, outcome: .refused, detail: "\(user) from \(address): locked until \(ISO8601.string(from: until))",
                              correlationID: context.correlationID)
             var response = try render(user: user, error: "Too many failed sign-ins. Try again after \(Self.time(until)).", status: .tooManyRequests)
-            let seconds: Int = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
-            response.headers[Self.retryAfter] = String(seconds)
+            response.retryAfter(until: until)
             return response
         }
         if let bound, user != bound {
@@ -156,7 +154,7 @@ struct SignInRoutes: Sendable {
                                   correlationID: context.correlationID)
             var response = try render(user: user, error: "Your organisation's directory cannot be reached right now. Try again in a few minutes.",
                                     status: .serviceUnavailable)
-            response.headers[Self.retryAfter] = "30"
+            response.retryAfter(seconds: 30)
             return response
         }
     }
