@@ -155,7 +155,7 @@ let package = Package(
             "OrchardMessaging", "OrchardSchemas", "OrchardStorage", "OrchardCrypto", "OrchardTestSupport", "OrchardCore",
         ], path: "Tests/MessagingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: [
-            "OrchardServiceKit", "OrchardTestSupport", "OrchardStorage", "OrchardMessaging",
+            "OrchardServiceKit", "OrchardCore", "OrchardTestSupport", "OrchardStorage", "OrchardMessaging",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], path: "Tests/ServiceKitTests"),
         .target(name: "OrchardTestSupport", dependencies: [

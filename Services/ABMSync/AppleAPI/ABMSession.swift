@@ -76,7 +76,7 @@ actor ABMSession {
     private let baseURL: String
     private let credentials: OAuth1.Credentials
     private let client: HTTPClient
-    private let maxAttempts: Int
+    private let retry: RetryPolicy
     private let store: ABMSessionStore
     private let tokenID: String
     /// What identifies the credentials in the store: a new `.p7m` gets a new session.
@@ -87,7 +87,7 @@ actor ABMSession {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.credentials = credentials
         self.client = client
-        self.maxAttempts = maxAttempts
+        self.retry = RetryPolicy(attempts: maxAttempts)
         self.store = store
         self.tokenID = tokenID
         self.credentialsKey = credentials.consumerKey + "\u{0}" + credentials.token
@@ -107,8 +107,8 @@ actor ABMSession {
             } catch let error as Refused {
                 throw error
             } catch {
-                guard attempt < maxAttempts else { throw Refused(status: 0, body: "\(error)") }
-                try await Task.sleep(for: backoff(attempt))
+                guard retry.allowsRetry(after: attempt) else { throw Refused(status: 0, body: "\(error)") }
+                try await Task.sleep(for: retry.delay(after: attempt))
                 continue
             }
             switch answer.status {
@@ -118,8 +118,8 @@ actor ABMSession {
             case 403 where answer.text.contains("T_C_NOT_SIGNED"):
                 throw TermsNotSigned()
             case 429, 503:
-                guard attempt < maxAttempts else { throw Refused(status: answer.status, body: answer.text) }
-                try await Task.sleep(for: retryAfter ?? backoff(attempt))
+                guard retry.allowsRetry(after: attempt) else { throw Refused(status: answer.status, body: answer.text) }
+                try await Task.sleep(for: retry.delay(after: attempt, retryAfter: retryAfter))
             case 200..<300:
                 return answer
             default:
@@ -166,8 +166,8 @@ actor ABMSession {
                 timestamp: Int(Date().timeIntervalSince1970)))
             let answer: Answer
             do { answer = try await send(request, adoptSession: false) } catch {
-                guard attempt < maxAttempts else { throw Refused(status: 0, body: "\(error)") }
-                try await Task.sleep(for: backoff(attempt))
+                guard retry.allowsRetry(after: attempt) else { throw Refused(status: 0, body: "\(error)") }
+                try await Task.sleep(for: retry.delay(after: attempt))
                 continue
             }
             switch answer.status {
@@ -180,8 +180,8 @@ actor ABMSession {
             case 403 where answer.text.contains("T_C_NOT_SIGNED"):
                 throw TermsNotSigned()
             case 429, 503:
-                guard attempt < maxAttempts else { throw Refused(status: answer.status, body: answer.text) }
-                try await Task.sleep(for: retryAfter ?? backoff(attempt))
+                guard retry.allowsRetry(after: attempt) else { throw Refused(status: answer.status, body: answer.text) }
+                try await Task.sleep(for: retry.delay(after: attempt, retryAfter: retryAfter))
             default:
                 throw Refused(status: answer.status, body: answer.text)
             }
@@ -194,13 +194,7 @@ actor ABMSession {
         if adoptSession, let next = response.headers.first(name: "X-ADM-Auth-Session"), !next.isEmpty {
             await store.set(tokenID, credentials: credentialsKey, session: next)
         }
-        retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { .seconds(min(max($0, 1), 300)) }
+        retryAfter = RetryPolicy.retryAfter(response.headers.first(name: "Retry-After"))
         return Answer(status: Int(response.status.code), body: buffer.readBytes(length: buffer.readableBytes) ?? [])
-    }
-
-    /// 1, 2, 4… seconds (at most 60), each with up to a quarter more at random, so that replicas spread out.
-    private func backoff(_ attempt: Int) -> Duration {
-        let base = min(60.0, pow(2.0, Double(attempt - 1)))
-        return .milliseconds(Int(base * 1000 * (1 + Double.random(in: 0..<0.25))))
     }
 }

@@ -167,6 +167,7 @@ struct BusinessAPI: Sendable {
     private func call(_ account: BusinessAPIStore.Account, _ method: HTTPMethod, _ path: String, json: Any? = nil,
                       throttled: inout Int) async throws -> [String: Any] {
         var fresh = false
+        let retry = RetryPolicy(attempts: Self.maxAttempts)
         for attempt in 1...Self.maxAttempts {
             var request = HTTPClientRequest(url: apiURL + path)
             request.method = method
@@ -186,8 +187,8 @@ struct BusinessAPI: Sendable {
                 continue
             case 429, 500...599:
                 if status == 429 { throttled += 1 }
-                guard attempt < Self.maxAttempts else { break }
-                try await Task.sleep(for: .seconds(min(retryAfter ?? (1 << (attempt - 1)), 60)))
+                guard retry.allowsRetry(after: attempt) else { break }
+                try await Task.sleep(for: retry.delay(after: attempt, retryAfter: retryAfter))
                 continue
             default:
                 break
@@ -205,12 +206,12 @@ struct BusinessAPI: Sendable {
         return (status, body)
     }
 
-    private func sendWithRetryAfter(_ request: HTTPClientRequest) async throws -> (Int, [UInt8], Int?) {
+    private func sendWithRetryAfter(_ request: HTTPClientRequest) async throws -> (Int, [UInt8], Duration?) {
         do {
             let response = try await http.execute(request, timeout: .seconds(60))
             var buffer = try await response.body.collect(upTo: 64 << 20)
             return (Int(response.status.code), buffer.readBytes(length: buffer.readableBytes) ?? [],
-                    response.headers.first(name: "Retry-After").flatMap(Int.init))
+                    RetryPolicy.retryAfter(response.headers.first(name: "Retry-After")))
         } catch let refused as RequestRefused {
             throw refused
         } catch {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
+import OrchardCore
 import OrchardCrypto
 import OrchardObservability
 import OrchardStorage
@@ -114,6 +115,9 @@ actor APNsPusher: Service {
         }
     }
 
+    /// Six sends at most, 200 ms, 400 ms, 800 ms… apart (Orchard's one retry policy, `RetryPolicy`).
+    static let retry = RetryPolicy(attempts: 6, base: .milliseconds(200), cap: .seconds(10))
+
     private enum PushOutcome: Sendable { case delivered, invalidToken(String), retry(String), failed(String) }
 
     private func handle(_ outcome: PushOutcome, id: String, attempt: Int) async {
@@ -124,10 +128,10 @@ actor APNsPusher: Service {
             OrchardMetrics.apnsPushes(outcome: "invalid-token").increment()
             logger.info("push token invalid", metadata: ["enrollment": "\(id)", "reason": "\(reason)"])
             _ = try? await database.withConnection { c in try EnrollmentStore.markPushTokenInvalid(c, id: id) }
-        case .retry(let reason) where attempt < 5:
+        case .retry(let reason) where Self.retry.allowsRetry(after: attempt + 1):
             OrchardMetrics.apnsPushes(outcome: "retried").increment()
             logger.info("push will be retried", metadata: ["enrollment": "\(id)", "reason": "\(reason)", "attempt": "\(attempt + 1)"])
-            let delay = Duration.milliseconds(200 << attempt)
+            let delay = Self.retry.delay(after: attempt + 1)
             retrying += 1
             Task {
                 try? await Task.sleep(for: delay)
