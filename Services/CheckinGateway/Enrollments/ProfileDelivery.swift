@@ -29,8 +29,6 @@ struct ProfileDelivery: Sendable {
         /// The device the identity is issued to, when proven (a watch's MachineInfo): it serves that device only.
         var deviceID: String?
         var pairedPhone: String?
-        /// The pairing token this delivery spends (a watch's): a second delivery for it is refused.
-        var pairingToken: (id: String, expiresAt: Date)?
         /// Anchor certificates (DER) the profile adds (an ADE profile's `anchor_certs`).
         var extraAnchors: [Data] = []
         /// `PayloadRemovalDisallowed` (an ADE profile with `is_mdm_removable` false).
@@ -42,7 +40,8 @@ struct ProfileDelivery: Sendable {
 
     /// Builds the profile and records its identity; `activity` (the flow's entry) commits with the record.
     /// Failures of profile-signer answer as `DependencyFailure` maps them; nothing is recorded then.
-    /// `record` writes the flow's own state (and what it announces) in the same transaction (an ADE device's `profile pushed`).
+    /// `record` writes the flow's own state (and what it announces) in the same transaction (an ADE device's `profile pushed`,
+    /// the watch's spent pairing token); what it throws undoes the whole delivery.
     func deliver(to recipient: Recipient, correlationID: String, record: (@Sendable (Connection, inout Journal) throws -> Void)? = nil,
                  activity: @escaping @Sendable (BuildEnrollmentProfile.Reply) -> ActivityRecorded) async throws -> Response {
         bytesResponse(try await signedProfile(for: recipient, correlationID: correlationID, record: record, activity: activity),
@@ -72,11 +71,6 @@ struct ProfileDelivery: Sendable {
                                                profileIdentifier: reply.removableIdentifier, capabilities: capabilities,
                                                deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone,
                                                account: recipient.account)
-            }
-            if let token = recipient.pairingToken, let device = recipient.deviceID {
-                guard try WatchPairingStore.spend(c, tokenID: token.id, watch: device, expiresAt: token.expiresAt) else {
-                    throw refuse(.forbidden, "the pairing token was already used")
-                }
             }
             if let claim = recipient.linkClaimID {
                 try EnrollmentLinkStore.settle(c, claimID: claim)

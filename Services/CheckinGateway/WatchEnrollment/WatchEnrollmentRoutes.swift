@@ -78,9 +78,16 @@ struct WatchEnrollmentRoutes: Sendable {
         // The identity is issued to this watch (its UDID is proven by the MachineInfo signature): it serves
         // this watch only, and may re-bind it if it enrolls again.
         return try await delivery.deliver(
-            to: .init(subject: info.udid, platform: .watchOS, capabilities: [], deviceID: info.udid, pairedPhone: phone,
-                      pairingToken: spentToken),
-            correlationID: correlationID) { _ in
+            to: .init(subject: info.udid, platform: .watchOS, capabilities: [], deviceID: info.udid, pairedPhone: phone),
+            correlationID: correlationID,
+            record: { c, _ in
+                // The pairing token is spent with the profile it paid for: a second delivery for it is refused.
+                if let token = spentToken {
+                    guard try WatchPairingStore.spend(c, tokenID: token.id, watch: info.udid, expiresAt: token.expiresAt) else {
+                        throw refuse(.forbidden, "the pairing token was already used")
+                    }
+                }
+            }) { _ in
             ActivityRecorded(actor: "device:\(info.udid)", action: "watch.enrollment-profile.served", deviceID: info.udid,
                              relatedDeviceIDs: [phone], outcome: .succeeded, detail: "\(info.product) \(info.osVersion)",
                              service: ActivityLog.service)
