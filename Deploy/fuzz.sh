@@ -3,8 +3,8 @@
 #   ./Deploy/fuzz.sh [seconds, default 120] [target: plist (default) or cms]
 # plist: Fuzz/PlistFuzzer.swift with Shared/AppleProtocol and Shared/Core — every check-in message,
 #        command result and MachineInfo goes through these parsers.
-# cms:   Fuzz/CMSSignatureFuzzer.c with Shared/COrchardCrypto and OpenSSL — what the gateway does with an
-#        Mdm-Signature before any trust decision (its own DER walk that splits out the certificates,
+# cms:   Fuzz/CMSSignatureFuzzer.swift with Shared/Crypto, its C shim and OpenSSL — what the gateway does with an
+#        Mdm-Signature before any trust decision (its own DER walk that splits out the certificates, SignedDataSplit,
 #        then OpenSSL's parse and verification).
 # Runs on Fuzz/corpus/<target> and merges inputs that reach new code back into it (commit them: the test
 # command replays the plist corpus; the cms corpus is replayed here). A crash leaves crash-* files in
@@ -28,8 +28,14 @@ case "$TARGET" in
     ;;
   cms)
     command -v pkg-config >/dev/null && pkg-config --exists openssl || apt-get install -y -qq libssl-dev pkg-config >/dev/null
-    clang -O1 -g -fsanitize=fuzzer,address -IShared/COrchardCrypto/include Fuzz/CMSSignatureFuzzer.c \
-      Shared/COrchardCrypto/orchard_crypto.c $(pkg-config --cflags --libs openssl) -o "$OUT/cms-fuzzer" 2>/dev/null
+    # The C shim instrumented like the Swift around it, and a module map for it (SwiftPM makes one in a package build).
+    clang -O1 -g -fsanitize=fuzzer-no-link,address -IShared/COrchardCrypto/include -c Shared/COrchardCrypto/orchard_crypto.c \
+      -o "$OUT/orchard_crypto.o"
+    mkdir -p "$OUT/include"
+    printf 'module COrchardCrypto {\n  header "%s"\n  link "crypto"\n  export *\n}\n' "$PWD/Shared/COrchardCrypto/include/orchard_crypto.h" \
+      > "$OUT/include/module.modulemap"
+    swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name OrchardCrypto -I "$OUT/include" \
+      Fuzz/CMSSignatureFuzzer.swift Shared/Crypto/*.swift "$OUT/orchard_crypto.o" $(pkg-config --libs openssl) -o "$OUT/cms-fuzzer"
     # Leaks count here: this is code reached before any trust decision.
     LEAKS=1
     ;;

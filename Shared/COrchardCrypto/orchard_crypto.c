@@ -524,9 +524,23 @@ int orc_pbkdf2_sha256(const char *password, size_t password_len, const uint8_t *
     return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations, EVP_sha256(), (int)out_len, out) == 1;
 }
 
-/* One-shot digests and HMACs by OpenSSL's name ("SHA256", "SHA1"); the output's length in *out_len. */
+/* One-shot digests and HMACs by OpenSSL's name ("SHA256", "SHA1"); the output's length in *out_len. SHA-256, the one
+ * on every request (fingerprints, token hashes), is fetched from the provider once: a fetch per call doubled its cost. */
+static EVP_MD *sha256_md(void) {
+    static EVP_MD *fetched = NULL;
+    EVP_MD *md = __atomic_load_n(&fetched, __ATOMIC_ACQUIRE);
+    if (md) return md;
+    md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_MD *expected = NULL;
+    if (md && !__atomic_compare_exchange_n(&fetched, &expected, md, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        EVP_MD_free(md);  /* another thread fetched it first */
+        md = expected;
+    }
+    return md;
+}
+
 int orc_digest(const char *name, const uint8_t *data, size_t len, uint8_t *out, unsigned int *out_len) {
-    const EVP_MD *md = EVP_get_digestbyname(name);
+    const EVP_MD *md = strcmp(name, "SHA256") == 0 ? sha256_md() : EVP_get_digestbyname(name);
     return md && EVP_Digest(data, len, out, out_len, md, NULL) == 1;
 }
 
