@@ -39,7 +39,7 @@ struct SignedDataSplit {
         // ContentInfo SEQUENCE { OID signedData, [0] EXPLICIT SignedData } spanning the whole input.
         guard let info = Self.header(der, at: 0, end: end), info.tag == 0x30, info.content + info.length == end else { return nil }
         var p = info.content
-        guard end - p >= Self.signedDataOID.count, Array(der[p..<(p + Self.signedDataOID.count)]) == Self.signedDataOID else { return nil }
+        guard end - p >= Self.signedDataOID.count, der[p..<(p + Self.signedDataOID.count)].elementsEqual(Self.signedDataOID) else { return nil }
         p += Self.signedDataOID.count
         guard let explicit = Self.header(der, at: p, end: end), explicit.tag == 0xa0, explicit.content + explicit.length == end,
               let signedData = Self.header(der, at: explicit.content, end: end), signedData.tag == 0x30,

@@ -31,14 +31,9 @@ extension AdminRoutes {
         }
         admin.delete("ade/accounts/:username") { _, context -> Response in
             let username = try context.parameters.require("username").lowercased()
-            let deleted = try await database.transaction { c -> Bool in
-                let hit = try ADEAccountStore.delete(c, username: username)
-                if hit { try audit(c, context, "ade.account.deleted", device: nil, detail: username) }
-                return hit
+            return try await removal(context, "ade.account.deleted", detail: username, missing: "no account \(username.prefix(200))") { c in
+                try ADEAccountStore.delete(c, username: username)
             }
-            guard deleted else { throw refuse(.notFound, "no account \(username.prefix(200))") }
-            outbox.notify()
-            return emptyResponse(.noContent)
         }
     }
 }

@@ -39,14 +39,9 @@ extension AdminRoutes {
         }
         admin.delete("api-keys/:id") { _, context -> Response in
             let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
-            let revoked = try await database.transaction { c -> Bool in
-                let hit = try AdminQueries.revokeKey(c, id: id)
-                if hit { try audit(c, context, "api-key.revoked", device: nil, detail: id) }
-                return hit
+            return try await removal(context, "api-key.revoked", detail: id, missing: "no active API key \(id)") { c in
+                try AdminQueries.revokeKey(c, id: id)
             }
-            guard revoked else { throw refuse(.notFound, "no active API key \(id)") }
-            outbox.notify()
-            return emptyResponse(.noContent)
         }
     }
 }

@@ -52,6 +52,19 @@ struct AdminRoutes: Sendable {
         InstalledProfilesRoutes(database: database).add(to: admin)
     }
 
+    /// An admin's removal: `remove` in a transaction with its activity entry when it hit; 204, or 404 with `missing`.
+    func removal(_ context: GatewayContext, _ action: String, detail: String, missing: String,
+                 _ remove: @escaping @Sendable (Connection) throws -> Bool) async throws -> Response {
+        let removed = try await database.transaction { c -> Bool in
+            let hit = try remove(c)
+            if hit { try audit(c, context, action, device: nil, detail: detail) }
+            return hit
+        }
+        guard removed else { throw refuse(.notFound, missing) }
+        outbox.notify()
+        return emptyResponse(.noContent)
+    }
+
     /// One activity entry of the admin request, in its transaction (the outbox publishes it).
     func audit(_ c: Connection, _ context: GatewayContext, _ action: String, device: String?, detail: String) throws {
         var journal = Journal(correlationID: context.correlationID)

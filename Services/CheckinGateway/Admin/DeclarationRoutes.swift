@@ -28,14 +28,9 @@ extension AdminRoutes {
         }
         admin.delete("declarations/:identifier") { _, context -> Response in
             let identifier = try context.parameters.require("identifier")
-            let deleted = try await database.transaction { c -> Bool in
-                let hit = try AdminQueries.deleteDeclaration(c, identifier: identifier)
-                if hit { try audit(c, context, "declaration.deleted", device: nil, detail: identifier) }
-                return hit
+            return try await removal(context, "declaration.deleted", detail: identifier, missing: "no declaration \(identifier)") { c in
+                try AdminQueries.deleteDeclaration(c, identifier: identifier)
             }
-            guard deleted else { throw refuse(.notFound, "no declaration \(identifier)") }
-            outbox.notify()
-            return emptyResponse(.noContent)
         }
         admin.put("devices/:id/declarations") { request, context -> Response in
             let id = try context.parameters.require("id")

@@ -21,14 +21,9 @@ extension AdminRoutes {
         }
         admin.delete("enrollment-links/:id") { _, context -> Response in
             let id = try context.parameters.require("id", as: UUID.self).uuidString.lowercased()
-            let revoked = try await database.transaction { c -> Bool in
-                let hit = try AdminQueries.revokeLink(c, id: id)
-                if hit { try audit(c, context, "enrollment-link.revoked", device: nil, detail: id) }
-                return hit
+            return try await removal(context, "enrollment-link.revoked", detail: id, missing: "no active enrollment link \(id)") { c in
+                try AdminQueries.revokeLink(c, id: id)
             }
-            guard revoked else { throw refuse(.notFound, "no active enrollment link \(id)") }
-            outbox.notify()
-            return emptyResponse(.noContent)
         }
     }
 }
