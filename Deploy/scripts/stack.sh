@@ -270,6 +270,17 @@ PY
     "$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1/push-certificate" --data-binary @"$state/push.json"
 }
 
+# start_apps_books_standin PORT: the stand-in for Apple's Apps and Books API (Deploy/standins/apps_books_standin.py:
+# content tokens, assets, licence events); sets ORCHARD_APPS_BOOKS_URL and ORCHARD_TEST_APPS_BOOKS_URL. Stopped with the stack.
+start_apps_books_standin() {
+  local port=$1
+  /usr/bin/python3 Deploy/standins/apps_books_standin.py "$port" > >(sed -u 's/^/[apps-books-standin] /') 2>&1 &
+  ORCHARD_PIDS+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/_control/stats" && break; sleep 0.1; done
+  export ORCHARD_APPS_BOOKS_URL="http://127.0.0.1:$port/mdm/v2" ORCHARD_TEST_APPS_BOOKS_URL="http://127.0.0.1:$port"
+  log "Apps and Books stand-in on $ORCHARD_TEST_APPS_BOOKS_URL"
+}
+
 # start_oidc_standin PORT: the tests' stand-in OpenID Connect provider (Deploy/standins/oidc_standin.py: discovery
 # document, JWKS, RS256 tokens signed by the openssl tool); sets ORCHARD_TEST_OIDC_URL. Stopped with the stack.
 start_oidc_standin() {

@@ -12,7 +12,7 @@ import ServiceLifecycle
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "abm-sync", defaultPort: 8083, schema: "abm_sync", migrations: ABMSyncMigrations.all))
 
-let (tokens, businessAPI) = await runtime.startUp {
+let (tokens, businessAPI, appsAndBooks) = await runtime.startUp {
     let env = runtime.configuration.environment
     let kek = try runtime.requireKeyEncryptionKey("keeps the ABM server tokens' private keys and credentials encrypted with it")
     // Apple's device-assignment API; http:// only for a local stand-in, a CA file for an https:// one (as for APNs).
@@ -42,7 +42,13 @@ let (tokens, businessAPI) = await runtime.startUp {
     let businessAPI = BusinessAPI(database: runtime.database, box: try SecretBox(key: kek), outbox: runtime.outbox, service: runtime.definition.name,
                                   http: http, apiURL: try url("ORCHARD_ABM_API_URL", "https://api-business.apple.com"),
                                   tokenURL: try url("ORCHARD_ABM_API_TOKEN_URL", "https://account.apple.com/auth/oauth2/token"))
-    return (tokens, businessAPI)
+    // Apps and Books (app licences): Apple's API, or a stand-in.
+    var appsAndBooks = AppsAndBooks(database: runtime.database, box: try SecretBox(key: kek), outbox: runtime.outbox,
+                                    service: runtime.definition.name, http: http,
+                                    baseURL: try url("ORCHARD_APPS_BOOKS_URL", "https://vpp.itunes.apple.com/mdm/v2"))
+    let checker = tokens
+    appsAndBooks.checkOrganization = { id in _ = try? await checker.check(CheckABMToken(id: id, actor: "orchard:apps-books"), correlationID: nil) }
+    return (tokens, businessAPI, appsAndBooks)
 }
 
 let assigner = Assigner(tokens: tokens, database: runtime.database, outbox: runtime.outbox)
@@ -122,6 +128,15 @@ runtime.respond(ListABMServers.self, on: &routes) { request, _ in
 }
 runtime.respond(ABMAssignmentJob.self, on: &routes) { request, message in
     try await businessAPI.assignment(request, correlationID: message.correlationID)
+}
+runtime.respond(UploadContentToken.self, on: &routes) { request, message in
+    try await appsAndBooks.upload(request, correlationID: message.correlationID)
+}
+runtime.respond(ListContentTokens.self, on: &routes) { _, _ in
+    ListContentTokens.Reply(items: try await appsAndBooks.list())
+}
+runtime.respond(AssociateAppLicences.self, on: &routes) { request, message in
+    try await appsAndBooks.associate(request, correlationID: message.correlationID)
 }
 await runtime.startUp { try await profiles.announceSignInRequirements() }
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)

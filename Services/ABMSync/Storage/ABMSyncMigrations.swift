@@ -87,5 +87,13 @@ enum ABMSyncMigrations {
                 server_id text NOT NULL, action text NOT NULL, serials text NOT NULL, status text NOT NULL, sub_status text,
                 created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
             """),
+        // Apps and Books (app licences): content tokens (sealed with ORCHARD_KEK), and the one id Orchard gives Apple as
+        // its MDM (`mdmInfo.id`) so a token Orchard uses is recognised as its own after a restart or on another replica.
+        Migration(12, "Apps and Books content tokens", """
+            CREATE TABLE apps_books_tokens (
+                id text PRIMARY KEY, organization text NOT NULL, location text, country_code text, expires_at timestamptz NOT NULL,
+                sealed_token bytea NOT NULL, uploaded_by text NOT NULL, uploaded_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE apps_books_client (id integer PRIMARY KEY CHECK (id = 1), mdm_id uuid NOT NULL);
+            """),
     ]
 }
