@@ -69,7 +69,8 @@ let accounts = AccountAuthorization(database: database, requests: requests, time
 let router = runtime.makeRouter(GatewayContext.self)
 DevicePipeline(database: database, authentication: DeviceAuthentication(methods: authenticators), checkins: checkins,
                commandResults: CommandResultHandler(observers: [WatchEligibilityObserver(settings: watchEnrollment, service: service), adeSetup,
-                                                                ActivationLockObserver(secrets: configuration.secrets), InstalledProfilesObserver()]),
+                                                                ActivationLockObserver(secrets: configuration.secrets), InstalledProfilesObserver(),
+                                                                AppInstallObserver()]),
                userCommandResults: UserCommandChannelHandler(),
                pusher: pusher, accounts: accounts, outbox: runtime.outbox).add(to: router)
 router.get("enroll/:token") { _, context -> Response in
@@ -108,6 +109,8 @@ let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
 await runtime.run(router: router, services: [
     pusher, activity, enqueue, abmEvents, accountTokens,
     ReleaseDeadline(setup: adeSetup, database: database, outbox: runtime.outbox, pusher: pusher, logger: runtime.logger),
+    AppRollout(database: database, outbox: runtime.outbox, requests: requests, pusher: pusher, logger: runtime.logger,
+               interval: .milliseconds(configuration.appRolloutIntervalMilliseconds)),
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
                                         + WatchPairingStore.pruning + AccountTokenCopyStore.pruning, logger: runtime.logger),
     // A claim is given back 30 s after its delivery must have ended either way: the delivery's one slow step,

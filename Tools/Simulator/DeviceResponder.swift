@@ -46,6 +46,15 @@ public struct DeviceResponder: Sendable {
         return (answered, .active)
     }
 
+    /// Answers one command as `drain` would; the server's next command, if any, and what became of the device.
+    public func answerOne(_ command: MDMCommand, _ device: SimulatedDevice) async throws -> (next: MDMCommand?, outcome: Outcome) {
+        let (status, extra, outcome) = try await answer(command, device)
+        narrator.say("    \(device.label) ← \(command.requestType) → \(status)")
+        let next = try await device.respond(to: command, status: status, extra: extra)
+        if command.requestType == "DeclarativeManagement", status == "Acknowledged" { try await syncDeclarations(device) }
+        return (outcome == .active ? next : nil, outcome)
+    }
+
     private func answer(_ command: MDMCommand, _ device: SimulatedDevice) async throws -> (String, [String: PlistValue], Outcome) {
         if busy { return ("NotNow", [:], .active) }
         switch command.requestType {
@@ -56,12 +65,34 @@ public struct DeviceResponder: Sendable {
             if device.enrollmentID != nil { for key in ["UDID", "SerialNumber", "IMEI", "MEID"] { responses[key] = nil } }
             return ("Acknowledged", ["QueryResponses": .dictionary(responses)], .active)
         case "InstalledApplicationList":
-            let apps: [PlistValue] = [("com.apple.mobilesafari", "Safari"), ("com.example.orchard.demo", "Orchard Demo")].map { id, name in
+            // The system's apps, unless only managed ones are asked for; then the managed apps Orchard installed.
+            let managedOnly = command.parameters["ManagedAppsOnly"]?.bool == true
+            var list: [(String, String, Bool)] = managedOnly ? [] : [("com.apple.mobilesafari", "Safari", false),
+                                                                    ("com.example.orchard.demo", "Orchard Demo", false)]
+            for (identifier, remaining) in device.installedApps.sorted(by: { $0.key < $1.key }) {
+                list.append((identifier, identifier.split(separator: ".").last.map(String.init) ?? identifier, remaining > 0))
+                if remaining > 0 { device.installedApps[identifier] = remaining - 1 }
+            }
+            if let wanted = command.parameters["Identifiers"]?.array?.compactMap(\.string) { list = list.filter { wanted.contains($0.0) } }
+            let apps: [PlistValue] = list.map { id, name, installing in
                 .dictionary(["Identifier": .string(id), "Name": .string(name), "ShortVersion": .string("1.0"), "Version": .string("1"),
                              "BundleSize": .integer(12_345_678), "DynamicSize": .integer(1_024), "IsValidated": .bool(true),
-                             "Installing": .bool(false), "HasUpdateAvailable": .bool(false)])
+                             "Installing": .bool(installing), "HasUpdateAvailable": .bool(false)])
             }
             return ("Acknowledged", ["InstalledApplicationList": .array(apps)], .active)
+        case "InstallApplication":
+            // The store id names the app (the App Store tells a real device its bundle identifier; here the catalog does);
+            // a watch is given the watch app's identifier.
+            let storeID = command.parameters["iTunesStoreID"]?.integer ?? 0
+            guard !device.failingApps.contains(storeID),
+                  let identifier = command.parameters["Identifier"]?.string ?? AppCatalog.shared.bundleID(storeID, watch: device.platform == "watchOS") else {
+                return ("Error", ["ErrorChain": .array([.dictionary([
+                    "ErrorDomain": .string("MCMDMErrorDomain"), "ErrorCode": .integer(12024),
+                    "LocalizedDescription": .string("The app \(storeID) could not be installed"),
+                    "USEnglishDescription": .string("The app \(storeID) could not be installed")])])], .active)
+            }
+            device.installedApps[identifier] = device.installChecks
+            return ("Acknowledged", ["Identifier": .string(identifier), "State": .string(device.installChecks > 0 ? "Installing" : "Managed")], .active)
         case "SecurityInfo":
             var info: [String: PlistValue] = ["PasscodePresent": .bool(true), "PasscodeCompliant": .bool(true),
                                               "PasscodeCompliantWithProfiles": .bool(true)]
@@ -126,5 +157,24 @@ public struct DeviceResponder: Sendable {
         let report: [String: Any] = ["StatusItems": ["management": ["declarations": statuses]], "Errors": [Any]()]
         _ = try await device.declarativeManagement("status", data: Array(try JSONSerialization.data(withJSONObject: report)))
         narrator.say("    \(device.label) synchronised declarations: \(statuses.values.map(\.count).reduce(0, +)) reported active")
+    }
+}
+
+/// The App Store as simulated devices see it: an app's store id → its bundle identifier, and its watch app's. A real
+/// device asks the store; the tests and benchmarks register the apps they assign.
+public final class AppCatalog: @unchecked Sendable {
+    public static let shared = AppCatalog()
+    private let lock = NSLock()
+    private var apps: [Int: (bundleID: String, watchBundleID: String?)] = [:]
+
+    public func register(storeID: Int, bundleID: String, watchBundleID: String?) {
+        lock.lock(); defer { lock.unlock() }
+        apps[storeID] = (bundleID, watchBundleID)
+    }
+
+    public func bundleID(_ storeID: Int, watch: Bool) -> String? {
+        lock.lock(); defer { lock.unlock() }
+        guard let app = apps[storeID] else { return nil }
+        return watch ? (app.watchBundleID ?? app.bundleID) : app.bundleID
     }
 }

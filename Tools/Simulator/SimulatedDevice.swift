@@ -44,6 +44,13 @@ public final class SimulatedDevice: @unchecked Sendable {
     public let userPushToken: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
     /// Profiles installed by InstallProfile, by PayloadIdentifier (their PayloadUUID), for ProfileList.
     public var installedProfiles: [String: String] = [:]
+    /// Managed apps it installed (InstallApplication), by bundle identifier → how many more InstalledApplicationList
+    /// answers still say `Installing` (an app takes a while to download).
+    public var installedApps: [String: Int] = [:]
+    /// How many InstalledApplicationList answers an app it is told to install reports `Installing` first.
+    public var installChecks = 0
+    /// App Store ids whose InstallApplication it answers with an error (no licence, the store refused…).
+    public var failingApps: Set<Int> = []
     /// How the simulator names the device in what it prints.
     public var label: String {
         if let enrollmentID { return "\(productName) (User Enrollment \(enrollmentID.prefix(8)))" }

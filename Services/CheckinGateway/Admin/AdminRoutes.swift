@@ -50,6 +50,7 @@ struct AdminRoutes: Sendable {
         ABMAPIRoutes(requests: requests, requestTimeout: requestTimeout).add(to: admin)
         ActivationLockRoutes(database: database, outbox: outbox, requests: requests, requestTimeout: requestTimeout, secrets: secrets).add(to: admin)
         InstalledProfilesRoutes(database: database).add(to: admin)
+        AppRoutes(database: database, outbox: outbox, requests: requests, requestTimeout: requestTimeout).add(to: admin)
     }
 
     /// An admin's removal: `remove` in a transaction with its activity entry when it hit; 204, or 404 with `missing`.

@@ -17,6 +17,8 @@ struct GatewayConfiguration: Sendable {
     /// Extra roots for device identities from an external SCEP or ACME CA.
     let extraDeviceRoots: [Certificate]
     let commandRetentionDays: Int
+    /// How often the app rollout looks for installs to move along (it goes on at once while it finds work).
+    let appRolloutIntervalMilliseconds: Int
     /// Roots that Apple devices' MachineInfo signatures chain to (Apple's, or a test CA).
     let appleDeviceRoots: [Certificate]
     /// How long an ADE device's setup items may take before it is released anyway (a NotNow must not hold it).
@@ -57,6 +59,7 @@ struct GatewayConfiguration: Sendable {
         clientCertificateHeader = env.optional("ORCHARD_CLIENT_CERT_HEADER")
         extraDeviceRoots = try env.optional("ORCHARD_DEVICE_IDENTITY_ROOTS").map(Self.readPEM) ?? []
         commandRetentionDays = try env.int("ORCHARD_COMMAND_RETENTION_DAYS", default: 30, range: 1...3650)
+        appRolloutIntervalMilliseconds = try env.int("ORCHARD_APP_ROLLOUT_INTERVAL_MS", default: 1000, range: 100...60_000)
         appleDeviceRoots = try env.optional("ORCHARD_APPLE_DEVICE_ROOTS").map(Self.readPEM) ?? []
         adeReleaseDeadline = .seconds(try env.int("ORCHARD_ADE_RELEASE_DEADLINE_SECONDS", default: 900, range: 1...86400))
         accountTokenCacheSeconds = try env.int("ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS", default: 20, range: 0...30)

@@ -218,5 +218,25 @@ enum CheckinGatewayMigrations {
         Migration(21, "installed profiles", """
             ALTER TABLE enrollments ADD COLUMN installed_profiles text, ADD COLUMN installed_profiles_at timestamptz;
             """),
+        // Apps, iPhone first (issue 22): an assignment names the app and its watch deployment; each device it reaches has
+        // an install row (assigned → licensed → installing → installed / failed). A watch's row for a paired or dependent
+        // app waits for its iPhone's row (`after_id`). `command_uuid` is the InstallApplication sent, `check_uuid` the
+        // InstalledApplicationList that asks whether it finished; `next_at` when the rollout looks at the row again.
+        Migration(22, "app assignments", """
+            CREATE TABLE app_assignments (
+                id uuid PRIMARY KEY, name text, adam_id text, manifest_url text, bundle_id text NOT NULL, watch_bundle_id text,
+                pricing_param text, content_token text, watch_deployment text NOT NULL,
+                created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE app_installs (
+                id bigserial PRIMARY KEY, assignment_id uuid NOT NULL REFERENCES app_assignments ON DELETE CASCADE,
+                enrollment_id text NOT NULL REFERENCES enrollments ON DELETE CASCADE, role text NOT NULL,
+                after_id bigint REFERENCES app_installs ON DELETE CASCADE, state text NOT NULL, detail text,
+                command_uuid text, check_uuid text, checks integer NOT NULL DEFAULT 0,
+                next_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (assignment_id, enrollment_id));
+            CREATE INDEX app_installs_due ON app_installs (next_at) WHERE state IN ('assigned', 'licensed', 'installing');
+            CREATE INDEX app_installs_after ON app_installs (after_id) WHERE after_id IS NOT NULL;
+            CREATE INDEX app_installs_enrollment ON app_installs (enrollment_id);
+            """),
     ]
 }

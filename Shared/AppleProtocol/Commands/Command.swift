@@ -80,6 +80,22 @@ extension MDMCommand {
         MDMCommand(requestType: "DeviceConfigured")
     }
 
+    /// Installs an App Store app (public or custom) by its store id, managed (removed with the MDM profile: flag 1). A
+    /// watch is given the watch app's bundle identifier as `Identifier` (Apple: it differs from the iPhone app's).
+    /// `licensed`: a device-assigned Apps and Books licence (`PurchaseMethod` 1), otherwise a free app (0).
+    public static func installApplication(storeID: Int, identifier: String?, licensed: Bool) -> MDMCommand {
+        var p: [String: PlistValue] = ["iTunesStoreID": .integer(storeID), "ManagementFlags": .integer(1),
+                                       "Options": .dictionary(["PurchaseMethod": .integer(licensed ? 1 : 0)])]
+        if let identifier { p["Identifier"] = .string(identifier) }
+        return MDMCommand(requestType: "InstallApplication", parameters: p)
+    }
+
+    /// Asks whether these managed apps are installed (each item's `Installing` says whether it is still on its way).
+    public static func installedApplicationList(identifiers: [String]) -> MDMCommand {
+        MDMCommand(requestType: "InstalledApplicationList", parameters: [
+            "Identifiers": .array(identifiers.map(PlistValue.string)), "ManagedAppsOnly": .bool(true)])
+    }
+
     /// Turns declarative management on, or asks the device to synchronise declarations.
     public static func declarativeManagement(tokens: [UInt8]?) -> MDMCommand {
         MDMCommand(requestType: "DeclarativeManagement", parameters: tokens.map { ["Data": .data($0)] } ?? [:])

@@ -1,0 +1,243 @@
+import AppleProtocol
+import Foundation
+import Logging
+import OrchardCore
+import OrchardMessaging
+import OrchardSchemas
+import OrchardServiceKit
+import OrchardStorage
+import ServiceLifecycle
+
+/// Moves app installs along, on every gateway replica (rows are claimed with `SKIP LOCKED`, so replicas share the work):
+/// 1. licences: installs due for one, grouped by app and content token, 1,000 serial numbers a request to abm-sync
+///    (Apple's limit); each install licensed or failed with Apple's reason;
+/// 2. installs: one InstallApplication per app and role for all the devices due, queued in the transaction that marks
+///    them installing; the devices are pushed;
+/// 3. checks again, for installs a device still reported on their way (`AppInstallObserver` asks first).
+/// A watch's install for a paired or dependent app is due only once its iPhone's is installed.
+struct AppRollout: Service {
+    let database: Database
+    let outbox: OutboxPublisher
+    let requests: RequestClient
+    let pusher: APNsPusher
+    let logger: Logger
+    var interval: Duration = .seconds(1)
+    var requestTimeout: Duration = .seconds(60)
+    /// How long a licence claim holds its installs (another replica takes them after).
+    var lease: Duration = .seconds(120)
+
+    static let batch = 1000
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    var busy = true
+                    // Work while there is work; then wait for the next tick.
+                    while busy && !Task.isCancelled { busy = try await step() }
+                } catch {
+                    logger.warning("app rollout: \(error)")
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// One pass; whether it found anything to do.
+    func step() async throws -> Bool {
+        let licensed = try await licences()
+        let queued = try await queueInstalls()
+        let rechecked = try await recheck()
+        return licensed || queued || rechecked
+    }
+
+    // MARK: Licences
+
+    private func licences() async throws -> Bool {
+        let claimed = try await database.transaction { c in try AppInstallStore.claimForLicence(c, limit: Self.batch, lease: lease) }
+        guard !claimed.isEmpty else { return false }
+        let groups = Dictionary(grouping: claimed) { "\($0.app.contentToken ?? "")|\($0.app.adamID)|\($0.app.pricingParam ?? "")" }
+        for (_, installs) in groups.sorted(by: { $0.key < $1.key }) {
+            let app = installs[0].app
+            let noSerial = installs.filter { ($0.serialNumber ?? "").isEmpty }
+            let withSerial = installs.filter { !($0.serialNumber ?? "").isEmpty }
+            var bySerial: [String: [AppInstallStore.Install]] = [:]
+            for i in withSerial { bySerial[i.serialNumber!, default: []].append(i) }
+            var licensed: [Int] = [], failed: [(Int, String)] = noSerial.map {
+                ($0.id, "no serial number is known for \($0.enrollmentID): an Apps and Books licence is assigned by serial number (send DeviceInformation)")
+            }
+            var retry: [Int] = [], why = ""
+            if !bySerial.isEmpty {
+                do {
+                    let reply = try await requests.request(
+                        AssociateAppLicences(tokenID: app.contentToken ?? "", adamID: app.adamID, pricingParam: app.pricingParam,
+                                             serialNumbers: bySerial.keys.sorted(), actor: "orchard:app-rollout"),
+                        timeout: requestTimeout, correlationID: RandomUUID.lowercased())
+                    for serial in reply.licensed { licensed += bySerial[serial]?.map(\.id) ?? [] }
+                    for f in reply.failed { failed += (bySerial[f.serialNumber] ?? []).map { ($0.id, "licence: \(f.reason)") } }
+                } catch let refused as RequestRefused where refused.httpStatus < 500 {
+                    // The token or the app is refused for all of them (unknown, expired, not the location's).
+                    failed += withSerial.map { ($0.id, "licence: \(refused.message)") }
+                } catch {
+                    retry = withSerial.map(\.id)
+                    why = "licence request failed, tried again in 30 s: \(error)"
+                }
+            }
+            let (ok, bad, later, reason) = (licensed, failed, retry, why)
+            try await database.transaction { c in
+                try AppInstallStore.setLicensed(c, ids: ok)
+                try AppInstallStore.fail(c, ids: bad.map(\.0), reasons: bad.map(\.1))
+                try AppInstallStore.retryLater(c, ids: later, after: .seconds(30), detail: reason)
+                var journal = Journal(correlationID: nil)
+                for (id, r) in bad.prefix(50) {
+                    let device = installs.first { $0.id == id }?.enrollmentID
+                    journal.activity(actor: "orchard:app-rollout", "app.install.failed", device: device, outcome: .failed,
+                                     detail: "app \(app.adamID) (\(app.bundleID)): \(r)")
+                }
+                try journal.write(c)
+            }
+            if !bad.isEmpty { outbox.notify() }
+        }
+        return true
+    }
+
+    // MARK: Installs
+
+    private func queueInstalls() async throws -> Bool {
+        let pushed = try await database.transaction { c -> [String]? in
+            let due = try AppInstallStore.lockForInstall(c, limit: Self.batch)
+            guard !due.isEmpty else { return nil }
+            var journal = Journal(correlationID: nil)
+            var push: [String] = []
+            let inactive = due.filter { !$0.enrollmentActive }
+            try AppInstallStore.fail(c, ids: inactive.map(\.id), reasons: inactive.map { "\($0.enrollmentID) is no longer enrolled" })
+            let groups = Dictionary(grouping: due.filter(\.enrollmentActive)) { "\($0.assignmentID)|\($0.role)" }
+            for (_, installs) in groups.sorted(by: { $0.key < $1.key }) {
+                let first = installs[0]
+                let identifier = first.role == "watch" ? (first.app.watchBundleID ?? first.app.bundleID) : nil
+                let command = MDMCommand.installApplication(storeID: Int(first.app.adamID) ?? 0, identifier: identifier,
+                                                            licensed: first.app.contentToken != nil)
+                let queued = Set(try CommandQueue.enqueue(c, command, enrollmentIDs: installs.map(\.enrollmentID),
+                                                          requestedBy: "orchard:app-rollout", journal: &journal))
+                try AppInstallStore.setInstalling(c, ids: installs.filter { queued.contains($0.enrollmentID) }.map(\.id), commandUUID: command.commandUUID)
+                let missed = installs.filter { !queued.contains($0.enrollmentID) }
+                try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
+                push += queued.sorted()
+            }
+            try journal.write(c)
+            return push
+        }
+        guard let pushed else { return false }
+        outbox.notify()
+        await pusher.push(pushed)
+        return true
+    }
+
+    // MARK: Checks
+
+    private func recheck() async throws -> Bool {
+        let pushed = try await database.transaction { c -> [String]? in
+            let due = try AppInstallStore.lockForRecheck(c, limit: Self.batch)
+            guard !due.isEmpty else { return nil }
+            var journal = Journal(correlationID: nil)
+            for (device, installs) in Dictionary(grouping: due, by: \.enrollmentID) {
+                try AppInstallObserver.queueCheck(c, device: device, installs: installs, detail: nil, journal: &journal)
+            }
+            try journal.write(c)
+            return Array(Set(due.map(\.enrollmentID))).sorted()
+        }
+        guard let pushed else { return false }
+        outbox.notify()
+        await pusher.push(pushed)
+        return true
+    }
+}
+
+/// Reads a device's answers to the rollout's commands, in the transaction that records them: an InstallApplication
+/// acknowledged is followed at once by an InstalledApplicationList for the app (the device gets it as its next command);
+/// an error (or a `State` of Failed or a rejection) fails the install, and the watches' installs waiting on it; the
+/// list's answer marks it installed, or asks again later (2 s, doubling to 5 min; after 30 checks it fails).
+struct AppInstallObserver: CommandResultObserver {
+    static let failedStates: Set<String> = ["Failed", "UserRejected", "ManagementRejected", "UpdateRejected"]
+    static let maxChecks = 30
+
+    func commandFinished(_ result: CommandResult, requestType: String, enrollment: AuthorizedEnrollment, in c: Connection,
+                         journal: inout Journal) throws -> [String] {
+        guard requestType == "InstallApplication" || requestType == "InstalledApplicationList", let uuid = result.commandUUID else { return [] }
+        let installs = try AppInstallStore.installs(c, enrollmentID: enrollment.id, commandUUID: uuid)
+        guard !installs.isEmpty else { return [] }
+        let device = enrollment.id
+        func failed(_ reason: String) throws {
+            try AppInstallStore.fail(c, ids: installs.map(\.id), reasons: installs.map { _ in reason })
+            for i in installs {
+                journal.activity(actor: "device:\(device)", "app.install.failed", device: device, outcome: .failed,
+                                 detail: "app \(i.app.adamID) (\(i.app.bundleID)) on the \(i.role): \(reason)")
+            }
+        }
+        if requestType == "InstallApplication" {
+            guard result.status == .acknowledged else {
+                try failed("InstallApplication: \(result.status.rawValue)\(result.errorSummary)")
+                return []
+            }
+            let state = result.values["State"]?.string
+            if let state, Self.failedStates.contains(state) {
+                let reason = result.values["RejectionReason"]?.string
+                try failed("InstallApplication: the device says \(state)\(reason.map { " (\($0))" } ?? "")")
+                return []
+            }
+            try Self.queueCheck(c, device: device, installs: installs, detail: state.map { "device: \($0)" }, journal: &journal)
+            return []
+        }
+        // The check's answer.
+        guard result.status == .acknowledged else {
+            try later(c, installs, detail: "InstalledApplicationList: \(result.status.rawValue)\(result.errorSummary)", journal: &journal)
+            return []
+        }
+        let items = (result.values["InstalledApplicationList"]?.array ?? []).prefix(1000).compactMap(\.dictionary)
+        var installed: [Int] = [], pending: [AppInstallStore.Install] = [], broken: [(Int, String)] = []
+        for i in installs {
+            let identifier = Self.identifier(of: i)
+            guard let item = items.first(where: { $0["Identifier"]?.string == identifier }) else { pending.append(i); continue }
+            if item["DownloadFailed"]?.bool == true || item["DownloadCancelled"]?.bool == true {
+                broken.append((i.id, "the device reports the download of \(identifier) \(item["DownloadFailed"]?.bool == true ? "failed" : "cancelled")"))
+            } else if item["Installing"]?.bool == true || item["DownloadWaiting"]?.bool == true || item["DownloadPaused"]?.bool == true {
+                pending.append(i)
+            } else {
+                installed.append(i.id)
+            }
+        }
+        try AppInstallStore.setInstalled(c, ids: installed)
+        for id in installed {
+            let i = installs.first { $0.id == id }!
+            journal.activity(actor: "device:\(device)", "app.installed", device: device,
+                             detail: "app \(i.app.adamID) (\(Self.identifier(of: i))) on the \(i.role)")
+        }
+        try AppInstallStore.fail(c, ids: broken.map(\.0), reasons: broken.map(\.1))
+        try later(c, pending, detail: "not installed yet", journal: &journal)
+        return []
+    }
+
+    static func identifier(of i: AppInstallStore.Install) -> String {
+        i.role == "watch" ? (i.app.watchBundleID ?? i.app.bundleID) : i.app.bundleID
+    }
+
+    /// One InstalledApplicationList for these installs of one device.
+    static func queueCheck(_ c: Connection, device: String, installs: [AppInstallStore.Install], detail: String?, journal: inout Journal) throws {
+        let command = MDMCommand.installedApplicationList(identifiers: Array(Set(installs.map(identifier(of:)))).sorted())
+        let queued = try CommandQueue.enqueue(c, command, enrollmentIDs: [device], requestedBy: "orchard:app-rollout", journal: &journal)
+        if queued.isEmpty {
+            try AppInstallStore.fail(c, ids: installs.map(\.id), reasons: installs.map { _ in "\(device) does not take commands" })
+        } else {
+            try AppInstallStore.setChecking(c, ids: installs.map(\.id), checkUUID: command.commandUUID, detail: detail)
+        }
+    }
+
+    private func later(_ c: Connection, _ installs: [AppInstallStore.Install], detail: String, journal: inout Journal) throws {
+        let exhausted = installs.filter { $0.checks + 1 >= Self.maxChecks }
+        try AppInstallStore.fail(c, ids: exhausted.map(\.id), reasons: exhausted.map { _ in "still not installed after \(Self.maxChecks) checks" })
+        for (checks, group) in Dictionary(grouping: installs.filter { $0.checks + 1 < Self.maxChecks }, by: \.checks) {
+            let wait = Duration.seconds(min(2 << min(checks, 8), 300))
+            try AppInstallStore.checkLater(c, ids: group.map(\.id), after: wait, detail: detail)
+        }
+    }
+}

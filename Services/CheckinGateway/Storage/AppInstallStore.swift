@@ -1,0 +1,281 @@
+import Foundation
+import OrchardStorage
+
+/// Every statement on app assignments and their per-device installs (`app_assignments`, `app_installs`).
+enum AppInstallStore {
+    /// Where one device's install of one assignment stands (stored as text in `app_installs.state`).
+    enum State: String, Sendable, Codable, CaseIterable {
+        case assigned, licensed, installing, installed, failed
+    }
+
+    struct App: Sendable, Codable, Equatable {
+        var name: String?
+        var adamID: String
+        var bundleID: String
+        var watchBundleID: String?
+        var pricingParam: String?
+        var contentToken: String?
+        /// `paired`, `dependent` or `standalone`.
+        var watchDeployment: String
+    }
+
+    /// One install to create: `after` is the index (in the same list) of the iPhone's install a watch's waits for.
+    struct NewInstall: Sendable {
+        var enrollmentID: String
+        var role: String
+        var after: Int?
+    }
+
+    struct Install: Sendable {
+        let id: Int
+        let assignmentID: String
+        let enrollmentID: String
+        let role: String
+        let state: State
+        let detail: String?
+        let afterEnrollmentID: String?
+        let updatedAt: Date
+        let checks: Int
+        let app: App
+        let serialNumber: String?
+        let enrollmentActive: Bool
+    }
+
+    private static let installColumns = """
+        i.id, i.assignment_id::text AS assignment_id, i.enrollment_id, i.role, i.state, i.detail, i.updated_at, i.checks,
+        (SELECT p.enrollment_id FROM app_installs p WHERE p.id = i.after_id) AS after_enrollment,
+        a.name, a.adam_id, a.bundle_id, a.watch_bundle_id, a.pricing_param, a.content_token, a.watch_deployment,
+        e.serial_number, e.status IN ('pending', 'enrolled') AS active
+        """
+
+    private static func install(_ r: Row) -> Install {
+        Install(id: r.int("id") ?? 0, assignmentID: r.string("assignment_id") ?? "", enrollmentID: r.string("enrollment_id") ?? "",
+                role: r.string("role") ?? "", state: State(rawValue: r.string("state") ?? "") ?? .failed, detail: r.string("detail"),
+                afterEnrollmentID: r.string("after_enrollment"), updatedAt: r.date("updated_at") ?? Date(), checks: r.int("checks") ?? 0,
+                app: App(name: r.string("name"), adamID: r.string("adam_id") ?? "", bundleID: r.string("bundle_id") ?? "",
+                         watchBundleID: r.string("watch_bundle_id"), pricingParam: r.string("pricing_param"),
+                         contentToken: r.string("content_token"), watchDeployment: r.string("watch_deployment") ?? ""),
+                serialNumber: r.string("serial_number"), enrollmentActive: r.bool("active") ?? false)
+    }
+
+    // MARK: Targets
+
+    struct Device: Sendable {
+        let id: String
+        let pairedWith: String?
+        let active: Bool
+        let isWatch: Bool
+    }
+
+    /// The enrollments named, and the watches paired with them, each with whether it takes commands.
+    static func devices(_ c: Connection, around ids: [String]) throws -> [String: Device] {
+        var found: [String: Device] = [:]
+        for r in try c.query("""
+            SELECT id, paired_with, status IN ('pending', 'enrolled') AS active,
+                   (paired_with IS NOT NULL OR product_name LIKE 'Watch%') AS watch
+            FROM enrollments WHERE id = ANY($1::text[]) OR paired_with = ANY($1::text[])
+               OR id IN (SELECT paired_with FROM enrollments WHERE id = ANY($1::text[]) AND paired_with IS NOT NULL)
+            """, [.text(postgresArray(ids))]) {
+            guard let id = r.string("id") else { continue }
+            found[id] = Device(id: id, pairedWith: r.string("paired_with"), active: r.bool("active") ?? false, isWatch: r.bool("watch") ?? false)
+        }
+        return found
+    }
+
+    // MARK: Assignments
+
+    /// An assignment and its installs (a watch's waiting for its iPhone's: due never, until that one is installed).
+    static func create(_ c: Connection, id: String, app: App, installs: [NewInstall], actor: String) throws {
+        try c.query("""
+            INSERT INTO app_assignments (id, name, adam_id, bundle_id, watch_bundle_id, pricing_param, content_token, watch_deployment, created_by)
+            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)
+            """, [.text(id), .optionalText(app.name), .text(app.adamID), .text(app.bundleID), .optionalText(app.watchBundleID),
+                  .optionalText(app.pricingParam), .optionalText(app.contentToken), .text(app.watchDeployment), .text(actor)])
+        // Two statements: the installs nothing waits on, then those that wait (they name the first ones' ids).
+        let firsts = installs.enumerated().filter { $0.element.after == nil }
+        let rows = try c.query("""
+            INSERT INTO app_installs (assignment_id, enrollment_id, role, state)
+            SELECT $1::uuid, e, r, 'assigned' FROM unnest($2::text[], $3::text[]) AS t(e, r)
+            RETURNING id, enrollment_id
+            """, [.text(id), .text(postgresArray(firsts.map(\.element.enrollmentID))), .text(postgresArray(firsts.map(\.element.role)))])
+        var idOf: [String: Int] = [:]
+        for r in rows { if let e = r.string("enrollment_id"), let i = r.int("id") { idOf[e] = i } }
+        let waiting = installs.filter { $0.after != nil }
+        guard !waiting.isEmpty else { return }
+        try c.query("""
+            INSERT INTO app_installs (assignment_id, enrollment_id, role, state, after_id, next_at, detail)
+            SELECT $1::uuid, e, r, 'assigned', a::bigint, 'infinity', 'waits for the iPhone''s install'
+            FROM unnest($2::text[], $3::text[], $4::text[]) AS t(e, r, a)
+            """, [.text(id), .text(postgresArray(waiting.map(\.enrollmentID))), .text(postgresArray(waiting.map(\.role))),
+                  .text(postgresArray(waiting.map { String(idOf[installs[$0.after!].enrollmentID] ?? 0) }))])
+    }
+
+    static func installs(_ database: Database, assignmentID: String, limit: Int = 10_000) async throws -> [Install] {
+        try await database.query("""
+            SELECT \(installColumns) FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id
+            JOIN enrollments e ON e.id = i.enrollment_id WHERE i.assignment_id = $1::uuid ORDER BY i.id LIMIT $2
+            """, [.text(assignmentID), .int(limit)]).map(install)
+    }
+
+    static func installs(_ database: Database, enrollmentID: String) async throws -> [Install] {
+        try await database.query("""
+            SELECT \(installColumns) FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id
+            JOIN enrollments e ON e.id = i.enrollment_id WHERE i.enrollment_id = $1 ORDER BY i.id LIMIT 1000
+            """, [.text(enrollmentID)]).map(install)
+    }
+
+    struct Summary: Sendable {
+        let id: String
+        let app: App
+        let createdBy: String
+        let createdAt: Date
+        let states: [String: Int]
+    }
+
+    static func assignments(_ database: Database, id: String? = nil) async throws -> [Summary] {
+        try await database.query("""
+            SELECT a.id::text AS id, a.name, a.adam_id, a.bundle_id, a.watch_bundle_id, a.pricing_param, a.content_token,
+                   a.watch_deployment, a.created_by, a.created_at,
+                   (SELECT string_agg(s.state || '=' || s.n, ',') FROM (SELECT state, count(*) AS n FROM app_installs
+                     WHERE assignment_id = a.id GROUP BY state) s) AS states
+            FROM app_assignments a WHERE $1::uuid IS NULL OR a.id = $1::uuid ORDER BY a.created_at DESC, a.id LIMIT 1000
+            """, [.optionalText(id)]).map { r in
+            var states: [String: Int] = [:]
+            for part in (r.string("states") ?? "").split(separator: ",") {
+                let kv = part.split(separator: "=")
+                if kv.count == 2 { states[String(kv[0])] = Int(kv[1]) ?? 0 }
+            }
+            return Summary(id: r.string("id") ?? "", app: App(name: r.string("name"), adamID: r.string("adam_id") ?? "", bundleID: r.string("bundle_id") ?? "",
+                                                             watchBundleID: r.string("watch_bundle_id"), pricingParam: r.string("pricing_param"),
+                                                             contentToken: r.string("content_token"), watchDeployment: r.string("watch_deployment") ?? ""),
+                           createdBy: r.string("created_by") ?? "", createdAt: r.date("created_at") ?? Date(), states: states)
+        }
+    }
+
+    static func remove(_ c: Connection, id: String) throws -> Bool {
+        try !c.query("DELETE FROM app_assignments WHERE id = $1::uuid RETURNING id", [.text(id)]).isEmpty
+    }
+
+    // MARK: The rollout
+
+    /// Installs due for a licence: assigned, with a content token, due now; each claimed for `lease` (another replica
+    /// skips them; a crash hands them back when the lease ends).
+    static func claimForLicence(_ c: Connection, limit: Int, lease: Duration) throws -> [Install] {
+        try c.query("""
+            WITH due AS (
+                SELECT i.id FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id
+                WHERE i.state = 'assigned' AND a.content_token IS NOT NULL AND i.next_at <= now()
+                ORDER BY i.next_at, i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED),
+            claimed AS (
+                UPDATE app_installs i SET next_at = now() + make_interval(secs => $2) FROM due WHERE i.id = due.id RETURNING i.*)
+            SELECT \(installColumns) FROM claimed i JOIN app_assignments a ON a.id = i.assignment_id JOIN enrollments e ON e.id = i.enrollment_id
+            """, [.int(limit), .int(Int(lease.components.seconds))]).map(install)
+    }
+
+    /// Installs ready for their InstallApplication (licensed, or assigned with no licence to get), locked until the
+    /// transaction ends.
+    static func lockForInstall(_ c: Connection, limit: Int) throws -> [Install] {
+        try c.query("""
+            WITH due AS (
+                SELECT i.id FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id
+                WHERE (i.state = 'licensed' OR (i.state = 'assigned' AND a.content_token IS NULL)) AND i.next_at <= now()
+                ORDER BY i.next_at, i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED)
+            SELECT \(installColumns) FROM app_installs i JOIN due ON due.id = i.id JOIN app_assignments a ON a.id = i.assignment_id
+            JOIN enrollments e ON e.id = i.enrollment_id
+            """, [.int(limit)]).map(install)
+    }
+
+    /// Installs whose last check said "not yet", due for another, locked until the transaction ends.
+    static func lockForRecheck(_ c: Connection, limit: Int) throws -> [Install] {
+        try c.query("""
+            WITH due AS (
+                SELECT i.id FROM app_installs i WHERE i.state = 'installing' AND i.check_uuid IS NULL AND i.checks > 0 AND i.next_at <= now()
+                ORDER BY i.next_at, i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED)
+            SELECT \(installColumns) FROM app_installs i JOIN due ON due.id = i.id JOIN app_assignments a ON a.id = i.assignment_id
+            JOIN enrollments e ON e.id = i.enrollment_id
+            """, [.int(limit)]).map(install)
+    }
+
+    static func setLicensed(_ c: Connection, ids: [Int]) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET state = 'licensed', detail = NULL, next_at = now(), updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND state = 'assigned'
+            """, [.text(postgresArray(ids.map(String.init)))])
+    }
+
+    /// Gives claimed installs back for a later try (the licence request failed on the way).
+    static func retryLater(_ c: Connection, ids: [Int], after: Duration, detail: String) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET next_at = now() + make_interval(secs => $2), detail = $3, updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND state IN ('assigned', 'licensed')
+            """, [.text(postgresArray(ids.map(String.init))), .int(Int(after.components.seconds)), .text(detail)])
+    }
+
+    static func setInstalling(_ c: Connection, ids: [Int], commandUUID: String) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET state = 'installing', command_uuid = $2, check_uuid = NULL, checks = 0, detail = NULL,
+                next_at = 'infinity', updated_at = now()
+            WHERE id = ANY($1::bigint[])
+            """, [.text(postgresArray(ids.map(String.init))), .text(commandUUID)])
+    }
+
+    /// Fails installs with the reason, and the watches' installs that waited on them (with "its iPhone's install
+    /// failed: …"). Returns the ids failed.
+    @discardableResult
+    static func fail(_ c: Connection, ids: [Int], reasons: [String]) throws -> [Int] {
+        guard !ids.isEmpty else { return [] }
+        let failed = try c.query("""
+            WITH f AS (
+                UPDATE app_installs i SET state = 'failed', detail = t.reason, next_at = 'infinity', updated_at = now()
+                FROM unnest($1::bigint[], $2::text[]) AS t(id, reason)
+                WHERE i.id = t.id AND i.state NOT IN ('installed', 'failed') RETURNING i.id, i.detail),
+            w AS (
+                UPDATE app_installs d SET state = 'failed', detail = 'its iPhone''s install failed: ' || f.detail, next_at = 'infinity',
+                    updated_at = now()
+                FROM f WHERE d.after_id = f.id AND d.state NOT IN ('installed', 'failed') RETURNING d.id)
+            SELECT id FROM f UNION ALL SELECT id FROM w
+            """, [.text(postgresArray(ids.map(String.init))), .text(postgresArray(reasons))])
+        return failed.compactMap { $0.int("id") }
+    }
+
+    /// The installs an InstallApplication (or a check) of this device stands for.
+    static func installs(_ c: Connection, enrollmentID: String, commandUUID: String) throws -> [Install] {
+        try c.query("""
+            SELECT \(installColumns) FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id JOIN enrollments e ON e.id = i.enrollment_id
+            WHERE i.enrollment_id = $1 AND i.state = 'installing' AND (i.command_uuid = $2 OR i.check_uuid = $2)
+            FOR UPDATE OF i
+            """, [.text(enrollmentID), .text(commandUUID)]).map(install)
+    }
+
+    static func setChecking(_ c: Connection, ids: [Int], checkUUID: String, detail: String?) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET check_uuid = $2, detail = COALESCE($3, detail), updated_at = now() WHERE id = ANY($1::bigint[])
+            """, [.text(postgresArray(ids.map(String.init))), .text(checkUUID), .optionalText(detail)])
+    }
+
+    /// Installed; the watches' installs that waited on these are due now.
+    static func setInstalled(_ c: Connection, ids: [Int]) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            WITH done AS (
+                UPDATE app_installs SET state = 'installed', detail = NULL, check_uuid = NULL, next_at = 'infinity', updated_at = now()
+                WHERE id = ANY($1::bigint[]) RETURNING id)
+            UPDATE app_installs d SET next_at = now(), detail = NULL, updated_at = now()
+            FROM done WHERE d.after_id = done.id AND d.state = 'assigned'
+            """, [.text(postgresArray(ids.map(String.init)))])
+    }
+
+    /// Not installed yet: ask again after `after`.
+    static func checkLater(_ c: Connection, ids: [Int], after: Duration, detail: String) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET check_uuid = NULL, checks = checks + 1, detail = $3,
+                next_at = now() + make_interval(secs => $2), updated_at = now()
+            WHERE id = ANY($1::bigint[])
+            """, [.text(postgresArray(ids.map(String.init))), .int(Int(after.components.seconds)), .text(detail)])
+    }
+}

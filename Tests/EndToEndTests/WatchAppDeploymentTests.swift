@@ -1,0 +1,227 @@
+import AppleProtocol
+import Foundation
+import OrchardTestSupport
+import XCTest
+
+/// Seed 001, "Deployment": apps for a managed Apple Watch, iPhone first, against the running services and the Apps and
+/// Books stand-in. A paired app is licensed, installed on the iPhone, and only once the iPhone reports it installed,
+/// on the watch; a standalone app goes to the watch alone; a failure on the iPhone stops the watch's step with its reason.
+final class WatchAppDeploymentTests: XCTestCase {
+    struct AppsAndBooksStandIn {
+        let url: String
+        init() throws { url = try TestEnvironment.require("ORCHARD_TEST_APPS_BOOKS_URL") }
+
+        /// A location with these apps purchased; its content token (the .vpptoken file's text).
+        func location(org: String, assets: [[String: Any]]) async throws -> String {
+            let answer = try await http(.POST, "\(url)/_control/tokens", headers: [("Content-Type", "application/json")],
+                                        body: Array(try JSONSerialization.data(withJSONObject: ["orgName": org, "locationName": "HQ", "assets": assets])))
+            XCTAssertEqual(answer.status, 200, answer.text)
+            return try unwrap(try answer.json()["sToken"] as? String)
+        }
+
+        func stats() async throws -> [String: Any] { try await http(.GET, "\(url)/_control/stats").json() }
+    }
+
+    static func flows(_ stack: Fixture.Ready) async throws -> EnrollmentFlows {
+        try await EnrollmentFlows(environment: SimulatorEnvironment(
+            gateway: stack.gateway, enrollmentAuth: try TestEnvironment.require("ORCHARD_URL_USER_ENROLLMENT_AUTH"),
+            admin: stack.admin, appleCA: stack.appleCA), narrator: .silent)
+    }
+
+    /// The assignment's installs, by enrollment id.
+    static func installs(_ stack: Fixture.Ready, _ id: String) async throws -> [String: [String: Any]] {
+        let view = try await stack.admin.expect(.GET, "/apps/assignments/\(id)")
+        var byDevice: [String: [String: Any]] = [:]
+        for install in view["installs"] as? [[String: Any]] ?? [] { byDevice[install["enrollmentID"] as? String ?? ""] = install }
+        return byDevice
+    }
+
+    /// Answers the device's queue (as a device does after a push) and returns the commands it was given.
+    static func drain(_ device: SimulatedDevice, _ seen: inout [MDMCommand]) async throws {
+        var command = try await device.idle()
+        let responder = DeviceResponder()
+        while let current = command, seen.count < 500 {
+            seen.append(current)
+            let (answered, _) = try await responder.answerOne(current, device)
+            command = answered
+        }
+    }
+
+    func testPairedAppInstallsOnTheIPhoneThenTheWatch() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let flows = try await Self.flows(stack)
+        let standIn = try AppsAndBooksStandIn()
+        let tag = UUID().uuidString.prefix(6)
+        let storeID = Int.random(in: 100_000_000...999_999_999), failingID = storeID + 1, standaloneID = storeID + 2
+        AppCatalog.shared.register(storeID: storeID, bundleID: "com.example.field\(tag)", watchBundleID: "com.example.field\(tag).watchkitapp")
+        AppCatalog.shared.register(storeID: failingID, bundleID: "com.example.broken\(tag)", watchBundleID: "com.example.broken\(tag).watchkitapp")
+        AppCatalog.shared.register(storeID: standaloneID, bundleID: "com.example.timer\(tag).watchkitapp", watchBundleID: nil)
+
+        let (phone, watch) = try await step("1. A supervised iPhone and its watch, enrolled through it") {
+            try await flows.enrollWatch()
+        }
+        phone.installChecks = 1  // the iPhone's install takes a while: its first answer says Installing
+
+        let tokenName = "hq-\(tag)"
+        try await step("2. The admin uploads the organisation's content token; Apple (the stand-in) is told Orchard uses it") {
+            let consumerKey = "CK_apps_\(tag)"
+            _ = try await uploadedToken(stack, standIn: try ABMStandIn(), consumerKey: consumerKey)  // Orchard's organisation: Acme Inc.
+            let sToken = try await standIn.location(org: "Acme Inc.", assets: [
+                ["adamId": "\(storeID)", "count": 10], ["adamId": "\(failingID)", "count": 10], ["adamId": "\(standaloneID)", "count": 10]])
+            let saved = try await stack.admin.expect(.PUT, "/apps/content-tokens/\(tokenName)", json: ["sToken": sToken])
+            XCTAssertEqual(saved["organization"] as? String, "Acme Inc.")
+            XCTAssertEqual(saved["location"] as? String, "HQ")
+            let listed = try await stack.admin.expect(.GET, "/apps/content-tokens")
+            XCTAssertFalse((listed["items"] as? [[String: Any]] ?? []).isEmpty)
+            XCTAssertFalse(String(describing: listed).contains(sToken), "the token itself is never shown")
+            let stats = try await standIn.stats()
+            let mdm = ((stats["locations"] as? [String: Any])?["HQ"] as? [String: Any])?["mdmInfo"] as? [String: Any]
+            XCTAssertEqual(mdm?["name"] as? String, "Orchard", "the token's MDM is Orchard now")
+        }
+
+        let assignment = try await step("3. A paired app is assigned to the watch: installs for the iPhone, and the watch after it") {
+            let created = try await stack.admin.call(.POST, "/apps/assignments", json: [
+                "name": "Field Notes", "adamId": "\(storeID)", "bundleId": "com.example.field\(tag)",
+                "watchBundleId": "com.example.field\(tag).watchkitapp", "watchDeployment": "paired", "contentToken": tokenName,
+                "target": ["watch": watch.udid]])
+            XCTAssertEqual(created.status, 201, created.text)
+            let body = try created.json()
+            let installs = body["installs"] as? [[String: Any]] ?? []
+            XCTAssertEqual(installs.map { $0["role"] as? String }, ["iphone", "watch"])
+            XCTAssertEqual(installs.last?["after"] as? String, phone.udid)
+            return try unwrap(body["id"] as? String)
+        }
+
+        var phoneCommands: [MDMCommand] = [], watchCommands: [MDMCommand] = []
+        try await step("4. The iPhone is licensed and told to install; the watch is told nothing while the iPhone's install is on its way") {
+            let licensed = await eventually(timeout: 60) {
+                let state = (try? await Self.installs(stack, assignment))?[phone.udid]?["state"] as? String
+                return state == "installing" || state == "installed"
+            }
+            XCTAssertTrue(licensed, "the iPhone's install is licensed and queued")
+            let stats = try await standIn.stats()
+            let assets = ((stats["locations"] as? [String: Any])?["HQ"] as? [String: Any])?["assets"] as? [String: Any]
+            XCTAssertEqual(assets?["\(storeID)"] as? Int, 1, "one licence, the iPhone's serial number")
+            try await Self.drain(phone, &phoneCommands)
+            let install = try unwrap(phoneCommands.first { $0.requestType == "InstallApplication" })
+            XCTAssertEqual(install.parameters["iTunesStoreID"]?.integer, storeID)
+            XCTAssertEqual(install.parameters["Options"]?["PurchaseMethod"]?.integer, 1, "a licence assigned to the device")
+            XCTAssertEqual(AppleSchema.problems(install.parameters, try AppleSchema.load("mdm/commands/application.install.yaml").payloadKeys,
+                                                platform: "iOS"), [])
+            XCTAssertTrue(phoneCommands.contains { $0.requestType == "InstalledApplicationList" }, "asked at once whether it finished")
+            try await Self.drain(watch, &watchCommands)
+            XCTAssertFalse(watchCommands.contains { $0.requestType == "InstallApplication" }, "the watch waits for its iPhone")
+            let waiting = try await Self.installs(stack, assignment)[watch.udid]?["state"] as? String
+            XCTAssertEqual(waiting, "assigned")
+        }
+
+        try await step("5. The iPhone reports it installed (its second InstalledApplicationList); then the watch gets the watch app") {
+            let installed = await eventually(timeout: 60) {
+                try? await Self.drain(phone, &phoneCommands)
+                return (try? await Self.installs(stack, assignment))?[phone.udid]?["state"] as? String == "installed"
+            }
+            XCTAssertTrue(installed, "the iPhone's install is reported installed: \(phoneCommands.map(\.requestType))")
+            let watchInstalled = await eventually(timeout: 60) {
+                try? await Self.drain(watch, &watchCommands)
+                return (try? await Self.installs(stack, assignment))?[watch.udid]?["state"] as? String == "installed"
+            }
+            XCTAssertTrue(watchInstalled, "the watch's install follows: \(watchCommands.map(\.requestType))")
+            let install = try unwrap(watchCommands.first { $0.requestType == "InstallApplication" })
+            XCTAssertEqual(install.parameters["Identifier"]?.string, "com.example.field\(tag).watchkitapp", "the watch app's identifier")
+            XCTAssertEqual(AppleSchema.problems(install.parameters, try AppleSchema.load("mdm/commands/application.install.yaml").payloadKeys,
+                                                platform: "watchOS"), [])
+            let apps = try await stack.admin.expect(.GET, "/devices/\(watch.udid)/apps")
+            let mine = (apps["items"] as? [[String: Any]] ?? []).first { $0["assignmentID"] as? String == assignment }
+            XCTAssertEqual(mine?["state"] as? String, "installed")
+            XCTAssertEqual(mine?["bundleId"] as? String, "com.example.field\(tag).watchkitapp")
+        }
+
+        try await step("6. An app whose install fails on the iPhone: the watch's step stops, with the iPhone's reason") {
+            phone.failingApps = [failingID]
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "adamId": "\(failingID)", "bundleId": "com.example.broken\(tag)", "watchBundleId": "com.example.broken\(tag).watchkitapp",
+                "watchDeployment": "dependent", "contentToken": tokenName, "target": ["iphone": phone.udid]])
+            let id = try unwrap(created["id"] as? String)
+            let failed = await eventually(timeout: 60) {
+                try? await Self.drain(phone, &phoneCommands)
+                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "failed"
+            }
+            XCTAssertTrue(failed, "the watch's install fails with the iPhone's")
+            let installs = try await Self.installs(stack, id)
+            XCTAssertEqual(installs[phone.udid]?["state"] as? String, "failed")
+            XCTAssertTrue((installs[phone.udid]?["detail"] as? String ?? "").contains("could not be installed"), "\(installs)")
+            XCTAssertTrue((installs[watch.udid]?["detail"] as? String ?? "").hasPrefix("its iPhone's install failed"), "\(installs)")
+            var seen: [MDMCommand] = []
+            try await Self.drain(watch, &seen)
+            XCTAssertFalse(seen.contains { $0.parameters["Identifier"]?.string == "com.example.broken\(tag).watchkitapp" },
+                           "nothing is sent to the watch for it")
+        }
+
+        try await step("7. A standalone app goes to the watch alone") {
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "adamId": "\(standaloneID)", "bundleId": "com.example.timer\(tag).watchkitapp", "watchDeployment": "standalone",
+                "contentToken": tokenName, "target": ["iphone": phone.udid]])
+            let id = try unwrap(created["id"] as? String)
+            XCTAssertEqual((created["installs"] as? [[String: Any]])?.map { $0["enrollmentID"] as? String }, [watch.udid])
+            let before = phoneCommands.count
+            let installed = await eventually(timeout: 60) {
+                try? await Self.drain(watch, &watchCommands)
+                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
+            }
+            XCTAssertTrue(installed)
+            try await Self.drain(phone, &phoneCommands)
+            XCTAssertFalse(phoneCommands[before...].contains { $0.parameters["iTunesStoreID"]?.integer == standaloneID }, "nothing for the iPhone")
+        }
+    }
+
+    func testAssignmentsAndTokensThatCannotBeHonouredAreRefused() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let flows = try await Self.flows(stack)
+        let standIn = try AppsAndBooksStandIn()
+        let tag = UUID().uuidString.prefix(6)
+        _ = try await uploadedToken(stack, standIn: try ABMStandIn(), consumerKey: "CK_refusals_\(tag)")  // Orchard's organisation: Acme Inc.
+        let (phone, watch) = try await flows.enrollWatch()
+        let before = (try await stack.admin.expect(.GET, "/apps/assignments")["items"] as? [[String: Any]] ?? []).count
+
+        try await step("1. A content token for another organisation, an expired one, garbage: refused, nothing stored") {
+            let foreign = try await standIn.location(org: "Globex \(tag)", assets: [])
+            let refused = try await stack.admin.call(.PUT, "/apps/content-tokens/globex-\(tag)", json: ["sToken": foreign])
+            XCTAssertEqual(refused.status, 409, refused.text)
+            XCTAssertTrue(refused.text.contains("Globex \(tag)"), refused.text)
+            let expired = try await standIn.location(org: "Acme Inc.", assets: [])
+            let raw = String(decoding: try unwrap(Data(base64Encoded: expired)), as: UTF8.self)
+            let stale = Data(raw.replacingOccurrences(of: #""expDate": "[^"]*""#, with: #""expDate": "2020-01-01T00:00:00+0000""#,
+                                                      options: .regularExpression).utf8).base64EncodedString()
+            let old = try await stack.admin.call(.PUT, "/apps/content-tokens/old-\(tag)", json: ["sToken": stale])
+            XCTAssertEqual(old.status, 400, old.text)
+            let garbage = try await stack.admin.call(.PUT, "/apps/content-tokens/junk-\(tag)", json: ["sToken": "not a token at all, really"])
+            XCTAssertEqual(garbage.status, 400, garbage.text)
+            let names = (try await stack.admin.expect(.GET, "/apps/content-tokens")["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            XCTAssertFalse(names.contains { $0.hasSuffix(tag) }, "\(names)")
+        }
+
+        try await step("2. Bad assignments: 400 naming the field, 404 for an unknown token or device") {
+            let base: [String: Any] = ["adamId": "123456789", "bundleId": "com.example.x", "watchBundleId": "com.example.x.watchkitapp",
+                                       "watchDeployment": "paired", "target": ["watch": watch.udid]]
+            for (change, status) in [(["adamId": "abc"], 400), (["watchDeployment": "sideways"], 400), (["bundleId": "no spaces allowed"], 400),
+                                     (["watchBundleId": NSNull()], 400), (["target": ["watch": watch.udid, "iphone": phone.udid]], 400),
+                                     (["contentToken": "nope-\(tag)"], 404), (["target": ["watch": "no-such-device"]], 404)] as [([String: Any], Int)] {
+                let body = base.merging(change) { $1 }.filter { !($0.value is NSNull) }
+                let answer = try await stack.admin.call(.POST, "/apps/assignments", json: body)
+                XCTAssertEqual(answer.status, status, "\(change): \(answer.text)")
+            }
+        }
+
+        try await step("3. A paired app for a watch whose iPhone is not enrolled: 409, nothing stored") {
+            _ = try await stack.admin.expect(.POST, "/devices/\(phone.udid)/commands", json: ["type": "Unenroll"])
+            try await DeviceResponder().drain(phone)
+            let refused = try await stack.admin.call(.POST, "/apps/assignments", json: [
+                "adamId": "123456789", "bundleId": "com.example.x", "watchBundleId": "com.example.x.watchkitapp",
+                "watchDeployment": "paired", "target": ["watch": watch.udid]])
+            XCTAssertEqual(refused.status, 409, refused.text)
+            XCTAssertTrue(refused.text.contains("is not enrolled"), refused.text)
+            let after = (try await stack.admin.expect(.GET, "/apps/assignments")["items"] as? [[String: Any]] ?? []).count
+            XCTAssertEqual(after, before, "nothing was stored")
+        }
+    }
+}
