@@ -5,14 +5,16 @@
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
 #     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
 #     enrollments/s, p50/p99 per step and each process's CPU per enrollment (byod: then check-ins with the bearer vs plain, and a Mac's user channel vs its device channel)
+#   ./Deploy/bench-enrollment.sh apps [--devices 1000] [--closed 16]
+#     a paired app rolled out to --devices simulated iPhone+watch pairs (enrolled first): time to all installed
 #   ./Deploy/bench-enrollment.sh ade-sign-in-attack [--devices 200] [-c 8] [--attackers 8] [--seconds 20]
 #     Idle latency of enrolled devices, quiet and while clients flood one ADE device's sign-in page with unknown accounts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|link|ipad|mac|watch|ade|byod|adde|ade-sign-in-attack [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|link|ipad|mac|watch|ade|byod|adde|apps|ade-sign-in-attack [options]}
 shift
-case "$MODE" in link|ipad|mac|watch|ade|byod|adde) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
+case "$MODE" in link|ipad|mac|watch|ade|byod|adde|apps) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
@@ -47,6 +49,11 @@ if [ "$FLOW" = 1 ]; then
     shift 2
   done
   export ORCHARD_BENCH_PIDS="${ORCHARD_PIDS[*]} $ORCHARD_BROKER_PID"
+  if [ "$MODE" = apps ]; then
+    # A paired app rolled out to DEVICES iPhone+watch pairs: licences, the iPhones, then the watches (orchard-sim apps).
+    "$BIN/orchard-sim" apps --pairs "$DEVICES" --closed "$CLOSED"
+    exit 0
+  fi
   ACCOUNTS=()
   [ "$MODE" = byod ] && ACCOUNTS=(--byod-user 'bench{n}@byod.example.com:bench-password' --accounts 2000)
   [ "$MODE" = adde ] && ACCOUNTS=(--adde-user 'bench{n}@adde.example.com:bench-password' --accounts 2000)

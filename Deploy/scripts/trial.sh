@@ -61,7 +61,7 @@ trial_setup() {
       -d "{\"mode\": \"${pair##*:}\", \"ldap\": $ldap}"
   done
   write_tool_config "$state" "$first" "{\"enrollmentAuthURL\": \"$ORCHARD_URL_USER_ENROLLMENT_AUTH\", \"appleCA\": \"$dir/pki\",
-    \"abmStandIn\": \"$ORCHARD_ABM_URL\", \"abmConsumerKey\": \"$TRIAL_CONSUMER_KEY\", \"pushFeed\": \"$TRIAL_PUSH_FEED\",
+    \"abmStandIn\": \"$ORCHARD_ABM_URL\", \"abmConsumerKey\": \"$TRIAL_CONSUMER_KEY\", \"pushFeed\": \"$TRIAL_PUSH_FEED\", \"appsBooksStandIn\": \"${ORCHARD_TEST_APPS_BOOKS_URL:-}\",
     \"byodUser\": \"ava@byod.example.com\", \"byodPassword\": \"ava-orchard-trial\",
     \"addeUser\": \"noah@adde.example.com\", \"addePassword\": \"noah-orchard-trial\"}"
 }

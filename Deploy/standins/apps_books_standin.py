@@ -101,6 +101,14 @@ class Handler(BaseHTTPRequestHandler):
                 return fail["status"]
         return 0
 
+    def authorized(self):
+        """The caller's location, after an injected failure (answered here) and the token check; None when answered."""
+        status = self.injected()
+        if status:
+            self.answer(status, {"errorNumber": 9601, "errorMessage": "Service unavailable"}, {"Retry-After": "1"} if status == 429 else None)
+            return None
+        return self.location()
+
     def do_GET(self):
         url = urlparse(self.path)
         q = parse_qs(url.query)
@@ -111,10 +119,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, dict(stats, locations=per))
         if url.path == "/mdm/v2/service/config":
             return self.answer(200, {"limits": LIMITS, "errorCodes": []})
-        status = self.injected()
-        if status:
-            return self.answer(status, {"errorNumber": 9601, "errorMessage": "Service unavailable"}, {"Retry-After": "1"} if status == 429 else None)
-        loc = self.location()
+        loc = self.authorized()
         if loc is None:
             return
         base = {"tokenExpirationDate": now_text(loc["exp"]), "uId": loc["uid"]}
@@ -176,10 +181,7 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 fail["status"], fail["times"] = int(spec.get("status", 503)), int(spec.get("times", 1))
             return self.answer(200, {})
-        status = self.injected()
-        if status:
-            return self.answer(status, {"errorNumber": 9601, "errorMessage": "Service unavailable"}, {"Retry-After": "1"} if status == 429 else None)
-        loc = self.location()
+        loc = self.authorized()
         if loc is None:
             return
         body = self.json_body()

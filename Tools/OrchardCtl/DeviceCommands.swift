@@ -299,8 +299,39 @@ struct DeclarationsCommand: AsyncParsableCommand {
 
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "watch", abstract: "Apple Watch enrollment through supervised iPhones.",
-        subcommands: [Show.self, Set.self], defaultSubcommand: Show.self)
+        commandName: "watch", abstract: "Apple Watch enrollment through supervised iPhones, and the watch's payloads.",
+        subcommands: [Show.self, Set.self, InstallProfile.self, Profiles.self], defaultSubcommand: Show.self)
+
+    struct InstallProfile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "install-profile",
+            abstract: "Send a watch a configuration profile (Wi-Fi, cellular, passcode, restrictions, SCEP/ACME…).",
+            discussion: """
+                What watchOS does not allow, or allows only supervised, is refused naming Apple's rule; nothing is sent.
+                Example:
+                  orchardctl watch install-profile <watch udid> --profile wifi.mobileconfig
+                """)
+        @OptionGroup var global: Global
+        @Argument(help: "The watch's enrollment id.") var id: String
+        @Option(help: "A .mobileconfig file.") var profile: String
+        func run() async throws {
+            let answer = try await global.api().call(.POST, "/devices/\(segment(id))/commands",
+                                                     json: ["type": "InstallProfile", "profile": Data(try readFile(profile)).base64EncodedString()])
+            global.show(answer, fields: [("command", "commandUUID"), ("queued for", "queuedFor")])
+        }
+    }
+
+    struct Profiles: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What a watch last reported installed (send it ProfileList to refresh).",
+            discussion: "Example:\n  orchardctl watch profiles <watch udid>")
+        @OptionGroup var global: Global
+        @Argument(help: "The watch's enrollment id.") var id: String
+        func run() async throws {
+            global.show(try await global.api().call(.GET, "/devices/\(segment(id))/profiles"),
+                        columns: [("identifier", "identifier"), ("name", "displayName"), ("managed", "managed"), ("payloads", "payloadTypes")])
+        }
+    }
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The mode and each iPhone's eligibility.", discussion: "Example:\n  orchardctl watch show")

@@ -20,7 +20,7 @@ struct OrchardCtl: AsyncParsableCommand {
               orchardctl --generate-completion-script bash > orchardctl.bash
             """,
         subcommands: [PushCertificateCommand.self, LinksCommand.self, DevicesCommand.self, CommandsCommand.self,
-                      DeclarationsCommand.self, WatchCommand.self, ABMCommand.self, ADECommand.self, DomainsCommand.self,
+                      DeclarationsCommand.self, WatchCommand.self, AppsCommand.self, ABMCommand.self, ADECommand.self, DomainsCommand.self,
                       UsersCommand.self, APIKeysCommand.self, ActivityCommand.self, HealthCommand.self])
 
     static func main() async {

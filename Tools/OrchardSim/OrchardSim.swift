@@ -15,7 +15,7 @@ struct OrchardSim: AsyncParsableCommand {
               orchard-sim load --flow ade --devices 500 --closed 16
               orchard-sim fleet --devices 10000 --interval 60
             """,
-        subcommands: [Demo.self, Load.self, Fleet.self, APNs.self])
+        subcommands: [Demo.self, Load.self, Fleet.self, Apps.self, APNs.self])
 
     static func main() async {
         var command: any ParsableCommand
