@@ -297,7 +297,7 @@ start_oidc_standin() {
 abm_uploaded_token() {
   local state=$1 ck=$2 admin="$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1" created
   curl -fs -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/tokens" \
-    -d "{\"consumer_key\":\"$ck\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\"}"
+    -d "{\"consumer_key\":\"$ck\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\",\"org_name\":\"Orchard trial\"}"
   # abm-sync answers once its consumer has joined its group on a fresh broker: a 503 before that is retried.
   for _ in $(seq 1 60); do
     created=$(curl -fs -X POST -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" -H 'Content-Type: application/json' \

@@ -41,9 +41,12 @@ struct Apps: AsyncParsableCommand {
         let tag = String(UUID().uuidString.prefix(6)).lowercased()
         let storeID = Int.random(in: 100_000_000...999_999_999)
         AppCatalog.shared.register(storeID: storeID, bundleID: "com.example.rollout\(tag)", watchBundleID: "com.example.rollout\(tag).watchkitapp")
+        // The content token is the organisation's whose ABM server tokens Orchard has (abm-sync refuses another's).
+        let abmTokens = try await admin.expect(.GET, "/abm/tokens")["items"] as? [[String: Any]] ?? []
+        let organization = abmTokens.compactMap { $0["organization"] as? String }.first ?? "Orchard trial"
         let location = try await http(.POST, "\(standIn)/_control/tokens", headers: [("Content-Type", "application/json")],
                                       body: Array(try JSONSerialization.data(withJSONObject: [
-                                        "orgName": "Orchard trial", "locationName": "rollout-\(tag)",
+                                        "orgName": organization, "locationName": "rollout-\(tag)",
                                         "assets": [["adamId": "\(storeID)", "count": pairs * 2]]])))
         guard location.status == 200, let sToken = (try location.json())["sToken"] as? String else {
             throw SimulatorError("the Apps and Books stand-in made no token: \(location.status) \(location.text.prefix(200))")
@@ -61,7 +64,7 @@ struct Apps: AsyncParsableCommand {
         let deadline = Date().addingTimeInterval(TimeInterval(timeout))
         let done = NIOLockedValueBox(false)
         var states: [String: Int] = [:]
-        var firstWatchInstalled: Double?, phonesDone: Double?
+        var firstWatchInstalled: Double?, phonesDone: Double?, finished: Double?
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await Fleet.followPushes(feed, byToken: byToken, wake: wake, until: deadline) }
             for device in byToken.values {
@@ -87,10 +90,12 @@ struct Apps: AsyncParsableCommand {
                 }
                 if (states["installed"] ?? 0) + (states["failed"] ?? 0) == all.count * 2 { break }
             }
+            finished = Date().timeIntervalSince(rolloutStart)
             done.withLockedValue { $0 = true }
+            for device in byToken.values { await wake.wake(device.udid) }
             group.cancelAll()
         }
-        let total = Date().timeIntervalSince(rolloutStart)
+        let total = finished ?? Date().timeIntervalSince(rolloutStart)
         print(String(format: "apps: assignment of %d installs answered in %.2f s", all.count * 2, assigned))
         print(String(format: "apps: all iPhones installed at %.1f s, first watch installed at %.1f s", phonesDone ?? -1, firstWatchInstalled ?? -1))
         print(String(format: "apps: %d pairs: all %d installs done in %.1f s (%.0f installs/s); states %@", all.count, all.count * 2, total,

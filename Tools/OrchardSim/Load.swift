@@ -155,7 +155,7 @@ struct Fleet: AsyncParsableCommand {
            let count = (try? answer.json())?["count"] as? Int {
             after = count
         }
-        while until.map({ Date() < $0 }) ?? true {
+        while !Task.isCancelled, until.map({ Date() < $0 }) ?? true {
             if let answer = try? await http(.GET, "\(feed)/pushes?after=\(after)"), answer.status == 200,
                let object = try? answer.json(), let count = object["count"] as? Int {
                 for push in object["pushes"] as? [[String: Any]] ?? [] {
