@@ -76,8 +76,8 @@ public enum Inbox {
 }
 
 /// Publishes outbox rows to Kafka in id order and deletes them once the broker acknowledged them.
-/// Rows are claimed for 30 s with SKIP LOCKED, so replicas share the work without publishing a row
-/// twice in normal operation; after a crash a claim expires and the row is published again (at least once).
+/// A batch's rows stay locked by its open transaction until then, and one replica publishes at a time, so no row is
+/// published twice in normal operation; after a crash the rows are published again (at least once).
 public final class OutboxPublisher: Service, Sendable {
     private let database: Database
     private let producer: KafkaProducer
@@ -118,30 +118,65 @@ public final class OutboxPublisher: Service, Sendable {
     }
 
     /// Publishes up to 200 rows; returns how many.
+    ///
+    /// One transaction per batch: the rows are deleted (`DELETE … RETURNING`), published, and the deletion commits
+    /// once the broker acknowledged them all. One replica of a service publishes at a time (a transaction-scoped
+    /// advisory lock; the others find nothing to do and the holder's next batch takes their rows), so rows with one
+    /// key reach their partition in the order they were written, whichever replica wrote them.
+    /// A crash or a failed send rolls the deletion back and the rows are published again (at least once). This
+    /// writes each row once more after its insert; the claim it replaces wrote a new version of the row (payload
+    /// and all) and then deleted it in a second transaction.
     @discardableResult
     public func publishBatch() async throws -> Int {
-        let rows = try await database.transaction { c in
-            let rows = try c.query("""
-                UPDATE outbox SET claimed_until = now() + interval '30 seconds'
-                WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
-                                     ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED))
-                RETURNING id, topic, message_key, headers::text AS headers, payload
-                """)
-            // Claims and deletions are bookkeeping that a crash may undo at no cost (the rows are then
-            // published again, as at-least-once allows): no WAL flush wait for them.
-            try c.queryAtCommit("SET LOCAL synchronous_commit = off")
-            return rows
-        }
-        guard !rows.isEmpty else { return 0 }
-        let messages: [(Int, OutgoingMessage)] = rows.compactMap { row in
-            guard let id = row.int("id"), let topic = row.string("topic"), let payload = row.bytes("payload") else {
-                return nil
+        try await database.withHeldConnection { held in
+            let rows = try await held.run { c in
+                try c.beginOpenTransaction("""
+                    DELETE FROM outbox WHERE id = ANY(ARRAY(
+                        SELECT id FROM outbox WHERE (SELECT pg_try_advisory_xact_lock(hashtext('orchard.outbox.' || current_schema())))
+                        ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED))
+                    RETURNING id, topic, message_key, headers::text AS headers, payload
+                    """)
             }
-            var headers = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("headers") ?? "{}").utf8))) ?? [:]
-            headers[Header.origin] = origin
-            return (id, OutgoingMessage(topic: topic, key: row.string("message_key"), value: payload, headers: headers))
-        }.sorted { $0.0 < $1.0 }
-        // Produce all, then await all: the idempotent producer keeps per-partition order.
+            guard !rows.isEmpty else {
+                try await held.run { try $0.commitOpenTransaction() }
+                return 0
+            }
+            let messages = rows.compactMap { row -> (Int, OutgoingMessage)? in
+                guard let id = row.int("id"), let topic = row.string("topic"), let payload = row.bytes("payload") else {
+                    return nil
+                }
+                var headers = Self.headers(Array((row.string("headers") ?? "{}").utf8))
+                headers[Header.origin] = origin
+                return (id, OutgoingMessage(topic: topic, key: row.string("message_key"), value: payload, headers: headers))
+            }.sorted { $0.0 < $1.0 }
+            let (delivered, firstError) = await send(messages)
+            guard let firstError else {
+                // The deletion is bookkeeping that a crash may undo at no cost (the rows are then published
+                // again, as at-least-once allows): no WAL flush wait for it.
+                try await held.run { try $0.commitOpenTransaction([("SET LOCAL synchronous_commit = off", [])]) }
+                return delivered.count
+            }
+            // Some sends failed: keep those rows (rolled back) and delete the delivered ones that no other
+            // replica took meanwhile.
+            try await held.run { c in
+                try c.executeScript("ROLLBACK")
+                if delivered.isEmpty { return }
+                let ids = "{" + delivered.map(String.init).joined(separator: ",") + "}"
+                try c.transaction { c in
+                    try c.query("""
+                        DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE id = ANY($1::bigint[])
+                                                                FOR UPDATE SKIP LOCKED))
+                        """, [.text(ids)])
+                    try c.queryAtCommit("SET LOCAL synchronous_commit = off")
+                }
+            }
+            throw firstError
+        }
+    }
+
+    /// Produces all, then awaits all (the idempotent producer keeps per-partition order); returns the ids the
+    /// broker acknowledged and the first failure.
+    private func send(_ messages: [(Int, OutgoingMessage)]) async -> ([Int], (any Error)?) {
         var delivered: [Int] = []
         var firstError: (any Error)?
         await withTaskGroup(of: (Int, (any Error)?).self) { group in
@@ -154,15 +189,12 @@ public final class OutboxPublisher: Service, Sendable {
                 if let error { firstError = firstError ?? error } else { delivered.append(id) }
             }
         }
-        if !delivered.isEmpty {
-            let ids = "{" + delivered.map(String.init).joined(separator: ",") + "}"
-            try await database.transaction { c in
-                try c.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [.text(ids)])
-                try c.queryAtCommit("SET LOCAL synchronous_commit = off")
-            }
-        }
-        if let firstError { throw firstError }
-        return delivered.count
+        return (delivered, firstError)
+    }
+
+    /// The headers column (a JSON object of strings, written by `Outbox.append`); anything else gives no headers.
+    static func headers(_ json: [UInt8]) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(json)) as? [String: String]) ?? [:]
     }
 
     private func sleepUntilWoken() async {

@@ -11,8 +11,9 @@ public final class Connection: @unchecked Sendable {
     private var preparedCount = 0
     /// Inside `transaction`: BEGIN not sent yet; it goes out with the first statement.
     private var beginPending = false
-    /// Statements whose results nobody reads, sent with COMMIT in one round trip.
-    private var deferred: [(String, [SQLValue])] = []
+    /// Statements sent with COMMIT in one round trip: those whose results nobody reads, and those whose
+    /// rows are read only after the commit (`queryWithCommit`).
+    private var deferred: [(String, [SQLValue], PendingRows?)] = []
 
     init(conninfo: String, searchPath: String?) throws {
         guard let conn = PQconnectdb(conninfo) else { throw PostgresError(message: "out of memory", sqlState: nil) }
@@ -31,6 +32,11 @@ public final class Connection: @unchecked Sendable {
     }
 
     deinit { PQfinish(conn) }
+
+    /// Rolls back an open transaction begun by SQL text (`BEGIN` through `executeScript`), if any.
+    func rollbackIfInTransaction() {
+        if PQtransactionStatus(conn) != PQTRANS_IDLE { _ = try? executeScript("ROLLBACK") }
+    }
 
     var isHealthy: Bool { PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE }
 
@@ -54,7 +60,16 @@ public final class Connection: @unchecked Sendable {
     /// Inside a transaction, queues a statement whose result is not needed; it is sent together with
     /// COMMIT (one round trip). Outside a transaction it runs at once.
     public func queryAtCommit(_ sql: String, _ parameters: [SQLValue] = []) throws {
-        if inTransaction { deferred.append((sql, parameters)) } else { try query(sql, parameters) }
+        if inTransaction { deferred.append((sql, parameters, nil)) } else { try query(sql, parameters) }
+    }
+
+    /// Inside a transaction, queues a statement whose rows the caller reads only once the transaction has
+    /// committed (`PendingRows.rows`); it is sent together with COMMIT (one round trip), in order with the
+    /// statements queued by `queryAtCommit`. Outside a transaction it runs at once.
+    public func queryWithCommit(_ sql: String, _ parameters: [SQLValue] = []) throws -> PendingRows {
+        let pending = PendingRows()
+        if inTransaction { deferred.append((sql, parameters, pending)) } else { pending.rows = try query(sql, parameters) }
+        return pending
     }
 
     private var inTransaction = false
@@ -126,6 +141,17 @@ public final class Connection: @unchecked Sendable {
         PostgresError(message: "\(what): \(String(cString: PQerrorMessage(conn)))", sqlState: nil)
     }
 
+    /// Opens a transaction that stays open across awaits (`Database.withHeldConnection`): BEGIN travels with
+    /// `sql`, one round trip. End it with `commitOpenTransaction`; the pool rolls back one left open.
+    public func beginOpenTransaction(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
+        try pipeline([("BEGIN", []), (sql, parameters)])[1]
+    }
+
+    /// Commits the transaction `beginOpenTransaction` opened, sending `statements` with the COMMIT (one round trip).
+    public func commitOpenTransaction(_ statements: [(String, [SQLValue])] = []) throws {
+        _ = try pipeline(statements + [("COMMIT", [])])
+    }
+
     /// Runs SQL text without parameters, possibly several statements (migrations, SET).
     public func executeScript(_ sql: String) throws {
         if beginPending {
@@ -144,13 +170,16 @@ public final class Connection: @unchecked Sendable {
         defer { inTransaction = false; beginPending = false; deferred = [] }
         do {
             let value = try body(self)
+            let queued = deferred.map { ($0.0, $0.1) }
+            let results: ArraySlice<[Row]>
             if beginPending {
                 // The body ran no statement: run the queued ones, if any, in their own transaction.
                 guard !deferred.isEmpty else { return value }
-                _ = try pipeline([("BEGIN", [])] + deferred + [("COMMIT", [])])
+                results = try pipeline([("BEGIN", [])] + queued + [("COMMIT", [])]).dropFirst()
             } else {
-                _ = try pipeline(deferred + [("COMMIT", [])])
+                results = try pipeline(queued + [("COMMIT", [])])[...]
             }
+            for (statement, rows) in zip(deferred, results) { statement.2?.rows = rows }
             return value
         } catch {
             if !beginPending { try? executeScript("ROLLBACK") }
@@ -186,6 +215,12 @@ public final class Connection: @unchecked Sendable {
             throw PostgresError(message: message, sqlState: state)
         }
     }
+}
+
+/// The rows of a statement sent with a transaction's COMMIT (`Connection.queryWithCommit`): empty until the
+/// transaction has committed, and never filled if it failed.
+public final class PendingRows: @unchecked Sendable {
+    public internal(set) var rows: [Row] = []
 }
 
 private func encode(_ value: SQLValue) -> [UInt8]? {

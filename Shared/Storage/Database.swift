@@ -46,6 +46,41 @@ public final class Database: Sendable {
         }
     }
 
+    /// Holds one connection for `body`, which may await other work between its statements (`Held.run`). The
+    /// connection goes back to the pool when body returns; a transaction body left open is rolled back first.
+    public func withHeldConnection<T: Sendable>(_ body: (Held) async throws -> T) async throws -> T {
+        let connection = try await checkout()
+        let held = Held(connection: connection, threads: threads)
+        do {
+            let value = try await body(held)
+            await held.closeOpenTransaction()
+            checkin(connection)
+            return value
+        } catch {
+            await held.closeOpenTransaction()
+            checkin(connection)
+            throw error
+        }
+    }
+
+    /// A connection held across awaits by `withHeldConnection`. Its statements run on the pool's threads.
+    public struct Held: Sendable {
+        let connection: Connection
+        let threads: NIOThreadPool
+
+        /// Runs body with the held connection on the pool's threads.
+        public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+            let connection = self.connection
+            return try await threads.runIfActive { try body(connection) }
+        }
+
+        /// Rolls back a transaction the body began and did not end, so the pool never hands one out.
+        func closeOpenTransaction() async {
+            let connection = self.connection
+            _ = try? await threads.runIfActive { connection.rollbackIfInTransaction() }
+        }
+    }
+
     /// Runs one statement.
     @discardableResult
     public func query(_ sql: String, _ parameters: [SQLValue] = []) async throws -> [Row] {

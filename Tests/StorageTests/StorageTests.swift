@@ -103,6 +103,61 @@ final class StorageTests: XCTestCase {
         await db.shutdown()
     }
 
+    func testRowsReadWithTheCommitArriveOnlyWhenItSucceeded() async throws {
+        let db = try await makeDatabase()
+        let pending = try await db.transaction { c in
+            try c.query("INSERT INTO things (name) VALUES ('a')")
+            let pending = try c.queryWithCommit("UPDATE things SET flag = true WHERE name = 'a' RETURNING name, flag")
+            XCTAssertTrue(pending.rows.isEmpty, "not sent before the COMMIT")
+            // Queued after it, sent after it: it sees the UPDATE.
+            try c.queryAtCommit("INSERT INTO things (name, flag) SELECT 'b', flag FROM things WHERE name = 'a'")
+            return pending
+        }
+        XCTAssertEqual(pending.rows.first?.string("name"), "a")
+        XCTAssertEqual(pending.rows.first?.bool("flag"), true)
+        let b = try await db.query("SELECT flag FROM things WHERE name = 'b'").first?.bool("flag")
+        XCTAssertEqual(b, true, "statements queued for the commit run in the order they were queued")
+        // A failure at commit: nothing is stored and the rows never arrive.
+        let box = PendingBox()
+        do {
+            try await db.transaction { c in
+                box.pending = try c.queryWithCommit("INSERT INTO things (name) VALUES ('c') RETURNING name")
+                try c.queryAtCommit("INSERT INTO things (name) VALUES ('a')")   // unique violation at commit
+            }
+            XCTFail("expected the unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+        XCTAssertEqual(box.pending?.rows.count, 0)
+        let names = try await db.query("SELECT name FROM things ORDER BY name").compactMap { $0.string("name") }
+        XCTAssertEqual(names, ["a", "b"])
+        await db.shutdown()
+    }
+
+    func testAHeldConnectionsOpenTransactionIsRolledBackWhenLeftOpen() async throws {
+        let db = try await makeDatabase(maxConnections: 1)
+        struct Boom: Error {}
+        do {
+            try await db.withHeldConnection { held in
+                let rows = try await held.run { try $0.beginOpenTransaction("INSERT INTO things (name) VALUES ('held') RETURNING name") }
+                XCTAssertEqual(rows.first?.string("name"), "held")
+                try await Task.sleep(for: .milliseconds(1))   // an await while the transaction is open
+                throw Boom()
+            }
+            XCTFail("expected the error")
+        } catch is Boom {}
+        // The pool's only connection came back without the transaction: nothing stored, and it works.
+        var count = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(count, 0)
+        try await db.withHeldConnection { held in
+            _ = try await held.run { try $0.beginOpenTransaction("INSERT INTO things (name) VALUES ('kept')") }
+            try await held.run { try $0.commitOpenTransaction() }
+        }
+        count = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(count, 1)
+        await db.shutdown()
+    }
+
     func testUniqueViolationCarriesSQLState() async throws {
         let db = try await makeDatabase()
         try await db.query("INSERT INTO things (name) VALUES ('a')")
@@ -201,4 +256,8 @@ final class StorageTests: XCTestCase {
         XCTAssertThrowsError(try Database(conninfo: url, schema: "bad; DROP", maxConnections: 1))
         await db.shutdown()
     }
+}
+
+private final class PendingBox: @unchecked Sendable {
+    var pending: PendingRows?
 }
