@@ -17,7 +17,8 @@ struct CommandResultHandler: DeviceMessageHandler {
     let observers: [any CommandResultObserver]
 
     struct Applied: Sendable {
-        var next: [UInt8]?
+        /// The next command (its `plist`), read once the transaction committed.
+        var next: PendingRows
         var push: [String]
     }
 
@@ -34,7 +35,7 @@ struct CommandResultHandler: DeviceMessageHandler {
     }
 
     func respond(_ result: CommandResult, to e: AuthorizedEnrollment, applied: Applied, correlationID: String) async throws -> DeviceAnswer {
-        guard let next = applied.next else { return DeviceAnswer(response: emptyResponse(), push: applied.push) }
+        guard let next = applied.next.rows.first?.bytes("plist") else { return DeviceAnswer(response: emptyResponse(), push: applied.push) }
         return DeviceAnswer(response: bytesResponse(next, contentType: "application/xml"), push: applied.push)
     }
 

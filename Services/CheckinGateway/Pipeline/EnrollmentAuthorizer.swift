@@ -46,8 +46,9 @@ struct UnrecognizedDevice: Error {
 /// The one authorization decision of the device endpoints. Refusals: unknown enrollment 401, another
 /// identity 403, checked out 401; nothing is written on refusal (the transaction rolls back).
 enum EnrollmentAuthorizer {
-    /// `touch`: record that the enrollment was seen (with the COMMIT); false when the handler writes the
-    /// enrollment row anyway and sets it itself (one UPDATE of the row instead of two).
+    /// `touch`: record that the enrollment was seen (with the COMMIT) when the last record is older than
+    /// `EnrollmentStore.lastSeenResolution`; false when the handler writes the enrollment row anyway and sets it
+    /// itself (one UPDATE of the row instead of two).
     static func authorize(_ c: Connection, id: String, credential: DeviceCredential,
                           access: EnrollmentAccess, touch: Bool = true) throws -> AuthorizedEnrollment {
         switch access {
@@ -81,7 +82,7 @@ enum EnrollmentAuthorizer {
                 throw refuse(.unauthorized, "enrollment \(id) is \(record.status.rawValue): enroll again first")
             }
             try checkAccount(record.account, credential)
-            if touch { try EnrollmentStore.touch(c, id: id) }
+            if touch && record.lastSeenDue { try EnrollmentStore.touch(c, id: id) }
             return AuthorizedEnrollment(id: id, credential: credential, record: record, claim: nil)
         }
     }

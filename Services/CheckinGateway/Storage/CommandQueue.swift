@@ -57,19 +57,20 @@ enum CommandQueue {
         try c.query("SELECT plist FROM commands WHERE uuid = $1", [.text(uuid)]).first?.bytes("plist")
     }
 
-    /// The next command to send, marked as sent; nil when the queue is empty.
-    static func next(_ c: Connection, enrollmentID: String, newSession: Bool) throws -> [UInt8]? {
+    /// The next command to send, marked as sent. Sent with the COMMIT (the device's answer is built after it):
+    /// `PendingRows` holds its `plist` row then, or none when the queue is empty.
+    static func next(_ c: Connection, enrollmentID: String, newSession: Bool) throws -> PendingRows {
         if newSession {
-            try c.query("UPDATE command_queue SET status = 'queued' WHERE enrollment_id = $1 AND completed_at IS NULL AND status = 'not-now'",
-                        [.text(enrollmentID)])
+            try c.queryAtCommit("UPDATE command_queue SET status = 'queued' WHERE enrollment_id = $1 AND completed_at IS NULL AND status = 'not-now'",
+                                [.text(enrollmentID)])
         }
-        return try c.query("""
+        return try c.queryWithCommit("""
             UPDATE command_queue q SET status = 'sent', sent_at = now() FROM commands c
             WHERE q.id = (SELECT id FROM command_queue WHERE enrollment_id = $1 AND completed_at IS NULL
                           AND status IN ('queued', 'sent') ORDER BY id LIMIT 1 FOR UPDATE)
               AND c.uuid = q.command_uuid
             RETURNING c.plist
-            """, [.text(enrollmentID)]).first?.bytes("plist")
+            """, [.text(enrollmentID)])
     }
 }
 

@@ -14,6 +14,8 @@ struct EnrollmentRecord: Sendable {
     var adeSettingUp: Bool = false
     /// An account-driven enrollment: the Managed Apple Account, and whether every request must carry its bearer.
     var account: AccountBinding? = nil
+    /// `last_seen_at` is older than `EnrollmentStore.lastSeenResolution` (or unset): this request should record it.
+    var lastSeenDue: Bool = true
 }
 
 /// The Managed Apple Account an account-driven enrollment belongs to (its profile was served after that sign-in).
@@ -74,13 +76,15 @@ enum EnrollmentStore {
         guard let row = try c.query("""
             SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with,
                    managed_apple_id, account_domain, enrollment_mode, bearer_required,
-                   EXISTS (SELECT 1 FROM ade_enrollments a WHERE a.udid = $1 AND a.state = 'setting up') AS ade_setting_up
+                   EXISTS (SELECT 1 FROM ade_enrollments a WHERE a.udid = $1 AND a.state = 'setting up') AS ade_setting_up,
+                   last_seen_at IS NULL OR last_seen_at < now() - interval '\(lastSeenResolution) seconds' AS last_seen_due
             FROM enrollments WHERE id = $1
             """, [.text(id)]).first else { return nil }
         return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
                                 profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"),
-                                adeSettingUp: row.bool("ade_setting_up") ?? false, account: AccountBinding(row))
+                                adeSettingUp: row.bool("ade_setting_up") ?? false, account: AccountBinding(row),
+                                lastSeenDue: row.bool("last_seen_due") ?? true)
     }
 
     /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
@@ -165,6 +169,10 @@ enum EnrollmentStore {
     static func serialNumber(_ database: Database, id: String) async throws -> String? {
         try await database.query("SELECT serial_number FROM enrollments WHERE id = $1", [.text(id)]).first?.string("serial_number")
     }
+
+    /// `last_seen_at` is written at most once per this many seconds by requests that write nothing else: a
+    /// device's Idle with an empty queue is then a read-only transaction (no row version, no WAL flush to wait for).
+    static let lastSeenResolution = 60
 
     static func touch(_ c: Connection, id: String) throws {
         try c.queryAtCommit("UPDATE enrollments SET last_seen_at = now() WHERE id = $1", [.text(id)])

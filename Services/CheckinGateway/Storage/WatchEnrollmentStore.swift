@@ -22,6 +22,17 @@ enum WatchEnrollmentStore {
         try c.query("SELECT mode FROM watch_enrollment_settings WHERE id = 1").first?.string("mode")
     }
 
+    /// For one enrollment: the mode, and whether it is selected and turned on (one indexed round trip, whatever
+    /// the number of phones; the whole selection is read only when reconciling every phone).
+    static func scope(_ c: Connection, of id: String) throws -> (mode: String?, selected: Bool, enabled: Bool) {
+        let row = try c.query("""
+            SELECT (SELECT mode FROM watch_enrollment_settings WHERE id = 1) AS mode,
+                   EXISTS (SELECT 1 FROM watch_enrollment_selection WHERE enrollment_id = $1) AS selected,
+                   EXISTS (SELECT 1 FROM watch_enrollment_phones WHERE enrollment_id = $1) AS enabled
+            """, [.text(id)]).first
+        return (row?.string("mode"), row?.bool("selected") ?? false, row?.bool("enabled") ?? false)
+    }
+
     static func selected(_ c: Connection) throws -> Set<String> {
         Set(try c.query("SELECT enrollment_id FROM watch_enrollment_selection").compactMap { $0.string("enrollment_id") })
     }

@@ -68,9 +68,21 @@ struct WatchEnrollmentSettings: Sendable {
 
     /// Turns watch enrollment on or off for iPhones (all, or one) to match the settings.
     func reconcile(_ c: Connection, only: String?, actor: String, journal: inout Journal) throws -> Outcome {
-        let mode = Mode(rawValue: try WatchEnrollmentStore.mode(c) ?? "off") ?? .off
-        let selected = try WatchEnrollmentStore.selected(c)
-        let on = try WatchEnrollmentStore.enabledPhones(c)
+        let mode: Mode, selected: Set<String>, on: Set<String>
+        if let only {
+            // One device (its DeviceInformation answer): nothing to read beyond its own rows, and nothing to do
+            // when the mode does not want it and it is not turned on.
+            let scope = try WatchEnrollmentStore.scope(c, of: only)
+            mode = Mode(rawValue: scope.mode ?? "off") ?? .off
+            selected = scope.selected ? [only] : []
+            on = scope.enabled ? [only] : []
+            let wanted = mode == .allSupervised || (mode == .selected && scope.selected)
+            if !wanted && !scope.enabled { return Outcome() }
+        } else {
+            mode = Mode(rawValue: try WatchEnrollmentStore.mode(c) ?? "off") ?? .off
+            selected = try WatchEnrollmentStore.selected(c)
+            on = try WatchEnrollmentStore.enabledPhones(c)
+        }
         let phones = try WatchEnrollmentStore.candidatePhones(c, only: only, selected: selected, enabled: on)
         var outcome = Outcome()
         for phone in phones {
