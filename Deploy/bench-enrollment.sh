@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
+#   ./Deploy/bench-enrollment.sh messages [--devices 2000] [-c 16] [--rounds 1]   server CPU per request by message type
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
 #     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
@@ -12,9 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|link|ipad|mac|watch|ade|byod|adde|apps|ade-sign-in-attack [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|messages|link|ipad|mac|watch|ade|byod|adde|apps|ade-sign-in-attack [options]}
 shift
 case "$MODE" in link|ipad|mac|watch|ade|byod|adde|apps) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
+  messages) FLOW=0 ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null

@@ -13,18 +13,7 @@ struct CheckinBenchmark {
     let concurrency: Int
 
     func run() async throws {
-        let caKey = try PrivateKey(pem: Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/ca.key"))))
-        let ca = try Certificate.parsePEM(Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/ca.pem"))))[0]
-        let run = UUID().uuidString.prefix(6)
-        let fleet = try (0..<devices).map { i -> SimulatedDevice in
-            let udid = "BENCH\(run)-\(String(format: "%08d", i))"
-            let key = try PrivateKey.generateP256()
-            let cert = try Certificate.issue(subject: "/CN=\(udid)", key: key, issuer: (ca, caKey), usage: .clientIdentity,
-                                             validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
-            return try SimulatedDevice(udid: udid, serial: "S\(i)", identity: try SigningIdentity(certificate: cert, key: key),
-                                       topic: "com.apple.mgmt.External.bench", checkInURL: "\(gateway)/mdm/checkin",
-                                       serverURL: "\(gateway)/mdm/server")
-        }
+        let fleet = try Self.makeFleet(devices: devices, gateway: gateway, pki: pki)
         // Authenticate and TokenUpdate never change for a device: built and signed before measuring.
         let signed = try Dictionary(uniqueKeysWithValues: fleet.map {
             ($0.udid, (try $0.presign($0.authenticateMessage), try $0.presign($0.tokenUpdateMessage)))
@@ -54,6 +43,22 @@ struct CheckinBenchmark {
                      Date().timeIntervalSince(started) * 1000))
         let second = try await measure(fleet, requestsPerDevice: 2) { device in try await commandCycle(device) }
         print(second.line("command loop, DeviceLock", unit: "requests/s"))
+    }
+
+    /// `devices` simulated devices with P-256 identities issued by the CA in `pki`.
+    static func makeFleet(devices: Int, gateway: String, pki: String) throws -> [SimulatedDevice] {
+        let caKey = try PrivateKey(pem: Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/ca.key"))))
+        let ca = try Certificate.parsePEM(Array(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/ca.pem"))))[0]
+        let run = UUID().uuidString.prefix(6)
+        return try (0..<devices).map { i -> SimulatedDevice in
+            let udid = "BENCH\(run)-\(String(format: "%08d", i))"
+            let key = try PrivateKey.generateP256()
+            let cert = try Certificate.issue(subject: "/CN=\(udid)", key: key, issuer: (ca, caKey), usage: .clientIdentity,
+                                             validity: Date().addingTimeInterval(-60)...Date().addingTimeInterval(86400))
+            return try SimulatedDevice(udid: udid, serial: "S\(i)", identity: try SigningIdentity(certificate: cert, key: key),
+                                       topic: "com.apple.mgmt.External.bench", checkInURL: "\(gateway)/mdm/checkin",
+                                       serverURL: "\(gateway)/mdm/server")
+        }
     }
 
     private func commandCycle(_ device: SimulatedDevice) async throws -> [Double] {

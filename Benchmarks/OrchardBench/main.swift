@@ -13,6 +13,7 @@ import OrchardTestSupport
 //   apply --stream S        apply BenchEvents idempotently to PostgreSQL (schema bench)
 //   all                     request at 1, 16 and 64 concurrent, then produce
 //   checkin --devices N -c C  check-in and command-loop throughput against ORCHARD_URL_CHECKIN_GATEWAY
+//   messages --devices N -c C [--rounds R]  server CPU per request by message type (Authenticate, TokenUpdate, Idle, …)
 //   ade-sign-in-attack --prefix P [--devices N] [-c C] [--attackers A] [--seconds S]  Idle latency of N enrolled devices,
 //                           quiet and while A clients post ADE sign-ins with unknown accounts (hardening issue 18)
 //   bearer-checkins [--devices N] [-c C] [--platform macOS]  check-ins of N account-driven enrollments (bearer validated)
@@ -118,6 +119,12 @@ case "checkin":
                                      adminKey: environment["ORCHARD_ADMIN_API_KEY"] ?? "",
                                      pki: environment["ORCHARD_TEST_PKI"] ?? ".",
                                      devices: option("-n", "--devices", 1000), concurrency: option("-c", "--concurrency", 16))
+    try await benchmark.run()
+
+case "messages":
+    let benchmark = MessageCostBenchmark(gateway: environment["ORCHARD_URL_CHECKIN_GATEWAY"] ?? "http://127.0.0.1:8080",
+                                         pki: environment["ORCHARD_TEST_PKI"] ?? ".", devices: option("-n", "--devices", 2000),
+                                         concurrency: option("-c", "--concurrency", 16), rounds: option("-r", "--rounds", 1))
     try await benchmark.run()
 
 case "ade-sign-in-attack":

@@ -25,11 +25,21 @@ public struct ProcessCPU: Sendable {
             var name = arguments.first ?? pid
             // A stand-in: python3 abm_standin.py, orchard-sim apns.
             if ["python3", "orchard-sim"].contains(name), arguments.count > 1 { name += " " + arguments[1] }
-            if pid == "self" { name = "\(CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? "client") (client)" }
+            if pid == "self" { name = clientName }
             if name.hasPrefix("postgres") { name = "postgres" }
             ticks[name, default: 0] += (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
         return ProcessCPU(ticks: ticks)
+    }
+
+    /// The name this process's own CPU is reported under.
+    public static var clientName: String {
+        "\(CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? "client") (client)"
+    }
+
+    /// Core-seconds each process used since `earlier`.
+    public func used(since earlier: ProcessCPU) -> [String: Double] {
+        Dictionary(uniqueKeysWithValues: ticks.map { ($0.key, $0.value - (earlier.ticks[$0.key] ?? 0)) })
     }
 
     /// "name seconds" lines of CPU used since `earlier`, largest first, and per unit of work.
