@@ -48,15 +48,22 @@ public final class KafkaProducer: @unchecked Sendable {
     @discardableResult
     public func send(_ message: OutgoingMessage) async throws -> DeliveryReport {
         let started = DispatchTime.now()
-        let report: DeliveryReport = try await withCheckedThrowingContinuation { continuation in
-            let box = Unmanaged.passRetained(DeliveryBox(continuation)).toOpaque()
-            if let error = produce(message, opaque: box) {
-                Unmanaged<DeliveryBox>.fromOpaque(box).release()
-                continuation.resume(throwing: error)
-            }
-        }
+        let report = try await enqueue(message).report()
         OrchardMetrics.produceLatency(topic: message.topic).record(.since(started))
         return report
+    }
+
+    /// Hands `message` to librdkafka now and returns its pending delivery. Messages enqueued one after the other
+    /// reach their partition in that order (the idempotent producer keeps it); `send` from several tasks does not
+    /// promise an order, since the tasks may start in any order.
+    public func enqueue(_ message: OutgoingMessage) -> PendingDelivery {
+        let pending = PendingDelivery()
+        let box = Unmanaged.passRetained(pending).toOpaque()
+        if let error = produce(message, opaque: box) {
+            Unmanaged<PendingDelivery>.fromOpaque(box).release()
+            pending.complete(.failure(error))
+        }
+        return pending
     }
 
     /// Waits until every queued message is delivered (shutdown).
@@ -100,22 +107,47 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 }
 
-/// Resumes the waiting `send` when librdkafka reports the outcome.
-final class DeliveryBox {
-    let continuation: CheckedContinuation<DeliveryReport, any Error>
-    init(_ continuation: CheckedContinuation<DeliveryReport, any Error>) { self.continuation = continuation }
+/// A message handed to librdkafka: its broker acknowledgement or failure, once reported.
+public final class PendingDelivery: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var result: Result<DeliveryReport, any Error>?
+    private var waiter: CheckedContinuation<DeliveryReport, any Error>?
+
+    /// The report: waits for it, or until `giveUp` is called.
+    public func report() async throws -> DeliveryReport {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready: Result<DeliveryReport, any Error>? = lock.withLock {
+                if result == nil { waiter = continuation }
+                return result
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    /// Ends a wait for a report that has not come (a deadline passed); the report, if it comes later, is dropped.
+    public func giveUp(_ error: any Error) { complete(.failure(error)) }
+
+    func complete(_ outcome: Result<DeliveryReport, any Error>) {
+        let waiting: CheckedContinuation<DeliveryReport, any Error>? = lock.withLock {
+            guard result == nil else { return nil }
+            result = outcome
+            defer { waiter = nil }
+            return waiter
+        }
+        waiting?.resume(with: outcome)
+    }
 }
 
 private let deliveryReportCallback: @convention(c) (
     OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?
 ) -> Void = { _, message, _ in
     guard let message, let opaque = message.pointee._private else { return }
-    let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
+    let pending = Unmanaged<PendingDelivery>.fromOpaque(opaque).takeRetainedValue()
     let m = message.pointee
     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        box.continuation.resume(returning: DeliveryReport(partition: m.partition, offset: m.offset))
+        pending.complete(.success(DeliveryReport(partition: m.partition, offset: m.offset)))
     } else {
-        box.continuation.resume(throwing: KafkaError("delivery", code: m.err))
+        pending.complete(.failure(KafkaError("delivery", code: m.err)))
     }
 }
 

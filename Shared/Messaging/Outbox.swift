@@ -76,8 +76,9 @@ public enum Inbox {
 }
 
 /// Publishes outbox rows to Kafka in id order and deletes them once the broker acknowledged them.
-/// A batch's rows stay locked by its open transaction until then, and one replica publishes at a time, so no row is
-/// published twice in normal operation; after a crash the rows are published again (at least once).
+/// A batch's rows stay locked (SKIP LOCKED) by its open transaction until then, so replicas share the work without
+/// publishing a row twice in normal operation; after a crash the rows are published again (at least once). One
+/// replica keeps a key's order; two replicas' batches may interleave on a partition.
 public final class OutboxPublisher: Service, Sendable {
     private let database: Database
     private let producer: KafkaProducer
@@ -119,10 +120,10 @@ public final class OutboxPublisher: Service, Sendable {
 
     /// Publishes up to 200 rows; returns how many.
     ///
-    /// One transaction per batch: the rows are deleted (`DELETE … RETURNING`), published, and the deletion commits
-    /// once the broker acknowledged them all. One replica of a service publishes at a time (a transaction-scoped
-    /// advisory lock; the others find nothing to do and the holder's next batch takes their rows), so rows with one
-    /// key reach their partition in the order they were written, whichever replica wrote them.
+    /// One transaction per batch: the rows are deleted (`DELETE … RETURNING`, SKIP LOCKED: another replica takes
+    /// the next ones), handed to the producer in id order, and the deletion commits once the broker acknowledged them
+    /// all. A row not acknowledged within `batchDeadline` (a broker out of reach) counts as failed: the batch's
+    /// rows go back for any replica after at most that long.
     /// A crash or a failed send rolls the deletion back and the rows are published again (at least once). This
     /// writes each row once more after its insert; the claim it replaces wrote a new version of the row (payload
     /// and all) and then deleted it in a second transaction.
@@ -131,9 +132,7 @@ public final class OutboxPublisher: Service, Sendable {
         try await database.withHeldConnection { held in
             let rows = try await held.run { c in
                 try c.beginOpenTransaction("""
-                    DELETE FROM outbox WHERE id = ANY(ARRAY(
-                        SELECT id FROM outbox WHERE (SELECT pg_try_advisory_xact_lock(hashtext('orchard.outbox.' || current_schema())))
-                        ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED))
+                    DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED))
                     RETURNING id, topic, message_key, headers::text AS headers, payload
                     """)
             }
@@ -174,20 +173,22 @@ public final class OutboxPublisher: Service, Sendable {
         }
     }
 
-    /// Produces all, then awaits all (the idempotent producer keeps per-partition order); returns the ids the
-    /// broker acknowledged and the first failure.
+    /// How long a batch waits for the broker's acknowledgements before its rows go back to the outbox.
+    static let batchDeadline: Duration = .seconds(30)
+
+    /// Hands every message to the producer in id order (so each partition receives them in that order), then
+    /// waits for the acknowledgements until `batchDeadline`; returns the ids acknowledged and the first failure.
     private func send(_ messages: [(Int, OutgoingMessage)]) async -> ([Int], (any Error)?) {
+        let pending = messages.map { ($0.0, producer.enqueue($0.1)) }
+        let deadline = Task {
+            try await Task.sleep(for: Self.batchDeadline)
+            for (_, delivery) in pending { delivery.giveUp(KafkaError("no acknowledgement from the broker within \(Self.batchDeadline)")) }
+        }
+        defer { deadline.cancel() }
         var delivered: [Int] = []
         var firstError: (any Error)?
-        await withTaskGroup(of: (Int, (any Error)?).self) { group in
-            for (id, message) in messages {
-                group.addTask {
-                    do { try await self.producer.send(message); return (id, nil) } catch { return (id, error) }
-                }
-            }
-            for await (id, error) in group {
-                if let error { firstError = firstError ?? error } else { delivered.append(id) }
-            }
+        for (id, delivery) in pending {
+            do { _ = try await delivery.report(); delivered.append(id) } catch { firstError = firstError ?? error }
         }
         return (delivered, firstError)
     }

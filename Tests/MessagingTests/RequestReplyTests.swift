@@ -169,9 +169,12 @@ final class ServiceShutdownTests: XCTestCase {
         let started = try await eventually(timeout: 30) { FileManager.default.fileExists(atPath: bootstrapFile.path) }
         XCTAssertTrue(started, broker.log)
         let bootstrap = try String(contentsOf: bootstrapFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let port = 18190 + Int.random(in: 0..<9)
+        let port = try freeTCPPort()
         // Ready means it answers: its request consumer has its partitions (it said ready ~9 s too early).
         let (service, requests) = try await startTokenService(bootstrap: bootstrap, port: port, instance: "token-service-shutdown-test")
+        // Never left running when the test fails early: against the shared database with a broker that is gone, it
+        // would keep taking the shared token-service's outbox rows (and its port, for the next run).
+        defer { if service.process.isRunning { service.kill() } }
         let answered = try await requests.request(IssueSecurityToken(watchUDID: "00008301-READYZ"), timeout: .seconds(3),
                                                   correlationID: "readiness")
         XCTAssertFalse(answered.securityToken.isEmpty)
