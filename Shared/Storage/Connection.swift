@@ -223,37 +223,47 @@ public final class PendingRows: @unchecked Sendable {
     public internal(set) var rows: [Row] = []
 }
 
-private func encode(_ value: SQLValue) -> [UInt8]? {
-    switch value {
-    case .text(let s): return Array(s.utf8) + [0]
-    case .int(let i): return Array(String(i).utf8) + [0]
-    case .bool(let b): return Array((b ? "true" : "false").utf8) + [0]
-    case .bytes(let b): return b
-    case .timestamp(let d): return Array(formatTimestamp(d).utf8) + [0]
-    case .null: return nil
-    }
-}
-
-/// Encodes parameters (text, or binary for bytea) and pins them for the duration of a libpq call.
+/// Encodes parameters (text, or binary for bytea) into one buffer and pins it for the duration of a libpq call:
+/// one allocation for all of a statement's parameters (it was three per parameter, ~4% of a gateway's CPU).
 private func withEncoded<T>(_ parameters: [SQLValue],
                             _ body: ([UnsafePointer<CChar>?], [Int32], [Int32]) -> T) -> T {
-    let encoded: [[UInt8]?] = parameters.map(encode)
-    let formats: [Int32] = parameters.map { if case .bytes = $0 { return 1 } else { return 0 } }
-    let lengths: [Int32] = encoded.map { Int32($0?.count ?? 0) }
-    return withCStrings(encoded) { body($0, lengths, formats) }
-}
-
-/// Pins each parameter's bytes for the duration of the libpq call.
-private func withCStrings<T>(_ values: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) -> T) -> T {
-    var pointers: [UnsafePointer<CChar>?] = []
-    var storage: [UnsafeMutableRawPointer] = []
-    defer { storage.forEach { $0.deallocate() } }
-    for value in values {
-        guard let value else { pointers.append(nil); continue }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(value.count, 1), alignment: 1)
-        if !value.isEmpty { value.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: value.count) } }
-        storage.append(buffer)
-        pointers.append(UnsafePointer(buffer.assumingMemoryBound(to: CChar.self)))
+    var storage: [UInt8] = []
+    storage.reserveCapacity(parameters.count * 24)
+    var offsets: [Int?] = []
+    offsets.reserveCapacity(parameters.count)
+    var lengths: [Int32] = []
+    lengths.reserveCapacity(parameters.count)
+    var formats: [Int32] = []
+    formats.reserveCapacity(parameters.count)
+    func text<S: Sequence>(_ utf8: S) where S.Element == UInt8 {
+        let start = storage.count
+        offsets.append(start)
+        storage.append(contentsOf: utf8)
+        storage.append(0)
+        lengths.append(Int32(storage.count - start))
+        formats.append(0)
     }
-    return body(pointers)
+    for value in parameters {
+        switch value {
+        case .text(let s): text(s.utf8)
+        case .int(let i): text(String(i).utf8)
+        case .bool(let b): text((b ? "true" : "false").utf8)
+        case .timestamp(let d): text(formatTimestamp(d).utf8)
+        case .bytes(let b):
+            offsets.append(storage.count)
+            storage.append(contentsOf: b)
+            lengths.append(Int32(b.count))
+            formats.append(1)
+        case .null:
+            offsets.append(nil)
+            lengths.append(0)
+            formats.append(0)
+        }
+    }
+    storage.append(0)   // never empty, so an empty bytea at the end points into the buffer
+    return storage.withUnsafeBufferPointer { buffer in
+        let base = UnsafeRawPointer(buffer.baseAddress!)
+        let pointers = offsets.map { $0.map { (base + $0).assumingMemoryBound(to: CChar.self) } }
+        return body(pointers, lengths, formats)
+    }
 }

@@ -12,14 +12,18 @@ struct AuthenticateHandler: DeviceMessageHandler {
 
     func check(_ m: Authenticate) async throws { try await topic.check(m.topic) }
 
+    /// The enrollment's row is written with the COMMIT: a unique violation there (enrollments_identity) means this
+    /// identity is already bound to another enrollment (a concurrent Authenticate).
+    func transactionFailed(_ error: any Error) -> any Error {
+        if let error = error as? PostgresError, error.isUniqueViolation {
+            return refuse(.forbidden, "this identity belongs to another enrollment")
+        }
+        return error
+    }
+
     func apply(_ m: Authenticate, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws {
         let claim = e.claim ?? IdentityClaim(current: nil, boundTo: nil, issued: nil)
-        do {
-            try EnrollmentStore.authenticate(c, id: e.id, m, fingerprint: e.credential.fingerprint, claim: claim)
-        } catch let error as PostgresError where error.isUniqueViolation {
-            // enrollments_identity: this identity is already bound to another enrollment (a concurrent Authenticate).
-            throw refuse(.forbidden, "this identity belongs to another enrollment")
-        }
+        try EnrollmentStore.authenticate(c, id: e.id, m, fingerprint: e.credential.fingerprint, claim: claim)
         var details: [String: String] = [:]
         details["serial"] = m.serialNumber
         details["product"] = m.productName

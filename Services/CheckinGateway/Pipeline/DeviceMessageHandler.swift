@@ -24,12 +24,16 @@ protocol DeviceMessageHandler<Message>: Sendable {
     func apply(_ message: Message, to enrollment: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied
     func respond(_ message: Message, to enrollment: AuthorizedEnrollment, applied: Applied,
                  correlationID: String) async throws -> DeviceAnswer
+    /// The error the device is answered with when the transaction failed with `error`: a statement `apply` sent
+    /// with the COMMIT fails there, outside `apply`.
+    func transactionFailed(_ error: any Error) -> any Error
 }
 
 extension DeviceMessageHandler {
     var access: EnrollmentAccess { .active }
     var recordsLastSeen: Bool { false }
     func check(_ message: Message) async throws {}
+    func transactionFailed(_ error: any Error) -> any Error { error }
 }
 
 extension DeviceMessageHandler where Applied == Void {

@@ -130,13 +130,18 @@ struct DevicePipeline: Sendable {
     private func authorizeAndApply<H: DeviceMessageHandler>(_ handler: H, _ message: H.Message, _ id: String,
                                                             _ credential: DeviceCredential, _ correlationID: String) async throws -> DeviceAnswer {
         try await handler.check(message)
-        let (enrollment, applied) = try await database.transaction { c in
-            let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access,
-                                                                touch: !handler.recordsLastSeen)
-            var journal = Journal(correlationID: correlationID)
-            let applied = try handler.apply(message, to: enrollment, in: c, journal: &journal)
-            try journal.write(c)
-            return (enrollment, applied)
+        let (enrollment, applied): (AuthorizedEnrollment, H.Applied)
+        do {
+            (enrollment, applied) = try await database.transaction { c in
+                let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access,
+                                                                    touch: !handler.recordsLastSeen)
+                var journal = Journal(correlationID: correlationID)
+                let applied = try handler.apply(message, to: enrollment, in: c, journal: &journal)
+                try journal.write(c)
+                return (enrollment, applied)
+            }
+        } catch {
+            throw handler.transactionFailed(error)
         }
         return try await handler.respond(message, to: enrollment, applied: applied, correlationID: correlationID)
     }

@@ -121,7 +121,8 @@ enum EnrollmentStore {
     static func authenticate(_ c: Connection, id: String, _ m: Authenticate, fingerprint: String, claim: IdentityClaim) throws {
         let kind = m.identity.udid == nil ? "user" : "device"
         let issued = claim.issued
-        try c.query("""
+        // Sent with the COMMIT (nothing reads it back in this transaction); a unique violation surfaces there.
+        try c.queryAtCommit("""
             INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number,
                                      os_version, build_version, product_name, model, device_name,
                                      profile_identifier, server_capabilities, paired_with, supervised, last_seen_at,
