@@ -2,6 +2,8 @@
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
 #   ./Deploy/bench-enrollment.sh messages [--devices 2000] [-c 16] [--rounds 1]   server CPU per request by message type
+#     (checkin and messages: ORCHARD_BENCH_PRELOAD_ENROLLMENTS=N ORCHARD_BENCH_PRELOAD_FINISHED_COMMANDS=M first write N
+#     enrolled devices and M finished commands with SQL, to see the rates stay flat)
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
 #     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
@@ -95,6 +97,29 @@ if [ "$MODE" = ade-sign-in-attack ]; then
     "$ADMIN/abm/tokens/$ABM_TOKEN_ID/profiles" -d '{"profile": {"profile_name": "Bench sign-in", "is_supervised": true}, "default": true, "signIn": true}'
   until [ "$(psql "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM checkin_gateway.ade_devices d JOIN checkin_gateway.ade_profiles p USING (profile_uuid) WHERE serial_number LIKE '$PREFIX%'")" -ge 1 ]; do sleep 0.5; done
   set -- "$@" --prefix "$PREFIX"
+fi
+# ORCHARD_BENCH_PRELOAD_ENROLLMENTS=N and ORCHARD_BENCH_PRELOAD_FINISHED_COMMANDS=M (checkin, messages): N enrolled
+# devices and M finished commands spread over them, written with SQL before measuring (does the rate stay flat?).
+PRELOAD_N=${ORCHARD_BENCH_PRELOAD_ENROLLMENTS:-0} PRELOAD_M=${ORCHARD_BENCH_PRELOAD_FINISHED_COMMANDS:-0}
+if [ "$PRELOAD_M" -gt 0 ] && [ "$PRELOAD_N" -lt 1 ]; then PRELOAD_N=1000; fi
+if [ "$PRELOAD_N" -gt 0 ]; then
+  started=$(date +%s)
+  psql "$ORCHARD_DATABASE_URL" -qv ON_ERROR_STOP=1 <<SQL
+SET search_path TO checkin_gateway;
+SET session_replication_role = replica;  -- no foreign-key triggers for rows written consistent by construction
+INSERT INTO enrollments (id, udid, enrollment_kind, status, identity_fingerprint, topic, serial_number, product_name, enrolled_at, last_seen_at)
+SELECT 'PRELOAD-' || lpad(i::text, 9, '0'), 'PRELOAD-' || lpad(i::text, 9, '0'), 'device', 'enrolled', 'preload-' || i,
+       'com.apple.mgmt.External.bench', 'P' || i, 'iPhone15,2', now(), now()
+FROM generate_series(1, $PRELOAD_N) i;
+INSERT INTO commands (uuid, request_type, plist, requested_by)
+SELECT 'preload-command-' || j, 'DeviceInformation', '\x00'::bytea, 'preload'
+FROM generate_series(1, GREATEST(1, ($PRELOAD_M + $PRELOAD_N - 1) / $PRELOAD_N)) j;
+INSERT INTO command_queue (enrollment_id, command_uuid, status, sent_at, completed_at, result)
+SELECT 'PRELOAD-' || lpad((n % $PRELOAD_N + 1)::text, 9, '0'), 'preload-command-' || (n / $PRELOAD_N + 1), 'acknowledged', now(), now(), '\x00'::bytea
+FROM generate_series(0, $PRELOAD_M - 1) n;
+SQL
+  psql "$ORCHARD_DATABASE_URL" -qc "VACUUM ANALYZE checkin_gateway.enrollments" -c "VACUUM ANALYZE checkin_gateway.command_queue" -c "VACUUM ANALYZE checkin_gateway.commands"
+  echo "preloaded $PRELOAD_N enrolled devices and $PRELOAD_M finished commands with SQL in $(( $(date +%s) - started )) s"
 fi
 before=$(cpu_ticks)
 # The benchmark reads these processes' CPU itself at the start and end of its timed phase.
