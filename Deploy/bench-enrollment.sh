@@ -118,7 +118,7 @@ INSERT INTO command_queue (enrollment_id, command_uuid, status, sent_at, complet
 SELECT 'PRELOAD-' || lpad((n % $PRELOAD_N + 1)::text, 9, '0'), 'preload-command-' || (n / $PRELOAD_N + 1), 'acknowledged', now(), now(), '\x00'::bytea
 FROM generate_series(0, $PRELOAD_M - 1) n;
 SQL
-  psql "$ORCHARD_DATABASE_URL" -qc "VACUUM ANALYZE checkin_gateway.enrollments" -c "VACUUM ANALYZE checkin_gateway.command_queue" -c "VACUUM ANALYZE checkin_gateway.commands"
+  psql "$ORCHARD_DATABASE_URL" -qc "VACUUM ANALYZE checkin_gateway.enrollments" -c "VACUUM ANALYZE checkin_gateway.command_queue" -c "VACUUM ANALYZE checkin_gateway.commands" -c "CHECKPOINT"
   echo "preloaded $PRELOAD_N enrolled devices and $PRELOAD_M finished commands with SQL in $(( $(date +%s) - started )) s"
 fi
 before=$(cpu_ticks)
