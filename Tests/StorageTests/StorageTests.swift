@@ -158,6 +158,20 @@ final class StorageTests: XCTestCase {
         await db.shutdown()
     }
 
+    func testStatementsTakingAnArrayAreNeverPreparedOthersAre() async throws {
+        let db = try await makeDatabase(maxConnections: 1)
+        for i in 0..<8 {
+            try await db.query("INSERT INTO things (name) VALUES ($1)", [.text("t\(i)")])
+            let found = try await db.query("SELECT name FROM things WHERE name = ANY($1::text[])", [.text("{t\(i),t0}")])
+            XCTAssertEqual(Set(found.compactMap { $0.string("name") }), Set(["t\(i)", "t0"]))
+        }
+        // The pool's one connection: what it prepared.
+        let prepared = try await db.query("SELECT statement FROM pg_prepared_statements").compactMap { $0.string("statement") }
+        XCTAssertTrue(prepared.contains { $0.contains("INSERT INTO things") }, "reused statements are prepared: \(prepared)")
+        XCTAssertFalse(prepared.contains { $0.contains("ANY($1") }, "a generic plan for an array can scan the table: \(prepared)")
+        await db.shutdown()
+    }
+
     func testUniqueViolationCarriesSQLState() async throws {
         let db = try await makeDatabase()
         try await db.query("INSERT INTO things (name) VALUES ('a')")

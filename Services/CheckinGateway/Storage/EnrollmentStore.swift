@@ -211,11 +211,12 @@ enum EnrollmentStore {
 
     /// The enrolled devices among `ids` that can be pushed: id, token and PushMagic.
     static func pushTargets(_ c: Connection, ids: [String]) throws -> [Row] {
+        // One id is `id = $1`, as in CommandQueue.enqueue: a generic plan for `= ANY($1)` can scan the table.
         try c.query("""
             SELECT id, push_token, push_magic FROM enrollments
-            WHERE id = ANY($1::text[]) AND push_token IS NOT NULL AND NOT push_token_invalid
+            WHERE \(ids.count == 1 ? "id = $1" : "id = ANY($1::text[])") AND push_token IS NOT NULL AND NOT push_token_invalid
               AND status = '\(EnrollmentStatus.enrolled.rawValue)'
-            """, [.text(postgresArray(ids))])
+            """, [.text(ids.count == 1 ? ids[0] : postgresArray(ids))])
     }
 
     /// APNs said the token is no longer valid: no pushes until the device's next TokenUpdate.
