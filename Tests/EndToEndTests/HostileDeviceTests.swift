@@ -167,6 +167,21 @@ final class HostileDeviceTests: XCTestCase {
         XCTAssertTrue((finished["result"] as? String ?? "").contains(command.commandUUID), "the real result is stored as sent")
     }
 
+    /// One identity presented for two devices at the same moment: one enrollment gets it, the other a 403, never a
+    /// 5xx (the enrollment row is written with the COMMIT, so a race ends in a unique violation there, mapped to 403).
+    func testOneIdentityAuthenticatingAsTwoDevicesAtOnceServesOne() async throws {
+        let stack = try await Fixture.shared.prepare()
+        for _ in 0..<8 {
+            let first = try await installFromNewLink(stack, udid: newUDID())
+            let second = try SimulatedDevice(udid: newUDID(), serial: "SERY", identity: first.identity, topic: first.topic,
+                                             checkInURL: first.checkInURL, serverURL: first.serverURL)
+            async let a = first.authenticate()
+            async let b = second.authenticate()
+            let statuses = try await [a.status, b.status].sorted()
+            XCTAssertEqual(statuses, [200, 403], "one device gets the identity, the other is refused")
+        }
+    }
+
     private func installFromNewLink(_ stack: Fixture.Ready, udid: String) async throws -> SimulatedDevice {
         let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "link for \(udid)", "maxUses": 1])
         let profile = try await http(.GET, try unwrap(link["url"] as? String))
