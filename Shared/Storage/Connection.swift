@@ -12,8 +12,9 @@ public final class Connection: @unchecked Sendable {
     /// Inside `transaction`: BEGIN not sent yet; it goes out with the first statement.
     private var beginPending = false
     /// Statements sent with COMMIT in one round trip: those whose results nobody reads, and those whose
-    /// rows are read only after the commit (`queryWithCommit`).
-    private var deferred: [(String, [SQLValue], PendingRows?)] = []
+    /// rows are read only after the commit (`queryWithCommit`, by their index in `deferred`).
+    private var deferred: [(String, [SQLValue])] = []
+    private var pendingRows: [(index: Int, rows: PendingRows)] = []
 
     init(conninfo: String, searchPath: String?) throws {
         guard let conn = PQconnectdb(conninfo) else { throw PostgresError(message: "out of memory", sqlState: nil) }
@@ -60,7 +61,7 @@ public final class Connection: @unchecked Sendable {
     /// Inside a transaction, queues a statement whose result is not needed; it is sent together with
     /// COMMIT (one round trip). Outside a transaction it runs at once.
     public func queryAtCommit(_ sql: String, _ parameters: [SQLValue] = []) throws {
-        if inTransaction { deferred.append((sql, parameters, nil)) } else { try query(sql, parameters) }
+        if inTransaction { deferred.append((sql, parameters)) } else { try query(sql, parameters) }
     }
 
     /// Inside a transaction, queues a statement whose rows the caller reads only once the transaction has
@@ -68,7 +69,12 @@ public final class Connection: @unchecked Sendable {
     /// statements queued by `queryAtCommit`. Outside a transaction it runs at once.
     public func queryWithCommit(_ sql: String, _ parameters: [SQLValue] = []) throws -> PendingRows {
         let pending = PendingRows()
-        if inTransaction { deferred.append((sql, parameters, pending)) } else { pending.rows = try query(sql, parameters) }
+        if inTransaction {
+            pendingRows.append((deferred.count, pending))
+            deferred.append((sql, parameters))
+        } else {
+            pending.rows = try query(sql, parameters)
+        }
         return pending
     }
 
@@ -171,19 +177,19 @@ public final class Connection: @unchecked Sendable {
         beginPending = true
         inTransaction = true
         deferred = []
-        defer { inTransaction = false; beginPending = false; deferred = [] }
+        pendingRows = []
+        defer { inTransaction = false; beginPending = false; deferred = []; pendingRows = [] }
         do {
             let value = try body(self)
-            let queued = deferred.map { ($0.0, $0.1) }
-            let results: ArraySlice<[Row]>
+            let results: [[Row]]
             if beginPending {
                 // The body ran no statement: run the queued ones, if any, in their own transaction.
                 guard !deferred.isEmpty else { return value }
-                results = try pipeline([("BEGIN", [])] + queued + [("COMMIT", [])]).dropFirst()
+                results = Array(try pipeline([("BEGIN", [])] + deferred + [("COMMIT", [])]).dropFirst())
             } else {
-                results = try pipeline(queued + [("COMMIT", [])])[...]
+                results = try pipeline(deferred + [("COMMIT", [])])
             }
-            for (statement, rows) in zip(deferred, results) { statement.2?.rows = rows }
+            for (index, pending) in pendingRows { pending.rows = results[index] }
             return value
         } catch {
             if !beginPending { try? executeScript("ROLLBACK") }

@@ -44,7 +44,7 @@ public struct ProcessCPU: Sendable {
 
     /// "name seconds" lines of CPU used since `earlier`, largest first, and per unit of work.
     public func report(since earlier: ProcessCPU, per count: Int, unit: String) -> String {
-        let used = ticks.map { ($0.key, $0.value - (earlier.ticks[$0.key] ?? 0)) }.sorted { $0.1 > $1.1 }
+        let used = used(since: earlier).sorted { $0.value > $1.value }.map { ($0.key, $0.value) }
         let total = used.reduce(0) { $0 + $1.1 }
         var lines = [String(format: "CPU in the timed phase: %.2f core-seconds, %.2f ms per %@", total, total * 1000 / Double(count), unit)]
         for (name, seconds) in used where seconds >= 0.005 {

@@ -98,7 +98,7 @@ struct AppRoutes: Sendable {
             }
             let actor = context.adminKey!.actor
             let id = UUID().uuidString.lowercased()
-            let count = try await database.transaction { c -> Int in
+            try await database.transaction { c in
                 let devices = try AppInstallStore.devices(c, around: ids)
                 let installs = try AppAssignments.installs(for: ids, deployment: app.watchDeployment, devices: devices)
                 try AppInstallStore.create(c, id: id, app: app, installs: installs, actor: actor)
@@ -108,10 +108,8 @@ struct AppRoutes: Sendable {
                     \(installs.count) installs on \(Set(installs.map(\.enrollmentID)).count) devices
                     """, related: Array(installs.map(\.enrollmentID).prefix(100)))
                 try journal.write(c)
-                return installs.count
             }
             outbox.notify()
-            _ = count
             guard let summary = try await AppInstallStore.assignments(database, id: id).first else { throw refuse(.internalServerError, "assignment vanished") }
             let installs = try await AppInstallStore.installs(database, assignmentID: id)
             return jsonResponse(.created, encoding: view(summary, installs: installs))

@@ -14,8 +14,8 @@ enum CommandQueue {
     @discardableResult
     static func enqueue(_ c: Connection, _ command: MDMCommand, enrollmentIDs: [String], requestedBy: String,
                         journal: inout Journal) throws -> [String] {
-        // One enrollment (a device's own step: most calls) is `id = $5`: a prepared statement's generic plan for
-        // `id = ANY($5)`, made while the table was small, kept scanning all of it (3.4 ms a call at 8,000 devices).
+        // One enrollment (a device's own step: most calls) is `id = $5`, which stays prepared; `= ANY($5)` is planned
+        // on every call (Connection: a cached generic plan for it scanned the whole table).
         let which = enrollmentIDs.count == 1 ? "id = $5" : "id = ANY($5::text[])"
         let queued = try c.query("""
             WITH command AS (

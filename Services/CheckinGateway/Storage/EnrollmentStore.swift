@@ -211,7 +211,7 @@ enum EnrollmentStore {
 
     /// The enrolled devices among `ids` that can be pushed: id, token and PushMagic.
     static func pushTargets(_ c: Connection, ids: [String]) throws -> [Row] {
-        // One id is `id = $1`, as in CommandQueue.enqueue: a generic plan for `= ANY($1)` can scan the table.
+        // One id is `id = $1`, which stays prepared, as in CommandQueue.enqueue (`= ANY` is planned on every call).
         try c.query("""
             SELECT id, push_token, push_magic FROM enrollments
             WHERE \(ids.count == 1 ? "id = $1" : "id = ANY($1::text[])") AND push_token IS NOT NULL AND NOT push_token_invalid
