@@ -42,15 +42,24 @@ final class WatchOSRulesTests: XCTestCase {
         XCTAssertEqual(WatchOSRules.unavailableKeys, unavailable)
         XCTAssertEqual(WatchOSRules.supervisedKeys, supervised)
 
-        var declarations: [String: Bool] = [:]
+        var declarations: [String: Bool] = [:], declarationKeys: [String: Set<String>] = [:]
         let root = Self.root.appendingPathComponent("declarative/declarations")
         for case let url as URL in FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)! where url.pathExtension == "yaml" {
-            let payload = try yaml(url)["payload"] as? [String: Any] ?? [:]
+            let schema = try yaml(url)
+            let payload = schema["payload"] as? [String: Any] ?? [:]
             guard let type = payload["declarationtype"] as? String, type != "any", let os = watch(payload["supportedOS"]),
                   os["introduced"] as? String != "n/a" else { continue }
-            declarations[type] = os["supervised"] as? Bool ?? false
+            // A declaration's schema says which enrollments may have it; one only supervised (and local) ones may needs supervision.
+            let enrollments = os["allowed-enrollments"] as? [String] ?? []
+            declarations[type] = !enrollments.isEmpty && !enrollments.contains("device") && !enrollments.contains("user")
+            for key in schema["payloadkeys"] as? [[String: Any]] ?? [] {
+                guard let name = key["key"] as? String, let keyOS = watch(key["supportedOS"]), keyOS["introduced"] as? String == "n/a" else { continue }
+                declarationKeys[type, default: []].insert(name)
+            }
         }
+        XCTAssertGreaterThan(declarations.count, 10, "every declaration schema is in the fixtures")
         XCTAssertEqual(WatchOSRules.declarations, declarations)
+        XCTAssertEqual(WatchOSRules.declarationUnavailableKeys, declarationKeys)
     }
 
     func testProblemsNameTheRule() {
@@ -67,7 +76,14 @@ final class WatchOSRulesTests: XCTestCase {
         XCTAssertEqual(WatchOSRules.problems(profile: restriction, supervised: true), [])
         XCTAssertEqual(WatchOSRules.problems(profile: restriction, supervised: false),
                        ["com.apple.applicationaccess.allowAppInstallation needs a supervised watch"])
-        XCTAssertNotNil(WatchOSRules.declarationProblem(type: "com.apple.configuration.passcode.settings", supervised: true))
+        XCTAssertNil(WatchOSRules.declarationProblem(type: "com.apple.configuration.passcode.settings", supervised: true))
+        XCTAssertEqual(WatchOSRules.declarationProblem(type: "com.apple.configuration.passcode.settings", supervised: false),
+                       "com.apple.configuration.passcode.settings needs a supervised watch (Apple's schema: allowed-enrollments supervised)")
+        XCTAssertEqual(WatchOSRules.declarationProblem(type: "com.apple.configuration.app.managed", supervised: true),
+                       "com.apple.configuration.app.managed is not available on watchOS (Apple's schema: supportedOS.watchOS n/a)")
+        XCTAssertEqual(WatchOSRules.declarationProblems(type: "com.apple.configuration.passcode.settings",
+                                                        payloadKeys: ["RequirePasscode", "CustomRegex"], supervised: true),
+                       ["com.apple.configuration.passcode.settings.CustomRegex is not available on watchOS (Apple's schema)"])
         XCTAssertNil(WatchOSRules.declarationProblem(type: "com.apple.activation.simple", supervised: false))
     }
 }

@@ -142,14 +142,20 @@ final class AppleWatchEnrollmentTests: XCTestCase {
                 "type": "InstallProfile", "profile": profile([["PayloadType": .string("com.apple.applicationaccess"), "allowAppInstallation": .bool(false)]])])
             XCTAssertEqual(supervisedOnly.status, 400, supervisedOnly.text)
             XCTAssertTrue(supervisedOnly.text.contains("allowAppInstallation needs a supervised watch"), supervisedOnly.text)
-            // A declaration Apple's schema does not offer on watchOS.
+            // A declaration Apple's schema does not offer on watchOS, and one it offers to supervised watches only.
             let tag = UUID().uuidString.prefix(6).lowercased()
+            let app = try await stack.admin.call(.PUT, "/declarations/com.example.watch.app.\(tag)", json: [
+                "type": "com.apple.configuration.app.managed", "payload": ["AppStoreID": "361309726", "InstallBehavior": ["License": ["Assignment": "Device"]]]])
+            XCTAssertEqual(app.status, 204, app.text)
+            let appAssigned = try await stack.admin.call(.PUT, "/devices/\(watch.udid)/declarations", json: ["identifiers": ["com.example.watch.app.\(tag)"]])
+            XCTAssertEqual(appAssigned.status, 400, appAssigned.text)
+            XCTAssertTrue(appAssigned.text.contains("not available on watchOS"), appAssigned.text)
             let declared = try await stack.admin.call(.PUT, "/declarations/com.example.watch.passcode.\(tag)", json: [
-                "type": "com.apple.configuration.passcode.settings", "payload": ["RequirePasscode": true]])
+                "type": "com.apple.configuration.passcode.settings", "payload": ["RequirePasscode": true, "MinimumLength": 6]])
             XCTAssertEqual(declared.status, 204, declared.text)
             let assigned = try await stack.admin.call(.PUT, "/devices/\(watch.udid)/declarations", json: ["identifiers": ["com.example.watch.passcode.\(tag)"]])
             XCTAssertEqual(assigned.status, 400, assigned.text)
-            XCTAssertTrue(assigned.text.contains("not available on watchOS"), assigned.text)
+            XCTAssertTrue(assigned.text.contains("needs a supervised watch"), assigned.text)
             let after = (try await stack.admin.expect(.GET, "/devices/\(watch.udid)/commands")["items"] as? [[String: Any]] ?? []).count
             XCTAssertEqual(after, before + 1, "only the DeviceInformation was queued")
             // What the watch has installed: its ProfileList answer, shown by the admin API.
@@ -174,6 +180,30 @@ final class AppleWatchEnrollmentTests: XCTestCase {
             let again = try unwrap(try await enrolled.idle())
             let afterAgain = try await enrolled.respond(to: again, status: "Acknowledged", extra: enrolled.informationAnswers(supervised: true))
             XCTAssertNil(afterAgain)
+            // The supervised watch takes the passcode declaration (with the activation that names it), as Apple's schema
+            // allows on watchOS 10; a key watchOS lacks is refused, naming it.
+            _ = try await stack.admin.expect(.PUT, "/declarations/com.example.watch.activation.\(tag)", json: [
+                "type": "com.apple.activation.simple", "payload": ["StandardConfigurations": ["com.example.watch.passcode.\(tag)"]]])
+            _ = try await stack.admin.expect(.PUT, "/devices/\(watch.udid)/declarations", json: [
+                "identifiers": ["com.example.watch.passcode.\(tag)", "com.example.watch.activation.\(tag)"]])
+            let sync = try unwrap(try await enrolled.idle())
+            XCTAssertEqual(sync.requestType, "DeclarativeManagement")
+            XCTAssertEqual(try AppleSchema.commandProblems(sync, schema: "declarativemanagement", platform: "watchOS"), [])
+            let afterSync = try await enrolled.respond(to: sync, status: "Acknowledged")
+            XCTAssertNil(afterSync)
+            let passcode = try unwrap(try plistValue(json: try await enrolled.declarativeManagement(
+                "declaration/configuration/com.example.watch.passcode.\(tag)").body).dictionary)
+            XCTAssertEqual(passcode["Type"]?.string, "com.apple.configuration.passcode.settings")
+            XCTAssertEqual(AppleSchema.problems(try unwrap(passcode["Payload"]?.dictionary),
+                                                try AppleSchema.load("declarative/declarations/configurations/passcode.settings.yaml").payloadKeys,
+                                                platform: "watchOS"), [])
+            let regex = try await stack.admin.call(.PUT, "/declarations/com.example.watch.passcode.\(tag)", json: [
+                "type": "com.apple.configuration.passcode.settings", "payload": ["RequirePasscode": true, "CustomRegex": ["Regex": "^[0-9]+$"]]])
+            XCTAssertEqual(regex.status, 400, regex.text)
+            XCTAssertTrue(regex.text.contains("CustomRegex is not available on watchOS"), regex.text)
+            let kept = try unwrap(try plistValue(json: try await enrolled.declarativeManagement(
+                "declaration/configuration/com.example.watch.passcode.\(tag)").body)["Payload"]?.dictionary)
+            XCTAssertNil(kept["CustomRegex"], "nothing was changed")
         }
 
         try await step("7. The admin locks the watch, clears its passcode, erases it and unenrolls it") {

@@ -90,6 +90,14 @@ struct DeclarationService: Sendable {
         let devices = try await database.transaction { c -> [String] in
             let devices = try DeclarationStore.upsert(c, identifier: identifier, type: type,
                                                       payload: String(decoding: payload, as: UTF8.self), serverToken: serverToken)
+            // A change must still be what Apple's schemas allow on each watch it is assigned to (the transaction rolls back).
+            let problems = try AdminQueries.watches(c, among: devices).sorted { $0.key < $1.key }.flatMap { watch, supervised in
+                Self.watchProblems((type, String(decoding: payload, as: UTF8.self)), supervised: supervised).map { "watch \(watch): \($0)" }
+            }
+            guard problems.isEmpty else {
+                throw refuse(.badRequest, "the declaration is assigned to watches that cannot take it this way: "
+                             + "\(problems.prefix(5).joined(separator: "; ")); nothing was changed")
+            }
             var journal = Journal(correlationID: correlationID)
             journal.activity(actor: actor, "declaration.saved", device: nil, detail: "\(type) \(identifier)")
             let queued = try syncCommands(c, devices, actor: actor, journal: &journal)
@@ -100,19 +108,27 @@ struct DeclarationService: Sendable {
         return devices
     }
 
+    /// What Apple's schemas say against this declaration on a watch: its type, its supervision, its payload's keys.
+    static func watchProblems(_ d: (type: String, payload: String), supervised: Bool) -> [String] {
+        let keys = ((try? JSONSerialization.jsonObject(with: Data(d.payload.utf8))) as? [String: Any])?.keys.map { $0 } ?? []
+        return WatchOSRules.declarationProblems(type: d.type, payloadKeys: keys, supervised: supervised)
+    }
+
     /// Replaces the declarations assigned to an enrollment and asks the device to synchronise.
     func assign(_ identifiers: [String], to enrollmentID: String, actor: String, correlationID: String) async throws -> [String] {
         let devices = try await database.transaction { c -> [String] in
             guard try EnrollmentStore.exists(c, id: enrollmentID) else {
                 throw refuse(.notFound, "no enrollment \(enrollmentID)")
             }
-            let types = try DeclarationStore.types(c, identifiers)
-            if let missing = identifiers.first(where: { types[$0] == nil }) {
+            let definitions = try DeclarationStore.definitions(c, identifiers)
+            if let missing = identifiers.first(where: { definitions[$0] == nil }) {
                 throw refuse(.badRequest, "no declaration \(missing)")
             }
             // A watch takes only what Apple's schemas allow on watchOS (and what its supervision allows).
             if let supervised = try AdminQueries.watches(c, among: [enrollmentID])[enrollmentID] {
-                let problems = identifiers.compactMap { id in WatchOSRules.declarationProblem(type: types[id] ?? "", supervised: supervised).map { "\(id): \($0)" } }
+                let problems = identifiers.flatMap { id in
+                    Self.watchProblems(definitions[id]!, supervised: supervised).map { "\(id): \($0)" }
+                }
                 guard problems.isEmpty else {
                     throw refuse(.badRequest, "these declarations cannot go to a watch: \(problems.joined(separator: "; ")); nothing was assigned")
                 }

@@ -54,6 +54,16 @@ enum DeclarationStore {
         return found
     }
 
+    /// Type and payload (JSON text) of those of `identifiers` that exist, by identifier.
+    static func definitions(_ c: Connection, _ identifiers: [String]) throws -> [String: (type: String, payload: String)] {
+        var found: [String: (type: String, payload: String)] = [:]
+        for row in try c.query("SELECT identifier, type, payload FROM declarations WHERE identifier = ANY($1::text[])",
+                               [.text(postgresArray(identifiers))]) {
+            if let id = row.string("identifier") { found[id] = (row.string("type") ?? "", row.string("payload") ?? "") }
+        }
+        return found
+    }
+
     /// Those of `identifiers` that exist.
     static func existing(_ c: Connection, _ identifiers: [String]) throws -> Set<String> {
         Set(try c.query("SELECT identifier FROM declarations WHERE identifier = ANY($1::text[])",

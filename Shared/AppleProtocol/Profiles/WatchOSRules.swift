@@ -111,12 +111,36 @@ public enum WatchOSRules {
         ],
     ]
 
-    /// Declaration types available on watchOS → whether the declaration needs a supervised watch.
+    /// Declaration types available on watchOS → whether the declaration needs a supervised watch (its
+    /// `supportedOS.watchOS.allowed-enrollments` names neither `device` nor `user`).
     public static let declarations: [String: Bool] = [
         "com.apple.activation.simple": false,
+        "com.apple.asset.credential.acme": false,
         "com.apple.asset.credential.certificate": false,
+        "com.apple.asset.credential.identity": false,
+        "com.apple.asset.credential.scep": false,
+        "com.apple.asset.credential.userpassword": false,
         "com.apple.asset.data": false,
+        "com.apple.asset.useridentity": false,
+        "com.apple.configuration.legacy": true,
+        "com.apple.configuration.management.status-subscriptions": true,
+        "com.apple.configuration.management.test": true,
+        "com.apple.configuration.passcode.settings": true,
+        "com.apple.configuration.security.certificate": true,
+        "com.apple.configuration.security.identity": true,
+        "com.apple.management.organization-info": false,
+        "com.apple.management.properties": false,
         "com.apple.management.server-capabilities": false,
+    ]
+
+    /// Payload keys of those declarations that watchOS does not have.
+    public static let declarationUnavailableKeys: [String: Set<String>] = [
+        "com.apple.configuration.passcode.settings": [
+            "ChangeAtNextAuth", "CustomRegex", "FailedAttemptsResetInMinutes", "MinimumComplexCharacters", "RequireAlphanumericPasscode",
+        ],
+        "com.apple.configuration.security.identity": [
+            "AllowAllAppsAccess", "KeyIsExtractable",
+        ],
     ]
 
     /// Why `profile` (a configuration profile's plist) cannot be installed on a watch (`supervised` or not), each
@@ -142,6 +166,15 @@ public enum WatchOSRules {
     /// Why a declaration of `type` cannot go to a watch; nil when it can.
     public static func declarationProblem(type: String, supervised: Bool) -> String? {
         guard let needsSupervision = declarations[type] else { return "\(type) is not available on watchOS (Apple's schema: supportedOS.watchOS n/a)" }
-        return needsSupervision && !supervised ? "\(type) needs a supervised watch (Apple's schema: supervised)" : nil
+        return needsSupervision && !supervised ? "\(type) needs a supervised watch (Apple's schema: allowed-enrollments supervised)" : nil
+    }
+
+    /// Why a declaration of `type` with these payload keys cannot go to a watch: the type's rule, then each key watchOS
+    /// does not have; empty when it can.
+    public static func declarationProblems(type: String, payloadKeys: some Sequence<String>, supervised: Bool) -> [String] {
+        if let problem = declarationProblem(type: type, supervised: supervised) { return [problem] }
+        return payloadKeys.sorted().compactMap { key in
+            declarationUnavailableKeys[type]?.contains(key) == true ? "\(type).\(key) is not available on watchOS (Apple's schema)" : nil
+        }
     }
 }
