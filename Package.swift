@@ -143,10 +143,10 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "CryptoTests", dependencies: ["OrchardCrypto"], path: "Tests/CryptoTests"),
-        .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync"], path: "Tests/ABMSyncTests"),
+        .testTarget(name: "ABMSyncTests", dependencies: ["ABMSync", "OrchardCrypto"], path: "Tests/ABMSyncTests"),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "OrchardMessaging", "OrchardCrypto"], path: "Tests/TokenServiceTests"),
         .testTarget(name: "ProfileSignerTests", dependencies: ["ProfileSigner", "OrchardSchemas", "OrchardMessaging"], path: "Tests/ProfileSignerTests"),
-        .testTarget(name: "CheckinGatewayTests", dependencies: ["CheckinGateway", "OrchardServiceKit", "OrchardStorage", "OrchardCrypto"],
+        .testTarget(name: "CheckinGatewayTests", dependencies: ["CheckinGateway", "OrchardServiceKit", "OrchardStorage", "OrchardCrypto", "OrchardSchemas"],
                     path: "Tests/CheckinGatewayTests"),
         .testTarget(name: "UserEnrollmentAuthTests", dependencies: ["UserEnrollmentAuth", "OrchardSchemas"],
                     path: "Tests/UserEnrollmentAuthTests"),

@@ -32,7 +32,7 @@ start_abm_standin "${ORCHARD_TEST_ABM_PORT:-18445}"
 start_abm_api_standin "${ORCHARD_TEST_ABM_API_PORT:-18447}"
 export ORCHARD_ABM_SYNC_INTERVAL_SECONDS=0  # syncs on demand only: the tests drive each one
 start_oidc_standin "${ORCHARD_TEST_OIDC_PORT:-18446}"
-start_apps_books_standin "${ORCHARD_TEST_APPS_BOOKS_PORT:-18448}"
+start_apps_books_standin "${ORCHARD_TEST_APPS_BOOKS_PORT:-18448}" "$STATE/apps-metadata"
 start_slapd "$STATE/ldap" "${ORCHARD_TEST_LDAP_PORT:-13389}" Tests/Fixtures/ldap/directory.ldif
 # A revoked token, an expired one or a user disabled in the directory is noticed within 10 s here (within a minute by default).
 export ORCHARD_ACCOUNT_TOKEN_CACHE_SECONDS=5 ORCHARD_DIRECTORY_RECHECK_SECONDS=5

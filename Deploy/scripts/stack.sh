@@ -270,15 +270,30 @@ PY
     "$ORCHARD_URL_CHECKIN_GATEWAY/admin/v1/push-certificate" --data-binary @"$state/push.json"
 }
 
-# start_apps_books_standin PORT: the stand-in for Apple's Apps and Books API (Deploy/standins/apps_books_standin.py:
-# content tokens, assets, licence events); sets ORCHARD_APPS_BOOKS_URL and ORCHARD_TEST_APPS_BOOKS_URL. Stopped with the stack.
+# start_apps_books_standin PORT [KEYDIR]: the stand-in for Apple's Apps and Books API (Deploy/standins/apps_books_standin.py:
+# content tokens, assets, licence events, app metadata); sets ORCHARD_APPS_BOOKS_URL and ORCHARD_TEST_APPS_BOOKS_URL, and
+# the app metadata API's URL and developer key (made in KEYDIR). Stopped with the stack.
 start_apps_books_standin() {
   local port=$1
   /usr/bin/python3 Deploy/standins/apps_books_standin.py "$port" > >(sed -u 's/^/[apps-books-standin] /') 2>&1 &
   ORCHARD_PIDS+=($!)
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/_control/stats" && break; sleep 0.1; done
   export ORCHARD_APPS_BOOKS_URL="http://127.0.0.1:$port/mdm/v2" ORCHARD_TEST_APPS_BOOKS_URL="http://127.0.0.1:$port"
-  log "Apps and Books stand-in on $ORCHARD_TEST_APPS_BOOKS_URL"
+  # The app metadata API wants a developer token: a P-256 key as Apple's developer account gives one (a .p8), registered
+  # with the stand-in under a key id and team id of Apple's form.
+  local keys=${2:-$(mktemp -d)}
+  mkdir -p "$keys"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/metadata-key.p8" 2>/dev/null
+  python3 - "$keys/metadata-key.p8" "http://127.0.0.1:$port" <<'PY'
+import json, subprocess, sys, urllib.request
+pem = subprocess.run(["openssl", "pkey", "-in", sys.argv[1], "-pubout"], capture_output=True, check=True, text=True).stdout
+request = urllib.request.Request(sys.argv[2] + "/_control/developer-key", method="POST", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"keyId": "ORCHKEY001", "teamId": "ORCHTEAM01", "publicKeyPEM": pem}).encode())
+urllib.request.urlopen(request).read()
+PY
+  export ORCHARD_APPS_METADATA_URL="http://127.0.0.1:$port/v1" ORCHARD_APPS_METADATA_KEY_FILE="$keys/metadata-key.p8"
+  export ORCHARD_APPS_METADATA_KEY_ID=ORCHKEY001 ORCHARD_APPS_METADATA_TEAM_ID=ORCHTEAM01
+  log "Apps and Books stand-in on $ORCHARD_TEST_APPS_BOOKS_URL (app metadata on $ORCHARD_APPS_METADATA_URL)"
 }
 
 # start_oidc_standin PORT: the tests' stand-in OpenID Connect provider (Deploy/standins/oidc_standin.py: discovery

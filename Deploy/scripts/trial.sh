@@ -20,7 +20,7 @@ start_trial_standins() {
   [ -s "$dir/pki/apple-ca.pem" ] || make_test_pki "$dir/pki" 3650
   export ORCHARD_LOCAL_TRIAL=1
   start_abm_standin $((first + 10))
-  start_apps_books_standin $((first + 14))
+  start_apps_books_standin $((first + 14)) "$dir/apps-metadata"
   "$bin/orchard-sim" apns --port $((first + 11)) --cert "$dir/pki/apns-server.pem" --key "$dir/pki/apns-server.key" \
     --client-ca "$dir/pki/ca.pem" --feed-port $((first + 12)) > >(sed -u 's/^/[apns-standin] /') 2>&1 &
   ORCHARD_PIDS+=($!)

@@ -14,15 +14,24 @@ A content token (the .vpptoken file) is base64 of {"token", "expDate", "orgName"
                                       9618); serials past the available count fail in the event (9616 "no licenses available")
   GET  /mdm/v2/status?eventId=        PENDING on the first read, then COMPLETE (or FAILED with failures[].errorInfo)
   GET  /mdm/v2/assignments?serialNumber=&adamId=   the location's assignments
+And Apple's Apps and Books Metadata for Organizations API (https://api.ent.apple.com/v1):
+  GET  /v1/catalog/{storefront}/stoken-authenticated-apps?ids=&platform=   the location's apps: every request carries a
+       developer token (`Authorization: Bearer` JWT, ES256, `kid` a registered key id, `iss` its team id, `iat`, `exp`
+       not past and at most 15777000 s after `iat`; the signature checked with the openssl tool) and the content token as
+       the cookie `itvt`; `ids` (1..100) and `platform` are required. 401 {"errors": [...]} for a bad token, 400 for a bad
+       query. Only the location's assets are returned, with `deviceFamilies`, `watchBundleId` (when it has a watch app),
+       `isB2BCustomApp` and `platformAttributes.ios.bundleId`, as Apple's example response has them.
 Error numbers where Apple's pages give none for a case are this stand-in's own, documented above.
 Control (tests only):
   POST /_control/tokens {"orgName", "locationName", "expDate" (optional), "assets": [{"adamId", "pricingParam",
                         "count", "deviceAssignable", "platforms"}]}  → {"sToken"}   a location with its purchased assets
+  POST /_control/developer-key {"keyId", "teamId", "publicKeyPEM"}   a developer key the metadata API accepts
+                        (assets may carry "name", "bundleId", "watchBundleId", "deviceFamilies", "customApp")
   POST /_control/fail {"status", "times"}   the next `times` API calls answer `status` (503, 429 with Retry-After 1)
   GET  /_control/stats                      calls, associate calls, assignments, per location
 Usage: apps_books_standin.py PORT
 """
-import base64, json, sys, threading, time, uuid
+import base64, json, os, subprocess, sys, tempfile, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
@@ -32,6 +41,55 @@ locations = {}   # sToken -> {"org", "name", "uid", "exp", "mdmInfo", "assets": 
 events = {}      # eventId -> {"reads", "status", "failures", "requested", "completed", "type"}
 stats = {"calls": 0, "associate": 0, "assignments": 0, "refused": 0}
 fail = {"status": 0, "times": 0}
+developer_keys = {}  # kid -> {"teamId", "pem"}
+PLATFORMS = {"appletv", "ipad", "iphone", "mac", "realityDevice", "web"}
+
+
+def b64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def der_integer(b):
+    b = b.lstrip(b"\0") or b"\0"
+    if b[0] & 0x80:
+        b = b"\0" + b
+    return b"\x02" + bytes([len(b)]) + b
+
+
+def developer_token_problem(auth):
+    """Why a developer token is refused, or None: ES256 JWT, a registered kid, iss its team, iat/exp in range, signed."""
+    if not auth.startswith("Bearer "):
+        return "missing developer token"
+    parts = auth[7:].strip().split(".")
+    if len(parts) != 3:
+        return "developer token is not a JWT"
+    try:
+        header, claims, signature = json.loads(b64url(parts[0])), json.loads(b64url(parts[1])), b64url(parts[2])
+    except ValueError:
+        return "developer token is not a JWT"
+    if header.get("alg") != "ES256":
+        return "developer token alg must be ES256"
+    with lock:
+        key = developer_keys.get(header.get("kid"))
+    if key is None:
+        return "unknown kid"
+    now = time.time()
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if claims.get("iss") != key["teamId"]:
+        return "iss is not the key's team"
+    if not isinstance(iat, int) or not isinstance(exp, int) or iat > now + 60 or exp <= now or exp - iat > 15777000:
+        return "iat/exp out of range"
+    if len(signature) != 64:
+        return "bad signature"
+    der = der_integer(signature[:32]) + der_integer(signature[32:])
+    der = b"\x30" + bytes([len(der)]) + der
+    with tempfile.TemporaryDirectory() as d:
+        for name, data in (("pub.pem", key["pem"].encode()), ("sig", der), ("data", (parts[0] + "." + parts[1]).encode())):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        ok = subprocess.run(["openssl", "dgst", "-sha256", "-verify", os.path.join(d, "pub.pem"), "-signature", os.path.join(d, "sig"),
+                             os.path.join(d, "data")], capture_output=True).returncode == 0
+    return None if ok else "bad signature"
 LIMITS = {"maxAssets": 25, "maxClientUserIds": 1000, "maxSerialNumbers": 1000, "maxRevokeClientUserIds": 100,
           "maxRevokeSerialNumbers": 100, "maxMdmNameLength": 100, "maxMdmMetadataLength": 255, "maxMdmIdLength": 100,
           "maxNotificationLength": 512, "maxUsers": 100}
@@ -117,6 +175,8 @@ class Handler(BaseHTTPRequestHandler):
                 per = {l["name"]: {"assignments": len(l["assignments"]), "mdmInfo": l["mdmInfo"],
                                    "assets": {a: v["assigned"] for a, v in l["assets"].items()}} for l in locations.values()}
                 return self.answer(200, dict(stats, locations=per))
+        if url.path.startswith("/v1/catalog/"):
+            return self.metadata(url, q)
         if url.path == "/mdm/v2/service/config":
             return self.answer(200, {"limits": LIMITS, "errorCodes": []})
         loc = self.authorized()
@@ -159,6 +219,48 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, dict(base, assignments=items, currentPageIndex=0, size=len(items), totalPages=1))
         self.error(404, 9600, "Not found")
 
+    def apple_error(self, status, title, detail):
+        with lock:
+            stats["refused"] += 1
+        self.answer(status, {"errors": [{"id": str(uuid.uuid4()), "title": title, "detail": detail, "status": str(status),
+                                         "code": str(status * 100)}]})
+
+    def metadata(self, url, q):
+        parts = url.path.split("/")
+        if len(parts) != 5 or parts[4] != "stoken-authenticated-apps" or len(parts[3]) != 2:
+            return self.apple_error(404, "Not Found", "no such resource")
+        status = self.injected()
+        if status:
+            return self.answer(status, {"errors": []}, {"Retry-After": "1"} if status == 429 else None)
+        problem = developer_token_problem(self.headers.get("Authorization") or "")
+        if problem:
+            return self.apple_error(401, "Unauthorized", problem)
+        cookies = dict(c.strip().split("=", 1) for c in (self.headers.get("Cookie") or "").split(";") if "=" in c)
+        with lock:
+            loc = locations.get(cookies.get("itvt", ""))
+        if loc is None or loc["exp"] < time.time():
+            return self.apple_error(401, "Unauthorized", "missing or invalid itvt cookie (the content token)")
+        ids = [i for i in ",".join(q.get("ids", [])).split(",") if i]
+        platform = (q.get("platform") or [""])[0]
+        if not ids or len(ids) > 100 or not all(i.isdigit() for i in ids):
+            return self.apple_error(400, "Invalid Parameter Value", "ids: 1 to 100 numeric identifiers")
+        if platform not in PLATFORMS:
+            return self.apple_error(400, "Invalid Parameter Value", "platform is required: " + ", ".join(sorted(PLATFORMS)))
+        data = []
+        with lock:
+            for adam in ids:
+                a = loc["assets"].get(adam)
+                if a is None:
+                    continue
+                families = a.get("deviceFamilies") or ([f for p in a["platforms"] for f in {"iOS": ["iphone", "ipad", "ipod"], "watchOS": ["watch"]}.get(p, [])])
+                attributes = {"name": a.get("name", "app %s" % adam), "deviceFamilies": families, "isB2BCustomApp": bool(a.get("customApp")),
+                              "isVppDeviceBasedLicensingEnabled": a["deviceAssignable"], "url": "https://apps.apple.com/app/id%s" % adam,
+                              "platformAttributes": {"ios": {"bundleId": a["bundleId"]} if a.get("bundleId") else {}}}
+                if a.get("watchBundleId"):
+                    attributes["watchBundleId"] = a["watchBundleId"]
+                data.append({"id": adam, "type": "apps", "href": "/v1/catalog/%s/apps/%s" % (parts[3], adam), "attributes": attributes})
+        return self.answer(200, {"data": data})
+
     def do_POST(self):
         url = urlparse(self.path)
         if url.path == "/_control/tokens":
@@ -170,12 +272,18 @@ class Handler(BaseHTTPRequestHandler):
                               "orgName": spec.get("orgName", "Orchard Test Org")}).encode()
             s_token = base64.b64encode(raw).decode()
             assets = {str(a["adamId"]): {"pricingParam": a.get("pricingParam", "STDQ"), "count": int(a.get("count", 10)), "assigned": 0,
-                                         "deviceAssignable": bool(a.get("deviceAssignable", True)), "platforms": a.get("platforms", ["iOS", "watchOS"])}
+                                         "deviceAssignable": bool(a.get("deviceAssignable", True)), "platforms": a.get("platforms", ["iOS", "watchOS"]),
+                                         **{k: a[k] for k in ("name", "bundleId", "watchBundleId", "deviceFamilies", "customApp") if k in a}}
                       for a in spec.get("assets", [])}
             with lock:
                 locations[s_token] = {"org": spec.get("orgName", "Orchard Test Org"), "name": spec.get("locationName", "Main"),
                                       "uid": str(uuid.uuid4().int)[:16], "exp": exp, "mdmInfo": None, "assets": assets, "assignments": set()}
             return self.answer(200, {"sToken": s_token})
+        if url.path == "/_control/developer-key":
+            spec = json.loads(self.body() or b"{}")
+            with lock:
+                developer_keys[spec["keyId"]] = {"teamId": spec["teamId"], "pem": spec["publicKeyPEM"]}
+            return self.answer(200, {})
         if url.path == "/_control/fail":
             spec = json.loads(self.body() or b"{}")
             with lock:

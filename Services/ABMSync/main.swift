@@ -12,7 +12,7 @@ import ServiceLifecycle
 let runtime = await ServiceRuntime.bootstrap(ServiceDefinition(
     name: "abm-sync", defaultPort: 8083, schema: "abm_sync", migrations: ABMSyncMigrations.all))
 
-let (tokens, businessAPI, appsAndBooks) = await runtime.startUp {
+let (tokens, businessAPI, appsAndBooks, appMetadata) = await runtime.startUp {
     let env = runtime.configuration.environment
     let kek = try runtime.requireKeyEncryptionKey("keeps the ABM server tokens' private keys and credentials encrypted with it")
     // Apple's device-assignment API; http:// only for a local stand-in, a CA file for an https:// one (as for APNs).
@@ -48,7 +48,23 @@ let (tokens, businessAPI, appsAndBooks) = await runtime.startUp {
                                     baseURL: try url("ORCHARD_APPS_BOOKS_URL", "https://vpp.itunes.apple.com/mdm/v2"))
     let checker = tokens
     appsAndBooks.checkOrganization = { id in _ = try? await checker.check(CheckABMToken(id: id, actor: "orchard:apps-books"), correlationID: nil) }
-    return (tokens, businessAPI, appsAndBooks)
+    // App metadata (watch bundle ids, device families): Apple's Apps and Books Metadata API with the MDM vendor's developer
+    // key (a P-256 key from Apple's developer account, its key id and team id), or none: lookups are then refused.
+    var developerKey: AppMetadata.DeveloperKey?
+    if let file = env.optional("ORCHARD_APPS_METADATA_KEY_FILE") {
+        let pem = try Data(contentsOf: URL(fileURLWithPath: file))
+        guard let key = try? PrivateKey(pem: Array(pem)), key.isP256 else {
+            throw ConfigurationError("ORCHARD_APPS_METADATA_KEY_FILE must be a P-256 private key in PEM (the .p8 file Apple's developer account gives)")
+        }
+        let keyID = try env.string("ORCHARD_APPS_METADATA_KEY_ID"), teamID = try env.string("ORCHARD_APPS_METADATA_TEAM_ID")
+        guard keyID.count == 10, teamID.count == 10, (keyID + teamID).allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber) }) else {
+            throw ConfigurationError("ORCHARD_APPS_METADATA_KEY_ID and ORCHARD_APPS_METADATA_TEAM_ID are Apple's 10-character identifiers")
+        }
+        developerKey = .init(key: key, keyID: keyID, teamID: teamID)
+    }
+    let appMetadata = AppMetadata(database: runtime.database, box: try SecretBox(key: kek), http: http,
+                                  baseURL: try url("ORCHARD_APPS_METADATA_URL", "https://api.ent.apple.com/v1"), developerKey: developerKey)
+    return (tokens, businessAPI, appsAndBooks, appMetadata)
 }
 
 let assigner = Assigner(tokens: tokens, database: runtime.database, outbox: runtime.outbox)
@@ -137,6 +153,9 @@ runtime.respond(ListContentTokens.self, on: &routes) { _, _ in
 }
 runtime.respond(AssociateAppLicences.self, on: &routes) { request, message in
     try await appsAndBooks.associate(request, correlationID: message.correlationID)
+}
+runtime.respond(LookUpAppMetadata.self, on: &routes) { request, _ in
+    try await appMetadata.lookUp(request)
 }
 await runtime.startUp { try await profiles.announceSignInRequirements() }
 let requests = runtime.consumer(topics: [CreateABMToken.topic], handler: routes.handler)

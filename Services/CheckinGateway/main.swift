@@ -37,7 +37,7 @@ var authenticators: [any DeviceAuthenticator] = [MdmSignatureAuthenticator(trust
 if let header = configuration.clientCertificateHeader.flatMap({ HTTPField.Name($0) }) {
     authenticators.append(ClientCertificateAuthenticator(trust: trust, header: header))
 }
-let declarations = DeclarationService(database: database, outbox: runtime.outbox, service: service)
+let declarations = DeclarationService(database: database, outbox: runtime.outbox, service: service, statusObservers: [AppInstallObserver()])
 let watchEnrollment = WatchEnrollmentSettings(database: database, declarations: declarations, outbox: runtime.outbox,
                                               publicURL: configuration.publicURL)
 let delivery = ProfileDelivery(database: database, outbox: runtime.outbox, requests: requests, trust: trust,
@@ -109,7 +109,7 @@ let enqueue = runtime.consumer(topics: [EnqueueCommand.topic], background: true,
 await runtime.run(router: router, services: [
     pusher, activity, enqueue, abmEvents, accountTokens,
     ReleaseDeadline(setup: adeSetup, database: database, outbox: runtime.outbox, pusher: pusher, logger: runtime.logger),
-    AppRollout(database: database, outbox: runtime.outbox, requests: requests, pusher: pusher, logger: runtime.logger,
+    AppRollout(database: database, outbox: runtime.outbox, requests: requests, pusher: pusher, declarations: declarations, logger: runtime.logger,
                interval: .milliseconds(configuration.appRolloutIntervalMilliseconds)),
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
                                         + WatchPairingStore.pruning + AccountTokenCopyStore.pruning, logger: runtime.logger),

@@ -94,3 +94,47 @@ public struct AssociateAppLicences: RequestSchema, Equatable {
         }
     }
 }
+
+/// What Apple's Apps and Books Metadata for Organizations API says of apps the organisation owns
+/// (`GET /v1/catalog/{storefront}/stoken-authenticated-apps`, with Orchard's developer token and the content token as the
+/// `itvt` cookie): the iPhone app's bundle id, the watch app's (`watchBundleId`) and the device families. Asked with the
+/// content token that licenses the app; ids Apple does not return are listed in `missing`.
+public struct LookUpAppMetadata: RequestSchema, Equatable {
+    public static let topic = "orchard.abm-requests.v1"
+    public static let type = "apps-books.metadata.lookup"
+    public static let version = 1
+    public var tokenID: String
+    public var adamIDs: [String]
+    public var key: String { tokenID }
+    public init(tokenID: String, adamIDs: [String]) {
+        self.tokenID = tokenID
+        self.adamIDs = adamIDs
+    }
+    public struct App: Codable, Sendable, Equatable {
+        public var adamID: String
+        public var name: String?
+        /// `platformAttributes.ios.bundleId`.
+        public var bundleID: String?
+        /// The watch app's bundle identifier, present when the app has a watch app.
+        public var watchBundleID: String?
+        /// `deviceFamilies`: `iphone`, `ipad`, `ipod`, `watch`, `mac`, ….
+        public var deviceFamilies: [String]
+        public var isCustomApp: Bool
+        public init(adamID: String, name: String?, bundleID: String?, watchBundleID: String?, deviceFamilies: [String], isCustomApp: Bool) {
+            self.adamID = adamID
+            self.name = name
+            self.bundleID = bundleID
+            self.watchBundleID = watchBundleID
+            self.deviceFamilies = deviceFamilies
+            self.isCustomApp = isCustomApp
+        }
+    }
+    public struct Reply: Codable, Sendable, Equatable {
+        public var apps: [App]
+        public var missing: [String]
+        public init(apps: [App], missing: [String]) {
+            self.apps = apps
+            self.missing = missing
+        }
+    }
+}

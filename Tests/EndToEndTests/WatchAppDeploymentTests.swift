@@ -174,6 +174,124 @@ final class WatchAppDeploymentTests: XCTestCase {
         }
     }
 
+    /// The app's details from Apple's metadata (the stand-in checks the developer token and the `itvt` cookie as Apple's
+    /// API does), and an iPhone that gets the app through Apple's managed-app declaration: the watch still waits for it.
+    func testAppDetailsFromAppleMetadataAndTheManagedAppDeclaration() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let flows = try await Self.flows(stack)
+        let standIn = try AppsAndBooksStandIn()
+        let tag = UUID().uuidString.prefix(6)
+        let pairedID = Int.random(in: 100_000_000...999_999_999), watchOnlyID = pairedID + 1, phoneOnlyID = pairedID + 2, brokenID = pairedID + 3
+        let notOwnedID = pairedID + 4
+        AppCatalog.shared.register(storeID: pairedID, bundleID: "com.example.rounds\(tag)", watchBundleID: "com.example.rounds\(tag).watchapp")
+        AppCatalog.shared.register(storeID: brokenID, bundleID: "com.example.shaky\(tag)", watchBundleID: "com.example.shaky\(tag).watchapp")
+        _ = try await uploadedToken(stack, standIn: try ABMStandIn(), consumerKey: "CK_meta_\(tag)")  // Orchard's organisation: Acme Inc.
+        let (phone, watch) = try await step("1. A supervised iPhone (iOS 18) and its watch, enrolled through it") { try await flows.enrollWatch() }
+        phone.installChecks = 1
+        let tokenName = "meta-\(tag)"
+        try await step("2. A location that owns four apps; Apple's metadata knows their bundle ids and device families") {
+            let sToken = try await standIn.location(org: "Acme Inc.", assets: [
+                ["adamId": "\(pairedID)", "name": "Rounds", "bundleId": "com.example.rounds\(tag)", "watchBundleId": "com.example.rounds\(tag).watchapp",
+                 "deviceFamilies": ["iphone", "watch"]],
+                ["adamId": "\(watchOnlyID)", "name": "Wrist Timer", "watchBundleId": "com.example.wrist\(tag).watchapp", "deviceFamilies": ["watch"]],
+                ["adamId": "\(phoneOnlyID)", "name": "Desk", "bundleId": "com.example.desk\(tag)", "deviceFamilies": ["iphone", "ipad"]],
+                ["adamId": "\(brokenID)", "name": "Shaky", "bundleId": "com.example.shaky\(tag)", "watchBundleId": "com.example.shaky\(tag).watchapp",
+                 "deviceFamilies": ["iphone", "watch"]]])
+            _ = try await stack.admin.expect(.PUT, "/apps/content-tokens/\(tokenName)", json: ["sToken": sToken])
+        }
+
+        try await step("3. What contradicts Apple's metadata is refused, naming it; nothing is stored") {
+            let before = (try await stack.admin.expect(.GET, "/apps/assignments")["items"] as? [[String: Any]] ?? []).count
+            for (body, status, words) in [
+                (["adamId": "\(phoneOnlyID)"], 400, "lists no watch app"),
+                (["adamId": "\(watchOnlyID)", "watchDeployment": "paired"], 400, "lists no iPhone app"),
+                (["adamId": "\(pairedID)", "watchBundleId": "com.example.other.watchkitapp"], 400, "com.example.rounds\(tag).watchapp"),
+                (["adamId": "\(pairedID)", "bundleId": "com.example.impostor"], 400, "Apple's metadata says com.example.rounds\(tag)"),
+                (["adamId": "\(notOwnedID)"], 409, "does not own it"),
+                (["adamId": "\(watchOnlyID)", "iphoneInstall": "declaration"], 400, "no watchOS"),
+            ] as [([String: Any], Int, String)] {
+                let answer = try await stack.admin.call(.POST, "/apps/assignments", json: body.merging(["contentToken": tokenName,
+                                                                                                         "target": ["watch": watch.udid]]) { a, _ in a })
+                XCTAssertEqual(answer.status, status, "\(body): \(answer.text)")
+                XCTAssertTrue(answer.text.contains(words), "\(body): \(answer.text)")
+            }
+            let after = (try await stack.admin.expect(.GET, "/apps/assignments")["items"] as? [[String: Any]] ?? []).count
+            XCTAssertEqual(after, before, "nothing was stored")
+        }
+
+        let assignment = try await step("4. The admin names the app and the watch only: bundle ids and deployment come from Apple; the iPhone by declaration") {
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "adamId": "\(pairedID)", "contentToken": tokenName, "iphoneInstall": "declaration", "target": ["watch": watch.udid]])
+            XCTAssertEqual(created["detailsFrom"] as? String, "apple")
+            XCTAssertEqual(created["watchDeployment"] as? String, "paired", "an iPhone app with a watch app installs iPhone first")
+            XCTAssertEqual(created["bundleId"] as? String, "com.example.rounds\(tag)")
+            XCTAssertEqual(created["watchBundleId"] as? String, "com.example.rounds\(tag).watchapp")
+            XCTAssertEqual(created["name"] as? String, "Rounds")
+            XCTAssertEqual(created["deviceFamilies"] as? [String], ["iphone", "watch"])
+            XCTAssertEqual(created["iphoneInstall"] as? String, "declaration")
+            return try unwrap(created["id"] as? String)
+        }
+
+        var phoneCommands: [MDMCommand] = [], watchCommands: [MDMCommand] = []
+        try await step("5. The iPhone is licensed and told to synchronise: Apple's app.managed declaration, activated, with a status subscription") {
+            let declared = await eventually(timeout: 60) {
+                (try? await Self.installs(stack, assignment))?[phone.udid]?["declaration"] as? String != nil
+            }
+            XCTAssertTrue(declared, "the iPhone's install goes through a declaration")
+            let declarationID = try unwrap(try await Self.installs(stack, assignment)[phone.udid]?["declaration"] as? String)
+            let fetched = try await phone.declarativeManagement("declaration/configuration/\(declarationID)")
+            XCTAssertEqual(fetched.status, 200)
+            let declaration = try unwrap(try plistValue(json: fetched.body).dictionary)
+            XCTAssertEqual(declaration["Type"]?.string, "com.apple.configuration.app.managed")
+            let payload = try unwrap(declaration["Payload"]?.dictionary)
+            XCTAssertEqual(payload["AppStoreID"]?.string, "\(pairedID)")
+            XCTAssertEqual(payload["InstallBehavior"]?["License"]?["Assignment"]?.string, "Device", "Apple: required for an App Store app")
+            XCTAssertEqual(AppleSchema.problems(payload, try AppleSchema.load("declarative/declarations/configurations/app.managed.yaml").payloadKeys,
+                                                platform: "iOS"), [])
+            let activation = try plistValue(json: try await phone.declarativeManagement("declaration/activation/\(declarationID).activation").body)
+            XCTAssertEqual(activation["Payload"]?["StandardConfigurations"]?.array?.compactMap(\.string).contains(declarationID), true)
+            let stats = try await standIn.stats()
+            let assets = ((stats["locations"] as? [String: Any])?["HQ"] as? [String: Any])?["assets"] as? [String: Any]
+            XCTAssertEqual(assets?["\(pairedID)"] as? Int, 1, "licensed before it is declared")
+            try await Self.drain(watch, &watchCommands)
+            XCTAssertFalse(watchCommands.contains { $0.requestType == "InstallApplication" }, "the watch waits for its iPhone")
+        }
+
+        try await step("6. The iPhone syncs and reports app.managed.list: installing, then managed; the watch then gets the watch app Apple named") {
+            try await Self.drain(phone, &phoneCommands)
+            XCTAssertTrue(phoneCommands.contains { $0.requestType == "DeclarativeManagement" })
+            XCTAssertFalse(phoneCommands.contains { $0.requestType == "InstallApplication" && $0.parameters["iTunesStoreID"]?.integer == pairedID },
+                           "no InstallApplication for the iPhone: the declaration installs it")
+            let installed = await eventually(timeout: 60) {
+                (try? await Self.installs(stack, assignment))?[phone.udid]?["state"] as? String == "installed"
+            }
+            let states = try await Self.installs(stack, assignment)
+            XCTAssertTrue(installed, "\(states)")
+            let watchInstalled = await eventually(timeout: 60) {
+                try? await Self.drain(watch, &watchCommands)
+                return (try? await Self.installs(stack, assignment))?[watch.udid]?["state"] as? String == "installed"
+            }
+            XCTAssertTrue(watchInstalled)
+            let install = try unwrap(watchCommands.first { $0.requestType == "InstallApplication" && $0.parameters["iTunesStoreID"]?.integer == pairedID })
+            XCTAssertEqual(install.parameters["Identifier"]?.string, "com.example.rounds\(tag).watchapp", "Apple's watchBundleId")
+        }
+
+        try await step("7. An app that fails on the iPhone through its declaration: the device's reasons, and the watch's step stops") {
+            phone.failingApps = [brokenID]
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "adamId": "\(brokenID)", "contentToken": tokenName, "iphoneInstall": "declaration", "target": ["iphone": phone.udid]])
+            let id = try unwrap(created["id"] as? String)
+            let failed = await eventually(timeout: 60) {
+                try? await Self.drain(phone, &phoneCommands)
+                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "failed"
+            }
+            XCTAssertTrue(failed)
+            let installs = try await Self.installs(stack, id)
+            XCTAssertTrue((installs[phone.udid]?["detail"] as? String ?? "").contains("could not be installed"), "\(installs)")
+            XCTAssertTrue((installs[watch.udid]?["detail"] as? String ?? "").hasPrefix("its iPhone's install failed"), "\(installs)")
+        }
+    }
+
     func testAssignmentsAndTokensThatCannotBeHonouredAreRefused() async throws {
         let stack = try await Fixture.shared.prepare()
         let flows = try await Self.flows(stack)

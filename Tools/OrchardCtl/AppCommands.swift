@@ -33,9 +33,11 @@ struct AppsCommand: AsyncParsableCommand {
         func run() async throws {
             let answer = try await global.api().call(.GET, "/apps/assignments/\(segment(id))")
             if global.json { return printJSON(answer.json ?? [:]) }
-            print("app \(Table.text(answer.object["adamId"])) \(Table.text(answer.object["bundleId"])) (\(Table.text(answer.object["watchDeployment"])))")
+            print("app \(Table.text(answer.object["adamId"])) \(Table.text(answer.object["bundleId"])) (\(Table.text(answer.object["watchDeployment"])), "
+                  + "details from \(Table.text(answer.object["detailsFrom"])), iPhone by \(Table.text(answer.object["iphoneInstall"])))")
             Table.print(answer.object["installs"] as? [[String: Any]] ?? [],
-                        columns: [("device", "enrollmentID"), ("role", "role"), ("state", "state"), ("after", "after"), ("detail", "detail")])
+                        columns: [("device", "enrollmentID"), ("role", "role"), ("state", "state"), ("after", "after"), ("declaration", "declaration"),
+                                  ("detail", "detail")])
         }
     }
 
@@ -44,17 +46,25 @@ struct AppsCommand: AsyncParsableCommand {
             abstract: "Assign an App Store app (public or custom) to a watch, an iPhone with its watches, or a group.",
             discussion: """
                 paired and dependent apps install on the iPhone first, then on the watch; standalone apps on the watch alone.
+                With --content-token, Orchard reads the bundle ids and the deployment from Apple's app metadata (when it has a
+                developer key); what you give must agree with Apple's. --iphone-install declaration sends the iPhone Apple's
+                managed-app declaration (iOS 17.2+) instead of InstallApplication.
                 Examples:
+                  orchardctl apps assign --adam-id 361309726 --content-token hq --watch <watch udid>
                   orchardctl apps assign --adam-id 361309726 --bundle-id com.example.field --watch-bundle-id com.example.field.watchkitapp \\
-                      --deployment paired --content-token hq --watch <watch udid>
+                      --deployment paired --content-token hq --iphone-install declaration --watch <watch udid>
                   orchardctl apps assign --adam-id 987654321 --bundle-id com.example.timer.watchkitapp --deployment standalone --iphone <udid>
                 """)
         @OptionGroup var global: Global
         @Option(name: .customLong("adam-id"), help: "The app's App Store id.") var adamID: String
-        @Option(name: .customLong("bundle-id"), help: "The iPhone app's bundle identifier (a standalone app's: the watch app's).") var bundleID: String
-        @Option(name: .customLong("watch-bundle-id"), help: "The watch app's bundle identifier (paired, dependent).") var watchBundleID: String?
-        @Option(help: "paired, dependent or standalone.") var deployment: String
-        @Option(name: .customLong("content-token"), help: "Licences from this Apps and Books content token.") var contentToken: String?
+        @Option(name: .customLong("bundle-id"), help: "The iPhone app's bundle identifier (a standalone app's: the watch app's); from Apple's metadata when left out.")
+        var bundleID: String?
+        @Option(name: .customLong("watch-bundle-id"), help: "The watch app's bundle identifier (paired, dependent); from Apple's metadata when left out.")
+        var watchBundleID: String?
+        @Option(help: "paired, dependent or standalone; from Apple's metadata when left out.") var deployment: String?
+        @Option(name: .customLong("content-token"), help: "Licences (and Apple's app metadata) from this Apps and Books content token.") var contentToken: String?
+        @Option(name: .customLong("iphone-install"), help: "command (InstallApplication, the default) or declaration (com.apple.configuration.app.managed).")
+        var iphoneInstall: String?
         @Option(help: "A name shown in lists.") var name: String?
         @Option(help: "A watch's enrollment id.") var watch: String?
         @Option(help: "An iPhone's enrollment id (its enrolled watches get the app).") var iphone: String?
@@ -64,9 +74,12 @@ struct AppsCommand: AsyncParsableCommand {
             if let watch { target["watch"] = watch }
             if let iphone { target["iphone"] = iphone }
             if !devices.isEmpty { target["devices"] = devices }
-            var body: [String: Any] = ["adamId": adamID, "bundleId": bundleID, "watchDeployment": deployment, "target": target]
+            var body: [String: Any] = ["adamId": adamID, "target": target]
+            if let bundleID { body["bundleId"] = bundleID }
+            if let deployment { body["watchDeployment"] = deployment }
             if let watchBundleID { body["watchBundleId"] = watchBundleID }
             if let contentToken { body["contentToken"] = contentToken }
+            if let iphoneInstall { body["iphoneInstall"] = iphoneInstall }
             if let name { body["name"] = name }
             let answer = try await global.api().call(.POST, "/apps/assignments", json: body)
             if global.json { return printJSON(answer.json ?? [:]) }

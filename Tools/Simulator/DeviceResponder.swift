@@ -145,17 +145,67 @@ public struct DeviceResponder: Sendable {
             return
         }
         var statuses: [String: [[String: Any]]] = [:]
+        var subscribed: Set<String> = []
+        var managedApps: [(declaration: String, storeID: Int)] = []
+        var fetchedBodies: [(kind: String, identifier: String, serverToken: String, body: [String: Any]?)] = []
         for (kind, path) in [("Activations", "activation"), ("Configurations", "configuration"), ("Assets", "asset"), ("Management", "management")] {
             for item in items[kind] as? [[String: Any]] ?? [] {
                 guard let identifier = item["Identifier"] as? String else { continue }
                 let fetched = try await device.declarativeManagement("declaration/\(path)/\(identifier)")
-                statuses[kind.lowercased(), default: []].append([
-                    "identifier": identifier, "active": fetched.status == 200, "valid": fetched.status == 200 ? "valid" : "invalid",
-                    "server-token": item["ServerToken"] as? String ?? ""])
+                let body = fetched.status == 200 ? (try? JSONSerialization.jsonObject(with: Data(fetched.body))) as? [String: Any] : nil
+                fetchedBodies.append((kind, identifier, item["ServerToken"] as? String ?? "", body))
             }
         }
-        let report: [String: Any] = ["StatusItems": ["management": ["declarations": statuses]], "Errors": [Any]()]
-        _ = try await device.declarativeManagement("status", data: Array(try JSONSerialization.data(withJSONObject: report)))
+        // Apple: a configuration applies only when an activation names it (com.apple.activation.simple's StandardConfigurations).
+        let activated = Set(fetchedBodies.filter { $0.kind == "Activations" }.flatMap {
+            ($0.body?["Payload"] as? [String: Any])?["StandardConfigurations"] as? [String] ?? []
+        })
+        for (kind, identifier, serverToken, body) in fetchedBodies {
+            var valid = body != nil
+            if let body, kind == "Configurations", activated.contains(identifier) {
+                let payload = body["Payload"] as? [String: Any] ?? [:]
+                switch body["Type"] as? String {
+                case "com.apple.configuration.management.status-subscriptions":
+                    for item in payload["StatusItems"] as? [[String: Any]] ?? [] { if let name = item["Name"] as? String { subscribed.insert(name) } }
+                case "com.apple.configuration.app.managed":
+                    // Apple: one and only one of AppStoreID, BundleID, ManifestURL; License.Assignment for a store app.
+                    let sources = ["AppStoreID", "BundleID", "ManifestURL"].filter { payload[$0] != nil }
+                    let license = ((payload["InstallBehavior"] as? [String: Any])?["License"] as? [String: Any])?["Assignment"] as? String
+                    if device.platform != "iOS" || sources.count != 1 || (payload["ManifestURL"] == nil && !["Device", "User"].contains(license ?? "")) {
+                        valid = false
+                    } else if let storeID = (payload["AppStoreID"] as? String).flatMap(Int.init) {
+                        managedApps.append((identifier, storeID))
+                    }
+                default: break
+                }
+            }
+            let active = valid && (kind != "Configurations" || activated.contains(identifier))
+            statuses[kind.lowercased(), default: []].append([
+                "identifier": identifier, "active": active, "valid": valid ? "valid" : "invalid", "server-token": serverToken])
+        }
+        // Managed apps (iOS 17.2+): installed as the declaration says; app.managed.list reported to a subscriber, first
+        // on its way when the device takes time (installChecks), then managed, or failed for an app the store refuses.
+        var appStates: [[[String: Any]]] = [[], []]
+        for (declaration, storeID) in managedApps {
+            guard let bundleID = AppCatalog.shared.bundleID(storeID, watch: false) else { continue }
+            if device.failingApps.contains(storeID) {
+                appStates[1].append(["identifier": bundleID, "declaration-identifier": declaration, "state": "failed",
+                                     "reasons": [["code": "Error.AppInstallFailed", "description": "The app \(storeID) could not be installed"]]])
+                continue
+            }
+            if device.installedApps[bundleID] == nil && device.installChecks > 0 {
+                appStates[0].append(["identifier": bundleID, "declaration-identifier": declaration, "state": "installing"])
+            }
+            device.installedApps[bundleID] = 0
+            appStates[1].append(["identifier": bundleID, "declaration-identifier": declaration, "state": "managed", "name": bundleID,
+                                 "version": "1", "short-version": "1.0"])
+        }
+        for (index, apps) in appStates.enumerated() where index == 1 || !apps.isEmpty {
+            var items: [String: Any] = index == 1 ? ["management": ["declarations": statuses]] : [:]
+            if subscribed.contains("app.managed.list"), !apps.isEmpty { items["app"] = ["managed": ["list": apps]] }
+            let report: [String: Any] = ["StatusItems": items, "Errors": [Any]()]
+            _ = try await device.declarativeManagement("status", data: Array(try JSONSerialization.data(withJSONObject: report)))
+        }
         narrator.say("    \(device.label) synchronised declarations: \(statuses.values.map(\.count).reduce(0, +)) reported active")
     }
 }

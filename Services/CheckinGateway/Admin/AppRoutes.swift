@@ -27,6 +27,8 @@ struct AppRoutes: Sendable {
         let detail: String?
         /// The iPhone whose install this watch's waits for.
         let after: String?
+        /// The managed-app declaration an iPhone's install goes through (none: InstallApplication).
+        let declaration: String?
         let updatedAt: String?
     }
 
@@ -37,6 +39,11 @@ struct AppRoutes: Sendable {
         let bundleId: String
         let watchBundleId: String?
         let watchDeployment: String
+        /// `apple` (bundle ids and deployment read from Apple's app metadata) or `admin` (as given).
+        let detailsFrom: String
+        let deviceFamilies: [String]?
+        /// `command` or `declaration`.
+        let iphoneInstall: String
         let contentToken: String?
         let pricingParam: String?
         let createdBy: String
@@ -61,12 +68,13 @@ struct AppRoutes: Sendable {
 
     static func view(_ i: AppInstallStore.Install) -> InstallView {
         InstallView(enrollmentID: i.enrollmentID, role: i.role, state: i.state.rawValue, detail: i.detail, after: i.afterEnrollmentID,
-                    updatedAt: isoDate(i.updatedAt))
+                    declaration: i.declarationID, updatedAt: isoDate(i.updatedAt))
     }
 
     func view(_ s: AppInstallStore.Summary, installs: [AppInstallStore.Install]?) -> AssignmentView {
         AssignmentView(id: s.id, name: s.app.name, adamId: s.app.adamID, bundleId: s.app.bundleID, watchBundleId: s.app.watchBundleID,
-                       watchDeployment: s.app.watchDeployment, contentToken: s.app.contentToken, pricingParam: s.app.pricingParam,
+                       watchDeployment: s.app.watchDeployment, detailsFrom: s.app.detailsFrom, deviceFamilies: s.app.deviceFamilies,
+                       iphoneInstall: s.app.iphoneInstall, contentToken: s.app.contentToken, pricingParam: s.app.pricingParam,
                        createdBy: s.createdBy, createdAt: isoDate(s.createdAt), states: s.states, installs: installs.map { $0.map(Self.view) })
     }
 
@@ -84,8 +92,25 @@ struct AppRoutes: Sendable {
 
         admin.post("apps/assignments") { request, context -> Response in
             let input = try await request.decode(as: AppAssignmentRequest.self, context: context)
-            let app = try input.app()
+            try input.checkForm()
             let ids = try input.targets()
+            // Apple's metadata (watch bundle id, device families) with the content token that licenses the app. Without
+            // a developer key the admin's fields stand, if they are complete.
+            var metadata: LookUpAppMetadata.App?
+            if let token = input.contentToken {
+                do {
+                    let reply = try await requests.request(LookUpAppMetadata(tokenID: token, adamIDs: [input.adamId]), timeout: requestTimeout,
+                                                           correlationID: context.correlationID)
+                    guard let found = reply.apps.first else {
+                        throw refuse(.conflict, "Apple's app metadata for content token \(token)'s location has no app \(input.adamId): the location "
+                                     + "does not own it, so its licences cannot come from there. Nothing was assigned")
+                    }
+                    metadata = found
+                } catch let refused as RequestRefused where refused.code == "apps-books.metadata.no-key" && !input.needsMetadata {
+                    metadata = nil
+                }
+            }
+            let app = try input.app(metadata: metadata)
             if let token = app.contentToken {
                 // The licences come from this token: it must be one abm-sync keeps, and not expired.
                 let tokens = try await requests.request(ListContentTokens(), timeout: requestTimeout, correlationID: context.correlationID)
@@ -100,11 +125,12 @@ struct AppRoutes: Sendable {
             let id = UUID().uuidString.lowercased()
             try await database.transaction { c in
                 let devices = try AppInstallStore.devices(c, around: ids)
-                let installs = try AppAssignments.installs(for: ids, deployment: app.watchDeployment, devices: devices)
+                let installs = try AppAssignments.installs(for: ids, app: app, devices: devices)
                 try AppInstallStore.create(c, id: id, app: app, installs: installs, actor: actor)
                 var journal = Journal(correlationID: context.correlationID)
                 journal.activity(actor: actor, "app.assigned", device: nil, detail: """
-                    app \(app.adamID) (\(app.bundleID), \(app.watchDeployment)\(app.contentToken.map { ", licences from \($0)" } ?? "")): \
+                    app \(app.adamID) (\(app.bundleID), \(app.watchDeployment), details from \(app.detailsFrom), iPhone by \(app.iphoneInstall)\
+                    \(app.contentToken.map { ", licences from \($0)" } ?? "")): \
                     \(installs.count) installs on \(Set(installs.map(\.enrollmentID)).count) devices
                     """, related: Array(installs.map(\.enrollmentID).prefix(100)))
                 try journal.write(c)

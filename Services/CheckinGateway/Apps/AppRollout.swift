@@ -20,6 +20,7 @@ struct AppRollout: Service {
     let outbox: OutboxPublisher
     let requests: RequestClient
     let pusher: APNsPusher
+    let declarations: DeclarationService
     let logger: Logger
     var interval: Duration = .seconds(1)
     var requestTimeout: Duration = .seconds(60)
@@ -114,6 +115,10 @@ struct AppRollout: Service {
             let groups = Dictionary(grouping: due.filter(\.enrollmentActive)) { "\($0.assignmentID)|\($0.role)" }
             for (_, installs) in groups.sorted(by: { $0.key < $1.key }) {
                 let first = installs[0]
+                if first.role == "iphone" && first.app.iphoneInstall == "declaration" {
+                    push += try declare(c, installs, journal: &journal)
+                    continue
+                }
                 let identifier = first.role == "watch" ? (first.app.watchBundleID ?? first.app.bundleID) : nil
                 let command = MDMCommand.installApplication(storeID: Int(first.app.adamID) ?? 0, identifier: identifier,
                                                             licensed: first.app.contentToken != nil)
@@ -131,6 +136,42 @@ struct AppRollout: Service {
         outbox.notify()
         await pusher.push(pushed)
         return true
+    }
+
+    /// The status item a managed-app declaration's progress is read from, and the subscription that asks for it.
+    static let appStatusItem = "app.managed.list"
+    static let appStatusSubscription = "orchard.status.app-managed-list"
+
+    /// iPhones that get the app through Apple's managed-app declaration (com.apple.configuration.app.managed): the
+    /// assignment's declaration, a subscription to app.managed.list and the activation that names both are assigned to
+    /// each, and each is told to synchronise; the installs wait for the device's status (`AppInstallObserver.statusReported`).
+    private func declare(_ c: Connection, _ installs: [AppInstallStore.Install], journal: inout Journal) throws -> [String] {
+        let first = installs[0]
+        let declarationID = AppInstallStore.App.declarationID(assignment: first.assignmentID)
+        var behavior: [String: Any] = ["Install": "Required"]
+        // Apple: License.Assignment must be present for App Store apps; the licence Orchard assigns is the device's.
+        behavior["License"] = ["Assignment": "Device"]
+        let app = try JSONSerialization.data(withJSONObject: ["AppStoreID": first.app.adamID, "InstallBehavior": behavior] as [String: Any],
+                                             options: [.sortedKeys])
+        let subscription = try JSONSerialization.data(withJSONObject: ["StatusItems": [["Name": Self.appStatusItem]]], options: [.sortedKeys])
+        try declarations.save(c, identifier: declarationID, type: "com.apple.configuration.app.managed", payload: Array(app))
+        try declarations.save(c, identifier: Self.appStatusSubscription, type: "com.apple.configuration.management.status-subscriptions",
+                              payload: Array(subscription))
+        // A configuration applies only when an activation names it.
+        let activationID = declarationID + ".activation"
+        let activation = try JSONSerialization.data(withJSONObject: ["StandardConfigurations": [declarationID, Self.appStatusSubscription]],
+                                                    options: [.sortedKeys])
+        try declarations.save(c, identifier: activationID, type: "com.apple.activation.simple", payload: Array(activation))
+        var queued: [String] = []
+        for install in installs {
+            queued += try declarations.change(c, add: [declarationID, Self.appStatusSubscription, activationID], remove: [], for: install.enrollmentID,
+                                              actor: "orchard:app-rollout", journal: &journal)
+        }
+        let reached = Set(queued)
+        try AppInstallStore.setDeclared(c, ids: installs.filter { reached.contains($0.enrollmentID) }.map(\.id), declarationID: declarationID)
+        let missed = installs.filter { !reached.contains($0.enrollmentID) }
+        try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
+        return reached.sorted()
     }
 
     // MARK: Checks
@@ -157,7 +198,7 @@ struct AppRollout: Service {
 /// acknowledged is followed at once by an InstalledApplicationList for the app (the device gets it as its next command);
 /// an error (or a `State` of Failed or a rejection) fails the install, and the watches' installs waiting on it; the
 /// list's answer marks it installed, or asks again later (2 s, doubling to 5 min; after 30 checks it fails).
-struct AppInstallObserver: CommandResultObserver {
+struct AppInstallObserver: CommandResultObserver, DeclarationStatusObserver {
     static let failedStates: Set<String> = ["Failed", "UserRejected", "ManagementRejected", "UpdateRejected"]
     static let maxChecks = 30
 
@@ -215,6 +256,55 @@ struct AppInstallObserver: CommandResultObserver {
         try AppInstallStore.fail(c, ids: broken.map(\.0), reasons: broken.map(\.1))
         try later(c, pending, detail: "not installed yet", journal: &journal)
         return []
+    }
+
+    /// A declarative status report, in the transaction that stores it: Apple's `app.managed.list` items for Orchard's
+    /// app declarations move their installs (`managed` → installed; `failed` → failed with the device's reasons; any
+    /// other state is shown as it stands), and a declaration the device reports invalid fails its install with the
+    /// reasons. Items for other apps, and reports without them, change nothing.
+    func statusReported(_ c: Connection, enrollmentID: String, report: [UInt8], journal: inout Journal) throws {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(report))) as? [String: Any],
+              let statusItems = object["StatusItems"] as? [String: Any] else { return }
+        let appItems = (((statusItems["app"] as? [String: Any])?["managed"] as? [String: Any])?["list"] as? [Any] ?? []).prefix(1000)
+            .compactMap { $0 as? [String: Any] }
+        let configurations = ((((statusItems["management"] as? [String: Any])?["declarations"] as? [String: Any])?["configurations"] as? [Any]) ?? [])
+            .prefix(1000).compactMap { $0 as? [String: Any] }
+        func reasons(_ value: Any?) -> String {
+            let list = (value as? [Any] ?? []).prefix(5).compactMap { $0 as? [String: Any] }.map { r in
+                [r["code"] as? String, r["description"] as? String].compactMap { $0 }.joined(separator: ": ")
+            }
+            return list.isEmpty ? "" : " (" + list.joined(separator: "; ").prefix(500) + ")"
+        }
+        var mentioned = Set(appItems.compactMap { $0["declaration-identifier"] as? String })
+        mentioned.formUnion(configurations.compactMap { $0["identifier"] as? String })
+        let ours = mentioned.filter { $0.hasPrefix("orchard.app.") }
+        let installs = try AppInstallStore.installs(c, enrollmentID: enrollmentID, declarationIDs: ours.sorted())
+        guard !installs.isEmpty else { return }
+        var installed: [AppInstallStore.Install] = [], failed: [(AppInstallStore.Install, String)] = []
+        for i in installs {
+            if let invalid = configurations.first(where: { $0["identifier"] as? String == i.declarationID && $0["valid"] as? String == "invalid" }) {
+                failed.append((i, "the device reports the declaration invalid\(reasons(invalid["reasons"]))"))
+                continue
+            }
+            guard let item = appItems.first(where: { $0["declaration-identifier"] as? String == i.declarationID }),
+                  item["_removed"] as? Bool != true else { continue }
+            let state = (item["state"] as? String).map { String($0.prefix(64)) } ?? "unknown"
+            switch state {
+            case "managed": installed.append(i)
+            case "failed": failed.append((i, "the device reports app.managed.list state failed\(reasons(item["reasons"]))"))
+            default: try AppInstallStore.note(c, ids: [i.id], detail: "device: \(state)")
+            }
+        }
+        try AppInstallStore.setInstalled(c, ids: installed.map(\.id))
+        for i in installed {
+            journal.activity(actor: "device:\(enrollmentID)", "app.installed", device: enrollmentID,
+                             detail: "app \(i.app.adamID) (\(i.app.bundleID)) on the iphone, through declaration \(i.declarationID ?? "?")")
+        }
+        try AppInstallStore.fail(c, ids: failed.map(\.0.id), reasons: failed.map(\.1))
+        for (i, reason) in failed {
+            journal.activity(actor: "device:\(enrollmentID)", "app.install.failed", device: enrollmentID, outcome: .failed,
+                             detail: "app \(i.app.adamID) (\(i.app.bundleID)) on the iphone: \(reason)")
+        }
     }
 
     static func identifier(of i: AppInstallStore.Install) -> String {

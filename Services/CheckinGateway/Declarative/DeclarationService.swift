@@ -7,11 +7,18 @@ import OrchardSchemas
 import OrchardMessaging
 import OrchardStorage
 
+/// Something that reads a device's declarative status report in the transaction that stores it.
+protocol DeclarationStatusObserver: Sendable {
+    func statusReported(_ c: Connection, enrollmentID: String, report: [UInt8], journal: inout Journal) throws
+}
+
 /// Declarations, their assignment to enrollments, and the DeclarativeManagement check-in endpoints.
 struct DeclarationService: Sendable {
     let database: Database
     let outbox: OutboxPublisher
     let service: String
+    /// Read each status report in the transaction that stores it (the app rollout's managed-app declarations).
+    var statusObservers: [any DeclarationStatusObserver] = []
 
     // MARK: Device side
 
@@ -31,6 +38,7 @@ struct DeclarationService: Sendable {
             try await database.transaction { c in
                 try DeclarationStore.saveStatus(c, enrollmentID: enrollmentID, reportJSON: String(decoding: report.json, as: UTF8.self))
                 var journal = Journal(correlationID: correlationID)
+                for observer in statusObservers { try observer.statusReported(c, enrollmentID: enrollmentID, report: report.json, journal: &journal) }
                 journal.event(DeviceEvent(kind: .declarationStatusReported, enrollmentID: enrollmentID,
                                           details: ["fullReport": String(report.fullReport)]))
                 journal.activity(actor: "device:\(enrollmentID)", "declaration-status.reported", device: enrollmentID)
@@ -106,6 +114,14 @@ struct DeclarationService: Sendable {
         }
         outbox.notify()
         return devices
+    }
+
+    /// Creates or replaces a declaration Orchard itself writes, inside the caller's transaction (no sync: the caller assigns
+    /// it and tells the devices).
+    func save(_ c: Connection, identifier: String, type: String, payload: [UInt8]) throws {
+        let serverToken = String(Digest.sha256(Array(type.utf8) + [0] + payload).hexString.prefix(32))
+        _ = try DeclarationStore.upsert(c, identifier: identifier, type: type, payload: String(decoding: payload, as: UTF8.self),
+                                        serverToken: serverToken)
     }
 
     /// What Apple's schemas say against this declaration on a watch: its type, its supervision, its payload's keys.

@@ -17,6 +17,15 @@ enum AppInstallStore {
         var contentToken: String?
         /// `paired`, `dependent` or `standalone`.
         var watchDeployment: String
+        /// `apple` (bundle ids and deployment from Apple's app metadata) or `admin` (as given).
+        var detailsFrom: String = "admin"
+        /// Apple's `deviceFamilies` for the app, when its metadata was read.
+        var deviceFamilies: [String]? = nil
+        /// `command` (InstallApplication) or `declaration` (com.apple.configuration.app.managed) for the iPhone.
+        var iphoneInstall: String = "command"
+
+        /// The declaration that installs this assignment's app on iPhones (one per assignment, assigned to each iPhone).
+        static func declarationID(assignment: String) -> String { "orchard.app.\(assignment)" }
     }
 
     /// One install to create: `after` is the index (in the same list) of the iPhone's install a watch's waits for.
@@ -39,12 +48,22 @@ enum AppInstallStore {
         let app: App
         let serialNumber: String?
         let enrollmentActive: Bool
+        var declarationID: String? = nil
+    }
+
+    static func app(_ r: Row) -> App {
+        App(name: r.string("name"), adamID: r.string("adam_id") ?? "", bundleID: r.string("bundle_id") ?? "",
+            watchBundleID: r.string("watch_bundle_id"), pricingParam: r.string("pricing_param"), contentToken: r.string("content_token"),
+            watchDeployment: r.string("watch_deployment") ?? "", detailsFrom: r.string("details_from") ?? "admin",
+            deviceFamilies: r.string("device_families").map { $0.split(separator: ",").map(String.init) },
+            iphoneInstall: r.string("iphone_install") ?? "command")
     }
 
     private static let installColumns = """
         i.id, i.assignment_id::text AS assignment_id, i.enrollment_id, i.role, i.state, i.detail, i.updated_at, i.checks,
         (SELECT p.enrollment_id FROM app_installs p WHERE p.id = i.after_id) AS after_enrollment,
         a.name, a.adam_id, a.bundle_id, a.watch_bundle_id, a.pricing_param, a.content_token, a.watch_deployment,
+        a.details_from, a.device_families, a.iphone_install, i.declaration_id,
         e.serial_number, e.status IN ('pending', 'enrolled') AS active
         """
 
@@ -52,10 +71,8 @@ enum AppInstallStore {
         Install(id: r.int("id") ?? 0, assignmentID: r.string("assignment_id") ?? "", enrollmentID: r.string("enrollment_id") ?? "",
                 role: r.string("role") ?? "", state: State(rawValue: r.string("state") ?? "") ?? .failed, detail: r.string("detail"),
                 afterEnrollmentID: r.string("after_enrollment"), updatedAt: r.date("updated_at") ?? Date(), checks: r.int("checks") ?? 0,
-                app: App(name: r.string("name"), adamID: r.string("adam_id") ?? "", bundleID: r.string("bundle_id") ?? "",
-                         watchBundleID: r.string("watch_bundle_id"), pricingParam: r.string("pricing_param"),
-                         contentToken: r.string("content_token"), watchDeployment: r.string("watch_deployment") ?? ""),
-                serialNumber: r.string("serial_number"), enrollmentActive: r.bool("active") ?? false)
+                app: app(r), serialNumber: r.string("serial_number"), enrollmentActive: r.bool("active") ?? false,
+                declarationID: r.string("declaration_id"))
     }
 
     // MARK: Targets
@@ -65,19 +82,21 @@ enum AppInstallStore {
         let pairedWith: String?
         let active: Bool
         let isWatch: Bool
+        var osVersion: String? = nil
     }
 
     /// The enrollments named, and the watches paired with them, each with whether it takes commands.
     static func devices(_ c: Connection, around ids: [String]) throws -> [String: Device] {
         var found: [String: Device] = [:]
         for r in try c.query("""
-            SELECT id, paired_with, status IN ('pending', 'enrolled') AS active,
+            SELECT id, paired_with, status IN ('pending', 'enrolled') AS active, os_version,
                    (paired_with IS NOT NULL OR product_name LIKE 'Watch%') AS watch
             FROM enrollments WHERE id = ANY($1::text[]) OR paired_with = ANY($1::text[])
                OR id IN (SELECT paired_with FROM enrollments WHERE id = ANY($1::text[]) AND paired_with IS NOT NULL)
             """, [.text(postgresArray(ids))]) {
             guard let id = r.string("id") else { continue }
-            found[id] = Device(id: id, pairedWith: r.string("paired_with"), active: r.bool("active") ?? false, isWatch: r.bool("watch") ?? false)
+            found[id] = Device(id: id, pairedWith: r.string("paired_with"), active: r.bool("active") ?? false, isWatch: r.bool("watch") ?? false,
+                               osVersion: r.string("os_version"))
         }
         return found
     }
@@ -87,10 +106,12 @@ enum AppInstallStore {
     /// An assignment and its installs (a watch's waiting for its iPhone's: due never, until that one is installed).
     static func create(_ c: Connection, id: String, app: App, installs: [NewInstall], actor: String) throws {
         try c.query("""
-            INSERT INTO app_assignments (id, name, adam_id, bundle_id, watch_bundle_id, pricing_param, content_token, watch_deployment, created_by)
-            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)
+            INSERT INTO app_assignments (id, name, adam_id, bundle_id, watch_bundle_id, pricing_param, content_token, watch_deployment, created_by,
+                                         details_from, device_families, iphone_install)
+            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
             """, [.text(id), .optionalText(app.name), .text(app.adamID), .text(app.bundleID), .optionalText(app.watchBundleID),
-                  .optionalText(app.pricingParam), .optionalText(app.contentToken), .text(app.watchDeployment), .text(actor)])
+                  .optionalText(app.pricingParam), .optionalText(app.contentToken), .text(app.watchDeployment), .text(actor),
+                  .text(app.detailsFrom), .optionalText(app.deviceFamilies?.joined(separator: ",")), .text(app.iphoneInstall)])
         // Two statements: the installs nothing waits on, then those that wait (they name the first ones' ids).
         let firsts = installs.enumerated().filter { $0.element.after == nil }
         let rows = try c.query("""
@@ -135,7 +156,7 @@ enum AppInstallStore {
     static func assignments(_ database: Database, id: String? = nil) async throws -> [Summary] {
         try await database.query("""
             SELECT a.id::text AS id, a.name, a.adam_id, a.bundle_id, a.watch_bundle_id, a.pricing_param, a.content_token,
-                   a.watch_deployment, a.created_by, a.created_at,
+                   a.watch_deployment, a.details_from, a.device_families, a.iphone_install, a.created_by, a.created_at,
                    (SELECT string_agg(s.state || '=' || s.n, ',') FROM (SELECT state, count(*) AS n FROM app_installs
                      WHERE assignment_id = a.id GROUP BY state) s) AS states
             FROM app_assignments a WHERE $1::uuid IS NULL OR a.id = $1::uuid ORDER BY a.created_at DESC, a.id LIMIT 1000
@@ -145,9 +166,7 @@ enum AppInstallStore {
                 let kv = part.split(separator: "=")
                 if kv.count == 2 { states[String(kv[0])] = Int(kv[1]) ?? 0 }
             }
-            return Summary(id: r.string("id") ?? "", app: App(name: r.string("name"), adamID: r.string("adam_id") ?? "", bundleID: r.string("bundle_id") ?? "",
-                                                             watchBundleID: r.string("watch_bundle_id"), pricingParam: r.string("pricing_param"),
-                                                             contentToken: r.string("content_token"), watchDeployment: r.string("watch_deployment") ?? ""),
+            return Summary(id: r.string("id") ?? "", app: app(r),
                            createdBy: r.string("created_by") ?? "", createdAt: r.date("created_at") ?? Date(), states: states)
         }
     }
@@ -277,5 +296,35 @@ enum AppInstallStore {
                 next_at = now() + make_interval(secs => $2), updated_at = now()
             WHERE id = ANY($1::bigint[])
             """, [.text(postgresArray(ids.map(String.init))), .int(Int(after.components.seconds)), .text(detail)])
+    }
+
+    // MARK: Managed-app declarations
+
+    /// The iPhone's install goes through the app's declaration (assigned in the same transaction): installing, with no
+    /// command to wait for; the device's app.managed.list status moves it on.
+    static func setDeclared(_ c: Connection, ids: [Int], declarationID: String) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET state = 'installing', declaration_id = $2, command_uuid = NULL, check_uuid = NULL, checks = 0,
+                detail = 'declaration sent', next_at = 'infinity', updated_at = now()
+            WHERE id = ANY($1::bigint[])
+            """, [.text(postgresArray(ids.map(String.init))), .text(declarationID)])
+    }
+
+    /// This device's installs through one of these declarations, still under way, locked until the transaction ends.
+    static func installs(_ c: Connection, enrollmentID: String, declarationIDs: [String]) throws -> [Install] {
+        guard !declarationIDs.isEmpty else { return [] }
+        return try c.query("""
+            SELECT \(installColumns) FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id JOIN enrollments e ON e.id = i.enrollment_id
+            WHERE i.enrollment_id = $1 AND i.declaration_id = ANY($2::text[]) AND i.state = 'installing'
+            FOR UPDATE OF i
+            """, [.text(enrollmentID), .text(postgresArray(declarationIDs))]).map(install)
+    }
+
+    /// Still under way, with what the device last said.
+    static func note(_ c: Connection, ids: [Int], detail: String) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("UPDATE app_installs SET detail = $2, updated_at = now() WHERE id = ANY($1::bigint[]) AND detail IS DISTINCT FROM $2",
+                    [.text(postgresArray(ids.map(String.init))), .text(detail)])
     }
 }

@@ -238,5 +238,16 @@ enum CheckinGatewayMigrations {
             CREATE INDEX app_installs_after ON app_installs (after_id) WHERE after_id IS NOT NULL;
             CREATE INDEX app_installs_enrollment ON app_installs (enrollment_id);
             """),
+        // Apps (issue 22, the rest): where an assignment's bundle ids and deployment came from (`apple`: Apple's app
+        // metadata, `admin`: as given), the app's device families as Apple lists them, and how the iPhone gets the app
+        // (`command`: InstallApplication; `declaration`: Apple's com.apple.configuration.app.managed, iOS 17.2+).
+        // An iPhone's install through a declaration names it (`declaration_id`); the device's app.managed.list status
+        // moves it along.
+        Migration(23, "app metadata and managed-app declarations", """
+            ALTER TABLE app_assignments ADD COLUMN details_from text NOT NULL DEFAULT 'admin', ADD COLUMN device_families text,
+                ADD COLUMN iphone_install text NOT NULL DEFAULT 'command';
+            ALTER TABLE app_installs ADD COLUMN declaration_id text;
+            CREATE INDEX app_installs_declaration ON app_installs (enrollment_id, declaration_id) WHERE declaration_id IS NOT NULL;
+            """),
     ]
 }

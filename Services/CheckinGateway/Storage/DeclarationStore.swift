@@ -45,15 +45,6 @@ enum DeclarationStore {
                            [.text(identifier)]).compactMap { $0.string("enrollment_id") }
     }
 
-    /// The types of those of `identifiers` that exist, by identifier.
-    static func types(_ c: Connection, _ identifiers: [String]) throws -> [String: String] {
-        var found: [String: String] = [:]
-        for row in try c.query("SELECT identifier, type FROM declarations WHERE identifier = ANY($1::text[])", [.text(postgresArray(identifiers))]) {
-            if let id = row.string("identifier") { found[id] = row.string("type") ?? "" }
-        }
-        return found
-    }
-
     /// Type and payload (JSON text) of those of `identifiers` that exist, by identifier.
     static func definitions(_ c: Connection, _ identifiers: [String]) throws -> [String: (type: String, payload: String)] {
         var found: [String: (type: String, payload: String)] = [:]
