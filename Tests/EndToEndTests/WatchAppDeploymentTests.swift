@@ -292,6 +292,88 @@ final class WatchAppDeploymentTests: XCTestCase {
         }
     }
 
+    /// Apps are shared between an iPhone and its watch (the system's automatic app install): a watch that already has
+    /// the watch app from its iPhone is not sent it again, and the admin API says so. And in-house apps from manifests.
+    func testWhatTheIPhoneSyncsIsNotSentTwiceAndInHouseAppsInstallFromManifests() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let flows = try await Self.flows(stack)
+        let standIn = try AppsAndBooksStandIn()
+        let tag = UUID().uuidString.prefix(6)
+        let sharedID = Int.random(in: 100_000_000...999_999_999), inHouseID = sharedID + 1
+        AppCatalog.shared.register(storeID: sharedID, bundleID: "com.example.shared\(tag)", watchBundleID: "com.example.shared\(tag).watchkitapp")
+        let phoneManifest = "https://apps.example.com/\(tag)/rota.plist", watchManifest = "https://apps.example.com/\(tag)/rota-watch.plist"
+        AppCatalog.shared.register(inHouse: inHouseID, bundleID: "com.example.rota\(tag)", manifestURL: phoneManifest,
+                                   watchBundleID: "com.example.rota\(tag).watchkitapp", watchManifestURL: watchManifest)
+        _ = try await uploadedToken(stack, standIn: try ABMStandIn(), consumerKey: "CK_sync_\(tag)")  // Orchard's organisation: Acme Inc.
+        let (phone, watch) = try await step("1. A supervised iPhone and its watch; the iPhone puts its apps' watch apps on the watch") {
+            try await flows.enrollWatch()
+        }
+        phone.companionWatch = watch
+        let tokenName = "sync-\(tag)"
+        let sToken = try await standIn.location(org: "Acme Inc.", assets: [["adamId": "\(sharedID)"]])
+        _ = try await stack.admin.expect(.PUT, "/apps/content-tokens/\(tokenName)", json: ["sToken": sToken])
+
+        var phoneCommands: [MDMCommand] = [], watchCommands: [MDMCommand] = []
+        try await step("2. A paired app: installed on the iPhone; the watch is asked first, has it already, and is not sent it") {
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "adamId": "\(sharedID)", "bundleId": "com.example.shared\(tag)", "watchBundleId": "com.example.shared\(tag).watchkitapp",
+                "watchDeployment": "paired", "contentToken": tokenName, "target": ["watch": watch.udid]])
+            let id = try unwrap(created["id"] as? String)
+            let done = await eventually(timeout: 60) {
+                try? await Self.drain(phone, &phoneCommands)
+                try? await Self.drain(watch, &watchCommands)
+                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
+            }
+            let states = (try? await Self.installs(stack, id)) ?? [:]
+            XCTAssertTrue(done, "\(states)")
+            let check = try unwrap(watchCommands.first { $0.requestType == "InstalledApplicationList" })
+            XCTAssertEqual(check.parameters["ManagedAppsOnly"]?.bool, false, "any app with the identifier: the system's copy is not managed")
+            XCTAssertEqual(check.parameters["Identifiers"]?.array?.compactMap(\.string), ["com.example.shared\(tag).watchkitapp"])
+            XCTAssertEqual(try AppleSchema.commandProblems(check, schema: "application.installed.list", platform: "watchOS"), [])
+            XCTAssertFalse(watchCommands.contains { $0.requestType == "InstallApplication" }, "not sent twice")
+            let detail = try await Self.installs(stack, id)[watch.udid]?["detail"] as? String
+            XCTAssertEqual(detail, "on the watch already (the system put it there from its iPhone): not sent again")
+            let stats = try await standIn.stats()
+            let assets = ((stats["locations"] as? [String: Any])?["HQ"] as? [String: Any])?["assets"] as? [String: Any]
+            XCTAssertEqual(assets?["\(sharedID)"] as? Int, 1, "one licence: the iPhone's; none for a watch that needed nothing")
+        }
+
+        phone.companionWatch = nil
+        try await step("3. An in-house paired app: the iPhone installs from its manifest, then the watch (asked first, without it) from the watch app's") {
+            for (change, words) in [(["contentToken": tokenName], "no Apps and Books licences"), (["manifestURL": "http://apps.example.com/x.plist"], "must be an https"),
+                                    (["adamId": "\(sharedID)"], "has no manifests"), (["watchDeployment": "standalone"], "leave out manifestURL")]
+                as [([String: Any], String)] {
+                let refused = try await stack.admin.call(.POST, "/apps/assignments", json: [
+                    "manifestURL": phoneManifest, "watchManifestURL": watchManifest, "bundleId": "com.example.rota\(tag)",
+                    "watchBundleId": "com.example.rota\(tag).watchkitapp", "watchDeployment": "paired", "target": ["watch": watch.udid],
+                ].merging(change) { $1 })
+                XCTAssertEqual(refused.status, 400, "\(change): \(refused.text)")
+                XCTAssertTrue(refused.text.contains(words), "\(change): \(refused.text)")
+            }
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "name": "Rota", "manifestURL": phoneManifest, "watchManifestURL": watchManifest, "bundleId": "com.example.rota\(tag)",
+                "watchBundleId": "com.example.rota\(tag).watchkitapp", "watchDeployment": "paired", "target": ["watch": watch.udid]])
+            XCTAssertTrue(created["adamId"] is NSNull || created["adamId"] == nil)
+            XCTAssertEqual(created["watchManifestURL"] as? String, watchManifest)
+            let id = try unwrap(created["id"] as? String)
+            let done = await eventually(timeout: 60) {
+                try? await Self.drain(phone, &phoneCommands)
+                try? await Self.drain(watch, &watchCommands)
+                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
+            }
+            let states = (try? await Self.installs(stack, id)) ?? [:]
+            XCTAssertTrue(done, "\(states)")
+            let onPhone = try unwrap(phoneCommands.first { $0.parameters["ManifestURL"]?.string == phoneManifest })
+            XCTAssertNil(onPhone.parameters["iTunesStoreID"])
+            XCTAssertEqual(try AppleSchema.commandProblems(onPhone, schema: "application.install", platform: "iOS"), [])
+            let onWatch = try unwrap(watchCommands.first { $0.parameters["ManifestURL"]?.string == watchManifest })
+            XCTAssertEqual(try AppleSchema.commandProblems(onWatch, schema: "application.install", platform: "watchOS"), [],
+                           "ManifestURL is inherited by watchOS in Apple's schema")
+            let checks = watchCommands.filter { $0.requestType == "InstalledApplicationList" }.map { $0.parameters["ManagedAppsOnly"]?.bool }
+            XCTAssertTrue(checks.contains(false) && checks.contains(true), "asked first (any app), then whether the sent app is installed: \(checks)")
+        }
+    }
+
     func testAssignmentsAndTokensThatCannotBeHonouredAreRefused() async throws {
         let stack = try await Fixture.shared.prepare()
         let flows = try await Self.flows(stack)

@@ -33,7 +33,7 @@ struct AppsCommand: AsyncParsableCommand {
         func run() async throws {
             let answer = try await global.api().call(.GET, "/apps/assignments/\(segment(id))")
             if global.json { return printJSON(answer.json ?? [:]) }
-            print("app \(Table.text(answer.object["adamId"])) \(Table.text(answer.object["bundleId"])) (\(Table.text(answer.object["watchDeployment"])), "
+            print("app \(Table.text((answer.object["adamId"] as? String) ?? (answer.object["watchManifestURL"] as? String))) \(Table.text(answer.object["bundleId"])) (\(Table.text(answer.object["watchDeployment"])), "
                   + "details from \(Table.text(answer.object["detailsFrom"])), iPhone by \(Table.text(answer.object["iphoneInstall"])))")
             Table.print(answer.object["installs"] as? [[String: Any]] ?? [],
                         columns: [("device", "enrollmentID"), ("role", "role"), ("state", "state"), ("after", "after"), ("declaration", "declaration"),
@@ -54,9 +54,13 @@ struct AppsCommand: AsyncParsableCommand {
                   orchardctl apps assign --adam-id 361309726 --bundle-id com.example.field --watch-bundle-id com.example.field.watchkitapp \\
                       --deployment paired --content-token hq --iphone-install declaration --watch <watch udid>
                   orchardctl apps assign --adam-id 987654321 --bundle-id com.example.timer.watchkitapp --deployment standalone --iphone <udid>
+                  orchardctl apps assign --manifest-url https://apps.example.com/rota.plist --watch-manifest-url https://apps.example.com/rota-watch.plist \\
+                      --bundle-id com.example.rota --watch-bundle-id com.example.rota.watchkitapp --deployment paired --watch <watch udid>
                 """)
         @OptionGroup var global: Global
-        @Option(name: .customLong("adam-id"), help: "The app's App Store id.") var adamID: String
+        @Option(name: .customLong("adam-id"), help: "The app's App Store id (none for an in-house app).") var adamID: String?
+        @Option(name: .customLong("manifest-url"), help: "In-house: the iPhone app's manifest (https://).") var manifestURL: String?
+        @Option(name: .customLong("watch-manifest-url"), help: "In-house: the watch app's manifest (https://).") var watchManifestURL: String?
         @Option(name: .customLong("bundle-id"), help: "The iPhone app's bundle identifier (a standalone app's: the watch app's); from Apple's metadata when left out.")
         var bundleID: String?
         @Option(name: .customLong("watch-bundle-id"), help: "The watch app's bundle identifier (paired, dependent); from Apple's metadata when left out.")
@@ -74,7 +78,10 @@ struct AppsCommand: AsyncParsableCommand {
             if let watch { target["watch"] = watch }
             if let iphone { target["iphone"] = iphone }
             if !devices.isEmpty { target["devices"] = devices }
-            var body: [String: Any] = ["adamId": adamID, "target": target]
+            var body: [String: Any] = ["target": target]
+            if let adamID { body["adamId"] = adamID }
+            if let manifestURL { body["manifestURL"] = manifestURL }
+            if let watchManifestURL { body["watchManifestURL"] = watchManifestURL }
             if let bundleID { body["bundleId"] = bundleID }
             if let deployment { body["watchDeployment"] = deployment }
             if let watchBundleID { body["watchBundleId"] = watchBundleID }

@@ -83,15 +83,19 @@ public struct DeviceResponder: Sendable {
         case "InstallApplication":
             // The store id names the app (the App Store tells a real device its bundle identifier; here the catalog does);
             // a watch is given the watch app's identifier.
-            let storeID = command.parameters["iTunesStoreID"]?.integer ?? 0
+            let manifest = command.parameters["ManifestURL"]?.string
+            let storeID = command.parameters["iTunesStoreID"]?.integer ?? manifest.flatMap { AppCatalog.shared.storeID(manifest: $0) } ?? 0
             guard !device.failingApps.contains(storeID),
-                  let identifier = command.parameters["Identifier"]?.string ?? AppCatalog.shared.bundleID(storeID, watch: device.platform == "watchOS") else {
+                  let identifier = command.parameters["Identifier"]?.string
+                    ?? manifest.flatMap({ AppCatalog.shared.bundleID(manifest: $0) })
+                    ?? (manifest == nil ? AppCatalog.shared.bundleID(storeID, watch: device.platform == "watchOS") : nil) else {
                 return ("Error", ["ErrorChain": .array([.dictionary([
                     "ErrorDomain": .string("MCMDMErrorDomain"), "ErrorCode": .integer(12024),
                     "LocalizedDescription": .string("The app \(storeID) could not be installed"),
                     "USEnglishDescription": .string("The app \(storeID) could not be installed")])])], .active)
             }
             device.installedApps[identifier] = device.installChecks
+            Self.syncToWatch(storeID, from: device)
             return ("Acknowledged", ["Identifier": .string(identifier), "State": .string(device.installChecks > 0 ? "Installing" : "Managed")], .active)
         case "SecurityInfo":
             var info: [String: PlistValue] = ["PasscodePresent": .bool(true), "PasscodeCompliant": .bool(true),
@@ -135,6 +139,12 @@ public struct DeviceResponder: Sendable {
         }
     }
 
+    /// Apple's automatic app install: an iPhone's app with a watch app appears on its companion watch.
+    static func syncToWatch(_ storeID: Int, from device: SimulatedDevice) {
+        guard device.platform == "iOS", let watch = device.companionWatch, let watchApp = AppCatalog.shared.watchBundleID(storeID) else { return }
+        watch.installedApps[watchApp] = 0
+    }
+
     /// The declarative-management sync a device runs when told to: tokens, the declaration items, each declaration,
     /// then a status report saying each is active and valid.
     public func syncDeclarations(_ device: SimulatedDevice) async throws {
@@ -173,7 +183,8 @@ public struct DeviceResponder: Sendable {
                     let license = ((payload["InstallBehavior"] as? [String: Any])?["License"] as? [String: Any])?["Assignment"] as? String
                     if device.platform != "iOS" || sources.count != 1 || (payload["ManifestURL"] == nil && !["Device", "User"].contains(license ?? "")) {
                         valid = false
-                    } else if let storeID = (payload["AppStoreID"] as? String).flatMap(Int.init) {
+                    } else if let storeID = (payload["AppStoreID"] as? String).flatMap(Int.init)
+                                ?? (payload["ManifestURL"] as? String).flatMap({ AppCatalog.shared.storeID(manifest: $0) }) {
                         managedApps.append((identifier, storeID))
                     }
                 default: break
@@ -197,6 +208,7 @@ public struct DeviceResponder: Sendable {
                 appStates[0].append(["identifier": bundleID, "declaration-identifier": declaration, "state": "installing"])
             }
             device.installedApps[bundleID] = 0
+            Self.syncToWatch(storeID, from: device)
             appStates[1].append(["identifier": bundleID, "declaration-identifier": declaration, "state": "managed", "name": bundleID,
                                  "version": "1", "short-version": "1.0"])
         }
@@ -216,10 +228,35 @@ public final class AppCatalog: @unchecked Sendable {
     public static let shared = AppCatalog()
     private let lock = NSLock()
     private var apps: [Int: (bundleID: String, watchBundleID: String?)] = [:]
+    private var manifests: [String: (storeID: Int, bundleID: String)] = [:]
 
     public func register(storeID: Int, bundleID: String, watchBundleID: String?) {
         lock.lock(); defer { lock.unlock() }
         apps[storeID] = (bundleID, watchBundleID)
+    }
+
+    /// An in-house app's manifests (the device downloads the app from them): the iPhone app's and the watch app's. It is
+    /// known by a made-up store id too, so a test can make it fail (`failingApps`).
+    public func register(inHouse storeID: Int, bundleID: String, manifestURL: String?, watchBundleID: String, watchManifestURL: String) {
+        lock.lock(); defer { lock.unlock() }
+        apps[storeID] = (bundleID, watchBundleID)
+        if let manifestURL { manifests[manifestURL] = (storeID, bundleID) }
+        manifests[watchManifestURL] = (storeID, watchBundleID)
+    }
+
+    public func bundleID(manifest: String) -> String? {
+        lock.lock(); defer { lock.unlock() }
+        return manifests[manifest]?.bundleID
+    }
+
+    public func storeID(manifest: String) -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        return manifests[manifest]?.storeID
+    }
+
+    public func watchBundleID(_ storeID: Int) -> String? {
+        lock.lock(); defer { lock.unlock() }
+        return apps[storeID]?.watchBundleID
     }
 
     public func bundleID(_ storeID: Int, watch: Bool) -> String? {

@@ -51,6 +51,9 @@ public final class SimulatedDevice: @unchecked Sendable {
     public var installChecks = 0
     /// App Store ids whose InstallApplication it answers with an error (no licence, the store refused…).
     public var failingApps: Set<Int> = []
+    /// An iPhone's paired watch whose apps the system keeps in step (Apple's automatic app install): an app with a watch
+    /// app installed on the iPhone appears on this watch too. Nil: the watch gets only what it is sent.
+    public weak var companionWatch: SimulatedDevice?
     /// How the simulator names the device in what it prints.
     public var label: String {
         if let enrollmentID { return "\(productName) (User Enrollment \(enrollmentID.prefix(8)))" }

@@ -35,7 +35,10 @@ struct AppRoutes: Sendable {
     struct AssignmentView: ResponseEncodable {
         let id: String
         let name: String?
-        let adamId: String
+        /// The App Store id; none for an in-house app.
+        let adamId: String?
+        let manifestURL: String?
+        let watchManifestURL: String?
         let bundleId: String
         let watchBundleId: String?
         let watchDeployment: String
@@ -56,7 +59,7 @@ struct AppRoutes: Sendable {
     struct DeviceAppView: Codable, Sendable {
         let assignmentID: String
         let name: String?
-        let adamId: String
+        let adamId: String?
         let bundleId: String
         let watchDeployment: String
         let role: String
@@ -72,7 +75,8 @@ struct AppRoutes: Sendable {
     }
 
     func view(_ s: AppInstallStore.Summary, installs: [AppInstallStore.Install]?) -> AssignmentView {
-        AssignmentView(id: s.id, name: s.app.name, adamId: s.app.adamID, bundleId: s.app.bundleID, watchBundleId: s.app.watchBundleID,
+        AssignmentView(id: s.id, name: s.app.name, adamId: s.app.isInHouse ? nil : s.app.adamID, manifestURL: s.app.manifestURL,
+                       watchManifestURL: s.app.watchManifestURL, bundleId: s.app.bundleID, watchBundleId: s.app.watchBundleID,
                        watchDeployment: s.app.watchDeployment, detailsFrom: s.app.detailsFrom, deviceFamilies: s.app.deviceFamilies,
                        iphoneInstall: s.app.iphoneInstall, contentToken: s.app.contentToken, pricingParam: s.app.pricingParam,
                        createdBy: s.createdBy, createdAt: isoDate(s.createdAt), states: s.states, installs: installs.map { $0.map(Self.view) })
@@ -97,12 +101,12 @@ struct AppRoutes: Sendable {
             // Apple's metadata (watch bundle id, device families) with the content token that licenses the app. Without
             // a developer key the admin's fields stand, if they are complete.
             var metadata: LookUpAppMetadata.App?
-            if let token = input.contentToken {
+            if let token = input.contentToken, let adamId = input.adamId {
                 do {
-                    let reply = try await requests.request(LookUpAppMetadata(tokenID: token, adamIDs: [input.adamId]), timeout: requestTimeout,
+                    let reply = try await requests.request(LookUpAppMetadata(tokenID: token, adamIDs: [adamId]), timeout: requestTimeout,
                                                            correlationID: context.correlationID)
                     guard let found = reply.apps.first else {
-                        throw refuse(.conflict, "Apple's app metadata for content token \(token)'s location has no app \(input.adamId): the location "
+                        throw refuse(.conflict, "Apple's app metadata for content token \(token)'s location has no app \(adamId): the location "
                                      + "does not own it, so its licences cannot come from there. Nothing was assigned")
                     }
                     metadata = found
@@ -129,7 +133,7 @@ struct AppRoutes: Sendable {
                 try AppInstallStore.create(c, id: id, app: app, installs: installs, actor: actor)
                 var journal = Journal(correlationID: context.correlationID)
                 journal.activity(actor: actor, "app.assigned", device: nil, detail: """
-                    app \(app.adamID) (\(app.bundleID), \(app.watchDeployment), details from \(app.detailsFrom), iPhone by \(app.iphoneInstall)\
+                    app \(app.label) (\(app.bundleID), \(app.watchDeployment), details from \(app.detailsFrom), iPhone by \(app.iphoneInstall)\
                     \(app.contentToken.map { ", licences from \($0)" } ?? "")): \
                     \(installs.count) installs on \(Set(installs.map(\.enrollmentID)).count) devices
                     """, related: Array(installs.map(\.enrollmentID).prefix(100)))
@@ -168,7 +172,7 @@ struct AppRoutes: Sendable {
         admin.get("devices/:id/apps") { _, context -> Page<DeviceAppView> in
             let id = try context.parameters.require("id")
             return Page(items: try await AppInstallStore.installs(database, enrollmentID: id).map {
-                DeviceAppView(assignmentID: $0.assignmentID, name: $0.app.name, adamId: $0.app.adamID,
+                DeviceAppView(assignmentID: $0.assignmentID, name: $0.app.name, adamId: $0.app.isInHouse ? nil : $0.app.adamID,
                               bundleId: $0.role == "watch" ? ($0.app.watchBundleID ?? $0.app.bundleID) : $0.app.bundleID,
                               watchDeployment: $0.app.watchDeployment, role: $0.role, state: $0.state.rawValue, detail: $0.detail,
                               after: $0.afterEnrollmentID, updatedAt: isoDate($0.updatedAt))

@@ -21,7 +21,12 @@ struct AppAssignmentRequest: Decodable, Sendable {
         var devices: [String]?
     }
     var name: String?
-    var adamId: String
+    /// The App Store id (a public or custom app); or, for an in-house app, its manifests below.
+    var adamId: String?
+    /// An in-house app: the iPhone app's manifest (paired, dependent) and the watch app's (Apple's ManifestURL property
+    /// list, `https://`). No licences, no metadata: the bundle ids and the deployment are given.
+    var manifestURL: String?
+    var watchManifestURL: String?
     /// The iPhone app's bundle id; from Apple's metadata when not given.
     var bundleId: String?
     var watchBundleId: String?
@@ -39,6 +44,8 @@ struct AppAssignmentRequest: Decodable, Sendable {
     static let deployments: Set<String> = ["paired", "dependent", "standalone"]
     static let iphoneInstalls: Set<String> = ["command", "declaration"]
 
+    var isInHouse: Bool { adamId == nil }
+
     /// Whether Apple's metadata is needed: a field only it can fill is missing.
     var needsMetadata: Bool {
         bundleId == nil || watchDeployment == nil || (watchDeployment != "standalone" && watchBundleId == nil)
@@ -49,8 +56,27 @@ struct AppAssignmentRequest: Decodable, Sendable {
     /// device.
     /// The given fields' own form (before anything is asked of Apple): a refusal names the field.
     func checkForm() throws {
-        guard !adamId.isEmpty, adamId.count <= 20, adamId.allSatisfy(\.isNumber), Int(adamId) != nil else {
-            throw refuse(.badRequest, "adamId must be the app's App Store id (digits); a custom app has one too")
+        if let adamId {
+            guard !adamId.isEmpty, adamId.count <= 20, adamId.allSatisfy(\.isNumber), Int(adamId) != nil else {
+                throw refuse(.badRequest, "adamId must be the app's App Store id (digits); a custom app has one too")
+            }
+            guard manifestURL == nil, watchManifestURL == nil else {
+                throw refuse(.badRequest, "an App Store app (adamId) has no manifests; manifestURL and watchManifestURL are for in-house apps")
+            }
+        } else {
+            guard manifestURL != nil || watchManifestURL != nil else {
+                throw refuse(.badRequest, "name the app: adamId (App Store, public or custom), or watchManifestURL (and manifestURL) for an in-house app")
+            }
+            guard contentToken == nil, pricingParam == nil else {
+                throw refuse(.badRequest, "an in-house app has no Apps and Books licences: leave out contentToken and pricingParam")
+            }
+            for (field, value) in [("manifestURL", manifestURL), ("watchManifestURL", watchManifestURL)] {
+                guard let value else { continue }
+                guard value.count <= 2048, value.hasPrefix("https://"), !value.contains(where: { $0.isWhitespace || $0.isNewline }),
+                      !value.containsControlCharacters, let url = URL(string: value), url.host?.isEmpty == false else {
+                    throw refuse(.badRequest, "\(field) must be an https:// URL of the app's manifest (Apple: the URL needs to begin with https:)")
+                }
+            }
         }
         if let watchDeployment, !Self.deployments.contains(watchDeployment) {
             throw refuse(.badRequest, "watchDeployment must be paired, dependent or standalone")
@@ -78,6 +104,20 @@ struct AppAssignmentRequest: Decodable, Sendable {
         var bundleID = bundleId
         var watchBundleID = watchBundleId
         var deployment = watchDeployment
+        if isInHouse {
+            guard let deployment else { throw refuse(.badRequest, "watchDeployment is required for an in-house app (paired, dependent or standalone)") }
+            guard watchManifestURL != nil else { throw refuse(.badRequest, "watchManifestURL is required: the watch installs the watch app from its manifest") }
+            guard watchBundleID != nil else {
+                throw refuse(.badRequest, "watchBundleId is required for an in-house app: Orchard asks the watch whether it is installed by it")
+            }
+            if deployment != "standalone" {
+                guard manifestURL != nil, bundleID != nil else {
+                    throw refuse(.badRequest, "a \(deployment) in-house app installs on the iPhone first: manifestURL and bundleId (the iPhone app's) are required")
+                }
+            } else if manifestURL != nil {
+                throw refuse(.badRequest, "a standalone app goes to the watch alone: leave out manifestURL (the iPhone app's manifest)")
+            }
+        }
         if let m = metadata {
             let families = Set(m.deviceFamilies)
             let listed = m.deviceFamilies.isEmpty ? "none" : m.deviceFamilies.joined(separator: ", ")
@@ -120,10 +160,10 @@ struct AppAssignmentRequest: Decodable, Sendable {
             throw refuse(.badRequest, "iphoneInstall declaration: a standalone app goes to the watch alone, and Apple's schema gives "
                          + "com.apple.configuration.app.managed no watchOS")
         }
-        return AppInstallStore.App(name: name ?? metadata?.name, adamID: adamId, bundleID: bundleID, watchBundleID: watchBundleID,
+        return AppInstallStore.App(name: name ?? metadata?.name, adamID: adamId ?? "", bundleID: bundleID, watchBundleID: watchBundleID,
                                    pricingParam: pricingParam, contentToken: contentToken, watchDeployment: deployment,
                                    detailsFrom: metadata == nil ? "admin" : "apple", deviceFamilies: metadata?.deviceFamilies,
-                                   iphoneInstall: install)
+                                   iphoneInstall: install, manifestURL: manifestURL, watchManifestURL: watchManifestURL)
     }
 
     /// The named devices.

@@ -93,7 +93,7 @@ struct AppRollout: Service {
                 for (id, r) in bad.prefix(50) {
                     let device = installs.first { $0.id == id }?.enrollmentID
                     journal.activity(actor: "orchard:app-rollout", "app.install.failed", device: device, outcome: .failed,
-                                     detail: "app \(app.adamID) (\(app.bundleID)): \(r)")
+                                     detail: "app \(app.label) (\(app.bundleID)): \(r)")
                 }
                 try journal.write(c)
             }
@@ -112,16 +112,31 @@ struct AppRollout: Service {
             var push: [String] = []
             let inactive = due.filter { !$0.enrollmentActive }
             try AppInstallStore.fail(c, ids: inactive.map(\.id), reasons: inactive.map { "\($0.enrollmentID) is no longer enrolled" })
-            let groups = Dictionary(grouping: due.filter(\.enrollmentActive)) { "\($0.assignmentID)|\($0.role)" }
+            let groups = Dictionary(grouping: due.filter(\.enrollmentActive)) { "\($0.assignmentID)|\($0.role)|\(Self.needsPrecheck($0))" }
             for (_, installs) in groups.sorted(by: { $0.key < $1.key }) {
                 let first = installs[0]
                 if first.role == "iphone" && first.app.iphoneInstall == "declaration" {
                     push += try declare(c, installs, journal: &journal)
                     continue
                 }
-                let identifier = first.role == "watch" ? (first.app.watchBundleID ?? first.app.bundleID) : nil
-                let command = MDMCommand.installApplication(storeID: Int(first.app.adamID) ?? 0, identifier: identifier,
-                                                            licensed: first.app.contentToken != nil)
+                if Self.needsPrecheck(first) {
+                    // Apps are shared between an iPhone and its watch: the system may have put the watch app there already.
+                    let check = MDMCommand.installedApplicationList(identifiers: [AppInstallObserver.identifier(of: first)], managedOnly: false)
+                    let queued = Set(try CommandQueue.enqueue(c, check, enrollmentIDs: installs.map(\.enrollmentID),
+                                                              requestedBy: "orchard:app-rollout", journal: &journal))
+                    try AppInstallStore.setPrechecking(c, ids: installs.filter { queued.contains($0.enrollmentID) }.map(\.id), checkUUID: check.commandUUID)
+                    let missed = installs.filter { !queued.contains($0.enrollmentID) }
+                    try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
+                    push += queued.sorted()
+                    continue
+                }
+                let command: MDMCommand
+                if first.app.isInHouse {
+                    command = .installApplication(manifestURL: (first.role == "watch" ? first.app.watchManifestURL : first.app.manifestURL) ?? "")
+                } else {
+                    let identifier = first.role == "watch" ? (first.app.watchBundleID ?? first.app.bundleID) : nil
+                    command = .installApplication(storeID: Int(first.app.adamID) ?? 0, identifier: identifier, licensed: first.app.contentToken != nil)
+                }
                 let queued = Set(try CommandQueue.enqueue(c, command, enrollmentIDs: installs.map(\.enrollmentID),
                                                           requestedBy: "orchard:app-rollout", journal: &journal))
                 try AppInstallStore.setInstalling(c, ids: installs.filter { queued.contains($0.enrollmentID) }.map(\.id), commandUUID: command.commandUUID)
@@ -138,6 +153,11 @@ struct AppRollout: Service {
         return true
     }
 
+    /// A watch's install of an app its iPhone has too: the watch is asked first whether the app is there already.
+    static func needsPrecheck(_ i: AppInstallStore.Install) -> Bool {
+        i.role == "watch" && i.app.watchDeployment != "standalone" && !i.prechecked
+    }
+
     /// The status item a managed-app declaration's progress is read from, and the subscription that asks for it.
     static let appStatusItem = "app.managed.list"
     static let appStatusSubscription = "orchard.status.app-managed-list"
@@ -149,10 +169,16 @@ struct AppRollout: Service {
         let first = installs[0]
         let declarationID = AppInstallStore.App.declarationID(assignment: first.assignmentID)
         var behavior: [String: Any] = ["Install": "Required"]
-        // Apple: License.Assignment must be present for App Store apps; the licence Orchard assigns is the device's.
-        behavior["License"] = ["Assignment": "Device"]
-        let app = try JSONSerialization.data(withJSONObject: ["AppStoreID": first.app.adamID, "InstallBehavior": behavior] as [String: Any],
-                                             options: [.sortedKeys])
+        var payload: [String: Any] = [:]
+        if first.app.isInHouse {
+            payload["ManifestURL"] = first.app.manifestURL ?? ""
+        } else {
+            // Apple: License.Assignment must be present for App Store apps; the licence Orchard assigns is the device's.
+            behavior["License"] = ["Assignment": "Device"]
+            payload["AppStoreID"] = first.app.adamID
+        }
+        payload["InstallBehavior"] = behavior
+        let app = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
         let subscription = try JSONSerialization.data(withJSONObject: ["StatusItems": [["Name": Self.appStatusItem]]], options: [.sortedKeys])
         try declarations.save(c, identifier: declarationID, type: "com.apple.configuration.app.managed", payload: Array(app))
         try declarations.save(c, identifier: Self.appStatusSubscription, type: "com.apple.configuration.management.status-subscriptions",
@@ -212,7 +238,7 @@ struct AppInstallObserver: CommandResultObserver, DeclarationStatusObserver {
             try AppInstallStore.fail(c, ids: installs.map(\.id), reasons: installs.map { _ in reason })
             for i in installs {
                 journal.activity(actor: "device:\(device)", "app.install.failed", device: device, outcome: .failed,
-                                 detail: "app \(i.app.adamID) (\(i.app.bundleID)) on the \(i.role): \(reason)")
+                                 detail: "app \(i.app.label) (\(i.app.bundleID)) on the \(i.role): \(reason)")
             }
         }
         if requestType == "InstallApplication" {
@@ -229,14 +255,18 @@ struct AppInstallObserver: CommandResultObserver, DeclarationStatusObserver {
             try Self.queueCheck(c, device: device, installs: installs, detail: state.map { "device: \($0)" }, journal: &journal)
             return []
         }
-        // The check's answer.
+        // The check's answer: a watch's precheck (nothing sent yet), or whether what was sent is installed.
+        let prechecks = installs.filter { $0.commandUUID == nil }
+        try precheckAnswered(c, prechecks, result: result, journal: &journal)
+        let sent = installs.filter { $0.commandUUID != nil }
+        guard !sent.isEmpty else { return [] }
         guard result.status == .acknowledged else {
-            try later(c, installs, detail: "InstalledApplicationList: \(result.status.rawValue)\(result.errorSummary)", journal: &journal)
+            try later(c, sent, detail: "InstalledApplicationList: \(result.status.rawValue)\(result.errorSummary)", journal: &journal)
             return []
         }
         let items = (result.values["InstalledApplicationList"]?.array ?? []).prefix(1000).compactMap(\.dictionary)
         var installed: [Int] = [], pending: [AppInstallStore.Install] = [], broken: [(Int, String)] = []
-        for i in installs {
+        for i in sent {
             let identifier = Self.identifier(of: i)
             guard let item = items.first(where: { $0["Identifier"]?.string == identifier }) else { pending.append(i); continue }
             if item["DownloadFailed"]?.bool == true || item["DownloadCancelled"]?.bool == true {
@@ -249,9 +279,9 @@ struct AppInstallObserver: CommandResultObserver, DeclarationStatusObserver {
         }
         try AppInstallStore.setInstalled(c, ids: installed)
         for id in installed {
-            let i = installs.first { $0.id == id }!
+            let i = sent.first { $0.id == id }!
             journal.activity(actor: "device:\(device)", "app.installed", device: device,
-                             detail: "app \(i.app.adamID) (\(Self.identifier(of: i))) on the \(i.role)")
+                             detail: "app \(i.app.label) (\(Self.identifier(of: i))) on the \(i.role)")
         }
         try AppInstallStore.fail(c, ids: broken.map(\.0), reasons: broken.map(\.1))
         try later(c, pending, detail: "not installed yet", journal: &journal)
@@ -298,22 +328,60 @@ struct AppInstallObserver: CommandResultObserver, DeclarationStatusObserver {
         try AppInstallStore.setInstalled(c, ids: installed.map(\.id))
         for i in installed {
             journal.activity(actor: "device:\(enrollmentID)", "app.installed", device: enrollmentID,
-                             detail: "app \(i.app.adamID) (\(i.app.bundleID)) on the iphone, through declaration \(i.declarationID ?? "?")")
+                             detail: "app \(i.app.label) (\(i.app.bundleID)) on the iphone, through declaration \(i.declarationID ?? "?")")
         }
         try AppInstallStore.fail(c, ids: failed.map(\.0.id), reasons: failed.map(\.1))
         for (i, reason) in failed {
             journal.activity(actor: "device:\(enrollmentID)", "app.install.failed", device: enrollmentID, outcome: .failed,
-                             detail: "app \(i.app.adamID) (\(i.app.bundleID)) on the iphone: \(reason)")
+                             detail: "app \(i.app.label) (\(i.app.bundleID)) on the iphone: \(reason)")
         }
+    }
+
+    /// The watch's answer to "is the app there already?": there and done → installed, not sent again (the system put it
+    /// there from the iPhone); there and still coming → asked again later (after the checks run out, sent after all);
+    /// not there, or no answer → licensed and sent as usual.
+    private func precheckAnswered(_ c: Connection, _ installs: [AppInstallStore.Install], result: CommandResult, journal: inout Journal) throws {
+        guard !installs.isEmpty else { return }
+        guard result.status == .acknowledged else {
+            try AppInstallStore.precheckMissed(c, ids: installs.map(\.id), detail: nil)
+            return
+        }
+        let items = (result.values["InstalledApplicationList"]?.array ?? []).prefix(1000).compactMap(\.dictionary)
+        var there: [AppInstallStore.Install] = [], coming: [AppInstallStore.Install] = [], missing: [Int] = []
+        for i in installs {
+            guard let item = items.first(where: { $0["Identifier"]?.string == Self.identifier(of: i) }),
+                  item["DownloadFailed"]?.bool != true, item["DownloadCancelled"]?.bool != true else { missing.append(i.id); continue }
+            if item["Installing"]?.bool == true || item["DownloadWaiting"]?.bool == true || item["DownloadPaused"]?.bool == true {
+                coming.append(i)
+            } else {
+                there.append(i)
+            }
+        }
+        try AppInstallStore.setInstalled(c, ids: there.map(\.id), detail: "on the watch already (the system put it there from its iPhone): not sent again")
+        for i in there {
+            journal.activity(actor: "device:\(i.enrollmentID)", "app.installed", device: i.enrollmentID,
+                             detail: "app \(i.app.label) (\(Self.identifier(of: i))) on the watch, from its iPhone: not sent again")
+        }
+        try AppInstallStore.precheckMissed(c, ids: missing, detail: nil)
+        let exhausted = coming.filter { $0.checks + 1 >= Self.maxChecks }
+        try AppInstallStore.precheckMissed(c, ids: exhausted.map(\.id), detail: "still coming from its iPhone after \(Self.maxChecks) checks: sent")
+        try later(c, coming.filter { $0.checks + 1 < Self.maxChecks }, detail: "the watch is getting the app from its iPhone", journal: &journal)
     }
 
     static func identifier(of i: AppInstallStore.Install) -> String {
         i.role == "watch" ? (i.app.watchBundleID ?? i.app.bundleID) : i.app.bundleID
     }
 
-    /// One InstalledApplicationList for these installs of one device.
+    /// One InstalledApplicationList for these installs of one device (any app for a watch's precheck, managed apps
+    /// for what Orchard sent).
     static func queueCheck(_ c: Connection, device: String, installs: [AppInstallStore.Install], detail: String?, journal: inout Journal) throws {
-        let command = MDMCommand.installedApplicationList(identifiers: Array(Set(installs.map(identifier(of:)))).sorted())
+        let prechecks = installs.filter { $0.commandUUID == nil }, sent = installs.filter { $0.commandUUID != nil }
+        if !prechecks.isEmpty && !sent.isEmpty {
+            try queueCheck(c, device: device, installs: prechecks, detail: detail, journal: &journal)
+            try queueCheck(c, device: device, installs: sent, detail: detail, journal: &journal)
+            return
+        }
+        let command = MDMCommand.installedApplicationList(identifiers: Array(Set(installs.map(identifier(of:)))).sorted(), managedOnly: prechecks.isEmpty)
         let queued = try CommandQueue.enqueue(c, command, enrollmentIDs: [device], requestedBy: "orchard:app-rollout", journal: &journal)
         if queued.isEmpty {
             try AppInstallStore.fail(c, ids: installs.map(\.id), reasons: installs.map { _ in "\(device) does not take commands" })

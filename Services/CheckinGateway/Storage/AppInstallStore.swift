@@ -10,6 +10,7 @@ enum AppInstallStore {
 
     struct App: Sendable, Codable, Equatable {
         var name: String?
+        /// The App Store id; empty for an in-house app (installed from its manifests).
         var adamID: String
         var bundleID: String
         var watchBundleID: String?
@@ -23,6 +24,13 @@ enum AppInstallStore {
         var deviceFamilies: [String]? = nil
         /// `command` (InstallApplication) or `declaration` (com.apple.configuration.app.managed) for the iPhone.
         var iphoneInstall: String = "command"
+        /// An in-house app's manifests (Apple's ManifestURL property list): the iPhone app's, the watch app's.
+        var manifestURL: String? = nil
+        var watchManifestURL: String? = nil
+
+        var isInHouse: Bool { adamID.isEmpty }
+        /// How logs and activity entries name the app.
+        var label: String { isInHouse ? "in-house \(bundleID)" : adamID }
 
         /// The declaration that installs this assignment's app on iPhones (one per assignment, assigned to each iPhone).
         static func declarationID(assignment: String) -> String { "orchard.app.\(assignment)" }
@@ -49,6 +57,9 @@ enum AppInstallStore {
         let serialNumber: String?
         let enrollmentActive: Bool
         var declarationID: String? = nil
+        /// The InstallApplication sent (none yet: a check is a watch's precheck).
+        var commandUUID: String? = nil
+        var prechecked = false
     }
 
     static func app(_ r: Row) -> App {
@@ -56,14 +67,15 @@ enum AppInstallStore {
             watchBundleID: r.string("watch_bundle_id"), pricingParam: r.string("pricing_param"), contentToken: r.string("content_token"),
             watchDeployment: r.string("watch_deployment") ?? "", detailsFrom: r.string("details_from") ?? "admin",
             deviceFamilies: r.string("device_families").map { $0.split(separator: ",").map(String.init) },
-            iphoneInstall: r.string("iphone_install") ?? "command")
+            iphoneInstall: r.string("iphone_install") ?? "command", manifestURL: r.string("manifest_url"),
+            watchManifestURL: r.string("watch_manifest_url"))
     }
 
     private static let installColumns = """
         i.id, i.assignment_id::text AS assignment_id, i.enrollment_id, i.role, i.state, i.detail, i.updated_at, i.checks,
         (SELECT p.enrollment_id FROM app_installs p WHERE p.id = i.after_id) AS after_enrollment,
         a.name, a.adam_id, a.bundle_id, a.watch_bundle_id, a.pricing_param, a.content_token, a.watch_deployment,
-        a.details_from, a.device_families, a.iphone_install, i.declaration_id,
+        a.details_from, a.device_families, a.iphone_install, i.declaration_id, a.manifest_url, a.watch_manifest_url, i.command_uuid, i.prechecked,
         e.serial_number, e.status IN ('pending', 'enrolled') AS active
         """
 
@@ -72,7 +84,7 @@ enum AppInstallStore {
                 role: r.string("role") ?? "", state: State(rawValue: r.string("state") ?? "") ?? .failed, detail: r.string("detail"),
                 afterEnrollmentID: r.string("after_enrollment"), updatedAt: r.date("updated_at") ?? Date(), checks: r.int("checks") ?? 0,
                 app: app(r), serialNumber: r.string("serial_number"), enrollmentActive: r.bool("active") ?? false,
-                declarationID: r.string("declaration_id"))
+                declarationID: r.string("declaration_id"), commandUUID: r.string("command_uuid"), prechecked: r.bool("prechecked") ?? false)
     }
 
     // MARK: Targets
@@ -107,11 +119,12 @@ enum AppInstallStore {
     static func create(_ c: Connection, id: String, app: App, installs: [NewInstall], actor: String) throws {
         try c.query("""
             INSERT INTO app_assignments (id, name, adam_id, bundle_id, watch_bundle_id, pricing_param, content_token, watch_deployment, created_by,
-                                         details_from, device_families, iphone_install)
-            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            """, [.text(id), .optionalText(app.name), .text(app.adamID), .text(app.bundleID), .optionalText(app.watchBundleID),
+                                         details_from, device_families, iphone_install, manifest_url, watch_manifest_url)
+            VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            """, [.text(id), .optionalText(app.name), .optionalText(app.isInHouse ? nil : app.adamID), .text(app.bundleID), .optionalText(app.watchBundleID),
                   .optionalText(app.pricingParam), .optionalText(app.contentToken), .text(app.watchDeployment), .text(actor),
-                  .text(app.detailsFrom), .optionalText(app.deviceFamilies?.joined(separator: ",")), .text(app.iphoneInstall)])
+                  .text(app.detailsFrom), .optionalText(app.deviceFamilies?.joined(separator: ",")), .text(app.iphoneInstall),
+                  .optionalText(app.manifestURL), .optionalText(app.watchManifestURL)])
         // Two statements: the installs nothing waits on, then those that wait (they name the first ones' ids).
         let firsts = installs.enumerated().filter { $0.element.after == nil }
         let rows = try c.query("""
@@ -156,7 +169,8 @@ enum AppInstallStore {
     static func assignments(_ database: Database, id: String? = nil) async throws -> [Summary] {
         try await database.query("""
             SELECT a.id::text AS id, a.name, a.adam_id, a.bundle_id, a.watch_bundle_id, a.pricing_param, a.content_token,
-                   a.watch_deployment, a.details_from, a.device_families, a.iphone_install, a.created_by, a.created_at,
+                   a.watch_deployment, a.details_from, a.device_families, a.iphone_install, a.manifest_url, a.watch_manifest_url,
+                   a.created_by, a.created_at,
                    (SELECT string_agg(s.state || '=' || s.n, ',') FROM (SELECT state, count(*) AS n FROM app_installs
                      WHERE assignment_id = a.id GROUP BY state) s) AS states
             FROM app_assignments a WHERE $1::uuid IS NULL OR a.id = $1::uuid ORDER BY a.created_at DESC, a.id LIMIT 1000
@@ -184,6 +198,7 @@ enum AppInstallStore {
             WITH due AS (
                 SELECT i.id FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id
                 WHERE i.state = 'assigned' AND a.content_token IS NOT NULL AND i.next_at <= now()
+                  AND NOT (i.role = 'watch' AND a.watch_deployment <> 'standalone' AND NOT i.prechecked)
                 ORDER BY i.next_at, i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED),
             claimed AS (
                 UPDATE app_installs i SET next_at = now() + make_interval(secs => $2) FROM due WHERE i.id = due.id RETURNING i.*)
@@ -197,7 +212,8 @@ enum AppInstallStore {
         try c.query("""
             WITH due AS (
                 SELECT i.id FROM app_installs i JOIN app_assignments a ON a.id = i.assignment_id
-                WHERE (i.state = 'licensed' OR (i.state = 'assigned' AND a.content_token IS NULL)) AND i.next_at <= now()
+                WHERE (i.state = 'licensed' OR (i.state = 'assigned' AND (a.content_token IS NULL
+                       OR (i.role = 'watch' AND a.watch_deployment <> 'standalone' AND NOT i.prechecked)))) AND i.next_at <= now()
                 ORDER BY i.next_at, i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED)
             SELECT \(installColumns) FROM app_installs i JOIN due ON due.id = i.id JOIN app_assignments a ON a.id = i.assignment_id
             JOIN enrollments e ON e.id = i.enrollment_id
@@ -326,5 +342,33 @@ enum AppInstallStore {
         guard !ids.isEmpty else { return }
         try c.query("UPDATE app_installs SET detail = $2, updated_at = now() WHERE id = ANY($1::bigint[]) AND detail IS DISTINCT FROM $2",
                     [.text(postgresArray(ids.map(String.init))), .text(detail)])
+    }
+
+    // MARK: A watch's precheck
+
+    /// The watch is asked (`checkUUID`) whether the app is already there; no InstallApplication yet.
+    static func setPrechecking(_ c: Connection, ids: [Int], checkUUID: String) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET state = 'installing', prechecked = true, command_uuid = NULL, check_uuid = $2, checks = 0,
+                detail = 'asking the watch whether its iPhone already put the app there', next_at = 'infinity', updated_at = now()
+            WHERE id = ANY($1::bigint[])
+            """, [.text(postgresArray(ids.map(String.init))), .text(checkUUID)])
+    }
+
+    /// Not on the watch: back to the start, to be licensed and sent.
+    static func precheckMissed(_ c: Connection, ids: [Int], detail: String?) throws {
+        guard !ids.isEmpty else { return }
+        try c.query("""
+            UPDATE app_installs SET state = 'assigned', check_uuid = NULL, checks = 0, detail = $2, next_at = now(), updated_at = now()
+            WHERE id = ANY($1::bigint[]) AND state = 'installing'
+            """, [.text(postgresArray(ids.map(String.init))), .optionalText(detail)])
+    }
+
+    /// Installed, with why (the app was there already).
+    static func setInstalled(_ c: Connection, ids: [Int], detail: String) throws {
+        guard !ids.isEmpty else { return }
+        try setInstalled(c, ids: ids)
+        try c.query("UPDATE app_installs SET detail = $2 WHERE id = ANY($1::bigint[])", [.text(postgresArray(ids.map(String.init))), .text(detail)])
     }
 }

@@ -249,5 +249,12 @@ enum CheckinGatewayMigrations {
             ALTER TABLE app_installs ADD COLUMN declaration_id text;
             CREATE INDEX app_installs_declaration ON app_installs (enrollment_id, declaration_id) WHERE declaration_id IS NOT NULL;
             """),
+        // A watch's install of a paired or dependent app asks the watch first whether the system already put the app
+        // there from its iPhone (`prechecked` once asked; then the app is not sent twice). In-house apps: the watch
+        // app's manifest beside the iPhone app's (`manifest_url`, migration 22).
+        Migration(24, "app prechecks and in-house apps", """
+            ALTER TABLE app_installs ADD COLUMN prechecked boolean NOT NULL DEFAULT false;
+            ALTER TABLE app_assignments ADD COLUMN watch_manifest_url text;
+            """),
     ]
 }

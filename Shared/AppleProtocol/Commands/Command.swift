@@ -90,10 +90,16 @@ extension MDMCommand {
         return MDMCommand(requestType: "InstallApplication", parameters: p)
     }
 
-    /// Asks whether these managed apps are installed (each item's `Installing` says whether it is still on its way).
-    public static func installedApplicationList(identifiers: [String]) -> MDMCommand {
+    /// Asks whether these apps are installed (each item's `Installing` says whether it is still on its way): managed
+    /// apps only, or any app with the identifier (one the system put there).
+    public static func installedApplicationList(identifiers: [String], managedOnly: Bool = true) -> MDMCommand {
         MDMCommand(requestType: "InstalledApplicationList", parameters: [
-            "Identifiers": .array(identifiers.map(PlistValue.string)), "ManagedAppsOnly": .bool(true)])
+            "Identifiers": .array(identifiers.map(PlistValue.string)), "ManagedAppsOnly": .bool(managedOnly)])
+    }
+
+    /// Installs an in-house app from its manifest (an `https://` URL of Apple's ManifestURL property list).
+    public static func installApplication(manifestURL: String) -> MDMCommand {
+        MDMCommand(requestType: "InstallApplication", parameters: ["ManifestURL": .string(manifestURL), "ManagementFlags": .integer(1)])
     }
 
     /// Turns declarative management on, or asks the device to synchronise declarations.
