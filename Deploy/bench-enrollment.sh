@@ -47,16 +47,46 @@ if [ "$FLOW" = 1 ]; then
   done >> "$STATE/directory.ldif"
   export TRIAL_DIRECTORY_LDIF="$STATE/directory.ldif"
   start_trial_bench_stack "$STATE" "$BIN" "${ORCHARD_BENCH_FIRST_PORT:-28080}"
-  DEVICES=1000 CLOSED=16 RATE=20
+  DEVICES=1000 CLOSED=16 RATE=20 KILL_AFTER=
   while [ $# -gt 0 ]; do
-    case "$1" in --devices) DEVICES=$2 ;; --closed|-c) CLOSED=$2 ;; --rate) RATE=$2 ;; *) echo "unknown option $1" >&2; exit 2 ;; esac
+    case "$1" in --devices) DEVICES=$2 ;; --closed|-c) CLOSED=$2 ;; --rate) RATE=$2 ;; --kill-gateway-after) KILL_AFTER=$2 ;;
+      *) echo "unknown option $1" >&2; exit 2 ;; esac
     shift 2
   done
   export ORCHARD_BENCH_PIDS="${ORCHARD_PIDS[*]} $ORCHARD_BROKER_PID"
   if [ "$MODE" = apps ]; then
     # A paired app rolled out to DEVICES iPhone+watch pairs: licences, the iPhones, then the watches (orchard-sim apps).
-    "$BIN/orchard-sim" apps --pairs "$DEVICES" --closed "$CLOSED"
-    exit 0
+    # --kill-gateway-after N: once N installs have moved (licensed, installing or installed), kill -9 the gateway and
+    # start it again on its port (as an orchestrator would); then check that no device was sent the app twice and every
+    # install still finished.
+    if [ -z "$KILL_AFTER" ]; then "$BIN/orchard-sim" apps --pairs "$DEVICES" --closed "$CLOSED"; exit $?; fi
+    "$BIN/orchard-sim" apps --pairs "$DEVICES" --closed "$CLOSED" --timeout 600 &
+    SIM=$!
+    first=${ORCHARD_BENCH_FIRST_PORT:-28080}
+    moved() {
+      curl -fs -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" "http://127.0.0.1:$first/admin/v1/apps/assignments" 2>/dev/null |
+        python3 -c 'import json,sys; print(sum(n for i in json.load(sys.stdin)["items"] for s, n in i.get("states", {}).items() if s != "assigned"))' \
+        2>/dev/null || echo 0
+    }
+    states() {
+      curl -fs -H "Authorization: Bearer $ORCHARD_ADMIN_API_KEY" "http://127.0.0.1:$first/admin/v1/apps/assignments" 2>/dev/null |
+        python3 -c 'import json,sys; print(" ".join("%s=%d" % kv for i in json.load(sys.stdin)["items"] for kv in sorted(i.get("states", {}).items())))' 2>/dev/null
+    }
+    while kill -0 $SIM 2>/dev/null && [ "$(moved)" -lt "$KILL_AFTER" ]; do sleep 0.05; done
+    gateway=$(service_pid checkin-gateway)
+    log "FAULT: installs $(states); kill -9 of checkin-gateway (pid $gateway), restarted 2 s later"
+    kill -KILL "$gateway"
+    sleep 2
+    start_service "$BIN" checkin-gateway "$first" >> "$STATE/services.log" 2>&1
+    wait_ready checkin-gateway "$first"
+    wait $SIM; status=$?
+    psql_bin=$(ls /usr/lib/postgresql/*/bin/psql | tail -1)
+    doubled=$("$psql_bin" "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM (SELECT q.enrollment_id FROM checkin_gateway.command_queue q
+      JOIN checkin_gateway.commands c ON c.uuid = q.command_uuid WHERE c.request_type = 'InstallApplication' GROUP BY 1 HAVING count(*) > 1) d")
+    sent=$("$psql_bin" "$ORCHARD_DATABASE_URL" -tAc "SELECT count(*) FROM checkin_gateway.command_queue q
+      JOIN checkin_gateway.commands c ON c.uuid = q.command_uuid WHERE c.request_type = 'InstallApplication'")
+    echo "apps (gateway killed once $KILL_AFTER installs had moved): InstallApplication sent $sent times; devices sent it more than once: $doubled; orchard-sim exit $status"
+    exit $status
   fi
   ACCOUNTS=()
   [ "$MODE" = byod ] && ACCOUNTS=(--byod-user 'bench{n}@byod.example.com:bench-password' --accounts 2000)

@@ -47,6 +47,19 @@ final class WatchAppDeploymentTests: XCTestCase {
         }
     }
 
+    /// Both devices answer their queues (as they do after pushes) until `done`, for at most 60 s.
+    static func drive(_ phone: SimulatedDevice, _ phoneCommands: inout [MDMCommand], _ watch: SimulatedDevice, _ watchCommands: inout [MDMCommand],
+                      until done: () async -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            try? await drain(phone, &phoneCommands)
+            try? await drain(watch, &watchCommands)
+            if await done() { return true }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
     func testPairedAppInstallsOnTheIPhoneThenTheWatch() async throws {
         let stack = try await Fixture.shared.prepare()
         let flows = try await Self.flows(stack)
@@ -319,10 +332,8 @@ final class WatchAppDeploymentTests: XCTestCase {
                 "adamId": "\(sharedID)", "bundleId": "com.example.shared\(tag)", "watchBundleId": "com.example.shared\(tag).watchkitapp",
                 "watchDeployment": "paired", "contentToken": tokenName, "target": ["watch": watch.udid]])
             let id = try unwrap(created["id"] as? String)
-            let done = await eventually(timeout: 60) {
-                try? await Self.drain(phone, &phoneCommands)
-                try? await Self.drain(watch, &watchCommands)
-                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
+            let done = await Self.drive(phone, &phoneCommands, watch, &watchCommands) {
+                (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
             }
             let states = (try? await Self.installs(stack, id)) ?? [:]
             XCTAssertTrue(done, "\(states)")
@@ -356,10 +367,8 @@ final class WatchAppDeploymentTests: XCTestCase {
             XCTAssertTrue(created["adamId"] is NSNull || created["adamId"] == nil)
             XCTAssertEqual(created["watchManifestURL"] as? String, watchManifest)
             let id = try unwrap(created["id"] as? String)
-            let done = await eventually(timeout: 60) {
-                try? await Self.drain(phone, &phoneCommands)
-                try? await Self.drain(watch, &watchCommands)
-                return (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
+            let done = await Self.drive(phone, &phoneCommands, watch, &watchCommands) {
+                (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "installed"
             }
             let states = (try? await Self.installs(stack, id)) ?? [:]
             XCTAssertTrue(done, "\(states)")

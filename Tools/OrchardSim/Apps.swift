@@ -78,7 +78,8 @@ struct Apps: AsyncParsableCommand {
             }
             while Date() < deadline {
                 try await Task.sleep(for: .milliseconds(500))
-                let view = try await admin.expect(.GET, "/apps/assignments/\(id)")
+                // A gateway that is away (a fault run kills it) is asked again at the next tick.
+                guard let view = try? await admin.expect(.GET, "/apps/assignments/\(id)") else { continue }
                 states = view["states"] as? [String: Int] ?? [:]
                 let installs = view["installs"] as? [[String: Any]] ?? []
                 let phones = installs.filter { $0["role"] as? String == "iphone" }

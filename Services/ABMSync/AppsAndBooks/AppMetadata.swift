@@ -68,37 +68,15 @@ struct AppMetadata: Sendable {
         var request = HTTPClientRequest(url: "\(baseURL)/catalog/\(storefront)/stoken-authenticated-apps?ids=\(ids.joined(separator: ","))&platform=iphone")
         request.headers.add(name: "Authorization", value: "Bearer \(try Self.developerToken(developerKey))")
         request.headers.add(name: "Cookie", value: "itvt=\(sToken)")
-        let retry = RetryPolicy(attempts: AppsAndBooks.maxAttempts)
-        var attempt = 0
-        while true {
-            attempt += 1
-            let status: Int, bytes: [UInt8], retryAfter: Duration?
-            do {
-                let response = try await http.execute(request, timeout: .seconds(60))
-                var buffer = try await response.body.collect(upTo: 16 << 20)
-                (status, bytes, retryAfter) = (Int(response.status.code), buffer.readBytes(length: buffer.readableBytes) ?? [],
-                                               RetryPolicy.retryAfter(response.headers.first(name: "Retry-After")))
-            } catch {
-                guard retry.allowsRetry(after: attempt) else { throw refuse("unavailable", "Apple's app metadata API cannot be reached: \(error)", 503) }
-                try await Task.sleep(for: retry.delay(after: attempt))
-                continue
-            }
-            let json = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
-            if status == 200 { return Self.parse(json, asked: ids) }
-            if status == 429 || status >= 500 {
-                guard retry.allowsRetry(after: attempt) else {
-                    throw refuse("unavailable", "Apple's app metadata API answered HTTP \(status) \(attempt) times", 503)
-                }
-                try await Task.sleep(for: retry.delay(after: attempt, retryAfter: retryAfter))
-                continue
-            }
-            let first = (json["errors"] as? [[String: Any]])?.first
-            let apple = [first?["title"] as? String, first?["detail"] as? String].compactMap { $0 }.joined(separator: ": ")
-            if status == 401 || status == 403 {
-                throw refuse("refused", "Apple refused Orchard's developer token or content token \(r.tokenID) (HTTP \(status)\(apple.isEmpty ? "" : ": \(apple)"))")
-            }
-            throw refuse("apple", "Apple's app metadata API answered HTTP \(status)\(apple.isEmpty ? "" : ": \(apple)")")
+        let (status, bytes) = try await AppsAndBooks.send(request, http: http, what: "Apple's app metadata API", refuse: refuse)
+        let json = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
+        if status == 200 { return Self.parse(json, asked: ids) }
+        let first = (json["errors"] as? [[String: Any]])?.first
+        let apple = [first?["title"] as? String, first?["detail"] as? String].compactMap { $0 }.joined(separator: ": ")
+        if status == 401 || status == 403 {
+            throw refuse("refused", "Apple refused Orchard's developer token or content token \(r.tokenID) (HTTP \(status)\(apple.isEmpty ? "" : ": \(apple)"))")
         }
+        throw refuse("apple", "Apple's app metadata API answered HTTP \(status)\(apple.isEmpty ? "" : ": \(apple)")")
     }
 
     /// Apple's `AppsResponse`: `data[]` with `id` and `attributes` (`name`, `deviceFamilies`, `watchBundleId`,

@@ -154,17 +154,29 @@ struct AppsAndBooks: Sendable {
     /// A call with the content token: 429 and 5xx wait (Retry-After, or 1, 2, 4… s) and retry; Apple's refusals (its
     /// `errorNumber` and `errorMessage`) become a 400 (401: the token) with Apple's words.
     private func call(_ sToken: String, _ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws -> [String: Any] {
-        let retry = RetryPolicy(attempts: Self.maxAttempts)
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(sToken)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
+        }
+        let (status, bytes) = try await Self.send(request, http: http, what: "Apple's Apps and Books API", refuse: refuse)
+        let json = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
+        if status == 200 { return json }
+        let apple = "\(json["errorNumber"].map { "\($0)" } ?? "HTTP \(status)"): \(json["errorMessage"] as? String ?? "refused")"
+        if status == 401 { throw refuse("token", "Apple refused the content token (\(apple)); it may be revoked or replaced by a newer download") }
+        throw refuse("apple", "Apple's Apps and Books API refused \(method.rawValue) \(path.split(separator: "?").first ?? ""): \(apple)")
+    }
+
+    /// One request to Apple (its Apps and Books APIs), tried again as Apple asks: a transport error, 429 or 5xx waits
+    /// (Retry-After, or 1, 2, 4… s) and retries, up to `maxAttempts`, then is a 503 refusal. Any other answer is returned.
+    static func send(_ request: HTTPClientRequest, http: HTTPClient, what: String,
+                     refuse: (String, String, Int) -> RequestRefused) async throws -> (status: Int, body: [UInt8]) {
+        let retry = RetryPolicy(attempts: maxAttempts)
         var attempt = 0
         while true {
             attempt += 1
-            var request = HTTPClientRequest(url: baseURL + path)
-            request.method = method
-            request.headers.add(name: "Authorization", value: "Bearer \(sToken)")
-            if let body {
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
-            }
             let status: Int, bytes: [UInt8], retryAfter: Duration?
             do {
                 let response = try await http.execute(request, timeout: .seconds(60))
@@ -172,22 +184,13 @@ struct AppsAndBooks: Sendable {
                 (status, bytes, retryAfter) = (Int(response.status.code), buffer.readBytes(length: buffer.readableBytes) ?? [],
                                                RetryPolicy.retryAfter(response.headers.first(name: "Retry-After")))
             } catch {
-                guard retry.allowsRetry(after: attempt) else { throw refuse("unavailable", "Apple's Apps and Books API cannot be reached: \(error)", 503) }
+                guard retry.allowsRetry(after: attempt) else { throw refuse("unavailable", "\(what) cannot be reached: \(error)", 503) }
                 try await Task.sleep(for: retry.delay(after: attempt))
                 continue
             }
-            let json = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
-            if status == 200 { return json }
-            if status == 429 || status >= 500 {
-                guard retry.allowsRetry(after: attempt) else {
-                    throw refuse("unavailable", "Apple's Apps and Books API answered HTTP \(status) \(attempt) times", 503)
-                }
-                try await Task.sleep(for: retry.delay(after: attempt, retryAfter: retryAfter))
-                continue
-            }
-            let apple = "\(json["errorNumber"].map { "\($0)" } ?? "HTTP \(status)"): \(json["errorMessage"] as? String ?? "refused")"
-            if status == 401 { throw refuse("token", "Apple refused the content token (\(apple)); it may be revoked or replaced by a newer download") }
-            throw refuse("apple", "Apple's Apps and Books API refused \(method.rawValue) \(path.split(separator: "?").first ?? ""): \(apple)")
+            guard status == 429 || status >= 500 else { return (status, bytes) }
+            guard retry.allowsRetry(after: attempt) else { throw refuse("unavailable", "\(what) answered HTTP \(status) \(attempt) times", 503) }
+            try await Task.sleep(for: retry.delay(after: attempt, retryAfter: retryAfter))
         }
     }
 

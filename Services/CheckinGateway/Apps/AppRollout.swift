@@ -113,6 +113,15 @@ struct AppRollout: Service {
             let inactive = due.filter { !$0.enrollmentActive }
             try AppInstallStore.fail(c, ids: inactive.map(\.id), reasons: inactive.map { "\($0.enrollmentID) is no longer enrolled" })
             let groups = Dictionary(grouping: due.filter(\.enrollmentActive)) { "\($0.assignmentID)|\($0.role)|\(Self.needsPrecheck($0))" }
+            /// Queues `command` for these installs' devices, `mark`s those it reached; the others fail.
+            func send(_ command: MDMCommand, _ installs: [AppInstallStore.Install], mark: ([Int]) throws -> Void) throws {
+                let queued = Set(try CommandQueue.enqueue(c, command, enrollmentIDs: installs.map(\.enrollmentID),
+                                                          requestedBy: "orchard:app-rollout", journal: &journal))
+                try mark(installs.filter { queued.contains($0.enrollmentID) }.map(\.id))
+                let missed = installs.filter { !queued.contains($0.enrollmentID) }
+                try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
+                push += queued.sorted()
+            }
             for (_, installs) in groups.sorted(by: { $0.key < $1.key }) {
                 let first = installs[0]
                 if first.role == "iphone" && first.app.iphoneInstall == "declaration" {
@@ -122,12 +131,7 @@ struct AppRollout: Service {
                 if Self.needsPrecheck(first) {
                     // Apps are shared between an iPhone and its watch: the system may have put the watch app there already.
                     let check = MDMCommand.installedApplicationList(identifiers: [AppInstallObserver.identifier(of: first)], managedOnly: false)
-                    let queued = Set(try CommandQueue.enqueue(c, check, enrollmentIDs: installs.map(\.enrollmentID),
-                                                              requestedBy: "orchard:app-rollout", journal: &journal))
-                    try AppInstallStore.setPrechecking(c, ids: installs.filter { queued.contains($0.enrollmentID) }.map(\.id), checkUUID: check.commandUUID)
-                    let missed = installs.filter { !queued.contains($0.enrollmentID) }
-                    try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
-                    push += queued.sorted()
+                    try send(check, installs) { try AppInstallStore.setPrechecking(c, ids: $0, checkUUID: check.commandUUID) }
                     continue
                 }
                 let command: MDMCommand
@@ -137,12 +141,7 @@ struct AppRollout: Service {
                     let identifier = first.role == "watch" ? (first.app.watchBundleID ?? first.app.bundleID) : nil
                     command = .installApplication(storeID: Int(first.app.adamID) ?? 0, identifier: identifier, licensed: first.app.contentToken != nil)
                 }
-                let queued = Set(try CommandQueue.enqueue(c, command, enrollmentIDs: installs.map(\.enrollmentID),
-                                                          requestedBy: "orchard:app-rollout", journal: &journal))
-                try AppInstallStore.setInstalling(c, ids: installs.filter { queued.contains($0.enrollmentID) }.map(\.id), commandUUID: command.commandUUID)
-                let missed = installs.filter { !queued.contains($0.enrollmentID) }
-                try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
-                push += queued.sorted()
+                try send(command, installs) { try AppInstallStore.setInstalling(c, ids: $0, commandUUID: command.commandUUID) }
             }
             try journal.write(c)
             return push
