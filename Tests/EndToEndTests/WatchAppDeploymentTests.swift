@@ -270,6 +270,24 @@ final class WatchAppDeploymentTests: XCTestCase {
             XCTAssertFalse(watchCommands.contains { $0.requestType == "InstallApplication" }, "the watch waits for its iPhone")
         }
 
+        try await step("5b. Hostile reports change nothing: another device claiming the iPhone's app, and malformed items (204, no 5xx)") {
+            let declarationID = try unwrap(try await Self.installs(stack, assignment)[phone.udid]?["declaration"] as? String)
+            let claim: [String: Any] = ["StatusItems": ["app": ["managed": ["list": [
+                ["identifier": "com.example.rounds\(tag)", "declaration-identifier": declarationID, "state": "managed"]]]]], "Errors": [Any]()]
+            let other = try await watch.declarativeManagement("status", data: Array(try JSONSerialization.data(withJSONObject: claim)))
+            XCTAssertEqual(other.status, 204, other.text)
+            for junk: Any in [["StatusItems": ["app": ["managed": ["list": "not a list"]]], "Errors": [Any]()],
+                              ["StatusItems": ["app": ["managed": ["list": [["declaration-identifier": declarationID, "state": 42, "reasons": "x"],
+                                                                           ["declaration-identifier": 7], "junk"]]]], "Errors": [Any]()],
+                              ["StatusItems": ["app": ["managed": ["list": (0..<2000).map { ["declaration-identifier": "orchard.app.\($0)", "state": "managed"] }]]],
+                               "Errors": [Any]()]] {
+                let answer = try await phone.declarativeManagement("status", data: Array(try JSONSerialization.data(withJSONObject: junk)))
+                XCTAssertEqual(answer.status, 204, answer.text)
+            }
+            let state = try await Self.installs(stack, assignment)[phone.udid]?["state"] as? String
+            XCTAssertEqual(state, "installing", "only the iPhone's own managed report installs it")
+        }
+
         try await step("6. The iPhone syncs and reports app.managed.list: installing, then managed; the watch then gets the watch app Apple named") {
             try await Self.drain(phone, &phoneCommands)
             XCTAssertTrue(phoneCommands.contains { $0.requestType == "DeclarativeManagement" })
