@@ -46,10 +46,16 @@ trial_setup() {
   fi
   python3 -c 'import json,sys; print(json.dumps({"certificate": open(sys.argv[1]).read(), "privateKey": open(sys.argv[2]).read()}))' \
     "$dir/push.pem" "$dir/push.key" | curl -fs -o /dev/null -X PUT -H "$auth" -H 'Content-Type: application/json' "$admin/push-certificate" --data-binary @-
-  # The stand-in keeps nothing across runs: it learns the token's credentials again; Orchard keeps the token it uploaded.
+  # The stand-in keeps nothing across runs: it learns the token's credentials again, and the ADE profiles Orchard defined
+  # with it (Orchard keeps the token it uploaded and the profiles' uuids, as it would with Apple's).
   if curl -fs -H "$auth" "$admin/abm/tokens" | python3 -c 'import json,sys; sys.exit(0 if any(t.get("consumerKey") == sys.argv[1] and t.get("hasServerToken") for t in json.load(sys.stdin)["items"]) else 1)' "$TRIAL_CONSUMER_KEY"; then
     curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/tokens" \
       -d "{\"consumer_key\":\"$TRIAL_CONSUMER_KEY\",\"consumer_secret\":\"cs\",\"access_token\":\"at\",\"access_secret\":\"as\",\"org_name\":\"Orchard trial\"}"
+    curl -fs -H "$auth" "$admin/abm/profiles" | python3 -c '
+import json, sys
+profiles = {p["profileUUID"]: json.loads(p["profile"]) for p in json.load(sys.stdin)["items"] if p.get("profileUUID") and p.get("profile")}
+print(json.dumps({"consumer_key": sys.argv[1], "profiles": profiles}))' "$TRIAL_CONSUMER_KEY" |
+      curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' "$ORCHARD_ABM_URL/_control/profiles" --data-binary @-
   else
     abm_uploaded_token "$dir" "$TRIAL_CONSUMER_KEY"
   fi

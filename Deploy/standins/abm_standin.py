@@ -24,6 +24,8 @@ the header). Controlled by the tests over /_control (JSON):
   POST /_control/assign            {"consumer_key", "outcomes": {"SERIAL": "FAILED"|"THROTTLED"|"NOT_ACCESSIBLE"},
                                     "retry_after_seconds": n|null}  what the next assignments answer for those
                                    serials (until set again); every other serial of the token: SUCCESS
+  POST /_control/profiles          {"consumer_key", "profiles": {profile_uuid: body}}  profiles defined in an earlier run (the
+                                   local trial teaches them again: this stand-in keeps nothing across runs, Orchard keeps them)
   GET  /_control/profiles?consumer_key=CK   the profiles defined, by profile_uuid
   GET  /_control/requests?consumer_key=CK   what that token's client sent: [{"method", "path", "status"}]
   GET  /_control/devices?consumer_key=CK    the serial numbers assigned now
@@ -178,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
                 tokens[data["consumer_key"]]["delay_ms"] = int(data["ms"])
             elif path == "/_control/cursor":
                 tokens[data["consumer_key"]]["echo"] = int(data["echo"])
+            elif path == "/_control/profiles":
+                tokens[data["consumer_key"]].setdefault("profiles", {}).update(data.get("profiles") or {})
             else:
                 return self.answer(404, {"error": "unknown control"})
         return self.answer(204, b"")
@@ -390,7 +394,10 @@ class Handler(BaseHTTPRequestHandler):
         return outcomes, retry
 
     def devices(self, path, cursor, limit, token, headers, key):
-        """Fetch cursors are f:<offset>:<feed length when the fetch began>; sync cursors s:<feed position>."""
+        """Fetch cursors are f:<offset>:<feed length when the fetch began>; sync cursors s:<epoch>:<feed position>. The
+        epoch is this process's: the stand-in keeps nothing across runs while Orchard keeps its cursor (the local trial
+        restarts it), so a sync cursor of another run reads this run's feed from its start, as Apple's would hand over
+        every change made since."""
         time.sleep(token.get("delay_ms", 0) / 1000.0)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with lock:
@@ -408,25 +415,31 @@ class Handler(BaseHTTPRequestHandler):
                 page = [token["devices"][s] for s in serials[offset:offset + limit]]
                 more = offset + limit < len(serials)
                 # The fetch's own cursor; once it is exhausted, it serves as the sync cursor from where the fetch began.
-                next_cursor = "f:%d:%d" % (offset + len(page), start) if more else "s:%d" % start
+                next_cursor = "f:%d:%d" % (offset + len(page), start) if more else "s:%s:%d" % (EPOCH, start)
                 return self.answer(200, {"devices": page, "cursor": next_cursor, "fetched_until": now, "more_to_follow": more},
                                    headers, consumer_key=key)
             if not cursor:
                 return self.answer(400, b"CURSOR_REQUIRED", headers, consumer_key=key)
             if cursor.startswith("f:"):
-                cursor = "s:%s" % cursor.split(":")[2]
-            if not cursor.startswith("s:") or not cursor[2:].isdigit():
+                cursor = "s:%s:%s" % (EPOCH, cursor.split(":")[2])
+            parts = cursor.split(":")
+            if parts[0] != "s" or len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
                 return self.answer(400, b"INVALID_CURSOR", headers, consumer_key=key)
+            if len(parts) == 2 or parts[1] != EPOCH:
+                cursor = "s:%s:0" % EPOCH  # a cursor of an earlier run of the stand-in
+
             if token["echo"] > 0:
                 token["echo"] -= 1
                 return self.answer(200, {"devices": [], "cursor": cursor, "fetched_until": now, "more_to_follow": True},
                                    headers, consumer_key=key)
-            position = int(cursor[2:])
+            position = int(cursor.split(":")[2])
             page = token["feed"][position:position + limit]
             more = position + limit < len(token["feed"])
-            return self.answer(200, {"devices": page, "cursor": "s:%d" % (position + len(page)), "fetched_until": now,
+            return self.answer(200, {"devices": page, "cursor": "s:%s:%d" % (EPOCH, position + len(page)), "fetched_until": now,
                                      "more_to_follow": more}, headers, consumer_key=key)
 
+
+EPOCH = str(time.time_ns())
 
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)

@@ -31,7 +31,9 @@ final class AppAssignmentRulesTests: XCTestCase {
     }
 
     func testWhatContradictsAppleIsRefused() throws {
-        XCTAssertThrowsError(try request(["adamId": "42", "watchBundleId": "com.example.other.watchapp"]).app(metadata: paired))
+        XCTAssertThrowsError(try request(["adamId": "42", "watchBundleId": "com.example.other.watchapp"]).app(metadata: paired)) { error in
+            XCTAssertTrue("\(error)".contains("is not app 42's watch app: Apple's metadata says com.example.rounds.watchapp"), "\(error)")
+        }
         XCTAssertThrowsError(try request(["adamId": "42", "bundleId": "com.example.other"]).app(metadata: paired))
         let phoneOnly = LookUpAppMetadata.App(adamID: "44", name: nil, bundleID: "com.example.desk", watchBundleID: nil,
                                               deviceFamilies: ["iphone", "ipad"], isCustomApp: false)

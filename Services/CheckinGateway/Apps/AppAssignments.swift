@@ -122,23 +122,23 @@ struct AppAssignmentRequest: Decodable, Sendable {
             let families = Set(m.deviceFamilies)
             let listed = m.deviceFamilies.isEmpty ? "none" : m.deviceFamilies.joined(separator: ", ")
             guard families.contains("watch") || m.watchBundleID != nil else {
-                throw refuse(.badRequest, "Apple's metadata for app \(adamId) lists no watch app (device families: \(listed)); nothing was assigned")
+                throw refuse(.badRequest, "Apple's metadata for app \(m.adamID) lists no watch app (device families: \(listed)); nothing was assigned")
             }
             let hasPhoneApp = families.contains("iphone")
             if let given = deployment, given != "standalone", !hasPhoneApp {
-                throw refuse(.badRequest, "Apple's metadata for app \(adamId) lists no iPhone app (device families: \(listed)): it is standalone, "
+                throw refuse(.badRequest, "Apple's metadata for app \(m.adamID) lists no iPhone app (device families: \(listed)): it is standalone, "
                              + "not \(given); nothing was assigned")
             }
             deployment = deployment ?? (hasPhoneApp ? "paired" : "standalone")
             if let apple = m.watchBundleID {
                 if let given = watchBundleID, given != apple {
-                    throw refuse(.badRequest, "watchBundleId \(given) is not app \(adamId)'s watch app: Apple's metadata says \(apple); nothing was assigned")
+                    throw refuse(.badRequest, "watchBundleId \(given) is not app \(m.adamID)'s watch app: Apple's metadata says \(apple); nothing was assigned")
                 }
                 watchBundleID = apple
             }
             if let apple = m.bundleID {
                 if let given = bundleID, given != apple {
-                    throw refuse(.badRequest, "bundleId \(given) is not app \(adamId)'s: Apple's metadata says \(apple); nothing was assigned")
+                    throw refuse(.badRequest, "bundleId \(given) is not app \(m.adamID)'s: Apple's metadata says \(apple); nothing was assigned")
                 }
                 bundleID = apple
             }
