@@ -1,5 +1,6 @@
 import AppleProtocol
 import Foundation
+import OrchardStorage
 import OrchardTestSupport
 import XCTest
 
@@ -319,6 +320,26 @@ final class WatchAppDeploymentTests: XCTestCase {
             XCTAssertTrue(failed)
             let installs = try await Self.installs(stack, id)
             XCTAssertTrue((installs[phone.udid]?["detail"] as? String ?? "").contains("could not be installed"), "\(installs)")
+            XCTAssertTrue((installs[watch.udid]?["detail"] as? String ?? "").hasPrefix("its iPhone's install failed"), "\(installs)")
+        }
+
+        try await step("8. An iPhone that never reports the declared app managed: failed at the deadline (24 h; here the clock is moved), and its watch") {
+            let created = try await stack.admin.expect(.POST, "/apps/assignments", json: [
+                "adamId": "\(pairedID)", "contentToken": tokenName, "iphoneInstall": "declaration", "target": ["iphone": phone.udid]])
+            let id = try unwrap(created["id"] as? String)
+            let declared = await eventually(timeout: 60) { (try? await Self.installs(stack, id))?[phone.udid]?["declaration"] as? String != nil }
+            XCTAssertTrue(declared)
+            // The iPhone does not synchronise. Its deadline passes (the row's, moved back with SQL rather than waiting a day).
+            let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway", maxConnections: 1)
+            let moved = try await database.query("""
+                UPDATE app_installs SET next_at = now() - interval '1 second' WHERE assignment_id = $1::uuid AND role = 'iphone' AND state = 'installing'
+                RETURNING id
+                """, [.text(id)])
+            XCTAssertEqual(moved.count, 1)
+            let failed = await eventually(timeout: 60) { (try? await Self.installs(stack, id))?[watch.udid]?["state"] as? String == "failed" }
+            XCTAssertTrue(failed)
+            let installs = try await Self.installs(stack, id)
+            XCTAssertTrue((installs[phone.udid]?["detail"] as? String ?? "").hasPrefix("the iPhone did not report the app managed"), "\(installs)")
             XCTAssertTrue((installs[watch.udid]?["detail"] as? String ?? "").hasPrefix("its iPhone's install failed"), "\(installs)")
         }
     }

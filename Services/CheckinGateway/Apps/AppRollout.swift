@@ -26,6 +26,9 @@ struct AppRollout: Service {
     var requestTimeout: Duration = .seconds(60)
     /// How long a licence claim holds its installs (another replica takes them after).
     var lease: Duration = .seconds(120)
+    /// How long an iPhone given the app's declaration has to report it managed (app.managed.list) before its install,
+    /// and its watch's, fail.
+    var declarationDeadline: Duration = .seconds(24 * 3600)
 
     static let batch = 1000
 
@@ -49,7 +52,8 @@ struct AppRollout: Service {
         let licensed = try await licences()
         let queued = try await queueInstalls()
         let rechecked = try await recheck()
-        return licensed || queued || rechecked
+        let overdue = try await expireDeclared()
+        return licensed || queued || rechecked || overdue
     }
 
     // MARK: Licences
@@ -193,10 +197,31 @@ struct AppRollout: Service {
                                               actor: "orchard:app-rollout", journal: &journal)
         }
         let reached = Set(queued)
-        try AppInstallStore.setDeclared(c, ids: installs.filter { reached.contains($0.enrollmentID) }.map(\.id), declarationID: declarationID)
+        try AppInstallStore.setDeclared(c, ids: installs.filter { reached.contains($0.enrollmentID) }.map(\.id), declarationID: declarationID,
+                                        deadline: declarationDeadline)
         let missed = installs.filter { !reached.contains($0.enrollmentID) }
         try AppInstallStore.fail(c, ids: missed.map(\.id), reasons: missed.map { "\($0.enrollmentID) does not take commands" })
         return reached.sorted()
+    }
+
+    /// Declared installs no status report finished by their deadline: failed (the watches' waiting on them too).
+    private func expireDeclared() async throws -> Bool {
+        try await database.transaction { c -> Bool in
+            let overdue = try AppInstallStore.lockOverdueDeclared(c, limit: Self.batch)
+            guard !overdue.isEmpty else { return false }
+            let hours = Int(declarationDeadline.components.seconds) / 3600, seconds = Int(declarationDeadline.components.seconds)
+            let reason = "the iPhone did not report the app managed (app.managed.list) within \(hours > 0 ? "\(hours) h" : "\(seconds) s") of its declaration"
+            try AppInstallStore.fail(c, ids: overdue.map(\.id), reasons: overdue.map { i in
+                i.detail.flatMap { $0.hasPrefix("device: ") ? "\(reason); it last said \($0.dropFirst(8))" : nil } ?? reason
+            })
+            var journal = Journal(correlationID: nil)
+            for i in overdue.prefix(50) {
+                journal.activity(actor: "orchard:app-rollout", "app.install.failed", device: i.enrollmentID, outcome: .failed,
+                                 detail: "app \(i.app.label) (\(i.app.bundleID)) on the iphone: \(reason)")
+            }
+            try journal.write(c)
+            return true
+        }
     }
 
     // MARK: Checks

@@ -318,13 +318,26 @@ enum AppInstallStore {
 
     /// The iPhone's install goes through the app's declaration (assigned in the same transaction): installing, with no
     /// command to wait for; the device's app.managed.list status moves it on.
-    static func setDeclared(_ c: Connection, ids: [Int], declarationID: String) throws {
+    /// `deadline`: how long the device has to report the app managed before the install fails.
+    static func setDeclared(_ c: Connection, ids: [Int], declarationID: String, deadline: Duration) throws {
         guard !ids.isEmpty else { return }
         try c.query("""
             UPDATE app_installs SET state = 'installing', declaration_id = $2, command_uuid = NULL, check_uuid = NULL, checks = 0,
-                detail = 'declaration sent', next_at = 'infinity', updated_at = now()
+                detail = 'declaration sent', next_at = now() + make_interval(secs => $3), updated_at = now()
             WHERE id = ANY($1::bigint[])
-            """, [.text(postgresArray(ids.map(String.init))), .text(declarationID)])
+            """, [.text(postgresArray(ids.map(String.init))), .text(declarationID), .int(Int(deadline.components.seconds))])
+    }
+
+    /// Installs through a declaration whose device has not reported the app managed by their deadline, locked until the
+    /// transaction ends.
+    static func lockOverdueDeclared(_ c: Connection, limit: Int) throws -> [Install] {
+        try c.query("""
+            WITH due AS (
+                SELECT i.id FROM app_installs i WHERE i.state = 'installing' AND i.declaration_id IS NOT NULL AND i.next_at <= now()
+                ORDER BY i.next_at, i.id LIMIT $1 FOR UPDATE OF i SKIP LOCKED)
+            SELECT \(installColumns) FROM app_installs i JOIN due ON due.id = i.id JOIN app_assignments a ON a.id = i.assignment_id
+            JOIN enrollments e ON e.id = i.enrollment_id
+            """, [.int(limit)]).map(install)
     }
 
     /// This device's installs through one of these declarations, still under way, locked until the transaction ends.
