@@ -20,6 +20,8 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
     var actor: String { "service:\(service)" }
 
     func enrolled(_ m: TokenUpdate, enrollment e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> [String] {
+        // Most enrollments are not ADE: the state read with the enrollment spares them the statement.
+        if let record = e.record, record.adeState != .profilePushed { return [] }
         guard let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == .profilePushed else { return [] }
         let profile = try ADEStore.profile(c, uuid: ade.profileUUID)
         let awaiting = (profile?.awaitDeviceConfigured ?? false) && m.awaitingConfiguration

@@ -10,8 +10,11 @@ struct EnrollmentRecord: Sendable {
     let enrolledAt: Date?
     let profileIdentifier: String?
     let pairedWith: String?
+    /// The device's ADE state, when it enrolled through ADE (read with the enrollment: ADESetup needs a statement of its
+    /// own only for the ADE devices it acts on).
+    var adeState: ADESetupState? = nil
     /// An ADE device in Setup Assistant whose setup items are being followed (ADESetup reads its command results).
-    var adeSettingUp: Bool = false
+    var adeSettingUp: Bool { adeState == .settingUp }
     /// An account-driven enrollment: the Managed Apple Account, and whether every request must carry its bearer.
     var account: AccountBinding? = nil
     /// `last_seen_at` is older than `EnrollmentStore.lastSeenResolution` (or unset): this request should record it.
@@ -76,14 +79,14 @@ enum EnrollmentStore {
         guard let row = try c.query("""
             SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with,
                    managed_apple_id, account_domain, enrollment_mode, bearer_required,
-                   EXISTS (SELECT 1 FROM ade_enrollments a WHERE a.udid = $1 AND a.state = 'setting up') AS ade_setting_up,
+                   (SELECT a.state FROM ade_enrollments a WHERE a.udid = $1) AS ade_state,
                    last_seen_at IS NULL OR last_seen_at < now() - interval '\(lastSeenResolution) seconds' AS last_seen_due
             FROM enrollments WHERE id = $1
             """, [.text(id)]).first else { return nil }
         return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
                                 profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"),
-                                adeSettingUp: row.bool("ade_setting_up") ?? false, account: AccountBinding(row),
+                                adeState: row.string("ade_state").flatMap(ADESetupState.init(rawValue:)), account: AccountBinding(row),
                                 lastSeenDue: row.bool("last_seen_due") ?? true)
     }
 
