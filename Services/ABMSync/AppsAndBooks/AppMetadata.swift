@@ -60,6 +60,9 @@ struct AppMetadata: Sendable {
         guard let stored = try await AppsAndBooksStore.token(database, id: r.tokenID) else {
             throw refuse("unknown", "no content token \(r.tokenID)", 404)
         }
+        guard stored.view.expiresAt > Date() else {
+            throw refuse("expired", "content token \(r.tokenID) expired at \(ISO8601.string(from: stored.view.expiresAt)); upload a new one", 409)
+        }
         let sToken = String(decoding: try box.open(stored.sealed, context: "apps-books-token:\(r.tokenID)"), as: UTF8.self)
         let storefront = (stored.view.countryCode ?? "us").lowercased()
         guard storefront.count == 2, storefront.allSatisfy({ $0.isASCII && $0.isLetter }) else {

@@ -317,7 +317,8 @@ struct AppInstallObserver: CommandResultObserver, DeclarationStatusObserver {
     /// other state is shown as it stands), and a declaration the device reports invalid fails its install with the
     /// reasons. Items for other apps, and reports without them, change nothing.
     func statusReported(_ c: Connection, enrollmentID: String, report: [UInt8], journal: inout Journal) throws {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(report))) as? [String: Any],
+        // Every device's reports pass here; only one that names an app declaration of Orchard's is parsed again.
+        guard report.firstRange(of: Array("orchard.app.".utf8)) != nil, let object = (try? JSONSerialization.jsonObject(with: Data(report))) as? [String: Any],
               let statusItems = object["StatusItems"] as? [String: Any] else { return }
         let appItems = (((statusItems["app"] as? [String: Any])?["managed"] as? [String: Any])?["list"] as? [Any] ?? []).prefix(1000)
             .compactMap { $0 as? [String: Any] }

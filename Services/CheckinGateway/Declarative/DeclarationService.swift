@@ -94,7 +94,7 @@ struct DeclarationService: Sendable {
         guard (try? JSONSerialization.jsonObject(with: Data(payload))) is [String: Any] else {
             throw refuse(.badRequest, "Payload must be a JSON object")
         }
-        let serverToken = String(Digest.sha256(Array(type.utf8) + [0] + payload).hexString.prefix(32))
+        let serverToken = Self.serverToken(type: type, payload: payload)
         let devices = try await database.transaction { c -> [String] in
             let devices = try DeclarationStore.upsert(c, identifier: identifier, type: type,
                                                       payload: String(decoding: payload, as: UTF8.self), serverToken: serverToken)
@@ -119,9 +119,13 @@ struct DeclarationService: Sendable {
     /// Creates or replaces a declaration Orchard itself writes, inside the caller's transaction (no sync: the caller assigns
     /// it and tells the devices).
     func save(_ c: Connection, identifier: String, type: String, payload: [UInt8]) throws {
-        let serverToken = String(Digest.sha256(Array(type.utf8) + [0] + payload).hexString.prefix(32))
-        _ = try DeclarationStore.upsert(c, identifier: identifier, type: type, payload: String(decoding: payload, as: UTF8.self),
-                                        serverToken: serverToken)
+        try DeclarationStore.put(c, identifier: identifier, type: type, payload: String(decoding: payload, as: UTF8.self),
+                                 serverToken: Self.serverToken(type: type, payload: payload))
+    }
+
+    /// A declaration's server token: changes when its type or payload does.
+    static func serverToken(type: String, payload: [UInt8]) -> String {
+        String(Digest.sha256(Array(type.utf8) + [0] + payload).hexString.prefix(32))
     }
 
     /// What Apple's schemas say against this declaration on a watch: its type, its supervision, its payload's keys.

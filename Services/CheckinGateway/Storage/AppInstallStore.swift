@@ -292,16 +292,16 @@ enum AppInstallStore {
             """, [.text(postgresArray(ids.map(String.init))), .text(checkUUID), .optionalText(detail)])
     }
 
-    /// Installed; the watches' installs that waited on these are due now.
-    static func setInstalled(_ c: Connection, ids: [Int]) throws {
+    /// Installed (with why, when there is more to say); the watches' installs that waited on these are due now.
+    static func setInstalled(_ c: Connection, ids: [Int], detail: String? = nil) throws {
         guard !ids.isEmpty else { return }
         try c.query("""
             WITH done AS (
-                UPDATE app_installs SET state = 'installed', detail = NULL, check_uuid = NULL, next_at = 'infinity', updated_at = now()
+                UPDATE app_installs SET state = 'installed', detail = $2, check_uuid = NULL, next_at = 'infinity', updated_at = now()
                 WHERE id = ANY($1::bigint[]) RETURNING id)
             UPDATE app_installs d SET next_at = now(), detail = NULL, updated_at = now()
             FROM done WHERE d.after_id = done.id AND d.state = 'assigned'
-            """, [.text(postgresArray(ids.map(String.init)))])
+            """, [.text(postgresArray(ids.map(String.init))), .optionalText(detail)])
     }
 
     /// Not installed yet: ask again after `after`.
@@ -378,10 +378,4 @@ enum AppInstallStore {
             """, [.text(postgresArray(ids.map(String.init))), .optionalText(detail)])
     }
 
-    /// Installed, with why (the app was there already).
-    static func setInstalled(_ c: Connection, ids: [Int], detail: String) throws {
-        guard !ids.isEmpty else { return }
-        try setInstalled(c, ids: ids)
-        try c.query("UPDATE app_installs SET detail = $2 WHERE id = ANY($1::bigint[])", [.text(postgresArray(ids.map(String.init))), .text(detail)])
-    }
 }

@@ -45,6 +45,17 @@ enum DeclarationStore {
                            [.text(identifier)]).compactMap { $0.string("enrollment_id") }
     }
 
+    /// Creates a declaration, or changes it only when its server token differs (the app rollout writes the same ones
+    /// for each batch): no enrollments read, no `updated_at` moved for nothing.
+    static func put(_ c: Connection, identifier: String, type: String, payload: String, serverToken: String) throws {
+        try c.query("""
+            INSERT INTO declarations (identifier, type, payload, server_token) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (identifier) DO UPDATE SET type = EXCLUDED.type, payload = EXCLUDED.payload,
+                server_token = EXCLUDED.server_token, updated_at = now()
+            WHERE declarations.server_token IS DISTINCT FROM EXCLUDED.server_token
+            """, [.text(identifier), .text(type), .text(payload), .text(serverToken)])
+    }
+
     /// Type and payload (JSON text) of those of `identifiers` that exist, by identifier.
     static func definitions(_ c: Connection, _ identifiers: [String]) throws -> [String: (type: String, payload: String)] {
         var found: [String: (type: String, payload: String)] = [:]
