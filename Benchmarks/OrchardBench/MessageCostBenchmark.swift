@@ -26,6 +26,7 @@ struct MessageCostBenchmark {
         let idle = try presign { $0.identifiers.merging(["Status": .string("Idle")]) { $1 } }
         print("devices=\(devices) concurrency=\(concurrency) rounds=\(rounds); server CPU per request (all processes but the client), µs")
         var rows: [(String, [String: Double])] = []
+        var switchRows: [(String, [String: Double])] = []
         func phase(_ name: String, _ requests: [String: SimulatedDevice.Presigned], commandChannel: Bool, expectCommand: Bool? = nil) async throws -> [String: [UInt8]] {
             let before = ProcessCPU.snapshot()
             let started = Date()
@@ -39,8 +40,10 @@ struct MessageCostBenchmark {
                 return result.body
             }
             let seconds = Date().timeIntervalSince(started)
-            let used = ProcessCPU.snapshot().used(since: before)
+            let after = ProcessCPU.snapshot()
+            let used = after.used(since: before)
             rows.append((name, used.mapValues { $0 * 1e6 / Double(fleet.count) }))
+            switchRows.append((name, after.switches(since: before).mapValues { $0 / Double(fleet.count) }))
             print(String(format: "  %-34@ %6.0f req/s", name as NSString, Double(fleet.count) / seconds))
             return bodies
         }
@@ -84,6 +87,17 @@ struct MessageCostBenchmark {
                   + zip(columns, values).map { column, value in
                       (String(format: "%.0f", value) as NSString).padding(toLength: max(9, column.count + 1), withPad: " ", startingAt: 0)
                   }.joined())
+        }
+        // Every sleep and wake-up per request (a database round trip, a hand-over between threads): a count that moves
+        // with the code, not with how busy the machine is.
+        print("context switches per request")
+        let switchColumns = ["checkin-gateway", "postgres", "orchard-local-broker"]
+        print(("request" as NSString).padding(toLength: 38, withPad: " ", startingAt: 0)
+              + switchColumns.map { ($0.replacingOccurrences(of: "orchard-local-broker", with: "broker") as NSString)
+                  .padding(toLength: 17, withPad: " ", startingAt: 0) }.joined())
+        for (name, counted) in switchRows {
+            print((name as NSString).padding(toLength: 38, withPad: " ", startingAt: 0)
+                  + switchColumns.map { (String(format: "%.1f", counted[$0] ?? 0) as NSString).padding(toLength: 17, withPad: " ", startingAt: 0) }.joined())
         }
     }
 

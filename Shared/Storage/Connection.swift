@@ -7,7 +7,7 @@ import Foundation
 public final class Connection: @unchecked Sendable {
     private let conn: OpaquePointer
     /// Statements seen on this connection: prepared (parsed and planned once) from their second use.
-    private var statements: [String: (uses: Int, name: String?)] = [:]
+    private var statements: [String: (uses: Int, name: String?, preparable: Bool)] = [:]
     private var preparedCount = 0
     /// Inside `transaction`: BEGIN not sent yet; it goes out with the first statement.
     private var beginPending = false
@@ -15,6 +15,8 @@ public final class Connection: @unchecked Sendable {
     /// rows are read only after the commit (`queryWithCommit`, by their index in `deferred`).
     private var deferred: [(String, [SQLValue])] = []
     private var pendingRows: [(index: Int, rows: PendingRows)] = []
+    /// Statements queued by `execute`: they go out ahead of the transaction's next statement, in one round trip.
+    private var ahead: [(String, [SQLValue])] = []
 
     init(conninfo: String, searchPath: String?) throws {
         guard let conn = PQconnectdb(conninfo) else { throw PostgresError(message: "out of memory", sqlState: nil) }
@@ -44,9 +46,11 @@ public final class Connection: @unchecked Sendable {
     /// Runs one parameterised statement (`$1`, `$2`, …) and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
-        if beginPending {
+        if beginPending || !ahead.isEmpty {
+            let batch = (beginPending ? [("BEGIN", [])] : []) + ahead + [(sql, parameters)]
             beginPending = false
-            return try pipeline([("BEGIN", []), (sql, parameters)])[1]
+            ahead = []
+            return try pipeline(batch).last ?? []
         }
         let name = try preparedName(sql, parameterCount: parameters.count)
         let result: OpaquePointer? = withEncoded(parameters) { values, lengths, formats in
@@ -56,6 +60,14 @@ public final class Connection: @unchecked Sendable {
             return PQexecParams(conn, sql, Int32(parameters.count), nil, values, lengths, formats, 0)
         }
         return try rows(of: result)
+    }
+
+    /// Inside a transaction, queues a statement whose rows nobody reads: it goes out with the transaction's next
+    /// statement (or its COMMIT), ahead of it and in the same round trip, so what follows sees its effect as if it had
+    /// run at once. Its error surfaces at that next statement and fails the transaction. Outside a transaction it runs
+    /// at once. Not for a statement whose own error the caller handles (a unique violation turned into a refusal).
+    public func execute(_ sql: String, _ parameters: [SQLValue] = []) throws {
+        if inTransaction { ahead.append((sql, parameters)) } else { try query(sql, parameters) }
     }
 
     /// Inside a transaction, queues a statement whose result is not needed; it is sent together with
@@ -89,25 +101,39 @@ public final class Connection: @unchecked Sendable {
     /// The prepared statement's name from the second use of the same SQL on; nil to run it unprepared.
     private func preparedName(_ sql: String, parameterCount: Int) throws -> String? {
         guard parameterCount <= Self.maxPreparedParameters else { return nil }
+        if let known = statements[sql] {
+            if let name = known.name { return name }
+            if !known.preparable { return nil }
+        } else if statements.count >= Self.maxRememberedStatements {
+            // Forget the texts seen once and never prepared; keep the prepared ones and those never to be.
+            statements = statements.filter { $0.value.name != nil || !$0.value.preparable }
+            if statements.count >= Self.maxRememberedStatements { return nil }
+        }
         // A statement that takes an array (`= ANY($n)`) is planned for each call, with the array at hand: the generic
         // plan PostgreSQL caches for a prepared one, made while the table was small, scanned all of it for ever after
         // (a device's DeviceInformation took 3.2–3.5 ms at 8,000 devices instead of 0.13; auto_explain showed the scan).
-        guard !sql.contains("ANY($") else { return nil }
-        if statements[sql] == nil && statements.count >= Self.maxRememberedStatements {
-            // Forget the texts seen once and never prepared; keep the prepared ones.
-            statements = statements.filter { $0.value.name != nil }
-            if statements.count >= Self.maxRememberedStatements { return nil }
-        }
-        var entry = statements[sql] ?? (0, nil)
+        // Decided once per text: the search went through Foundation's NSString and cost ~4% of a gateway's CPU per call.
+        var entry = statements[sql] ?? (0, nil, !Self.takesArray(sql))
+        guard entry.preparable else { statements[sql] = entry; return nil }
         entry.uses += 1
         defer { statements[sql] = entry }
-        if let name = entry.name { return name }
         guard entry.uses >= 2, preparedCount < 512 else { return nil }
         preparedCount += 1
         let name = "orchard_\(preparedCount)"
         _ = try rows(of: PQprepare(conn, name, sql, Int32(parameterCount), nil))
         entry.name = name
         return name
+    }
+
+    /// Whether the text has `ANY($`, searched as bytes (Swift's `contains` on strings goes through NSString here).
+    static func takesArray(_ sql: String) -> Bool {
+        let needle = Array("ANY($".utf8)
+        var utf8 = sql.utf8[...]
+        while let at = utf8.firstIndex(of: needle[0]) {
+            if utf8[at...].starts(with: needle) { return true }
+            utf8 = utf8[utf8.index(after: at)...]
+        }
+        return false
     }
 
     /// Sends several statements in one round trip (libpq pipeline mode) and returns each one's rows.
@@ -164,9 +190,11 @@ public final class Connection: @unchecked Sendable {
 
     /// Runs SQL text without parameters, possibly several statements (migrations, SET).
     public func executeScript(_ sql: String) throws {
-        if beginPending {
+        if beginPending || !ahead.isEmpty {
+            let batch = (beginPending ? [("BEGIN", [])] : []) + ahead
             beginPending = false
-            _ = try rows(of: PQexec(conn, "BEGIN"))
+            ahead = []
+            _ = try pipeline(batch)
         }
         _ = try rows(of: PQexec(conn, sql))
     }
@@ -178,20 +206,22 @@ public final class Connection: @unchecked Sendable {
         inTransaction = true
         deferred = []
         pendingRows = []
-        defer { inTransaction = false; beginPending = false; deferred = []; pendingRows = [] }
+        ahead = []
+        defer { inTransaction = false; beginPending = false; deferred = []; pendingRows = []; ahead = [] }
         do {
             let value = try body(self)
-            let results: [[Row]]
-            if beginPending {
-                // The body ran no statement: run the queued ones, if any, in their own transaction.
-                guard !deferred.isEmpty else { return value }
-                results = Array(try pipeline([("BEGIN", [])] + deferred + [("COMMIT", [])]).dropFirst())
-            } else {
-                results = try pipeline(deferred + [("COMMIT", [])])
-            }
+            // The statements `execute` queued go first, then those queued for the COMMIT.
+            let first = (beginPending ? 1 : 0) + ahead.count
+            let batch = (beginPending ? [("BEGIN", [])] : []) + ahead + deferred
+            // The body ran no statement and queued none: there is nothing to commit.
+            if beginPending && batch.count == 1 { return value }
+            beginPending = false
+            ahead = []
+            let results = Array(try pipeline(batch + [("COMMIT", [])]).dropFirst(first))
             for (index, pending) in pendingRows { pending.rows = results[index] }
             return value
         } catch {
+            ahead = []
             if !beginPending { try? executeScript("ROLLBACK") }
             throw error
         }

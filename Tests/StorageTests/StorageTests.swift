@@ -1,5 +1,5 @@
 import Foundation
-import OrchardStorage
+@testable import OrchardStorage
 import XCTest
 
 /// Against the real PostgreSQL started by Deploy/test.sh (ORCHARD_DATABASE_URL).
@@ -134,6 +134,51 @@ final class StorageTests: XCTestCase {
         await db.shutdown()
     }
 
+    func testExecutedStatementsGoAheadOfTheNextAndFailTheTransaction() async throws {
+        let db = try await makeDatabase(maxConnections: 1)
+        // Queued, then the next statement (in the same round trip) sees its effect; rows read with the commit still
+        // arrive where they belong when executed statements go out with the COMMIT too.
+        let (seen, pending) = try await db.transaction { c -> ([Row], PendingRows) in
+            try c.execute("INSERT INTO things (name, flag) VALUES ('a', true)")
+            try c.execute("UPDATE things SET flag = false WHERE name = 'a'")
+            let seen = try c.query("SELECT name, flag FROM things")
+            let pending = try c.queryWithCommit("UPDATE things SET blob = '\\x01' WHERE name = 'b' RETURNING name")
+            try c.execute("INSERT INTO things (name) VALUES ('b')")   // queued after the one above, so it goes first
+            return (seen, pending)
+        }
+        XCTAssertEqual(seen.map { $0.string("name") }, ["a"])
+        XCTAssertEqual(seen.first?.bool("flag"), false, "executed in order, before the SELECT")
+        XCTAssertEqual(pending.rows.map { $0.string("name") }, ["b"], "the executed INSERT ran ahead of the commit's statements")
+        // A transaction that only executes: its statements commit.
+        try await db.transaction { c in try c.execute("INSERT INTO things (name) VALUES ('c')") }
+        // A failing executed statement fails the statement it travelled with, and the whole transaction.
+        do {
+            try await db.transaction { c in
+                try c.execute("INSERT INTO things (name) VALUES ('d')")
+                try c.execute("INSERT INTO things (name) VALUES ('a')")   // unique violation
+                _ = try c.query("SELECT 1 AS one")
+                XCTFail("the SELECT travelled with the failing INSERT")
+            }
+            XCTFail("expected the unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+        // And one that fails at the COMMIT.
+        do {
+            try await db.transaction { c in try c.execute("INSERT INTO things (name) VALUES ('a')") }
+            XCTFail("expected the unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+        let names = try await db.query("SELECT name FROM things ORDER BY name").compactMap { $0.string("name") }
+        XCTAssertEqual(names, ["a", "b", "c"], "nothing of the failed transactions stayed")
+        // The pool's one connection is usable after both failures, and outside a transaction execute runs at once.
+        try await db.withConnection { c in try c.execute("INSERT INTO things (name) VALUES ('e')") }
+        let count = try await db.query("SELECT count(*) AS n FROM things").first?.int("n")
+        XCTAssertEqual(count, 4)
+        await db.shutdown()
+    }
+
     func testAHeldConnectionsOpenTransactionIsRolledBackWhenLeftOpen() async throws {
         let db = try await makeDatabase(maxConnections: 1)
         struct Boom: Error {}
@@ -170,6 +215,16 @@ final class StorageTests: XCTestCase {
         XCTAssertTrue(prepared.contains { $0.contains("INSERT INTO things") }, "reused statements are prepared: \(prepared)")
         XCTAssertFalse(prepared.contains { $0.contains("ANY($1") }, "a generic plan for an array can scan the table: \(prepared)")
         await db.shutdown()
+    }
+
+    func testArrayParametersAreFoundInTheText() {
+        XCTAssertTrue(Connection.takesArray("SELECT 1 FROM t WHERE id = ANY($1::text[])"))
+        XCTAssertTrue(Connection.takesArray("WHERE a = 'ANY(' OR b = ANANY($12)"))
+        XCTAssertTrue(Connection.takesArray("ANY($"))
+        XCTAssertFalse(Connection.takesArray("SELECT 1 FROM t WHERE id = ANY ($1)"))
+        XCTAssertFalse(Connection.takesArray("WHERE a = 'ANY(' AND b = $1"))
+        XCTAssertFalse(Connection.takesArray("ANY("))
+        XCTAssertFalse(Connection.takesArray(""))
     }
 
     func testUniqueViolationCarriesSQLState() async throws {

@@ -4,9 +4,12 @@ import Foundation
 /// that started the stack sets it), read from /proc: lets a benchmark say where its timed phase spent CPU.
 public struct ProcessCPU: Sendable {
     let ticks: [String: Double]
+    /// Context switches (voluntary and not) of all of each process's threads: every sleep and wake-up a request
+    /// causes, such as a database round trip or a hand-over between threads. Less noisy than CPU time here.
+    let switches: [String: Double]
 
     public static func snapshot() -> ProcessCPU {
-        var ticks: [String: Double] = [:]
+        var ticks: [String: Double] = [:], switches: [String: Double] = [:]
         var pids = (ProcessInfo.processInfo.environment["ORCHARD_BENCH_PIDS"] ?? "").split(separator: " ").map(String.init)
         // PostgreSQL starts a backend per connection: take whichever run now.
         let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -28,8 +31,27 @@ public struct ProcessCPU: Sendable {
             if pid == "self" { name = clientName }
             if name.hasPrefix("postgres") { name = "postgres" }
             ticks[name, default: 0] += (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            switches[name, default: 0] += contextSwitches(pid)
         }
-        return ProcessCPU(ticks: ticks)
+        return ProcessCPU(ticks: ticks, switches: switches)
+    }
+
+    /// The context switches of every thread of `pid` so far (/proc/pid/task/*/status).
+    static func contextSwitches(_ pid: String) -> Double {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var total = 0.0
+        for task in tasks {
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else { continue }
+            for line in status.split(separator: "\n") where line.contains("ctxt_switches:") {
+                total += Double(line.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? 0
+            }
+        }
+        return total
+    }
+
+    /// Context switches of each process since `earlier`.
+    public func switches(since earlier: ProcessCPU) -> [String: Double] {
+        Dictionary(uniqueKeysWithValues: switches.map { ($0.key, $0.value - (earlier.switches[$0.key] ?? 0)) })
     }
 
     /// The name this process's own CPU is reported under.

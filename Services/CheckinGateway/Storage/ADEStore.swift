@@ -132,12 +132,12 @@ enum ADEStore {
 
     /// The profile was served: the device is `profile pushed` (again, if it enrolls anew).
     static func profileServed(_ c: Connection, udid: String, serial: String, profileUUID: String) throws {
-        try c.query("""
+        try c.execute("""
             INSERT INTO ade_enrollments (udid, serial_number, profile_uuid, state) VALUES ($1, $2, $3, 'profile pushed')
             ON CONFLICT (udid) DO UPDATE SET serial_number = EXCLUDED.serial_number, profile_uuid = EXCLUDED.profile_uuid,
                 state = 'profile pushed', reason = NULL, setup_deadline = NULL, release_command = NULL, updated_at = now()
             """, [.text(udid), .text(serial), .text(profileUUID)])
-        try c.query("DELETE FROM ade_setup_commands WHERE udid = $1", [.text(udid)])
+        try c.execute("DELETE FROM ade_setup_commands WHERE udid = $1", [.text(udid)])
     }
 
     struct Enrollment: Sendable {
@@ -159,7 +159,7 @@ enum ADEStore {
 
     static func setState(_ c: Connection, udid: String, _ state: ADESetupState, reason: String? = nil, awaitConfigured: Bool? = nil,
                          deadline: Date? = nil, releaseCommand: String? = nil) throws {
-        try c.query("""
+        try c.execute("""
             UPDATE ade_enrollments SET state = $2, reason = $3, await_configured = COALESCE($4, await_configured),
                    setup_deadline = COALESCE($5, setup_deadline), release_command = COALESCE($6, release_command), updated_at = now()
             WHERE udid = $1
@@ -167,7 +167,7 @@ enum ADEStore {
                   deadline.map(SQLValue.timestamp) ?? .null, .optionalText(releaseCommand)])
         if state == .released {
             // Out of Setup Assistant: the device no longer awaits configuration (until a TokenUpdate says otherwise).
-            try c.query("UPDATE enrollments SET awaiting_configuration = false WHERE id = $1 AND awaiting_configuration", [.text(udid)])
+            try c.execute("UPDATE enrollments SET awaiting_configuration = false WHERE id = $1 AND awaiting_configuration", [.text(udid)])
         }
     }
 

@@ -5,11 +5,11 @@ import OrchardStorage
 enum ActivationLockStore {
     /// The device's own code, from its ActivationLockBypassCode answer (kept until it reports a different, nonempty one).
     static func setDeviceCode(_ c: Connection, id: String, sealed: [UInt8]) throws {
-        try c.query("UPDATE enrollments SET sealed_device_bypass_code = $2 WHERE id = $1", [.text(id), .bytes(sealed)])
+        try c.execute("UPDATE enrollments SET sealed_device_bypass_code = $2 WHERE id = $1", [.text(id), .bytes(sealed)])
     }
 
     static func setServerCode(_ c: Connection, id: String, sealed: [UInt8]) throws {
-        try c.query("UPDATE enrollments SET sealed_server_bypass_code = $2 WHERE id = $1", [.text(id), .bytes(sealed)])
+        try c.execute("UPDATE enrollments SET sealed_server_bypass_code = $2 WHERE id = $1", [.text(id), .bytes(sealed)])
     }
 
     struct Target: Sendable {

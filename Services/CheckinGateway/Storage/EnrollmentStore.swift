@@ -229,7 +229,7 @@ enum EnrollmentStore {
 
     /// What a DeviceInformation answer reported, where it said anything.
     static func recordDeviceInformation(_ c: Connection, id: String, _ i: DeviceInformationResult) throws {
-        try c.query("""
+        try c.execute("""
             UPDATE enrollments SET serial_number = COALESCE($2, serial_number), os_version = COALESCE($3, os_version),
                 build_version = COALESCE($4, build_version), product_name = COALESCE($5, product_name),
                 model = COALESCE($6, model), device_name = COALESCE($7, device_name), supervised = COALESCE($8, supervised)

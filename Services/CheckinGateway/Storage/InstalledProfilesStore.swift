@@ -4,7 +4,7 @@ import OrchardStorage
 /// What a device last reported installed (ProfileList), as JSON, with when.
 enum InstalledProfilesStore {
     static func save(_ c: Connection, id: String, json: String) throws {
-        try c.query("UPDATE enrollments SET installed_profiles = $2, installed_profiles_at = now() WHERE id = $1", [.text(id), .text(json)])
+        try c.execute("UPDATE enrollments SET installed_profiles = $2, installed_profiles_at = now() WHERE id = $1", [.text(id), .text(json)])
     }
 
     static func load(_ database: Database, id: String) async throws -> (json: String?, at: Date?)? {

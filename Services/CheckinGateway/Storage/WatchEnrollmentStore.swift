@@ -58,11 +58,11 @@ enum WatchEnrollmentStore {
     }
 
     static func enable(_ c: Connection, phone: String) throws {
-        try c.query("INSERT INTO watch_enrollment_phones (enrollment_id) VALUES ($1) ON CONFLICT DO NOTHING", [.text(phone)])
+        try c.execute("INSERT INTO watch_enrollment_phones (enrollment_id) VALUES ($1) ON CONFLICT DO NOTHING", [.text(phone)])
     }
 
     static func disable(_ c: Connection, phone: String) throws {
-        try c.query("DELETE FROM watch_enrollment_phones WHERE enrollment_id = $1", [.text(phone)])
+        try c.execute("DELETE FROM watch_enrollment_phones WHERE enrollment_id = $1", [.text(phone)])
     }
 
     static func declarationExists(_ c: Connection, identifier: String) throws -> Bool {
