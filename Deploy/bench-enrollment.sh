@@ -6,7 +6,8 @@
 #     enrolled devices and M finished commands with SQL, to see the rates stay flat)
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
-#     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate;
+#     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate
+#     (--rate 0: the closed loop only);
 #     enrollments/s, p50/p99 per step and each process's CPU per enrollment (byod: then check-ins with the bearer vs plain, and a Mac's user channel vs its device channel)
 #   ./Deploy/bench-enrollment.sh apps [--devices 1000] [--closed 16]
 #     a paired app rolled out to --devices simulated iPhone+watch pairs (enrolled first): time to all installed
@@ -92,8 +93,11 @@ if [ "$FLOW" = 1 ]; then
   [ "$MODE" = byod ] && ACCOUNTS=(--byod-user 'bench{n}@byod.example.com:bench-password' --accounts 2000)
   [ "$MODE" = adde ] && ACCOUNTS=(--adde-user 'bench{n}@adde.example.com:bench-password' --accounts 2000)
   "$BIN/orchard-sim" load --flow "$MODE" --devices "$DEVICES" --closed "$CLOSED" "${ACCOUNTS[@]}"
-  echo
-  "$BIN/orchard-sim" load --flow "$MODE" --devices "$DEVICES" --rate "$RATE" "${ACCOUNTS[@]}"
+  # --rate 0: the closed loop only.
+  if [ "$RATE" != 0 ]; then
+    echo
+    "$BIN/orchard-sim" load --flow "$MODE" --devices "$DEVICES" --rate "$RATE" "${ACCOUNTS[@]}"
+  fi
   if [ "$MODE" = byod ]; then
     echo
     "$BIN/orchard-bench" bearer-checkins --devices "$DEVICES" -c "$CLOSED"

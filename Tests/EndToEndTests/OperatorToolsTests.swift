@@ -278,6 +278,9 @@ final class OperatorToolsTests: XCTestCase {
             refused(try run("orchard-sim", ["demo", "--url", unavailable, "--api-key", "x"]), containing: "503")
             refused(try run("orchard-sim", ["load", "--flow", "link", "--devices", "0", "--url", unavailable, "--api-key", "x"]),
                     containing: "--devices must be at least 1")
+            // --rate 0 crashed the simulator (a division by zero turned into a sleep); it is refused, with the way to a closed loop.
+            refused(try run("orchard-sim", ["load", "--flow", "link", "--rate", "0", "--url", unavailable, "--api-key", "x"]),
+                    containing: "--rate must be a positive number")
             let help = try run("orchardctl", ["abm", "profiles", "define", "--help"])
             XCTAssertEqual(help.status, 0)
             XCTAssertTrue(help.out.contains("Example:"))

@@ -22,6 +22,9 @@ struct Load: AsyncParsableCommand {
 
     func run() async throws {
         guard devices > 0 else { throw SimulatorError("--devices must be at least 1") }
+        // A rate of 0 crashed the simulator (one device every 1/0 s); a closed loop is --closed.
+        if let rate, !(rate > 0 && rate.isFinite) { throw SimulatorError("--rate must be a positive number of enrollments per second (for a closed loop, give --closed)") }
+        if let closed, closed < 1 { throw SimulatorError("--closed must be at least 1") }
         let flows = try await EnrollmentFlows(environment: try connection.environment(), narrator: .silent)
         // Set-up, not measured: a first enrollment (it defines the ADE profile or turns watch enrollment on), the iPhones
         // watches pair with, and ADE devices assigned in ABM all at once.

@@ -22,14 +22,14 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
     func enrolled(_ m: TokenUpdate, enrollment e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> [String] {
         // Most enrollments are not ADE: the state read with the enrollment spares them the statement.
         if let record = e.record, record.adeState != .profilePushed { return [] }
-        guard let ade = try ADEStore.enrollment(c, udid: e.id, lock: true), ade.state == .profilePushed else { return [] }
-        let profile = try ADEStore.profile(c, uuid: ade.profileUUID)
+        guard let start = try ADEStore.setupStart(c, udid: e.id), start.enrollment.state == .profilePushed else { return [] }
+        let ade = start.enrollment, profile = start.profile
         let awaiting = (profile?.awaitDeviceConfigured ?? false) && m.awaitingConfiguration
         state(c, e.id, .enrolled, serial: ade.serial, detail: "serial \(ade.serial)", journal: &journal)
         var commands: [MDMCommand] = []
         var skipped: [String] = []
         if let profile {
-            let items = try ADEStore.setupItems(c, profileID: profile.profileID)
+            let items = start.items
             let inputs = (try? JSONDecoder().decode([CommandInput].self, from: Data(items.commands.utf8))) ?? []
             for input in inputs {
                 // The enrollment itself asked for DeviceInformation with the standard queries (TokenUpdateHandler): a setup
@@ -42,10 +42,11 @@ struct ADESetup: EnrollmentObserver, CommandResultObserver {
             }
             if let sync = try declarations.assignForSetup(c, items.declarations, to: e.id) { commands.append(sync) }
         }
+        // The device's own TokenUpdate, its enrollment authorized in this transaction: the commands and their tracking rows
+        // travel with the next statement instead of a round trip each.
         for command in commands {
-            if !(try CommandQueue.enqueue(c, command, enrollmentIDs: [e.id], requestedBy: actor, journal: &journal)).isEmpty {
-                try ADEStore.trackSetupCommand(c, udid: e.id, uuid: command.commandUUID, requestType: command.requestType)
-            }
+            try CommandQueue.enqueueForRequestingDevice(c, command, enrollmentID: e.id, requestedBy: actor, journal: &journal)
+            try ADEStore.trackSetupCommand(c, udid: e.id, uuid: command.commandUUID, requestType: command.requestType)
         }
         try ADEStore.setState(c, udid: e.id, .settingUp, awaitConfigured: awaiting, deadline: Date().addingTimeInterval(seconds))
         state(c, e.id, .settingUp, serial: ade.serial, detail: """

@@ -26,8 +26,8 @@ struct TokenUpdateHandler: DeviceMessageHandler {
         }
         // A User Enrollment (no UDID) may not be asked for its UDID, serial number or IMEI.
         let queries = e.record?.account?.mode == AccountEnrollmentMode.userEnrollment.rawValue ? MDMCommand.userEnrollmentQueries : MDMCommand.standardQueries
-        try CommandQueue.enqueue(c, MDMCommand.deviceInformation(queries: queries), enrollmentIDs: [e.id], requestedBy: "service:\(service)",
-                                 journal: &journal)
+        try CommandQueue.enqueueForRequestingDevice(c, MDMCommand.deviceInformation(queries: queries), enrollmentID: e.id,
+                                                    requestedBy: "service:\(service)", journal: &journal)
         journal.event(DeviceEvent(kind: .enrolled, enrollmentID: e.id,
                                   details: ["awaitingConfiguration": String(m.awaitingConfiguration)]))
         let phone = e.record?.pairedWith

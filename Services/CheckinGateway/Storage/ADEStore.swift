@@ -150,11 +150,13 @@ enum ADEStore {
         try c.query("""
             SELECT udid, serial_number, profile_uuid, state, await_configured, release_command FROM ade_enrollments WHERE udid = $1
             \(lock ? "FOR UPDATE" : "")
-            """, [.text(udid)]).first.map {
-            Enrollment(udid: $0.string("udid") ?? udid, serial: $0.string("serial_number") ?? "", profileUUID: $0.string("profile_uuid") ?? "",
-                       state: $0.string("state").flatMap(ADESetupState.init(rawValue:)), awaitConfigured: $0.bool("await_configured") ?? false,
-                       releaseCommand: $0.string("release_command"))
-        }
+            """, [.text(udid)]).first.map { enrollment($0, udid: udid) }
+    }
+
+    private static func enrollment(_ row: Row, udid: String) -> Enrollment {
+        Enrollment(udid: row.string("udid") ?? udid, serial: row.string("serial_number") ?? "", profileUUID: row.string("profile_uuid") ?? "",
+                   state: row.string("state").flatMap(ADESetupState.init(rawValue:)), awaitConfigured: row.bool("await_configured") ?? false,
+                   releaseCommand: row.string("release_command"))
     }
 
     static func setState(_ c: Connection, udid: String, _ state: ADESetupState, reason: String? = nil, awaitConfigured: Bool? = nil,
@@ -171,11 +173,24 @@ enum ADEStore {
         }
     }
 
-    /// The profile of the device's ADE enrollment (its settings at the time of setup).
-    static func profile(_ c: Connection, uuid: String) throws -> (profileID: String, awaitDeviceConfigured: Bool)? {
-        try c.query("SELECT profile_id, await_device_configured FROM ade_profiles WHERE profile_uuid = $1", [.text(uuid)]).first.map {
-            ($0.string("profile_id") ?? "", $0.bool("await_device_configured") ?? false)
-        }
+    /// What the setup of an ADE device starts from, in one statement: its ADE enrollment (locked), the profile it was
+    /// served (its settings at the time of setup) and that profile's setup items.
+    struct SetupStart: Sendable {
+        let enrollment: Enrollment
+        let profile: (profileID: String, awaitDeviceConfigured: Bool)?
+        let items: (commands: String, declarations: [String])
+    }
+
+    static func setupStart(_ c: Connection, udid: String) throws -> SetupStart? {
+        guard let row = try c.query("""
+            SELECT e.udid, e.serial_number, e.profile_uuid, e.state, e.await_configured, e.release_command,
+                   p.profile_id, p.await_device_configured, i.commands, i.declarations
+            FROM ade_enrollments e LEFT JOIN ade_profiles p ON p.profile_uuid = e.profile_uuid
+                 LEFT JOIN ade_setup_items i ON i.profile_id = p.profile_id
+            WHERE e.udid = $1 FOR UPDATE OF e
+            """, [.text(udid)]).first else { return nil }
+        let profile = row.string("profile_id").map { ($0, row.bool("await_device_configured") ?? false) }
+        return SetupStart(enrollment: enrollment(row, udid: udid), profile: profile, items: profile == nil ? ("[]", []) : items(row))
     }
 
     // MARK: Re-enrollment
@@ -284,11 +299,9 @@ enum ADEStore {
 
     // MARK: Setup items
 
-    static func setupItems(_ c: Connection, profileID: String) throws -> (commands: String, declarations: [String]) {
-        guard let row = try c.query("SELECT commands, declarations FROM ade_setup_items WHERE profile_id = $1", [.text(profileID)]).first
-        else { return ("[]", []) }
-        return (row.string("commands") ?? "[]",
-                (try? JSONDecoder().decode([String].self, from: Data((row.string("declarations") ?? "[]").utf8))) ?? [])
+    private static func items(_ row: Row) -> (commands: String, declarations: [String]) {
+        (row.string("commands") ?? "[]",
+         (try? JSONDecoder().decode([String].self, from: Data((row.string("declarations") ?? "[]").utf8))) ?? [])
     }
 
     static func saveSetupItems(_ c: Connection, profileID: String, commands: String, declarations: [String], actor: String) throws {
@@ -301,17 +314,22 @@ enum ADEStore {
     }
 
     static func trackSetupCommand(_ c: Connection, udid: String, uuid: String, requestType: String) throws {
-        try c.query("INSERT INTO ade_setup_commands (udid, command_uuid, request_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        try c.execute("INSERT INTO ade_setup_commands (udid, command_uuid, request_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     [.text(udid), .text(uuid), .text(requestType)])
     }
 
     /// Records a setup command's final status; returns how many are still open, or nil if it was not a setup item.
     static func setupCommandFinished(_ c: Connection, udid: String, uuid: String, status: String) throws -> Int? {
-        guard !(try c.query("""
-            UPDATE ade_setup_commands SET status = $3 WHERE udid = $1 AND command_uuid = $2 AND status IS NULL RETURNING 1
-            """, [.text(udid), .text(uuid), .text(status)])).isEmpty else { return nil }
-        return try c.query("SELECT count(*)::int AS n FROM ade_setup_commands WHERE udid = $1 AND status IS NULL",
-                           [.text(udid)]).first?.int("n") ?? 0
+        // One statement: the count reads the rows as they were before the UPDATE (one snapshot), so the row it finished
+        // is taken off.
+        let row = try c.query("""
+            WITH finished AS (
+                UPDATE ade_setup_commands SET status = $3 WHERE udid = $1 AND command_uuid = $2 AND status IS NULL RETURNING 1)
+            SELECT (SELECT count(*)::int FROM finished) AS finished,
+                   (SELECT count(*)::int FROM ade_setup_commands WHERE udid = $1 AND status IS NULL) AS open
+            """, [.text(udid), .text(uuid), .text(status)]).first
+        guard let finished = row?.int("finished"), finished > 0 else { return nil }
+        return (row?.int("open") ?? finished) - finished
     }
 
     static func setupSummary(_ c: Connection, udid: String) throws -> (done: Int, failed: Int, open: Int) {

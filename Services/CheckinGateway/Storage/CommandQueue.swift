@@ -17,19 +17,37 @@ enum CommandQueue {
         // One enrollment (a device's own step: most calls) is `id = $5`, which stays prepared; `= ANY($5)` is planned
         // on every call (Connection: a cached generic plan for it scanned the whole table).
         let which = enrollmentIDs.count == 1 ? "id = $5" : "id = ANY($5::text[])"
-        let queued = try c.query("""
-            WITH command AS (
-                INSERT INTO commands (uuid, request_type, plist, requested_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING)
-            INSERT INTO command_queue (enrollment_id, command_uuid, status)
-            SELECT id, $1, 'queued' FROM enrollments WHERE \(which)
-              AND status IN ('\(EnrollmentStatus.pending.rawValue)', '\(EnrollmentStatus.enrolled.rawValue)')
-            ON CONFLICT DO NOTHING RETURNING enrollment_id
-            """, [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy),
-                  .text(enrollmentIDs.count == 1 ? enrollmentIDs[0] : postgresArray(enrollmentIDs))]).compactMap { $0.string("enrollment_id") }
+        let queued = try c.query(insertStatement(which) + " RETURNING enrollment_id", [
+            .text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy),
+            .text(enrollmentIDs.count == 1 ? enrollmentIDs[0] : postgresArray(enrollmentIDs)),
+        ]).compactMap { $0.string("enrollment_id") }
         for id in queued {
             journal.activity(actor: requestedBy, "command.queued", device: id, detail: "\(command.requestType) \(command.commandUUID)")
         }
         return queued
+    }
+
+    /// Queues a command for the device whose own request this transaction serves (its enrollment authorized and active
+    /// in it): the statement travels with the transaction's next one (`Connection.execute`), not a round trip of its own.
+    /// Its activity entry is written without reading the inserted row back: the INSERT keeps its condition on the
+    /// enrollment's status, and only an unenrollment committed between the authorization and this statement would leave
+    /// the entry naming a command that was not queued (the request's own events already accept that window).
+    static func enqueueForRequestingDevice(_ c: Connection, _ command: MDMCommand, enrollmentID: String, requestedBy: String,
+                                           journal: inout Journal) throws {
+        try c.execute(insertStatement("id = $5"), [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist),
+                                                    .text(requestedBy), .text(enrollmentID)])
+        journal.activity(actor: requestedBy, "command.queued", device: enrollmentID, detail: "\(command.requestType) \(command.commandUUID)")
+    }
+
+    private static func insertStatement(_ which: String) -> String {
+        """
+        WITH command AS (
+            INSERT INTO commands (uuid, request_type, plist, requested_by) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING)
+        INSERT INTO command_queue (enrollment_id, command_uuid, status)
+        SELECT id, $1, 'queued' FROM enrollments WHERE \(which)
+          AND status IN ('\(EnrollmentStatus.pending.rawValue)', '\(EnrollmentStatus.enrolled.rawValue)')
+        ON CONFLICT DO NOTHING
+        """
     }
 
     /// Records a result for a command the device was sent. Returns the command's request type when this
