@@ -62,6 +62,17 @@ public final class Connection: @unchecked Sendable {
         return try rows(of: result)
     }
 
+    /// Runs several statements in one round trip (with a transaction's pending BEGIN and executed statements ahead of
+    /// them) and returns each one's rows. For statements whose parameters do not depend on each other's results.
+    public func queries(_ batch: [(String, [SQLValue])]) throws -> [[Row]] {
+        guard batch.count > 1 else { return try batch.map { try query($0.0, $0.1) } }
+        let first = (beginPending ? 1 : 0) + ahead.count
+        let sent = (beginPending ? [("BEGIN", [])] : []) + ahead + batch
+        beginPending = false
+        ahead = []
+        return Array(try pipeline(sent).dropFirst(first))
+    }
+
     /// Inside a transaction, queues a statement whose rows nobody reads: it goes out with the transaction's next
     /// statement (or its COMMIT), ahead of it and in the same round trip, so what follows sees its effect as if it had
     /// run at once. Its error surfaces at that next statement and fails the transaction. Outside a transaction it runs

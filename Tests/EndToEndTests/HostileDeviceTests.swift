@@ -136,6 +136,44 @@ final class HostileDeviceTests: XCTestCase {
         XCTAssertNil(row?["completedAt"] as? String)
     }
 
+    /// A command result is recorded in the round trip that reads the enrollment, before the authorization is decided
+    /// (`CommandQueue.recordStatement`). Another enrollment's identity acknowledging this device's command is refused,
+    /// and the command stays as it was; the device's own answer then finishes it.
+    func testAnotherIdentitysResultForThisDevicesCommandChangesNothing() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let device = try await Fixture.shared.enrollWithExternalIdentity()
+        let other = try await Fixture.shared.enrollWithExternalIdentity()
+        _ = try await stack.admin.expect(.POST, "/devices/\(device.udid)/commands", json: ["type": "DeviceInformation"])
+        _ = try await stack.admin.expect(.POST, "/devices/\(other.udid)/commands", json: ["type": "DeviceInformation"])
+        let first = try await device.idle()
+        let command = try unwrap(first, "the queued DeviceInformation")
+        let uuid = command.commandUUID
+        func stored() async throws -> [String: Any]? {
+            let commands = try await stack.admin.expect(.GET, "/devices/\(device.udid)/commands")
+            return (commands["items"] as? [[String: Any]])?.first { $0["commandUUID"] as? String == uuid }
+        }
+        let forged = device.identifiers.merging(["Status": .string("Acknowledged"), "CommandUUID": .string(uuid)]) { $1 }
+            .merging(device.informationAnswers(supervised: true)) { $1 }
+        for status in ["Acknowledged", "Error", "NotNow"] {
+            var message = forged
+            message["Status"] = .string(status)
+            let refused = try await device.put(device.serverURL, body: Plist.xml(message), contentType: CommandResult.contentType,
+                                               signer: other.identity)
+            XCTAssertEqual(refused.status, 403, "\(status): \(refused.text)")
+            let row = try await stored()
+            XCTAssertEqual(row?["status"] as? String, "sent", "\(status) from another identity changed the command")
+            XCTAssertNil(row?["completedAt"] as? String)
+        }
+        // The other device's own command channel is not disturbed either, and this device's answer counts.
+        let othersFirst = try await other.idle()
+        XCTAssertEqual(othersFirst?.requestType, "DeviceInformation")
+        let after = try await device.respond(to: command, status: "Acknowledged", extra: device.informationAnswers(supervised: true))
+        XCTAssertNil(after)
+        let row = try await stored()
+        XCTAssertEqual(row?["status"] as? String, "acknowledged")
+        XCTAssertNotNil(row?["completedAt"] as? String)
+    }
+
     /// Hardening issue 18, item 4, as the attack was sent: an enrolled identity acknowledges its command with a 798-byte
     /// binary result of shared arrays that stood for 28.7 MB of XML. It is refused with 400 and nothing is stored; the
     /// command stays open for the real result; what the admin API returns stays small.

@@ -22,9 +22,14 @@ struct CommandResultHandler: DeviceMessageHandler {
         var push: [String]
     }
 
+    /// The result is recorded in the round trip that reads the enrollment.
+    func leadingStatement(_ result: CommandResult, enrollmentID: String, credential: DeviceCredential) -> (String, [SQLValue])? {
+        CommandQueue.recordStatement(enrollmentID: enrollmentID, fingerprint: credential.fingerprint, result: result)
+    }
+
     func apply(_ result: CommandResult, to e: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied {
         var push: [String] = []
-        if let requestType = try CommandQueue.record(c, enrollmentID: e.id, result: result) {
+        if let requestType = CommandQueue.finished(e.leadingRows, result: result) {
             try announce(c, result: result, requestType: requestType, enrollment: e, journal: &journal)
             for observer in observers {
                 push += try observer.commandFinished(result, requestType: requestType, enrollment: e, in: c, journal: &journal)

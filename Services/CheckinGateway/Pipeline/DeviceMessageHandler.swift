@@ -21,6 +21,11 @@ protocol DeviceMessageHandler<Message>: Sendable {
     var recordsLastSeen: Bool { get }
     /// Checks that need no enrollment (and may wait), before the transaction opens.
     func check(_ message: Message) async throws
+    /// A statement that needs only the message and the request's credential, sent in the round trip that reads the
+    /// enrollment for the authorization, so it costs none of its own. It runs before the authorization is decided:
+    /// it must repeat the binding (enrollment and identity) in its own WHERE clause, and a refusal rolls it back with
+    /// the transaction. Its rows reach `apply` as `AuthorizedEnrollment.leadingRows`. Not for Authenticate.
+    func leadingStatement(_ message: Message, enrollmentID: String, credential: DeviceCredential) -> (String, [SQLValue])?
     func apply(_ message: Message, to enrollment: AuthorizedEnrollment, in c: Connection, journal: inout Journal) throws -> Applied
     func respond(_ message: Message, to enrollment: AuthorizedEnrollment, applied: Applied,
                  correlationID: String) async throws -> DeviceAnswer
@@ -33,6 +38,7 @@ extension DeviceMessageHandler {
     var access: EnrollmentAccess { .active }
     var recordsLastSeen: Bool { false }
     func check(_ message: Message) async throws {}
+    func leadingStatement(_ message: Message, enrollmentID: String, credential: DeviceCredential) -> (String, [SQLValue])? { nil }
     func transactionFailed(_ error: any Error) -> any Error { error }
 }
 

@@ -134,7 +134,9 @@ struct DevicePipeline: Sendable {
         do {
             (enrollment, applied) = try await database.transaction { c in
                 let enrollment = try EnrollmentAuthorizer.authorize(c, id: id, credential: credential, access: handler.access,
-                                                                    touch: !handler.recordsLastSeen)
+                                                                    touch: !handler.recordsLastSeen,
+                                                                    leading: handler.leadingStatement(message, enrollmentID: id,
+                                                                                                      credential: credential))
                 var journal = Journal(correlationID: correlationID)
                 let applied = try handler.apply(message, to: enrollment, in: c, journal: &journal)
                 try journal.write(c)

@@ -22,6 +22,8 @@ struct AuthorizedEnrollment: Sendable {
     let record: EnrollmentRecord?
     /// Authenticate only: what is known about the identity.
     let claim: IdentityClaim?
+    /// The rows of the handler's leading statement (`DeviceMessageHandler.leadingStatement`), nil without one.
+    var leadingRows: [Row]? = nil
 
     var status: EnrollmentStatus? { record?.status ?? claim?.current?.status }
 }
@@ -50,9 +52,11 @@ enum EnrollmentAuthorizer {
     /// `EnrollmentStore.lastSeenResolution`; false when the handler writes the enrollment row anyway and sets it
     /// itself (one UPDATE of the row instead of two).
     static func authorize(_ c: Connection, id: String, credential: DeviceCredential,
-                          access: EnrollmentAccess, touch: Bool = true) throws -> AuthorizedEnrollment {
+                          access: EnrollmentAccess, touch: Bool = true,
+                          leading: (String, [SQLValue])? = nil) throws -> AuthorizedEnrollment {
         switch access {
         case .binding:
+            precondition(leading == nil, "Authenticate takes no leading statement")
             let claim = try EnrollmentStore.claim(c, id: id, fingerprint: credential.fingerprint)
             if claim.boundTo == id, let current = claim.current, current.fingerprint != credential.fingerprint {
                 throw UnrecognizedDevice(reason: "enrollment \(id) re-enrolled with a new identity; this one is no longer its")
@@ -63,7 +67,8 @@ enum EnrollmentAuthorizer {
             try checkAccount(claim.issued?.account, credential)
             return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
         case .active, .activeOrCheckedOut:
-            guard let record = try EnrollmentStore.find(c, id: id) else {
+            let (found, leadingRows) = try EnrollmentStore.find(c, id: id, leading: leading)
+            guard let record = found else {
                 if credential.bearer != nil {
                     throw UnrecognizedDevice(reason: "unknown enrollment \(id)", action: "account.enrollment.unrecognized")
                 }
@@ -83,7 +88,7 @@ enum EnrollmentAuthorizer {
             }
             try checkAccount(record.account, credential)
             if touch && record.lastSeenDue { try EnrollmentStore.touch(c, id: id) }
-            return AuthorizedEnrollment(id: id, credential: credential, record: record, claim: nil)
+            return AuthorizedEnrollment(id: id, credential: credential, record: record, claim: nil, leadingRows: leadingRows)
         }
     }
 

@@ -53,24 +53,35 @@ enum CommandQueue {
     /// Records a result for a command the device was sent. Returns the command's request type when this
     /// result finished it now; a repeated result for a finished command, or one for a command never sent
     /// to this device (still queued, or not its own), returns nil and changes nothing.
-    static func record(_ c: Connection, enrollmentID: String, result: CommandResult) throws -> String? {
-        guard let uuid = result.commandUUID else { return nil }
-        let status: String, finished: Bool
-        switch result.status {
-        case .acknowledged: (status, finished) = ("acknowledged", true)
-        case .error: (status, finished) = ("error", true)
-        case .commandFormatError: (status, finished) = ("format-error", true)
-        case .notNow: (status, finished) = ("not-now", false)
-        case .idle: return nil
-        }
-        let row = try c.query("""
+    /// The statement is sent with the enrollment's read (`DeviceMessageHandler.leadingStatement`), before the
+    /// authorization is decided: it repeats the binding (the enrollment's identity is the request's), so another
+    /// identity's request changes no row, and a refusal rolls it back. nil for an Idle (nothing to record).
+    static func recordStatement(enrollmentID: String, fingerprint: String, result: CommandResult) -> (String, [SQLValue])? {
+        guard let uuid = result.commandUUID, let (status, finished) = stored(result.status) else { return nil }
+        return ("""
             UPDATE command_queue q SET status = $3, result = $4, completed_at = CASE WHEN $5 THEN now() END
             FROM commands c
             WHERE q.enrollment_id = $1 AND q.command_uuid = $2 AND q.completed_at IS NULL AND q.status IN ('sent', 'not-now')
               AND c.uuid = q.command_uuid
+              AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.identity_fingerprint = $6)
             RETURNING c.request_type
-            """, [.text(enrollmentID), .text(uuid), .text(status), .bytes(result.stored), .bool(finished)]).first
-        return finished ? row?.string("request_type") : nil
+            """, [.text(enrollmentID), .text(uuid), .text(status), .bytes(result.stored), .bool(finished), .text(fingerprint)])
+    }
+
+    /// The request type of the command the result finished, from the rows of `recordStatement`.
+    static func finished(_ rows: [Row]?, result: CommandResult) -> String? {
+        guard let (_, finished) = stored(result.status), finished else { return nil }
+        return rows?.first?.string("request_type")
+    }
+
+    private static func stored(_ status: CommandResult.Status) -> (status: String, finished: Bool)? {
+        switch status {
+        case .acknowledged: return ("acknowledged", true)
+        case .error: return ("error", true)
+        case .commandFormatError: return ("format-error", true)
+        case .notNow: return ("not-now", false)
+        case .idle: return nil
+        }
     }
 
     /// A command's plist, by UUID.

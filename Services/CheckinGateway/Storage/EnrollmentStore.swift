@@ -76,18 +76,26 @@ enum EnrollmentStore {
     /// write of its own (measured: +0.07 ms of PostgreSQL per check-in), and the writes that depend on the
     /// binding repeat it in their WHERE clause (`tokenUpdate`), so a concurrent re-binding makes them no-ops.
     static func find(_ c: Connection, id: String) throws -> EnrollmentRecord? {
-        guard let row = try c.query("""
+        try find(c, id: id, leading: nil).record
+    }
+
+    /// The enrollment, and the rows of `leading`, sent after the read in the same round trip.
+    static func find(_ c: Connection, id: String, leading: (String, [SQLValue])?) throws -> (record: EnrollmentRecord?, leading: [Row]?) {
+        let read = ("""
             SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with,
                    managed_apple_id, account_domain, enrollment_mode, bearer_required,
                    (SELECT a.state FROM ade_enrollments a WHERE a.udid = $1) AS ade_state,
                    last_seen_at IS NULL OR last_seen_at < now() - interval '\(lastSeenResolution) seconds' AS last_seen_due
             FROM enrollments WHERE id = $1
-            """, [.text(id)]).first else { return nil }
-        return EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
+            """, [SQLValue.text(id)])
+        let results = try c.queries(leading.map { [read, $0] } ?? [read])
+        let leadingRows = leading == nil ? nil : results[1]
+        guard let row = results[0].first else { return (nil, leadingRows) }
+        return (EnrollmentRecord(id: id, identityFingerprint: row.string("identity_fingerprint") ?? "",
                                 status: EnrollmentStatus(stored: row.string("status")), enrolledAt: row.date("enrolled_at"),
                                 profileIdentifier: row.string("profile_identifier"), pairedWith: row.string("paired_with"),
                                 adeState: row.string("ade_state").flatMap(ADESetupState.init(rawValue:)), account: AccountBinding(row),
-                                lastSeenDue: row.bool("last_seen_due") ?? true)
+                                lastSeenDue: row.bool("last_seen_due") ?? true), leadingRows)
     }
 
     /// The enrollment (locked), the identity's binding and what Orchard issued it with, in one round trip.
