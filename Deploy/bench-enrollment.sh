@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
-#   ./Deploy/bench-enrollment.sh messages [--devices 2000] [-c 16] [--rounds 1]   server CPU per request by message type
+#   ./Deploy/bench-enrollment.sh messages [--devices 2000] [-c 16] [--rounds 1]   server CPU and context switches per request by message type
 #     (checkin and messages: ORCHARD_BENCH_PRELOAD_ENROLLMENTS=N ORCHARD_BENCH_PRELOAD_FINISHED_COMMANDS=M first write N
 #     enrolled devices and M finished commands with SQL, to see the rates stay flat)
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
