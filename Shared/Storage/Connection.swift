@@ -138,13 +138,7 @@ public final class Connection: @unchecked Sendable {
 
     /// Whether the text has `ANY($`, searched as bytes (Swift's `contains` on strings goes through NSString here).
     static func takesArray(_ sql: String) -> Bool {
-        let needle = Array("ANY($".utf8)
-        var utf8 = sql.utf8[...]
-        while let at = utf8.firstIndex(of: needle[0]) {
-            if utf8[at...].starts(with: needle) { return true }
-            utf8 = utf8[utf8.index(after: at)...]
-        }
-        return false
+        sql.utf8.firstRange(of: "ANY($".utf8) != nil
     }
 
     /// Sends several statements in one round trip (libpq pipeline mode) and returns each one's rows.

@@ -167,11 +167,20 @@ final class HostileDeviceTests: XCTestCase {
         // The other device's own command channel is not disturbed either, and this device's answer counts.
         let othersFirst = try await other.idle()
         XCTAssertEqual(othersFirst?.requestType, "DeviceInformation")
-        let after = try await device.respond(to: command, status: "Acknowledged", extra: device.informationAnswers(supervised: true))
-        XCTAssertNil(after)
+        let answered = try await device.respond(to: command, status: "Acknowledged", extra: device.informationAnswers(supervised: true))
+        XCTAssertNil(answered)
         let row = try await stored()
         XCTAssertEqual(row?["status"] as? String, "acknowledged")
         XCTAssertNotNil(row?["completedAt"] as? String)
+        // Replayed: by the device itself (answered, nothing moves) and by the other identity (refused).
+        let replayed = try await device.report(forged.merging(["Status": .string("Error")]) { $1 })
+        XCTAssertNil(replayed)
+        let swapped = try await device.put(device.serverURL, body: Plist.xml(forged), contentType: CommandResult.contentType,
+                                           signer: other.identity)
+        XCTAssertEqual(swapped.status, 403, swapped.text)
+        let after = try await stored()
+        XCTAssertEqual(after?["status"] as? String, "acknowledged", "a replayed result changed a finished command")
+        XCTAssertEqual(after?["completedAt"] as? String, row?["completedAt"] as? String)
     }
 
     /// Hardening issue 18, item 4, as the attack was sent: an enrolled identity acknowledges its command with a 798-byte

@@ -116,8 +116,8 @@ struct AppRoutes: Sendable {
             }
             let app = try input.app(metadata: metadata)
             if let token = app.contentToken, metadata == nil {
-                // (Apple's metadata was read with the token: abm-sync found it, and not expired.)
-                // The licences come from this token: it must be one abm-sync keeps, and not expired.
+                // The licences come from this token: it must be one abm-sync keeps, and not expired. (With Apple's metadata,
+                // read with the token, abm-sync has checked both already.)
                 let tokens = try await requests.request(ListContentTokens(), timeout: requestTimeout, correlationID: context.correlationID)
                 guard let found = tokens.items.first(where: { $0.id == token }) else {
                     throw refuse(.notFound, "no content token \(token) (PUT /admin/v1/apps/content-tokens/\(token) uploads one); nothing was assigned")

@@ -16,8 +16,8 @@ enum CommandQueue {
                         journal: inout Journal) throws -> [String] {
         // One enrollment (a device's own step: most calls) is `id = $5`, which stays prepared; `= ANY($5)` is planned
         // on every call (Connection: a cached generic plan for it scanned the whole table).
-        let which = enrollmentIDs.count == 1 ? "id = $5" : "id = ANY($5::text[])"
-        let queued = try c.query(insertStatement(which) + " RETURNING enrollment_id", [
+        let insert = enrollmentIDs.count == 1 ? insertForOneReturning : insertStatement("id = ANY($5::text[])") + " RETURNING enrollment_id"
+        let queued = try c.query(insert, [
             .text(command.commandUUID), .text(command.requestType), .bytes(command.plist), .text(requestedBy),
             .text(enrollmentIDs.count == 1 ? enrollmentIDs[0] : postgresArray(enrollmentIDs)),
         ]).compactMap { $0.string("enrollment_id") }
@@ -34,10 +34,14 @@ enum CommandQueue {
     /// the entry naming a command that was not queued (the request's own events already accept that window).
     static func enqueueForRequestingDevice(_ c: Connection, _ command: MDMCommand, enrollmentID: String, requestedBy: String,
                                            journal: inout Journal) throws {
-        try c.execute(insertStatement("id = $5"), [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist),
-                                                    .text(requestedBy), .text(enrollmentID)])
+        try c.execute(insertForOne, [.text(command.commandUUID), .text(command.requestType), .bytes(command.plist),
+                                     .text(requestedBy), .text(enrollmentID)])
         journal.activity(actor: requestedBy, "command.queued", device: enrollmentID, detail: "\(command.requestType) \(command.commandUUID)")
     }
+
+    /// The texts for one enrollment, built once (every enrolling TokenUpdate queues with one of them).
+    private static let insertForOne = insertStatement("id = $5")
+    private static let insertForOneReturning = insertForOne + " RETURNING enrollment_id"
 
     private static func insertStatement(_ which: String) -> String {
         """
@@ -50,9 +54,9 @@ enum CommandQueue {
         """
     }
 
-    /// Records a result for a command the device was sent. Returns the command's request type when this
-    /// result finished it now; a repeated result for a finished command, or one for a command never sent
-    /// to this device (still queued, or not its own), returns nil and changes nothing.
+    /// The statement that records a result for a command the device was sent; `finished` reads from its rows the
+    /// command's request type when this result finished it now. A repeated result for a finished command, or one for a
+    /// command never sent to this device (still queued, or not its own), changes nothing and finishes nothing.
     /// The statement is sent with the enrollment's read (`DeviceMessageHandler.leadingStatement`), before the
     /// authorization is decided: it repeats the binding (the enrollment's identity is the request's), so another
     /// identity's request changes no row, and a refusal rolls it back. nil for an Idle (nothing to record).

@@ -75,10 +75,6 @@ enum EnrollmentStore {
     /// The enrollment as the request finds it; nil when there is none. Not locked: a tuple lock is a
     /// write of its own (measured: +0.07 ms of PostgreSQL per check-in), and the writes that depend on the
     /// binding repeat it in their WHERE clause (`tokenUpdate`), so a concurrent re-binding makes them no-ops.
-    static func find(_ c: Connection, id: String) throws -> EnrollmentRecord? {
-        try find(c, id: id, leading: nil).record
-    }
-
     /// The enrollment, and the rows of `leading`, sent after the read in the same round trip.
     static func find(_ c: Connection, id: String, leading: (String, [SQLValue])?) throws -> (record: EnrollmentRecord?, leading: [Row]?) {
         let read = ("""
