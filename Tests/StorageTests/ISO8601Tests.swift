@@ -50,7 +50,14 @@ final class CoreHelperTests: XCTestCase {
     func testHeaderJSONReadsBackWithJSONDecoder() throws {
         let maps: [[String: String]] = [[:], ["type": "orchard.device-event", "version": "1"],
                                         ["odd": "quote \" backslash \\ newline \n tab \t bell \u{07} nul \u{0} é 🍎 </script>"]]
-        for map in maps {
+        // Random strings over the escaped bytes, ASCII, multi-byte scalars and emoji, in every mix.
+        let alphabet: [Character] = ["\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1f}", "\u{7f}", "a", "Z", " ", "/", "é", "😀", "中"]
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<300).map { _ in
+            [String(String((0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })):
+                String((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })]
+        }
+        for map in maps + random {
             let text = JSONText.object(map)
             XCTAssertEqual(try JSONDecoder().decode([String: String].self, from: Data(text.utf8)), map, text)
         }
