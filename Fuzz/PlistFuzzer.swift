@@ -4,10 +4,16 @@ import Foundation
 // result and MachineInfo goes through these before anything else reads it. Built by Deploy/fuzz.sh with
 // `swiftc -sanitize=fuzzer` together with Shared/AppleProtocol and Shared/Core (one module), so the
 // package build does not change. Anything but a value or a PlistError (a crash, a hang, a sanitizer
-// report) is a finding.
+// report) is a finding, and so is an XML document Orchard's reader and Foundation's both read but differently.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPlist(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    // Orchard's XML reader against Foundation's: where both read a document, the same value (compared written
+    // out, so that a NaN equals itself).
+    if !bytes.starts(with: Array("bplist".utf8)), let mine = try? XMLPlistParser.parse(bytes, limits: .device),
+       let theirs = try? Plist.foundationParseXML(bytes), Plist.xml(["v": mine]) != Plist.xml(["v": theirs]) {
+        fatalError("XML readers disagree: Orchard \(mine), Foundation \(theirs)")
+    }
     if let values = try? Plist.parseDictionary(bytes) {
         // What the gateway does with a parsed check-in's values: write them out again.
         _ = Plist.xml(values)

@@ -29,9 +29,9 @@ public struct PlistError: Error, CustomStringConvertible, Sendable {
 
 public enum Plist {
     /// Parses an XML or binary property list whose root must be a dictionary, within `limits`.
-    /// Binary documents are read by `BinaryPlistParser`, never by Foundation (which crashed on sets and
-    /// expanded shared references without bound); XML ones by Foundation, then bounded the same way.
-    /// Any other format (OpenStep text, JSON) is refused.
+    /// Both formats are read by Orchard's own readers, never by Foundation: `BinaryPlistParser` (Foundation crashed
+    /// on sets and expanded shared references without bound), `XMLPlistParser` (Foundation's parser and bridging
+    /// cost more CPU than the request's SQL). Any other format (OpenStep text, JSON) is refused.
     public static func parseDictionary(_ bytes: [UInt8], limits: PlistLimits = .device) throws -> [String: PlistValue] {
         guard !bytes.isEmpty else { throw PlistError("empty body") }
         let root: PlistValue
@@ -39,17 +39,23 @@ public enum Plist {
             root = try BinaryPlistParser.parse(bytes, limits: limits)
         } else {
             guard looksLikeXML(bytes) else { throw PlistError("not an XML or binary property list") }
-            let object: Any
-            do {
-                object = try PropertyListSerialization.propertyList(from: Data(bytes), options: [], format: nil)
-            } catch {
-                throw PlistError("not a property list")
-            }
-            var budget = Budget(limits: limits, inputBytes: bytes.count)
-            root = try convert(object, depth: 0, limits: limits, budget: &budget)
+            root = try XMLPlistParser.parse(bytes, limits: limits)
         }
         guard let dictionary = root.dictionary else { throw PlistError("root is not a dictionary") }
         return dictionary
+    }
+
+    /// An XML document through Foundation's `PropertyListSerialization`, bounded the same way: the reference
+    /// `XMLPlistParser` is tested and fuzzed against (Tests, Fuzz/PlistFuzzer.swift).
+    static func foundationParseXML(_ bytes: [UInt8], limits: PlistLimits = .device) throws -> PlistValue {
+        let object: Any
+        do {
+            object = try PropertyListSerialization.propertyList(from: Data(bytes), options: [], format: nil)
+        } catch {
+            throw PlistError("not a property list")
+        }
+        var budget = Budget(limits: limits, inputBytes: bytes.count)
+        return try convert(object, depth: 0, limits: limits, budget: &budget)
     }
 
     /// An XML document: optional byte-order mark and white space, then `<`.
