@@ -45,6 +45,48 @@ final class HostileDeviceTests: XCTestCase {
         XCTAssertEqual(awaited, 200)
     }
 
+    /// XML is read by Orchard's own reader (no longer Foundation's). From an enrolled, correctly signed device:
+    /// malformed or out-of-bounds XML is a 400 naming the fault on both endpoints, nothing about the device changes,
+    /// and XML another library writes (no DOCTYPE, comments, a CDATA section, entities) reads as it should.
+    func testHostileXMLFromAnEnrolledDeviceIsRefusedAndXMLFromOtherWritersReads() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let device = try await Fixture.shared.enrollWithExternalIdentity()
+        let head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict><key>UDID</key><string>\(device.udid)</string>"
+        let hostile: [(String, String)] = [
+            (head + "<key>Status</key><string>Idle</string><key>X</key>" + String(repeating: "<array>", count: 40)
+                + String(repeating: "</array>", count: 40) + "</dict></plist>", "nested too deeply"),
+            ("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><plist><dict><key>Status</key><string>Idle</string></dict></plist>", "is not UTF-8"),
+            (head + "<key>Status</key><string>Idle</string><key>N</key><integer>18446744073709551616</integer></dict></plist>", "64 bits"),
+            (head + "<key>Status</key><string><![CDATA[Idle</string></dict></plist>", "unterminated CDATA"),
+            (head + "<key>Status</key><string>&idle;</string></dict></plist>", "unknown entity"),
+            (head + "<key>Status</key><string>Idle</string></dict></plist><dict/>", "after the property list"),
+        ]
+        for (body, fault) in hostile {
+            for (url, type) in [(device.checkInURL, CheckinMessage.contentType), (device.serverURL, CommandResult.contentType)] {
+                let answer = try await device.put(url, body: Array(body.utf8), contentType: type, signer: device.identity)
+                XCTAssertEqual(answer.status, 400, "\(url): \(body.prefix(120)): \(answer.text)")
+                XCTAssertTrue(answer.text.contains(fault), "\(url): expected \(fault): \(answer.text)")
+            }
+        }
+        // What another writer produces: no DOCTYPE, comments between elements, the topic in CDATA, an entity.
+        var text = String(decoding: Plist.xml(device.tokenUpdateMessage), as: UTF8.self)
+        text = text.replacingOccurrences(of: "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n", with: "")
+        text = text.replacingOccurrences(of: "<dict>", with: "<dict><!-- another writer -->")
+        text = text.replacingOccurrences(of: "<string>\(device.topic)</string>", with: "<string><![CDATA[\(device.topic)]]></string>")
+        text = text.replacingOccurrences(of: "<string>TokenUpdate</string>", with: "<string>Token&#x55;pdate</string>")
+        XCTAssertFalse(text.contains("DOCTYPE"))
+        XCTAssertTrue(text.contains("CDATA[\(device.topic)]]") && text.contains("&#x55;"), text)
+        let written = try await device.put(device.checkInURL, body: Array(text.utf8), contentType: CheckinMessage.contentType,
+                                           signer: device.identity)
+        XCTAssertEqual(written.status, 200, written.text)
+        // The device is as it was: its channel still answers, the gateway still serves.
+        _ = try await device.idle()
+        let health = try await http(.GET, "\(stack.gateway)/healthz")
+        XCTAssertEqual(health.status, 200)
+        let again = try await device.tokenUpdate().status
+        XCTAssertEqual(again, 200)
+    }
+
     /// Item 3: the identity from any enrollment link could Authenticate as an enrolled device's UDID and
     /// take it over (its commands, its bootstrap token). Now it cannot; the device keeps working.
     func testAnIdentityFromAnotherLinkCannotTakeOverAnEnrolledDevice() async throws {
