@@ -55,6 +55,7 @@ final class XMLPlistParserTests: XCTestCase {
             guard let expected = XCTAssertNoThrowValue(try foundation(text), "Foundation: \(text)") else { continue }
             XCTAssertEqual(try ours(text), expected, text)
         }
+        XCTAssertEqual(try ours("<?xml version=\"1.0\" encoding = 'utf8' standalone=\"yes\"?><plist><dict/></plist>"), .dictionary([:]))
         // Where Foundation refuses harmless layout, Orchard reads it (a device's own writer never produces these).
         XCTAssertEqual(try ours("<plist><dict><key>A</key><data/><key>B</key><integer> 7 </integer><key>C</key><real> 1.5 </real></dict></plist>"),
                        .dictionary(["A": .data([]), "B": .integer(7), "C": .real(1.5)]))
@@ -87,6 +88,7 @@ final class XMLPlistParserTests: XCTestCase {
             // Foundation reads these, differently or wrongly: Latin-1 converted, 2^63 wrapped to a negative Int by the
             // old bridging, junk in base64 skipped, February 30 moved to March, text after the root ignored.
             "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><plist><dict/></plist>", "<?xml version='1.0' encoding=utf-8?><plist><dict/></plist>",
+            "<?xml version=\"1.0\" encoding = \"UTF-16\"?><plist><dict/></plist>", "<?XML version=\"1.0\" Encoding='latin1'?><plist><dict/></plist>",
             "<plist><dict><key>A</key><integer>18446744073709551615</integer></dict></plist>",
             "<plist><dict><key>A</key><data>AA*A</data></dict></plist>", "<plist><dict/></plist><dict/>",
             // Markup is skipped to its first `>`, quotes or not, as CoreFoundation does (a fuzzer-found document whose
