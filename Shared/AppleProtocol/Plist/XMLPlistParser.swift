@@ -6,14 +6,16 @@ import Foundation
 /// the buffer's end, and charges every value to the same `PlistLimits` budget as the binary reader.
 ///
 /// What it reads (Apple's PropertyList-1.0 DTD, as CoreFoundation's CFPropertyList.c reads it): an optional
-/// byte-order mark, XML declaration, DOCTYPE (to its first `>`), comments and processing instructions; `<plist>` around one value (or
-/// the value alone); `dict` (`key` then value; a repeated key keeps the last), `array`, `string` and `key` (the five
-/// predefined entities, `&#…;` and `&#x…;` character references, CDATA sections), `integer` (decimal or `0x` hex,
-/// optional sign, within 64 bits signed), `real`, `true`/`false`, `data` (base64; white space anywhere), `date`
-/// (`YYYY-MM-DDTHH:MM:SSZ`). Attributes are skipped to the tag's first `>`. Text must be UTF-8.
-/// Refused where Foundation is more lenient (docs/decisions.md): other encodings, junk in base64, integers beyond
-/// Int64, dates in another layout, text or a second value after the root, and a `CF$UID` dictionary (a keyed
-/// archive's reference, which the Foundation path refused too).
+/// byte-order mark, XML declaration, DOCTYPE (to its first `>`), comments and processing instructions; `<plist>`
+/// around one value (or the value alone); `dict` (`key` then value; a repeated key keeps the last), `array`, `string`
+/// and `key` (the five predefined entities, `&#…;` and `&#x…;` character references, CDATA sections), `integer`
+/// (decimal or `0x` hex, optional sign, within 64 bits signed), `real`, `true`/`false`, `data` (base64 in padded
+/// groups of four; white space anywhere), `date` (`YYYY-MM-DDTHH:MM:SSZ`). Attributes are skipped to the tag's
+/// first `>`. Text must be UTF-8.
+/// Refused where Foundation reads something else or something wrong (docs/decisions.md): other encodings, junk in
+/// base64 or an unpadded last group, integers beyond Int64, dates in another layout or not in the calendar, text or a
+/// second value after the root, and a `CF$UID` dictionary (a keyed archive's reference, which the Foundation path
+/// refused too).
 struct XMLPlistParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var at = 0
