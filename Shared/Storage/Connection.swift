@@ -46,12 +46,7 @@ public final class Connection: @unchecked Sendable {
     /// Runs one parameterised statement (`$1`, `$2`, …) and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
-        if beginPending || !ahead.isEmpty {
-            let batch = (beginPending ? [("BEGIN", [])] : []) + ahead + [(sql, parameters)]
-            beginPending = false
-            ahead = []
-            return try pipeline(batch).last ?? []
-        }
+        if beginPending || !ahead.isEmpty { return try withPending([(sql, parameters)])[0] }
         let name = try preparedName(sql, parameterCount: parameters.count)
         let result: OpaquePointer? = withEncoded(parameters) { values, lengths, formats in
             if let name {
@@ -66,6 +61,12 @@ public final class Connection: @unchecked Sendable {
     /// them) and returns each one's rows. For statements whose parameters do not depend on each other's results.
     public func queries(_ batch: [(String, [SQLValue])]) throws -> [[Row]] {
         guard batch.count > 1 else { return try batch.map { try query($0.0, $0.1) } }
+        return try withPending(batch)
+    }
+
+    /// Sends `batch` in one round trip behind the transaction's pending BEGIN and the statements `execute` queued;
+    /// returns the rows of `batch`'s statements only.
+    private func withPending(_ batch: [(String, [SQLValue])]) throws -> [[Row]] {
         let first = (beginPending ? 1 : 0) + ahead.count
         let sent = (beginPending ? [("BEGIN", [])] : []) + ahead + batch
         beginPending = false

@@ -72,10 +72,10 @@ enum EnrollmentStore {
         try !c.query("SELECT 1 FROM enrollments WHERE id = $1", [.text(id)]).isEmpty
     }
 
-    /// The enrollment as the request finds it; nil when there is none. Not locked: a tuple lock is a
-    /// write of its own (measured: +0.07 ms of PostgreSQL per check-in), and the writes that depend on the
-    /// binding repeat it in their WHERE clause (`tokenUpdate`), so a concurrent re-binding makes them no-ops.
-    /// The enrollment, and the rows of `leading`, sent after the read in the same round trip.
+    /// The enrollment as the request finds it (nil when there is none), and the rows of `leading`, a statement sent
+    /// after the read in the same round trip. Not locked: a tuple lock is a write of its own (measured: +0.07 ms of
+    /// PostgreSQL per check-in), and the writes that depend on the binding repeat it in their WHERE clause
+    /// (`tokenUpdate`), so a concurrent re-binding makes them no-ops.
     static func find(_ c: Connection, id: String, leading: (String, [SQLValue])?) throws -> (record: EnrollmentRecord?, leading: [Row]?) {
         let read = ("""
             SELECT identity_fingerprint, status, enrolled_at, profile_identifier, paired_with,

@@ -1,4 +1,5 @@
 import Foundation
+import OrchardCore
 
 /// An XML property list read straight into `PlistValue`, never through Foundation's objects: Foundation's
 /// parser and the bridging of its `NSDictionary` were ~6% of the gateway's CPU per check-in (perf), more than
@@ -351,7 +352,8 @@ struct XMLPlistParser {
         return Int(magnitude)
     }
 
-    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, as Apple writes dates) as seconds since 2001-01-01.
+    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, as Apple writes dates) as seconds since 2001-01-01: exactly that layout and a day
+    /// the month has, then converted by `ISO8601` (which would take more layouts and move February 30 to March).
     private static func date(_ text: UnsafeBufferPointer<UInt8>) throws -> Double {
         let layout = Array("0000-00-00T00:00:00Z".utf8)
         guard text.count == layout.count else { throw PlistError("<date> is not YYYY-MM-DDTHH:MM:SSZ") }
@@ -361,22 +363,13 @@ struct XMLPlistParser {
         }
         func number(_ from: Int, _ count: Int) -> Int { (from..<from + count).reduce(0) { $0 * 10 + Int(text[$1] - 0x30) } }
         let year = number(0, 4), month = number(5, 2), day = number(8, 2)
-        let hour = number(11, 2), minute = number(14, 2), second = number(17, 2)
         let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
         let monthDays: [Int] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard (1...12).contains(month), (1...monthDays[month - 1]).contains(day), hour < 24, minute < 60, second < 60 else {
+        guard (1...12).contains(month), (1...monthDays[month - 1]).contains(day), number(17, 2) < 60,
+              let date = ISO8601.date(from: String(decoding: text, as: UTF8.self)) else {
             throw PlistError("<date> is not a valid date")
         }
-        // Days from 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's days_from_civil).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let shiftedMonth: Int = month > 2 ? month - 3 : month + 9
-        let doy: Int = (153 * shiftedMonth + 2) / 5 + day - 1
-        let doe: Int = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days: Int = era * 146_097 + doe - 719_468
-        let seconds: Int = days * 86_400 + hour * 3_600 + minute * 60 + second
-        return Double(seconds - 978_307_200)
+        return date.timeIntervalSinceReferenceDate
     }
 
     private static let base64Values: [UInt8] = {
