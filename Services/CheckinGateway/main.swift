@@ -113,9 +113,10 @@ await runtime.run(router: router, services: [
                interval: .milliseconds(configuration.appRolloutIntervalMilliseconds)),
     RetentionPruner(database: database, rules: CommandQueue.pruning(retentionDays: configuration.commandRetentionDays)
                                         + WatchPairingStore.pruning + AccountTokenCopyStore.pruning, logger: runtime.logger),
-    // A claim is given back 30 s after its delivery must have ended either way: the delivery's one slow step,
-    // the request to profile-signer, gives up after ORCHARD_REQUEST_TIMEOUT_MS. (It was 120 s: a device whose
-    // download a crash cut off waited over two minutes for its link.)
-    RetentionPruner(database: database, rules: EnrollmentLinkStore.claimRecovery(after: timeout + .seconds(30)), interval: .seconds(10),
-                    logger: runtime.logger),
+    // A download's claim is given back 30 s after its delivery must have ended either way: the delivery's one slow
+    // step, the request to profile-signer, gives up after ORCHARD_REQUEST_TIMEOUT_MS. A delivered profile's claim
+    // expires after an hour (iOS drops a downloaded profile not installed within minutes; a Mac keeps it).
+    RetentionPruner(database: database, rules: EnrollmentLinkStore.claimRecovery(undelivered: timeout + .seconds(30),
+                                                                                 delivered: .seconds(3600)),
+                    interval: .seconds(10), logger: runtime.logger),
 ])

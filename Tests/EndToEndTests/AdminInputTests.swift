@@ -1,5 +1,6 @@
 import AppleProtocol
 import Foundation
+import OrchardCrypto
 import OrchardStorage
 import OrchardTestSupport
 import XCTest
@@ -66,43 +67,119 @@ final class AdminInputTests: XCTestCase {
     }
 }
 
-/// A link use is spent only once its profile was recorded (hardening issue, item 5).
+/// A link's use is spent when a device enrolls with the profile it paid for (hardening issue, item 5: "a use is
+/// spent only when what it pays for has been delivered"; the fault suite's gateway kill showed that the profile's
+/// record is not yet its delivery).
 final class EnrollmentLinkClaimTests: XCTestCase {
-    /// The state a gateway killed between claiming a use and recording the profile leaves behind: the
-    /// use counted, its claim unsettled. The device is told to retry (503 + Retry-After), and gets its link back soon after.
-    func testAUseWhoseDeliveryNeverCompletedIsGivenBack() async throws {
+    private func linkView(_ stack: Fixture.Ready, _ id: String) async throws -> [String: Any] {
+        let page = try await stack.admin.expect(.GET, "/enrollment-links")
+        return try unwrap((page["items"] as? [[String: Any]])?.first { $0["id"] as? String == id })
+    }
+
+    private func withDatabase(_ sql: String, _ parameters: [SQLValue]) async throws {
+        let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway",
+                                    maxConnections: 1)
+        do { try await database.query(sql, parameters); await database.shutdown() }
+        catch { await database.shutdown(); throw error }
+    }
+
+    /// A single-use link whose first answer never reached the device: the device downloads again and enrolls; of the
+    /// other profiles the link served, none enrolls once its use is spent — not even two racing each other.
+    func testADeviceWhoseAnswerWasLostDownloadsAgainAndOnlyOneDeviceEnrolls() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "lost answer", "maxUses": 1])
+        let linkID = try unwrap(link["id"] as? String), url = try unwrap(link["url"] as? String)
+
+        let lost = try await http(.GET, url)
+        XCTAssertEqual(lost.status, 200, lost.text)
+        let retried = try await http(.GET, url)
+        XCTAssertEqual(retried.status, 200, "the use is not spent by a download: \(retried.text)")
+        let third = try await http(.GET, url)
+        XCTAssertEqual(third.status, 200, third.text)
+        var view = try await linkView(stack, linkID)
+        XCTAssertEqual(view["uses"] as? Int, 0)
+        XCTAssertEqual(view["pendingProfiles"] as? Int, 3)
+
+        func install(_ body: [UInt8]) throws -> (String, SimulatedDevice) {
+            let udid = newUDID()
+            return (udid, try SimulatedDevice.installing(body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.suffix(8))").0)
+        }
+        let (lostUDID, lostDevice) = try install(lost.body)
+        let (retriedUDID, retriedDevice) = try install(retried.body)
+        let (thirdUDID, thirdDevice) = try install(third.body)
+        XCTAssertNotEqual(lostDevice.identity.certificate.der, retriedDevice.identity.certificate.der, "each download its own identity")
+
+        // Two of them Authenticate at once: the link's one use goes to exactly one.
+        async let a = retriedDevice.authenticate()
+        async let b = thirdDevice.authenticate()
+        let raced = try await [a, b]
+        XCTAssertEqual(raced.map(\.status).sorted(), [200, 403], raced.map(\.text).joined(separator: " | "))
+        let (winner, winnerUDID, loserUDID) = raced[0].status == 200 ? (retriedDevice, retriedUDID, thirdUDID)
+                                                                     : (thirdDevice, thirdUDID, retriedUDID)
+        XCTAssertTrue(raced.first { $0.status == 403 }?.text.contains("used up") == true)
+        let tokenUpdate = try await winner.tokenUpdate()
+        XCTAssertEqual(tokenUpdate.status, 200)
+
+        view = try await linkView(stack, linkID)
+        XCTAssertEqual(view["uses"] as? Int, 1)
+        XCTAssertEqual(view["pendingProfiles"] as? Int, 2, "the winner's claim is settled; the others' expire")
+        let spent = try await http(.GET, url)
+        XCTAssertEqual(spent.status, 410, "spent by the device that enrolled")
+
+        // The first profile's identity is refused too, and leaves nothing behind.
+        let late = try await lostDevice.authenticate()
+        XCTAssertEqual(late.status, 403, late.text)
+        for refused in [lostUDID, loserUDID] {
+            let device = try await stack.admin.call(.GET, "/devices/\(refused)")
+            XCTAssertEqual(device.status, 404, "nothing stored for \(refused)")
+        }
+        // The winner's Authenticate again (it re-installs, or retries a lost answer) spends nothing more.
+        let again = try await winner.authenticate()
+        XCTAssertEqual(again.status, 200, again.text)
+        view = try await linkView(stack, linkID)
+        XCTAssertEqual(view["uses"] as? Int, 1)
+        let enrolled = try await stack.admin.expect(.GET, "/devices/\(winnerUDID)")
+        XCTAssertEqual(enrolled["id"] as? String, winnerUDID)
+    }
+
+    /// A limited link serves its uses left plus `spareClaims` profiles at a time (503 + Retry-After beyond, not 410:
+    /// the device retries); claims expire — a download never recorded (the gateway died) soon, a delivered profile
+    /// not enrolled with after an hour — and give their places back.
+    func testALimitedLinkBoundsItsOutstandingClaimsAndExpiredClaimsComeBack() async throws {
         let stack = try await Fixture.shared.prepare()
         let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "crash", "maxUses": 1])
         let linkID = try unwrap(link["id"] as? String), url = try unwrap(link["url"] as? String)
-        let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway",
-                                    maxConnections: 1)
-        try await database.query("""
-            WITH used AS (UPDATE enrollment_links SET uses = 1 WHERE id = $1::uuid RETURNING id)
-            INSERT INTO link_claims (id, link_id, claimed_at) SELECT gen_random_uuid(), id, now() - interval '1 hour' FROM used
+        // Four profiles delivered and one download under way, as other devices left them.
+        try await withDatabase("""
+            WITH counted AS (UPDATE enrollment_links SET outstanding = 5 WHERE id = $1::uuid RETURNING id)
+            INSERT INTO link_claims (id, link_id, identity_fingerprint, delivered_at)
+            SELECT gen_random_uuid(), id, CASE WHEN n < 5 THEN 'delivered-' || n END, CASE WHEN n < 5 THEN now() END
+            FROM counted, generate_series(1, 5) n
             """, [.text(linkID)])
-        await database.shutdown()
-        // Not 410 (gone for good) while the claim stands: the device is told to retry (fault suite, gateway kill -9).
-        let refused = try await http(.GET, url)
-        XCTAssertEqual(refused.status, 503, "held by an unsettled claim")
-        XCTAssertNotNil(refused.headers["retry-after"])
-        let back = try await eventually(timeout: 90) { try await http(.GET, url).status == 200 }
-        XCTAssertTrue(back, "the unsettled use was given back")
-        // Its profile was recorded, so the use is spent for good now.
-        let again = try await http(.GET, url)
-        XCTAssertEqual(again.status, 410)
-    }
+        let sixth = try await http(.GET, url)
+        XCTAssertEqual(sixth.status, 200, "1 use left + 5 spare: \(sixth.text)")
+        let seventh = try await http(.GET, url)
+        XCTAssertEqual(seventh.status, 503, "not gone: the device is told to retry")
+        XCTAssertNotNil(seventh.headers["retry-after"])
 
-    /// A download that succeeds settles its claim: nothing is given back later.
-    func testADeliveredProfileSettlesItsClaim() async throws {
-        let stack = try await Fixture.shared.prepare()
-        let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "settled", "maxUses": 1])
-        let served = try await http(.GET, try unwrap(link["url"] as? String))
-        XCTAssertEqual(served.status, 200)
-        let database = try Database(conninfo: try TestEnvironment.require("ORCHARD_DATABASE_URL"), schema: "checkin_gateway",
-                                    maxConnections: 1)
-        let claims = try await database.query("SELECT count(*)::int AS n FROM link_claims WHERE link_id = $1::uuid",
-                                              [.text(try unwrap(link["id"] as? String))]).first?.int("n")
-        await database.shutdown()
-        XCTAssertEqual(claims, 0)
+        // The gateway died during the download under way; the four profiles were never installed.
+        try await withDatabase("""
+            UPDATE link_claims SET claimed_at = now() - interval '3 hours',
+                                   delivered_at = CASE WHEN delivered_at IS NOT NULL THEN now() - interval '2 hours' END
+            WHERE link_id = $1::uuid AND (identity_fingerprint IS NULL OR identity_fingerprint LIKE 'delivered-%')
+            """, [.text(linkID)])
+        let back = try await eventually(timeout: 90) { try await http(.GET, url).status == 200 }
+        XCTAssertTrue(back, "the expired claims gave their places back")
+        let view = try await linkView(stack, linkID)
+        XCTAssertEqual(view["pendingProfiles"] as? Int, 2, "the sixth's profile and the one just served")
+        XCTAssertEqual(view["uses"] as? Int, 0)
+
+        // The sixth's profile still enrolls: an outstanding claim is not needed to spend the use.
+        let udid = newUDID()
+        let (device, _) = try SimulatedDevice.installing(sixth.body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.suffix(8))")
+        let authenticated = try await device.authenticate()
+        XCTAssertEqual(authenticated.status, 200, authenticated.text)
+        let spent = try await http(.GET, url)
+        XCTAssertEqual(spent.status, 410)
     }
 }

@@ -26,8 +26,6 @@ final class DeviceEnrollmentFlowTests: XCTestCase {
             XCTAssertEqual(download.headers["content-type"], "application/x-apple-aspen-config")
             let verifiedByOpenSSL = try opensslVerifiedProfile(download.body, ca: stack.profileCA)
             XCTAssertEqual(verifiedByOpenSSL?["PayloadType"]?.string, "Configuration", "openssl cms -verify rejected the profile")
-            let again = try await http(.GET, url)
-            XCTAssertEqual(again.status, 410, "a single-use link serves one profile")
             return download
         }
 
@@ -40,11 +38,13 @@ final class DeviceEnrollmentFlowTests: XCTestCase {
             return device
         }
 
-        try await step("4. Authenticate, then TokenUpdate: the device is enrolled, and pushed for the DeviceInformation queued for it") {
+        try await step("4. Authenticate (it spends the link's use), then TokenUpdate: the device is enrolled, and pushed for the DeviceInformation queued for it") {
             XCTAssertEqual(AppleSchema.problems(device.authenticateMessage, try AppleSchema.load("mdm/checkin/authenticate.yaml").payloadKeys, platform: "iOS"), [])
             XCTAssertEqual(AppleSchema.problems(device.tokenUpdateMessage, try AppleSchema.load("mdm/checkin/tokenupdate.yaml").payloadKeys, platform: "iOS"), [])
             let awaited1 = try await device.authenticate().status
             XCTAssertEqual(awaited1, 200)
+            let again = try await http(.GET, url)
+            XCTAssertEqual(again.status, 410, "the single-use link is spent by the device that authenticated with its profile")
             let view = try await stack.admin.expect(.GET, "/devices/\(udid)")
             XCTAssertEqual(view["status"] as? String, "pending", "not enrolled before TokenUpdate")
             let awaited2 = try await device.tokenUpdate().status

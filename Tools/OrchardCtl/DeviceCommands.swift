@@ -51,7 +51,8 @@ struct LinksCommand: AsyncParsableCommand {
         @OptionGroup var global: Global
         func run() async throws {
             global.show(try await global.api().call(.GET, "/enrollment-links"),
-                        columns: [("id", "id"), ("name", "name"), ("uses", "uses"), ("max", "maxUses"), ("expires", "expiresAt"), ("revoked", "revoked")])
+                        columns: [("id", "id"), ("name", "name"), ("uses", "uses"), ("max", "maxUses"), ("pending", "pendingProfiles"),
+                                  ("expires", "expiresAt"), ("revoked", "revoked")])
         }
     }
 
@@ -61,7 +62,7 @@ struct LinksCommand: AsyncParsableCommand {
             discussion: "Example:\n  orchardctl links create --name \"Sales iPads\" --max-uses 20 --expires 2027-01-31T00:00:00Z")
         @OptionGroup var global: Global
         @Option(help: "A name for the link.") var name: String
-        @Option(help: "How many devices may use it.") var maxUses: Int?
+        @Option(help: "How many devices may enroll with it (a use is spent when a device enrolls, not at the download).") var maxUses: Int?
         @Option(help: "When it stops working (ISO 8601).") var expires: String?
         func run() async throws {
             var body: [String: Any] = ["name": name]

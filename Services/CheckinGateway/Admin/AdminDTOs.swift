@@ -23,12 +23,15 @@ struct EnrollmentLinkCreated: ResponseEncodable {
 
 struct EnrollmentLinkView: ResponseEncodable {
     let id: String, name: String, createdBy: String, createdAt: String?, expiresAt: String?
-    let maxUses: Int?, uses: Int, revoked: Bool
+    /// `uses`: devices enrolled with the link's profiles; `pendingProfiles`: downloads under way and profiles
+    /// delivered but not yet enrolled with (each ends within an hour).
+    let maxUses: Int?, uses: Int, pendingProfiles: Int, revoked: Bool
 
     init(_ r: Row) {
         id = r.string("id") ?? ""; name = r.string("name") ?? ""; createdBy = r.string("created_by") ?? ""
         createdAt = isoDate(r.date("created_at")); expiresAt = isoDate(r.date("expires_at"))
-        maxUses = r.int("max_uses"); uses = r.int("uses") ?? 0; revoked = !r.isNull("revoked_at")
+        maxUses = r.int("max_uses"); uses = r.int("uses") ?? 0
+        pendingProfiles = r.int("outstanding") ?? 0; revoked = !r.isNull("revoked_at")
     }
 }
 

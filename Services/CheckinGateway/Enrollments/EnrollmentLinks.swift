@@ -38,16 +38,18 @@ struct EnrollmentLinks: Sendable {
         return Created(id: id, token: token, url: "\(publicURL)/enroll/\(token)")
     }
 
-    /// Serves the signed profile for a link, counting the use. Refused: unknown (404), expired,
-    /// used up or revoked (410); 503 + Retry-After while its last use is held by an unsettled delivery. A failed build gives the use back; so does `claimRecovery` when the
-    /// gateway died before the profile was recorded.
+    /// Serves the signed profile for a link. Its use is spent when a device enrolls with the profile (the
+    /// identity's first Authenticate, `EnrollmentLinkStore.spend`), not here: a device whose answer was lost
+    /// downloads again, and of all profiles a link served, as many enroll as it has uses. Refused: unknown (404);
+    /// expired, revoked or used up by enrollments (410); 503 + Retry-After while a limited link has as many claims
+    /// outstanding as it allows (downloads under way, profiles delivered and not yet enrolled with): they end when
+    /// those devices enroll or their claims expire. A failed build gives its claim back at once, and a claim a crash
+    /// cut off is given back by `claimRecovery`.
     func download(token: String, correlationID: String) async throws -> Response {
         guard token.count == 43, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
             throw refuse(.notFound, "unknown enrollment link")
         }
         let hash = Digest.sha256(Array(token.utf8))
-        // The use and a claim on it, in one statement: the claim is settled when the profile's identity
-        // is recorded (ProfileDelivery), given back on an error here, and by `claimRecovery` after a crash.
         let claimID = RandomUUID.lowercased()
         let linkID: String
         switch try await EnrollmentLinkStore.claim(database, tokenHash: hash, claimID: claimID) {
@@ -55,9 +57,9 @@ struct EnrollmentLinks: Sendable {
         case .unknown: throw refuse(.notFound, "unknown enrollment link")
         case .unusable: throw refuse(.gone, "enrollment link expired, used up or revoked")
         case .pending:
-            // Its last use is paying for a delivery still in progress (or cut off by a crash, given back by
-            // `claimRecovery`): not gone yet, so the device retries rather than giving up.
-            throw DependencyFailure.unavailable("this link's last use is held by a profile delivery in progress; retry shortly")
+            // Not gone: its uses are held by profiles not yet enrolled with, which come back if those devices never do.
+            throw DependencyFailure.unavailable(
+                "this link's uses left are held by profiles delivered or being delivered and not yet enrolled with; retry later")
         }
         do {
             return try await delivery.deliver(to: .init(subject: linkID, platform: .iOS, linkID: linkID, linkClaimID: claimID),
@@ -67,7 +69,7 @@ struct EnrollmentLinks: Sendable {
                                  service: ActivityLog.service)
             }
         } catch {
-            // The device keeps its use; the error becomes its answer (503 + Retry-After when profile-signer is slow).
+            // The claim goes back; the error becomes the answer (503 + Retry-After when profile-signer is slow).
             try await EnrollmentLinkStore.release(database, claimID: claimID)
             throw error
         }

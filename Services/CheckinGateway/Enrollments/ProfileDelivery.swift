@@ -24,7 +24,7 @@ struct ProfileDelivery: Sendable {
         /// `ServerCapabilities` of the MDM payload; nil for profile-signer's default.
         var capabilities: [String]?
         var linkID: String?
-        /// The enrollment-link claim this delivery settles (the use is spent once the profile is recorded).
+        /// The enrollment-link claim this delivery pays for: the use is spent when a device enrolls with the profile.
         var linkClaimID: String?
         /// The device the identity is issued to, when proven (a watch's MachineInfo): it serves that device only.
         var deviceID: String?
@@ -68,12 +68,13 @@ struct ProfileDelivery: Sendable {
         try await database.transaction { c in
             if let fingerprint = reply.identityFingerprint {
                 try IssuedIdentityStore.record(c, fingerprint: fingerprint, linkID: recipient.linkID,
+                                               linkUsePending: recipient.linkClaimID != nil,
                                                profileIdentifier: reply.removableIdentifier, capabilities: capabilities,
                                                deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone,
                                                account: recipient.account)
             }
             if let claim = recipient.linkClaimID {
-                try EnrollmentLinkStore.settle(c, claimID: claim)
+                try EnrollmentLinkStore.delivered(c, claimID: claim, identityFingerprint: reply.identityFingerprint)
             }
             var journal = Journal(correlationID: correlationID)
             try record?(c, &journal)

@@ -65,6 +65,10 @@ enum EnrollmentAuthorizer {
                 throw refuse(.forbidden, reason)
             }
             try checkAccount(claim.issued?.account, credential)
+            if claim.issued?.linkUsePending == true,
+               try !EnrollmentLinkStore.spend(c, identityFingerprint: credential.fingerprint) {
+                throw refuse(.forbidden, "the enrollment link this profile came from is used up: other devices enrolled with its uses")
+            }
             return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
         case .active, .activeOrCheckedOut:
             let (found, leadingRows) = try EnrollmentStore.find(c, id: id, leading: leading)

@@ -17,7 +17,7 @@ enum AdminQueries {
 
     static func links(_ database: Database) async throws -> [Row] {
         try await database.query("""
-            SELECT id::text AS id, name, created_by, created_at, expires_at, max_uses, uses, revoked_at
+            SELECT id::text AS id, name, created_by, created_at, expires_at, max_uses, uses, outstanding, revoked_at
             FROM enrollment_links ORDER BY created_at DESC LIMIT 500
             """)
     }

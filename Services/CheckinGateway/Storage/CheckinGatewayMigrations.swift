@@ -256,5 +256,17 @@ enum CheckinGatewayMigrations {
             ALTER TABLE app_installs ADD COLUMN prechecked boolean NOT NULL DEFAULT false;
             ALTER TABLE app_assignments ADD COLUMN watch_manifest_url text;
             """),
+        // A link's use is spent when a device enrolls with the profile it paid for (its identity's first
+        // Authenticate), not when the profile is recorded: a device whose answer was lost downloads again.
+        // `uses` counts enrollments from then on; `outstanding` counts claims (downloads under way, and
+        // profiles delivered but not yet enrolled with), which a limited link bounds.
+        Migration(25, "enrollment link uses spent at enrollment", """
+            ALTER TABLE enrollment_links ADD COLUMN outstanding int NOT NULL DEFAULT 0;
+            ALTER TABLE link_claims ADD COLUMN identity_fingerprint text, ADD COLUMN delivered_at timestamptz;
+            CREATE INDEX link_claims_identity ON link_claims (identity_fingerprint);
+            ALTER TABLE issued_identities ADD COLUMN link_use_pending boolean NOT NULL DEFAULT false;
+            UPDATE enrollment_links l SET outstanding = c.n, uses = greatest(l.uses - c.n, 0)
+            FROM (SELECT link_id, count(*)::int AS n FROM link_claims GROUP BY link_id) c WHERE l.id = c.link_id;
+            """),
     ]
 }

@@ -62,6 +62,8 @@ struct IdentityClaim: Sendable {
         let pairedPhone: String?
         var account: AccountBinding? = nil
         var issuedAt: Date? = nil
+        /// It came from an enrollment link whose use its first Authenticate spends (`EnrollmentLinkStore.spend`).
+        var linkUsePending = false
     }
 }
 
@@ -99,7 +101,7 @@ enum EnrollmentStore {
         let row = try c.query("""
             SELECT e.identity_fingerprint, e.status, cb.bound_at AS current_bound_at, b.enrollment_id AS bound_to,
                    i.profile_identifier, i.server_capabilities, i.device_id, i.paired_phone, i.issued_at,
-                   i.managed_apple_id, i.account_domain, i.enrollment_mode, i.bearer_required
+                   i.managed_apple_id, i.account_domain, i.enrollment_mode, i.bearer_required, i.link_use_pending
             FROM (SELECT 1) one
             LEFT JOIN (SELECT identity_fingerprint, status FROM enrollments WHERE id = $1 FOR UPDATE) e ON true
             LEFT JOIN identity_bindings cb ON cb.fingerprint = e.identity_fingerprint
@@ -112,7 +114,8 @@ enum EnrollmentStore {
         let issued = row?.string("profile_identifier").map {
             IdentityClaim.IssuedIdentity(profileIdentifier: $0, serverCapabilities: row?.string("server_capabilities") ?? "",
                                          deviceID: row?.string("device_id"), pairedPhone: row?.string("paired_phone"),
-                                         account: row.flatMap(AccountBinding.init), issuedAt: row?.date("issued_at"))
+                                         account: row.flatMap(AccountBinding.init), issuedAt: row?.date("issued_at"),
+                                         linkUsePending: row?.bool("link_use_pending") == true)
         }
         return IdentityClaim(current: current, boundTo: row?.string("bound_to"), issued: issued)
     }
