@@ -182,4 +182,36 @@ final class EnrollmentLinkClaimTests: XCTestCase {
         let spent = try await http(.GET, url)
         XCTAssertEqual(spent.status, 410)
     }
+
+    /// A link without a limit counts its enrollments too; once revoked, its profiles not yet enrolled with are refused
+    /// at Authenticate, while the devices it enrolled go on.
+    func testAnUnlimitedLinkCountsEnrollmentsAndARevokedLinksProfilesNoLongerEnroll() async throws {
+        let stack = try await Fixture.shared.prepare()
+        let link = try await stack.admin.expect(.POST, "/enrollment-links", json: ["name": "no limit"])
+        let linkID = try unwrap(link["id"] as? String), url = try unwrap(link["url"] as? String)
+        var devices: [SimulatedDevice] = []
+        for _ in 0..<2 {
+            let download = try await http(.GET, url)
+            XCTAssertEqual(download.status, 200, download.text)
+            let udid = newUDID()
+            devices.append(try SimulatedDevice.installing(download.body, roots: [stack.profileCA], udid: udid, serial: "SER\(udid.suffix(8))").0)
+        }
+        let first = try await devices[0].authenticate()
+        XCTAssertEqual(first.status, 200, first.text)
+        var view = try await linkView(stack, linkID)
+        XCTAssertEqual(view["uses"] as? Int, 1)
+        XCTAssertEqual(view["pendingProfiles"] as? Int, 1)
+
+        let revoked = try await stack.admin.call(.DELETE, "/enrollment-links/\(linkID)")
+        XCTAssertEqual(revoked.status, 204)
+        let late = try await devices[1].authenticate()
+        XCTAssertEqual(late.status, 403, late.text)
+        XCTAssertTrue(late.text.contains("revoked"), late.text)
+        let enrolled = try await devices[0].tokenUpdate()
+        XCTAssertEqual(enrolled.status, 200, "a device the link enrolled goes on")
+        let gone = try await http(.GET, url)
+        XCTAssertEqual(gone.status, 410)
+        view = try await linkView(stack, linkID)
+        XCTAssertEqual(view["uses"] as? Int, 1)
+    }
 }

@@ -73,8 +73,9 @@ struct ProfileDelivery: Sendable {
                                                deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone,
                                                account: recipient.account)
             }
-            if let claim = recipient.linkClaimID {
-                try EnrollmentLinkStore.delivered(c, claimID: claim, identityFingerprint: reply.identityFingerprint)
+            if let claim = recipient.linkClaimID,
+               try !EnrollmentLinkStore.delivered(c, claimID: claim, identityFingerprint: reply.identityFingerprint) {
+                throw refuse(.gone, "enrollment link used up or revoked")
             }
             var journal = Journal(correlationID: correlationID)
             try record?(c, &journal)

@@ -67,7 +67,7 @@ enum EnrollmentAuthorizer {
             try checkAccount(claim.issued?.account, credential)
             if claim.issued?.linkUsePending == true,
                try !EnrollmentLinkStore.spend(c, identityFingerprint: credential.fingerprint) {
-                throw refuse(.forbidden, "the enrollment link this profile came from is used up: other devices enrolled with its uses")
+                throw refuse(.forbidden, "the enrollment link this profile came from is used up (other devices enrolled with its uses) or revoked")
             }
             return AuthorizedEnrollment(id: id, credential: credential, record: nil, claim: claim)
         case .active, .activeOrCheckedOut:

@@ -43,25 +43,27 @@ enum EnrollmentLinkStore {
     }
 
     /// The profile a claim paid for is recorded, in that transaction. With an identity Orchard issued, the claim
-    /// now names it and the use waits for the identity's first Authenticate (`spend`); with an identity Orchard
-    /// cannot recognise later (an external CA's), the use is spent now.
-    static func delivered(_ c: Connection, claimID: String, identityFingerprint: String?) throws {
+    /// now names it and the use waits for the identity's first Authenticate (`spend`). With an identity Orchard
+    /// cannot recognise later (an external CA's: SCEP, ACME), the use is spent now, if the link still has one (other
+    /// devices may have enrolled since the claim): false when it has not, and the delivery is refused.
+    static func delivered(_ c: Connection, claimID: String, identityFingerprint: String?) throws -> Bool {
         if let identityFingerprint {
             try c.execute("UPDATE link_claims SET identity_fingerprint = $2, delivered_at = now() WHERE id = $1::uuid",
                           [.text(claimID), .text(identityFingerprint)])
-        } else {
-            try c.execute("""
-                WITH gone AS (DELETE FROM link_claims WHERE id = $1::uuid RETURNING link_id)
-                UPDATE enrollment_links l SET uses = l.uses + 1, outstanding = greatest(l.outstanding - 1, 0)
-                FROM gone WHERE l.id = gone.link_id
-                """, [.text(claimID)])
+            return true
         }
+        return try !c.query("""
+            WITH gone AS (DELETE FROM link_claims WHERE id = $1::uuid RETURNING link_id)
+            UPDATE enrollment_links l SET uses = l.uses + 1, outstanding = greatest(l.outstanding - 1, 0)
+            FROM gone WHERE l.id = gone.link_id AND l.revoked_at IS NULL AND (l.max_uses IS NULL OR l.uses < l.max_uses)
+            RETURNING l.id
+            """, [.text(claimID)]).isEmpty
     }
 
     /// The first Authenticate of an identity a link's profile carried (`link_use_pending`): spends a use of the
     /// link, in the Authenticate's transaction, and settles the identity's claim if it still stands. False when
-    /// the link has no use left (other devices enrolled with its uses): the Authenticate is refused, and its
-    /// rollback leaves the identity pending.
+    /// the link has no use left (other devices enrolled with its uses) or was revoked: the Authenticate is refused,
+    /// and its rollback leaves the identity pending. (An expired link's profiles still enroll: expiry ends downloads.)
     static func spend(_ c: Connection, identityFingerprint: String) throws -> Bool {
         let row = try c.query("""
             WITH pending AS (
@@ -71,7 +73,7 @@ enum EnrollmentLinkStore {
             spent AS (
                 UPDATE enrollment_links l
                 SET uses = l.uses + 1, outstanding = greatest(l.outstanding - (SELECT count(*)::int FROM settled), 0)
-                FROM pending WHERE l.id = pending.link_id AND (l.max_uses IS NULL OR l.uses < l.max_uses)
+                FROM pending WHERE l.id = pending.link_id AND l.revoked_at IS NULL AND (l.max_uses IS NULL OR l.uses < l.max_uses)
                 RETURNING l.id)
             SELECT (SELECT count(*) FROM pending)::int AS pending, (SELECT count(*) FROM spent)::int AS spent
             """, [.text(identityFingerprint)]).first
