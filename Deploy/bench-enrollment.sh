@@ -2,6 +2,9 @@
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
 #   ./Deploy/bench-enrollment.sh messages [--devices 2000] [-c 16] [--rounds 1]   server CPU and context switches per request by message type
+#   ./Deploy/bench-enrollment.sh instructions [--devices 200] [-c 4]   the same phases with the gateway and the broker
+#     under callgrind: instructions per request per process, a count this machine's noise does not move
+#     (ORCHARD_CALLGRIND_SERVICES to choose: default "checkin-gateway orchard-local-broker")
 #     (checkin and messages: ORCHARD_BENCH_PRELOAD_ENROLLMENTS=N ORCHARD_BENCH_PRELOAD_FINISHED_COMMANDS=M first write N
 #     enrolled devices and M finished commands with SQL, to see the rates stay flat)
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
@@ -16,10 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Deploy/scripts/stack.sh
-MODE=${1:?usage: bench-enrollment.sh checkin|messages|link|ipad|mac|watch|ade|byod|adde|apps|ade-sign-in-attack [options]}
+MODE=${1:?usage: bench-enrollment.sh checkin|messages|instructions|link|ipad|mac|watch|ade|byod|adde|apps|ade-sign-in-attack [options]}
 shift
 case "$MODE" in link|ipad|mac|watch|ade|byod|adde|apps) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
   messages) FLOW=0 ;;
+  instructions) FLOW=0; command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
@@ -28,6 +32,16 @@ release_bin
 STATE=$(mktemp -d /tmp/orchard-bench.XXXXXX)
 chmod 755 "$STATE"
 trap 'stop_stack; rm -rf "$STATE"' EXIT
+if [ "$MODE" = instructions ]; then
+  export ORCHARD_CALLGRIND_DIR="$STATE/callgrind"
+  export ORCHARD_CALLGRIND_SERVICES=${ORCHARD_CALLGRIND_SERVICES:-"checkin-gateway orchard-local-broker"}
+  # The local broker holds every fetch for this long (real Kafka answers when data arrives). The scripts' usual 1 ms
+  # makes every consumer fetch a thousand times a second: under callgrind, that idle traffic would outweigh the requests.
+  export ORCHARD_KAFKA_FETCH_WAIT_MAX_MS=1000
+  # Fewer devices: under callgrind a request costs 50-100 times its CPU.
+  [[ " $* " == *" --devices "* ]] || set -- "$@" --devices 200
+  [[ " $* " == *" -c "* ]] || set -- "$@" -c 4
+fi
 # ORCHARD_BENCH_PG_STATS=1: print the statements PostgreSQL spent its time on (pg_stat_statements).
 [ "${ORCHARD_BENCH_PG_STATS:-0}" = 1 ] && export ORCHARD_PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements"
 # ORCHARD_BENCH_PG_SLOW_MS=N: print the statements (COMMIT included) PostgreSQL took longer than N ms over.
@@ -158,6 +172,17 @@ fi
 before=$(cpu_ticks)
 # The benchmark reads these processes' CPU itself at the start and end of its timed phase.
 export ORCHARD_BENCH_PIDS="${ORCHARD_PIDS[*]} $ORCHARD_BROKER_PID $(pgrep -u postgres postgres | tr '\n' ' ')"
+if [ "$MODE" = instructions ]; then
+  counted=""
+  for name in $ORCHARD_CALLGRIND_SERVICES; do
+    case "$name" in
+      orchard-local-broker) counted+=" orchard-local-broker=$ORCHARD_BROKER_PID" ;;
+      *) counted+=" $name=$(service_pid "$name")" ;;
+    esac
+  done
+  export ORCHARD_BENCH_CALLGRIND="$counted"
+  MODE=messages
+fi
 /usr/bin/time -f "%U %S" -o "$STATE/client.time" stdbuf -oL "$BIN/orchard-bench" "$MODE" "$@"
 after=$(cpu_ticks)
 echo "CPU while measuring (core-seconds, setup included):"

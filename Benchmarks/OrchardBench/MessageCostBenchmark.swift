@@ -5,9 +5,9 @@ import OrchardTestSupport
 
 /// Server CPU per request, by message type: each phase sends one kind of request for every device (pre-signed,
 /// so the client's signing stays out) and reads every process's CPU before and after (`ProcessCPU`).
-/// The regression guard of issue 20: a change that makes one kind of request costlier shows up as µs here.
-/// (Instruction counts would not depend on this machine's noise, but valgrind 3.19 dies on these binaries and
-/// the VM exposes no hardware counters to `perf stat`.)
+/// The regression guard of issue 20: a change that makes one kind of request costlier shows up as µs here, and,
+/// with the processes under callgrind (`./Deploy/bench-enrollment.sh instructions`), as instructions per request,
+/// which do not move with this machine's noise.
 struct MessageCostBenchmark {
     let gateway: String
     let pki: String
@@ -27,7 +27,18 @@ struct MessageCostBenchmark {
         print("devices=\(devices) concurrency=\(concurrency) rounds=\(rounds); server CPU per request (all processes but the client), µs")
         var rows: [(String, [String: Double])] = []
         var switchRows: [(String, [String: Double])] = []
+        var instructionRows: [(String, [String: Double])] = []
+        var instructions = Instructions(environment: ProcessInfo.processInfo.environment)
+        try await instructions?.measureIdle(seconds: 20)
+        if let idle = instructions?.idleRates {
+            print("idle instructions per second, taken off each phase for its length (callgrind; thousands): "
+                  + idle.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value / 1000))" }.joined(separator: ", "))
+        }
         func phase(_ name: String, _ requests: [String: SimulatedDevice.Presigned], commandChannel: Bool, expectCommand: Bool? = nil) async throws -> [String: [UInt8]] {
+            if instructions != nil {
+                try await instructions?.settle()
+                try instructions?.start()
+            }
             let before = ProcessCPU.snapshot()
             let started = Date()
             let bodies = try await forEach(fleet) { device in
@@ -45,6 +56,11 @@ struct MessageCostBenchmark {
             rows.append((name, used.mapValues { $0 * 1e6 / Double(fleet.count) }))
             switchRows.append((name, after.switches(since: before).mapValues { $0 / Double(fleet.count) }))
             print(String(format: "  %-34@ %6.0f req/s", name as NSString, Double(fleet.count) / seconds))
+            if let instructions {
+                // What the phase set off after its last answer (events published, the activity log written) is its cost too.
+                try await instructions.settle()
+                instructionRows.append((name, try instructions.stop(phase: name).mapValues { $0 / Double(fleet.count) }))
+            }
             return bodies
         }
         _ = try await phase("Authenticate (new device)", authenticate, commandChannel: false)
@@ -98,6 +114,17 @@ struct MessageCostBenchmark {
         for (name, counted) in switchRows {
             print((name as NSString).padding(toLength: 38, withPad: " ", startingAt: 0)
                   + switchColumns.map { (String(format: "%.1f", counted[$0] ?? 0) as NSString).padding(toLength: 17, withPad: " ", startingAt: 0) }.joined())
+        }
+        if !instructionRows.isEmpty {
+            let names = Set(instructionRows.flatMap(\.1.keys)).sorted()
+            print("instructions per request (callgrind; thousands)")
+            print(("request" as NSString).padding(toLength: 38, withPad: " ", startingAt: 0)
+                  + (["server"] + names).map { ($0 as NSString).padding(toLength: 17, withPad: " ", startingAt: 0) }.joined())
+            for (name, counted) in instructionRows {
+                let values = [counted.values.reduce(0, +)] + names.map { counted[$0] ?? 0 }
+                print((name as NSString).padding(toLength: 38, withPad: " ", startingAt: 0)
+                      + values.map { (String(format: "%.0f", $0 / 1000) as NSString).padding(toLength: 17, withPad: " ", startingAt: 0) }.joined())
+            }
         }
     }
 

@@ -61,6 +61,27 @@ as_pg_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Instruction counts (./Deploy/bench-enrollment.sh instructions): with ORCHARD_CALLGRIND_DIR set, the programs named
+# in ORCHARD_CALLGRIND_SERVICES (services, orchard-local-broker) run under callgrind with instrumentation off until
+# the benchmark turns it on (`callgrind_control`). They run as copies without DWARF: valgrind 3.19 cannot read the
+# DWARF 5 Swift writes and gives up; the symbol table, which names functions, stays. (Not PostgreSQL: the backends
+# it forks under callgrind have no channel for callgrind_control, so they cannot be counted phase by phase.)
+callgrind_wanted() {
+  [ -n "${ORCHARD_CALLGRIND_DIR:-}" ] && [[ " ${ORCHARD_CALLGRIND_SERVICES:-} " == *" $1 "* ]]
+}
+
+# callgrind_prefix PROGRAM: the command that runs PROGRAM under callgrind (its copy without DWARF for ours).
+callgrind_prefix() {
+  local program=$1 name; name=$(basename "$1")
+  mkdir -p "$ORCHARD_CALLGRIND_DIR/bin"; chmod 777 "$ORCHARD_CALLGRIND_DIR"
+  [ -f "$ORCHARD_CALLGRIND_DIR/sigsuspend.so" ] ||
+    gcc -shared -fPIC -O2 -o "$ORCHARD_CALLGRIND_DIR/sigsuspend.so" Deploy/scripts/callgrind-sigsuspend.c
+  objcopy --strip-debug "$program" "$ORCHARD_CALLGRIND_DIR/bin/$name"
+  program="$ORCHARD_CALLGRIND_DIR/bin/$name"
+  echo env "LD_PRELOAD=$ORCHARD_CALLGRIND_DIR/sigsuspend.so" valgrind --tool=callgrind --instr-atstart=no --vgdb=yes \
+    "--callgrind-out-file=$ORCHARD_CALLGRIND_DIR/$name.%p.out" "$program"
+}
+
 # start_postgres DIR PORT: a cluster in DIR (created on first use) listening on 127.0.0.1:PORT.
 # Sets ORCHARD_DATABASE_URL.
 start_postgres() {
@@ -106,7 +127,9 @@ start_broker() {
   local bin=$1 state=$2 port=${3:-}
   rm -f "$state/kafka.bootstrap" "$state/kafka.snapshot"
   if [ -z "$port" ]; then
-    "$bin/orchard-local-broker" --bootstrap-file "$state/kafka.bootstrap" > >(sed -u 's/^/[kafka] /') 2>&1 &
+    local run=("$bin/orchard-local-broker")
+    callgrind_wanted orchard-local-broker && read -ra run <<< "$(callgrind_prefix "$bin/orchard-local-broker")"
+    "${run[@]}" --bootstrap-file "$state/kafka.bootstrap" > >(sed -u 's/^/[kafka] /') 2>&1 &
     ORCHARD_BROKER_PID=$!
   else
     supervise_broker "$bin" "$state" "$port" > >(sed -u 's/^/[kafka] /') 2>&1 &
@@ -143,7 +166,9 @@ supervise_broker() {
 # pid is in ORCHARD_SERVICE_PID and joins ORCHARD_PIDS, so stop_stack stops it.
 start_service() {
   local bin=$1 name=$2 port=$3 instance=${4:-$2-local}
-  ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$instance" "$bin/$name" > >(sed -u "s/^/[$instance] /") 2>&1 &
+  local run=("$bin/$name")
+  callgrind_wanted "$name" && read -ra run <<< "$(callgrind_prefix "$bin/$name")"
+  ORCHARD_HTTP_PORT=$port ORCHARD_INSTANCE_ID="$instance" "${run[@]}" > >(sed -u "s/^/[$instance] /") 2>&1 &
   ORCHARD_SERVICE_PID=$!
   ORCHARD_PIDS+=($ORCHARD_SERVICE_PID)
 }
@@ -159,8 +184,9 @@ service_pid() {
 
 # wait_ready NAME PORT: until the service's /readyz answers 200 (at most 60 s).
 wait_ready() {
-  local name=$1 port=$2
-  for _ in $(seq 1 120); do
+  local name=$1 port=$2 tries=120
+  [ -n "${ORCHARD_CALLGRIND_DIR:-}" ] && tries=1200  # under valgrind a start takes minutes
+  for _ in $(seq 1 $tries); do
     if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
     sleep 0.5
   done

@@ -26,6 +26,11 @@ public struct ProcessCPU: Sendable {
             let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? pid
             let arguments = cmdline.split(separator: "\0").map { $0.split(separator: "/").last.map(String.init) ?? "" }
             var name = arguments.first ?? pid
+            // Under callgrind (bench-enrollment.sh instructions): the program valgrind runs, its first argument not an option.
+            if name.hasPrefix("valgrind"),
+               let program = cmdline.split(separator: "\0").dropFirst().first(where: { !$0.hasPrefix("-") }) {
+                name = program.split(separator: "/").last.map(String.init) ?? name
+            }
             // A stand-in: python3 abm_standin.py, orchard-sim apns.
             if ["python3", "orchard-sim"].contains(name), arguments.count > 1 { name += " " + arguments[1] }
             if pid == "self" { name = clientName }
