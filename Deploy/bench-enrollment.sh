@@ -2,11 +2,12 @@
 # Enrollment benchmarks against the real services (release build), each on a fresh local stack:
 #   ./Deploy/bench-enrollment.sh checkin [--devices 1000] [-c 16]   check-in and command-loop throughput
 #   ./Deploy/bench-enrollment.sh messages [--devices 2000] [-c 16] [--rounds 1]   server CPU and context switches per request by message type
-#   ./Deploy/bench-enrollment.sh instructions [--devices 200] [-c 4]   the same phases with the gateway and the broker
-#     under callgrind: instructions per request per process, a count this machine's noise does not move
-#     (ORCHARD_CALLGRIND_SERVICES to choose: default "checkin-gateway orchard-local-broker")
 #     (checkin and messages: ORCHARD_BENCH_PRELOAD_ENROLLMENTS=N ORCHARD_BENCH_PRELOAD_FINISHED_COMMANDS=M first write N
 #     enrolled devices and M finished commands with SQL, to see the rates stay flat)
+#   ./Deploy/bench-enrollment.sh instructions [--devices 200] [-c 4]   the messages phases with the gateway and the broker
+#     under callgrind: instructions per request per process, a count this machine's noise does not move
+#     (ORCHARD_CALLGRIND_SERVICES to choose: default "checkin-gateway orchard-local-broker";
+#     ORCHARD_BENCH_CALLGRIND_KEEP=<folder> keeps each phase's dump for Deploy/scripts/callgrind-by-library.py)
 #   ./Deploy/bench-enrollment.sh link|ipad|mac|watch|ade|byod|adde [--devices 1000] [--closed 16] [--rate 20]
 #     one flow's complete enrollments by `orchard-sim load` against the local trial's stand-ins (APNs, Apple's device
 #     CA, ABM, a directory with a user per enrollment): --devices closed loop at --closed, then --devices paced at --rate
@@ -23,7 +24,10 @@ MODE=${1:?usage: bench-enrollment.sh checkin|messages|instructions|link|ipad|mac
 shift
 case "$MODE" in link|ipad|mac|watch|ade|byod|adde|apps) FLOW=1 ;; checkin|ade-sign-in-attack) FLOW=0 ;;
   messages) FLOW=0 ;;
-  instructions) FLOW=0; command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null ;;
+  instructions) FLOW=0
+    for tool in valgrind:valgrind objcopy:binutils gcc:gcc; do
+      command -v "${tool%%:*}" >/dev/null || apt-get install -y -qq "${tool##*:}" >/dev/null
+    done ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 install_dependencies
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null

@@ -92,16 +92,7 @@ struct Instructions: Sendable {
     }
 
     private func control(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/callgrind_control")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try runTool(["callgrind_control"] + arguments, errorsToo: true)
     }
 
     /// The `totals:` (or `summary:`) of the newest dump a process wrote: its files are `<dir>/<name>.<pid>.out.<n>`
@@ -129,4 +120,18 @@ struct Instructions: Sendable {
 struct InstructionsError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Runs a command found on PATH and returns what it printed (standard error too with `errorsToo`).
+func runTool(_ command: [String], errorsToo: Bool = false) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = command
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    if errorsToo { process.standardError = pipe }
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
 }

@@ -30,14 +30,6 @@ enum PostgresStatements {
     }
 
     private static func psql(_ sql: String) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["psql", ProcessInfo.processInfo.environment["ORCHARD_DATABASE_URL"] ?? "", "-qAtF", " | ", "-c", sql]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        guard (try? process.run()) != nil else { return "" }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        (try? runTool(["psql", ProcessInfo.processInfo.environment["ORCHARD_DATABASE_URL"] ?? "", "-qAtF", " | ", "-c", sql])) ?? ""
     }
 }
