@@ -5,7 +5,9 @@
 Self cost only. Lines callgrind charges to `clone`/`start_thread` are left out: they are what ran in frames entered
 before the counters were zeroed, which callgrind cannot place (their sum is about the idle work the benchmark
 subtracts)."""
-import collections, re, subprocess, sys
+import collections, re, signal, subprocess, sys
+
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # piped into head: stop quietly
 
 dump, requests = sys.argv[1], float(sys.argv[2])
 out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", dump],

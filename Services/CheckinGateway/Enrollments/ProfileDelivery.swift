@@ -68,7 +68,6 @@ struct ProfileDelivery: Sendable {
         try await database.transaction { c in
             if let fingerprint = reply.identityFingerprint {
                 try IssuedIdentityStore.record(c, fingerprint: fingerprint, linkID: recipient.linkID,
-                                               linkUsePending: recipient.linkClaimID != nil,
                                                profileIdentifier: reply.removableIdentifier, capabilities: capabilities,
                                                deviceID: recipient.deviceID, pairedPhone: recipient.pairedPhone,
                                                account: recipient.account)
